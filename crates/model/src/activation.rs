@@ -1,0 +1,282 @@
+//! Activations φ and their derivatives φ', φ'', φ''' (needed by the gradient, the
+//! R-operator HVP and the third-order jets).
+//!
+//! | name | φ(z) | notes |
+//! |---|---|---|
+//! | `relu` | max(z, 0) | φ'' = φ''' = 0 (the Hessian of the piecewise-linear net) |
+//! | `leaky_relu:a` | max(z, a z), 0 ≤ a ≤ 1 | φ' = a below 0 |
+//! | `identity` | z | |
+//! | `tanh` | tanh z | φ' = 1 − t², φ'' = −2tφ', φ''' = −2φ'² + 4t²φ' |
+//! | `gelu` | ½ z (1 + tanh u), u = √(2/π)(z + 0.044715 z³) | tanh form (Hendrycks & Gimpel 2016) |
+//! | `silu` | z σ(z) | σ' = σ(1−σ) |
+//!
+//! At the kink of relu/leaky_relu the derivative at exactly z = 0 is taken from the
+//! left (φ'(0) = 0 resp. a), as in PyTorch and JAX.
+
+use candle_core::Tensor;
+
+use crate::{invalid, Result};
+
+/// A pointwise activation function.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    Relu,
+    LeakyRelu(f64),
+    Identity,
+    Tanh,
+    Gelu,
+    Silu,
+}
+
+/// φ(z) and its derivatives; `None` marks a derivative that is identically zero.
+#[derive(Debug, Clone)]
+pub struct ActDerivs {
+    pub d0: Tensor,
+    pub d1: Tensor,
+    pub d2: Option<Tensor>,
+    pub d3: Option<Tensor>,
+}
+
+const GELU_K: f64 = 0.797_884_560_802_865_4; // √(2/π)
+const GELU_A: f64 = 0.044_715;
+
+impl Activation {
+    /// Parses `relu`, `leaky_relu` (slope 0.01), `leaky_relu:0.1`, `identity`
+    /// (or `linear`), `tanh`, `gelu`, `silu`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if let Some(slope) = s.strip_prefix("leaky_relu:") {
+            return match slope.parse::<f64>() {
+                Ok(a) if (0.0..=1.0).contains(&a) => Ok(Self::LeakyRelu(a)),
+                _ => invalid(format!(
+                    "activation `{s}`: the leaky_relu slope must be a number in [0, 1]"
+                )),
+            };
+        }
+        Ok(match s {
+            "relu" => Self::Relu,
+            "leaky_relu" => Self::LeakyRelu(0.01),
+            "identity" | "linear" => Self::Identity,
+            "tanh" => Self::Tanh,
+            "gelu" => Self::Gelu,
+            "silu" | "swish" => Self::Silu,
+            _ => {
+                return invalid(format!(
+                    "unknown activation `{s}` (expected relu, leaky_relu[:slope], identity, tanh, gelu or silu)"
+                ))
+            }
+        })
+    }
+
+    /// The canonical name, parseable by [`Activation::parse`].
+    pub fn name(&self) -> String {
+        match self {
+            Self::Relu => "relu".into(),
+            Self::LeakyRelu(a) => format!("leaky_relu:{a}"),
+            Self::Identity => "identity".into(),
+            Self::Tanh => "tanh".into(),
+            Self::Gelu => "gelu".into(),
+            Self::Silu => "silu".into(),
+        }
+    }
+
+    /// True when φ is positively homogeneous (φ(cz) = cφ(z) for c > 0).
+    pub fn is_homogeneous(&self) -> bool {
+        matches!(self, Self::Relu | Self::LeakyRelu(_) | Self::Identity)
+    }
+
+    /// φ(z).
+    pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Relu => z.relu()?,
+            Self::LeakyRelu(a) => z.maximum(&z.affine(*a, 0.0)?)?,
+            Self::Identity => z.clone(),
+            Self::Tanh => z.tanh()?,
+            Self::Gelu => {
+                let u = gelu_u(z)?;
+                (z * u.tanh()?.affine(0.5, 0.5)?)?
+            }
+            Self::Silu => (z * sigmoid(z)?)?,
+        })
+    }
+
+    /// φ and its derivatives up to `order` (1..=3); higher ones are left `None`.
+    pub fn derivs(&self, z: &Tensor, order: usize) -> Result<ActDerivs> {
+        let (d0, d1, d2, d3) = match self {
+            Self::Relu => {
+                let mask = z.gt(0.0)?.to_dtype(z.dtype())?;
+                ((z * &mask)?, mask, None, None)
+            }
+            Self::LeakyRelu(a) => {
+                let mask = z.gt(0.0)?.to_dtype(z.dtype())?;
+                let d1 = mask.affine(1.0 - a, *a)?;
+                ((z * &d1)?, d1, None, None)
+            }
+            Self::Identity => (z.clone(), z.ones_like()?, None, None),
+            Self::Tanh => {
+                let t = z.tanh()?;
+                let d1 = t.sqr()?.affine(-1.0, 1.0)?;
+                let d2 = if order >= 2 {
+                    Some((&t * &d1)?.affine(-2.0, 0.0)?)
+                } else {
+                    None
+                };
+                let d3 = if order >= 3 {
+                    // −2φ'² + 4t²φ' = φ'(4t² − 2φ')
+                    Some((&d1 * (t.sqr()?.affine(4.0, 0.0)? - d1.affine(2.0, 0.0)?)?)?)
+                } else {
+                    None
+                };
+                (t, d1, d2, d3)
+            }
+            Self::Silu => {
+                let s = sigmoid(z)?;
+                let s1 = (&s * s.affine(-1.0, 1.0)?)?; // σ'
+                let d0 = (z * &s)?;
+                let d1 = (&s + (z * &s1)?)?;
+                let (d2, d3) = if order >= 2 {
+                    let s2 = (&s1 * s.affine(-2.0, 1.0)?)?; // σ''
+                    let d2 = (s1.affine(2.0, 0.0)? + (z * &s2)?)?;
+                    let d3 = if order >= 3 {
+                        // σ''' = σ'(1 − 6σ + 6σ²)
+                        let q = (s.sqr()?.affine(6.0, 1.0)? - s.affine(6.0, 0.0)?)?;
+                        let s3 = (&s1 * q)?;
+                        Some((s2.affine(3.0, 0.0)? + (z * s3)?)?)
+                    } else {
+                        None
+                    };
+                    (Some(d2), d3)
+                } else {
+                    (None, None)
+                };
+                (d0, d1, d2, d3)
+            }
+            Self::Gelu => {
+                // φ = ½ z (1 + T), T = tanh(u(z)); with g1 = 1 − T², g2 = −2T g1,
+                // g3 = −2g1² + 4T²g1 the derivatives of tanh at u:
+                // T' = g1 u', T'' = g2 u'² + g1 u'', T''' = g3 u'³ + 3 g2 u' u'' + g1 u'''
+                // φ' = ½(1 + T) + ½ z T', φ'' = T' + ½ z T'', φ''' = 3/2 T'' + ½ z T'''.
+                let t = gelu_u(z)?.tanh()?;
+                let z2 = z.sqr()?;
+                let u1 = z2.affine(3.0 * GELU_A * GELU_K, GELU_K)?;
+                let g1 = t.sqr()?.affine(-1.0, 1.0)?;
+                let t1 = (&g1 * &u1)?;
+                let d0 = (z * t.affine(0.5, 0.5)?)?;
+                let d1 = (t.affine(0.5, 0.5)? + (z * &t1)?.affine(0.5, 0.0)?)?;
+                let (d2, d3) = if order >= 2 {
+                    let g2 = (&t * &g1)?.affine(-2.0, 0.0)?;
+                    let u2 = z.affine(6.0 * GELU_A * GELU_K, 0.0)?;
+                    let t2 = ((&g2 * u1.sqr()?)? + (&g1 * &u2)?)?;
+                    let d2 = (&t1 + (z * &t2)?.affine(0.5, 0.0)?)?;
+                    let d3 = if order >= 3 {
+                        let u3 = 6.0 * GELU_A * GELU_K;
+                        let g3 = (&g1 * (t.sqr()?.affine(4.0, 0.0)? - g1.affine(2.0, 0.0)?)?)?;
+                        let t3 = ((&g3 * u1.powf(3.0)?)?
+                            + (&g2 * (&u1 * &u2)?)?.affine(3.0, 0.0)?
+                            + g1.affine(u3, 0.0)?)?;
+                        Some((t2.affine(1.5, 0.0)? + (z * t3)?.affine(0.5, 0.0)?)?)
+                    } else {
+                        None
+                    };
+                    (Some(d2), d3)
+                } else {
+                    (None, None)
+                };
+                (d0, d1, d2, d3)
+            }
+        };
+        Ok(ActDerivs { d0, d1, d2, d3 })
+    }
+}
+
+fn gelu_u(z: &Tensor) -> Result<Tensor> {
+    // u = k (z + a z³) = k z (1 + a z²)
+    Ok((z * z.sqr()?.affine(GELU_A * GELU_K, GELU_K)?)?)
+}
+
+/// σ(z) = 1 / (1 + e^{−z}); saturates to 0 or 1 without NaN.
+pub(crate) fn sigmoid(z: &Tensor) -> Result<Tensor> {
+    Ok((z.neg()?.exp()? + 1.0)?.recip()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    const ALL: [Activation; 6] = [
+        Activation::Relu,
+        Activation::LeakyRelu(0.1),
+        Activation::Identity,
+        Activation::Tanh,
+        Activation::Gelu,
+        Activation::Silu,
+    ];
+
+    fn eval(a: Activation, z: f64, order: usize) -> f64 {
+        let t = Tensor::new(&[z], &Device::Cpu).unwrap();
+        let d = a.derivs(&t, 3).unwrap();
+        let pick = match order {
+            0 => Some(d.d0),
+            1 => Some(d.d1),
+            2 => d.d2,
+            _ => d.d3,
+        };
+        pick.map(|t| t.to_vec1::<f64>().unwrap()[0]).unwrap_or(0.0)
+    }
+
+    #[test]
+    fn derivatives_match_central_differences_in_f64() {
+        // Points away from the kinks; h = 1e-5 gives O(h²) ≈ 1e-10 truncation error.
+        let h = 1e-5;
+        for a in ALL {
+            for &z in &[-2.3, -0.7, 0.4, 1.9] {
+                for k in 1..=3 {
+                    let fd = (eval(a, z + h, k - 1) - eval(a, z - h, k - 1)) / (2.0 * h);
+                    let exact = eval(a, z, k);
+                    assert!(
+                        (fd - exact).abs() < 1e-7 * (1.0 + exact.abs()),
+                        "{} order {k} at {z}: exact {exact} fd {fd}",
+                        a.name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn forward_matches_d0_and_known_values() {
+        let z = Tensor::new(&[-1.5f64, 0.0, 0.8], &Device::Cpu).unwrap();
+        for a in ALL {
+            let f = a.forward(&z).unwrap().to_vec1::<f64>().unwrap();
+            let d0 = a.derivs(&z, 1).unwrap().d0.to_vec1::<f64>().unwrap();
+            for (x, y) in f.iter().zip(&d0) {
+                assert!((x - y).abs() < 1e-15, "{}", a.name());
+            }
+        }
+        // gelu(1) with the tanh form = 0.8411919906082768 (numpy:
+        // 0.5*(1+np.tanh(np.sqrt(2/np.pi)*(1+0.044715))))
+        let one = Tensor::new(&[1.0f64], &Device::Cpu).unwrap();
+        let g = Activation::Gelu.forward(&one).unwrap().to_vec1::<f64>().unwrap()[0];
+        assert!((g - 0.841_191_990_608_276_8).abs() < 1e-14, "{g}");
+        // silu(1) = 1/(1+e^-1) = 0.7310585786300049
+        let s = Activation::Silu.forward(&one).unwrap().to_vec1::<f64>().unwrap()[0];
+        assert!((s - 0.731_058_578_630_004_9).abs() < 1e-15);
+        // saturated sigmoid stays finite
+        let big = Tensor::new(&[-800.0f32, 800.0], &Device::Cpu).unwrap();
+        let s = Activation::Silu.forward(&big).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(s, vec![-0.0, 800.0]);
+        assert_eq!(big.dtype(), DType::F32);
+    }
+
+    #[test]
+    fn parse_round_trips_and_rejects_unknown() {
+        for a in ALL {
+            assert_eq!(Activation::parse(&a.name()).unwrap(), a);
+        }
+        let e = Activation::parse("sigmoidal").unwrap_err().to_string();
+        assert!(e.contains("unknown activation `sigmoidal`"), "{e}");
+        assert!(Activation::parse("leaky_relu:2").is_err());
+        assert!(Activation::Relu.is_homogeneous() && !Activation::Tanh.is_homogeneous());
+    }
+}

@@ -1,0 +1,214 @@
+//! The interchange format: one safetensors file holding a model and, optionally, a
+//! batch, a direction and extra tensors (DESIGN.md, "Interchange format").
+//!
+//! Tensors: `layers.{i}.weight` `[out, in]`, `layers.{i}.bias` `[out]` (absent when the
+//! layer has no bias), optional `x` `[n, d_in]`, `y` `[n, d_out]`, optional direction
+//! `v.layers.{i}.weight|bias`. String metadata: `activation` (relu | leaky_relu:a |
+//! tanh | identity | gelu | silu), `loss` (mse | mse_mean_all | cross_entropy |
+//! logistic), `multipliers` (comma-separated per-layer forward multipliers). Any tool
+//! that reads safetensors (PyTorch, JAX, numpy) can read what eos writes. Writes are
+//! atomic: a temporary file in the same folder, then a rename.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::{Activation, Batch, Error, LayerParams, Loss, Mlp, ParamVec, Result};
+
+/// A model and what travels with it in one file.
+#[derive(Debug)]
+pub struct ProbeCase {
+    pub mlp: Mlp,
+    pub loss: Option<Loss>,
+    pub batch: Option<Batch>,
+    pub v: Option<ParamVec>,
+    /// Tensors with other names (reference values, optimizer state, ...), in the
+    /// case's dtype.
+    pub extra: HashMap<String, Tensor>,
+    pub metadata: HashMap<String, String>,
+}
+
+fn file_err(path: &Path, msg: impl Into<String>) -> Error {
+    Error::File {
+        path: path.display().to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// Loads a case. `dtype` converts every tensor (default: the dtype of
+/// `layers.0.weight`); tensors land on `device`.
+pub fn load_case(path: &Path, dtype: Option<DType>, device: &Device) -> Result<ProbeCase> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        file_err(path, format!("not a valid safetensors file (truncated or corrupt?): {e}"))
+    })?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| file_err(path, format!("unreadable safetensors header: {e}")))?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+
+    let raw = |name: &str| -> Result<Option<Tensor>> {
+        let view = match st.tensor(name) {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        };
+        let dt = match view.dtype() {
+            Dtype::F32 => DType::F32,
+            Dtype::F64 => DType::F64,
+            other => {
+                return Err(file_err(
+                    path,
+                    format!("tensor `{name}`: unsupported dtype {other:?} (expected F32 or F64)"),
+                ))
+            }
+        };
+        let t = Tensor::from_raw_buffer(view.data(), dt, view.shape(), &Device::Cpu)?;
+        Ok(Some(t))
+    };
+    let first = raw("layers.0.weight")?.ok_or_else(|| {
+        file_err(path, "missing tensor `layers.0.weight` (expected layers.{i}.weight [out, in])")
+    })?;
+    let dtype = dtype.unwrap_or(first.dtype());
+    let conv = |t: Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.to_device(device)?) };
+    let get = |name: &str| -> Result<Option<Tensor>> { raw(name)?.map(conv).transpose() };
+
+    let read_layers = |prefix: &str| -> Result<Vec<LayerParams>> {
+        let mut layers = Vec::new();
+        while let Some(w) = get(&format!("{prefix}layers.{}.weight", layers.len()))? {
+            let b = get(&format!("{prefix}layers.{}.bias", layers.len()))?;
+            layers.push(LayerParams { weight: w, bias: b });
+        }
+        Ok(layers)
+    };
+    let layers = read_layers("")?;
+    let depth = layers.len();
+    // A later layer without its predecessors is a broken file, not a shorter model.
+    for name in st.names() {
+        if let Some(rest) = name.strip_prefix("layers.") {
+            let idx: Option<usize> = rest.split('.').next().and_then(|s| s.parse().ok());
+            if let Some(i) = idx {
+                if i >= depth {
+                    return Err(file_err(
+                        path,
+                        format!("tensor `{name}` present but `layers.{depth}.weight` is missing"),
+                    ));
+                }
+            }
+        }
+    }
+
+    let activation = match metadata.get("activation") {
+        Some(a) => Activation::parse(a).map_err(|e| file_err(path, format!("metadata `activation`: {e}")))?,
+        None => {
+            return Err(file_err(
+                path,
+                "metadata `activation` missing (expected relu, leaky_relu:a, identity, tanh, gelu or silu)",
+            ))
+        }
+    };
+    let loss = metadata
+        .get("loss")
+        .map(|l| Loss::parse(l).map_err(|e| file_err(path, format!("metadata `loss`: {e}"))))
+        .transpose()?;
+    let multipliers = match metadata.get("multipliers") {
+        Some(s) => s
+            .split(',')
+            .map(|v| {
+                v.trim().parse::<f64>().map_err(|_| {
+                    file_err(
+                        path,
+                        format!("metadata `multipliers`: `{v}` is not a number (expected {depth} comma-separated numbers)"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<f64>>>()?,
+        None => vec![1.0; depth],
+    };
+    let params = ParamVec { layers };
+    let mlp = Mlp::new(params, multipliers, activation)
+        .map_err(|e| file_err(path, e.to_string()))?;
+
+    let batch = match (get("x")?, get("y")?) {
+        (Some(x), Some(y)) => {
+            let b = Batch::new(x, y);
+            mlp.check_batch(&b).map_err(|e| file_err(path, e.to_string()))?;
+            Some(b)
+        }
+        (None, None) => None,
+        (Some(_), None) => return Err(file_err(path, "tensor `x` present but `y` missing")),
+        (None, Some(_)) => return Err(file_err(path, "tensor `y` present but `x` missing")),
+    };
+    let v_layers = read_layers("v.")?;
+    let v = if v_layers.is_empty() {
+        None
+    } else {
+        let v = ParamVec { layers: v_layers };
+        mlp.params
+            .check_same_structure(&v)
+            .map_err(|e| file_err(path, format!("direction `v.`: {e}")))?;
+        Some(v)
+    };
+    let mut extra = HashMap::new();
+    for name in st.names() {
+        let known = name.starts_with("layers.") || name.starts_with("v.layers.") || name == "x" || name == "y";
+        if !known {
+            if let Some(t) = get(name)? {
+                extra.insert(name.to_string(), t);
+            }
+        }
+    }
+    Ok(ProbeCase {
+        mlp,
+        loss,
+        batch,
+        v,
+        extra,
+        metadata,
+    })
+}
+
+/// Writes `bytes` to `path` atomically (temporary file + rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| file_err(&tmp, format!("cannot write: {e}")))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        file_err(path, format!("cannot rename into place: {e}"))
+    })
+}
+
+/// Saves a model with optional loss, batch, direction and extra tensors/metadata.
+pub fn save_case(
+    path: &Path,
+    mlp: &Mlp,
+    loss: Option<Loss>,
+    batch: Option<&Batch>,
+    v: Option<&ParamVec>,
+    extra: &[(String, Tensor)],
+    extra_meta: &[(String, String)],
+) -> Result<()> {
+    let mut tensors = mlp.params.named_tensors("");
+    if let Some(b) = batch {
+        tensors.push(("x".into(), b.x.clone()));
+        tensors.push(("y".into(), b.y.clone()));
+    }
+    if let Some(v) = v {
+        tensors.extend(v.named_tensors("v."));
+    }
+    tensors.extend(extra.iter().cloned());
+    let tensors: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| Ok((n, t.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<Result<_>>()?;
+    let mut meta: HashMap<String, String> = extra_meta.iter().cloned().collect();
+    meta.insert("activation".into(), mlp.activation.name());
+    if let Some(l) = loss {
+        meta.insert("loss".into(), l.name().into());
+    }
+    let mults: Vec<String> = mlp.multipliers.iter().map(|m| format!("{m:?}")).collect();
+    meta.insert("multipliers".into(), mults.join(","));
+    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
+        .map_err(|e| file_err(path, format!("cannot serialise: {e}")))?;
+    write_atomic(path, &bytes)
+}

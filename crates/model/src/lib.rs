@@ -1,0 +1,55 @@
+//! eos-model: multilayer perceptrons with exact, hand-written derivatives.
+//!
+//! candle's autograd is first-order only (second derivatives through it are silently
+//! wrong, candle issue #2462), so every derivative here is written by hand as tensor
+//! ops and verified in f64 against finite differences, a dense Hessian and JAX:
+//!
+//! | quantity | file | cost (matmul units) |
+//! |---|---|---|
+//! | loss, gradient | [`grad`] | forward + backward |
+//! | Hessian-vector product (Pearlmutter's R-operator) | [`hvp`] | ≈ 2 gradients |
+//! | Taylor coefficients c0..c3 along a direction (jets) | [`jet`] | forward with 3 tangents |
+//! | output JVP / VJP, Gauss-Newton product, NTK trace | [`jvp`] | forward + backward |
+//!
+//! Notation (THEORY.md): `h_0 = x`, `z_l = m_l · h_l W_lᵀ + b_l`, `h_{l+1} = φ(z_l)`,
+//! `f = z_{L-1}`; the loss is the mean over the n samples of `ℓ(f_i, y_i)`. Samples are
+//! processed in chunks of [`Mlp::chunk_size`] rows so memory stays bounded.
+
+pub mod activation;
+pub mod device;
+pub mod grad;
+pub mod hvp;
+pub mod io;
+pub mod jet;
+pub mod jvp;
+pub mod loss;
+pub mod mlp;
+pub mod params;
+pub mod rng;
+pub mod testing;
+
+pub use activation::Activation;
+pub use device::{device_name, pick_device};
+pub use io::{load_case, save_case, ProbeCase};
+pub use loss::Loss;
+pub use mlp::{Batch, Mlp, MlpSpec};
+pub use params::{LayerParams, ParamVec};
+
+/// Errors of the model crate. Messages name what was wrong and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// Input that does not fit the model (shapes, names, values).
+    #[error("{0}")]
+    Invalid(String),
+    /// A file that could not be read or written, or whose content is wrong.
+    #[error("{path}: {msg}")]
+    File { path: String, msg: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
+    Err(Error::Invalid(msg.into()))
+}

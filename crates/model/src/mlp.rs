@@ -1,0 +1,433 @@
+//! The multilayer perceptron and its forward pass.
+//!
+//! `h_0 = x`, `z_l = m_l · h_l W_lᵀ + b_l` (l = 0 … L−1), `h_{l+1} = φ(z_l)` for
+//! l < L−1, and the output `f = z_{L−1} − offset` (the optional per-sample offset
+//! implements centred models `f_θ − f_{θ₀}`, Atanasov et al.). Weights are `[out, in]`
+//! (the interchange layout), multipliers `m_l` are plain numbers (the abc-form's
+//! `n^{−a}` factors), and the samples of a batch are processed in chunks of
+//! `chunk_size` rows so memory stays bounded for large n.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::activation::ActDerivs;
+use crate::{invalid, rng, Activation, LayerParams, ParamVec, Result};
+
+/// Inputs, targets and an optional output offset (`[n, K]`, subtracted from f).
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub offset: Option<Tensor>,
+}
+
+impl Batch {
+    pub fn new(x: Tensor, y: Tensor) -> Self {
+        Self { x, y, offset: None }
+    }
+
+    pub fn len(&self) -> usize {
+        self.x.dims()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows `start .. start + len` (views, no copy).
+    pub fn rows(&self, start: usize, len: usize) -> Result<Self> {
+        Ok(Self {
+            x: self.x.narrow(0, start, len)?,
+            y: self.y.narrow(0, start, len)?,
+            offset: self
+                .offset
+                .as_ref()
+                .map(|o| o.narrow(0, start, len))
+                .transpose()?,
+        })
+    }
+
+    pub fn to(&self, dtype: DType, device: &Device) -> Result<Self> {
+        let conv = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.to_device(device)?) };
+        Ok(Self {
+            x: conv(&self.x)?,
+            y: conv(&self.y)?,
+            offset: self.offset.as_ref().map(conv).transpose()?,
+        })
+    }
+}
+
+/// What a random initialisation needs.
+#[derive(Debug, Clone)]
+pub struct MlpSpec {
+    /// `[n_0 (input), n_1, …, n_L (output)]`.
+    pub widths: Vec<usize>,
+    pub activation: Activation,
+    pub bias: bool,
+    /// Forward multiplier per layer (`None`: all 1).
+    pub multipliers: Option<Vec<f64>>,
+    /// Init standard deviation per layer (`None`: 1/√fan_in).
+    pub init_std: Option<Vec<f64>>,
+    /// Init standard deviation of the biases (0: biases start at zero).
+    pub bias_std: f64,
+}
+
+impl MlpSpec {
+    pub fn new(widths: &[usize], activation: Activation, bias: bool) -> Self {
+        Self {
+            widths: widths.to_vec(),
+            activation,
+            bias,
+            multipliers: None,
+            init_std: None,
+            bias_std: 0.0,
+        }
+    }
+}
+
+/// A multilayer perceptron.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    pub params: ParamVec,
+    pub multipliers: Vec<f64>,
+    pub activation: Activation,
+    /// Rows per chunk in every pass over a batch.
+    pub chunk_size: usize,
+}
+
+/// Default rows per chunk: large enough for efficient matmuls, small enough that a
+/// chunk's activations of a 4096-wide network stay in the tens of MiB.
+pub const DEFAULT_CHUNK: usize = 2048;
+
+/// Activations cached by the forward pass over one chunk.
+#[derive(Debug)]
+pub(crate) struct Cache {
+    /// `hs[l]` is the input of layer l (`hs[0] = x`).
+    pub hs: Vec<Tensor>,
+    /// `zs[l]` is layer l's pre-activation; the output is `zs[L−1] − offset`.
+    pub zs: Vec<Tensor>,
+    /// φ derivatives at the hidden pre-activations `zs[0..L−1]`.
+    pub acts: Vec<ActDerivs>,
+}
+
+/// `m · h Wᵀ (+ b)`.
+pub(crate) fn linear(h: &Tensor, w: &Tensor, m: f64, b: Option<&Tensor>) -> Result<Tensor> {
+    let mut z = h.matmul(&w.t()?)?;
+    if m != 1.0 {
+        z = z.affine(m, 0.0)?;
+    }
+    if let Some(b) = b {
+        z = z.broadcast_add(b)?;
+    }
+    Ok(z)
+}
+
+/// `m · dᵀ h` (`[out, in]`), the weight-gradient product.
+pub(crate) fn outer(d: &Tensor, h: &Tensor, m: f64) -> Result<Tensor> {
+    let g = d.t()?.matmul(h)?;
+    Ok(if m != 1.0 { g.affine(m, 0.0)? } else { g })
+}
+
+/// Σ over rows (as a matmul with a ones row: dim-0 sums are slow in candle).
+pub(crate) fn row_sum(d: &Tensor) -> Result<Tensor> {
+    let c = d.dims()[0];
+    let ones = Tensor::ones((1, c), d.dtype(), d.device())?;
+    Ok(ones.matmul(d)?.squeeze(0)?)
+}
+
+/// Adds `t` into an optional accumulator.
+pub(crate) fn acc(slot: &mut Option<Tensor>, t: Tensor) -> Result<()> {
+    *slot = Some(match slot.take() {
+        Some(s) => (s + t)?,
+        None => t,
+    });
+    Ok(())
+}
+
+/// Per-layer accumulators for weight and bias blocks of a [`ParamVec`].
+#[derive(Debug)]
+pub(crate) struct ParamAcc {
+    w: Vec<Option<Tensor>>,
+    b: Vec<Option<Tensor>>,
+}
+
+impl ParamAcc {
+    pub fn new(depth: usize) -> Self {
+        Self {
+            w: vec![None; depth],
+            b: vec![None; depth],
+        }
+    }
+
+    pub fn add_w(&mut self, i: usize, t: Tensor) -> Result<()> {
+        acc(&mut self.w[i], t)
+    }
+
+    pub fn add_b(&mut self, i: usize, t: Tensor) -> Result<()> {
+        acc(&mut self.b[i], t)
+    }
+
+    /// The accumulated sums times `scale`, with `template`'s structure.
+    pub fn finish(self, template: &ParamVec, scale: f64) -> Result<ParamVec> {
+        let mut layers = Vec::with_capacity(template.layers.len());
+        for ((l, w), b) in template.layers.iter().zip(self.w).zip(self.b) {
+            let w = match w {
+                Some(w) => w.affine(scale, 0.0)?,
+                None => l.weight.zeros_like()?,
+            };
+            let bias = match (&l.bias, b) {
+                (Some(_), Some(b)) => Some(b.affine(scale, 0.0)?),
+                (Some(t), None) => Some(t.zeros_like()?),
+                (None, _) => None,
+            };
+            layers.push(LayerParams { weight: w, bias });
+        }
+        Ok(ParamVec { layers })
+    }
+}
+
+impl Mlp {
+    /// Wraps parameters, checking that consecutive layers fit together.
+    pub fn new(params: ParamVec, multipliers: Vec<f64>, activation: Activation) -> Result<Self> {
+        if params.layers.is_empty() {
+            return invalid("an MLP needs at least one layer");
+        }
+        if multipliers.len() != params.layers.len() {
+            return invalid(format!(
+                "multipliers: {} values for {} layers",
+                multipliers.len(),
+                params.layers.len()
+            ));
+        }
+        let dtype = params.dtype();
+        for (i, l) in params.layers.iter().enumerate() {
+            let dims = l.weight.dims();
+            if dims.len() != 2 {
+                return invalid(format!("layers.{i}.weight: expected 2 dims [out, in], got {dims:?}"));
+            }
+            if l.weight.dtype() != dtype {
+                return invalid(format!(
+                    "layers.{i}.weight: dtype {:?} differs from layers.0.weight ({dtype:?})",
+                    l.weight.dtype()
+                ));
+            }
+            if i > 0 {
+                let prev_out = params.layers[i - 1].weight.dims()[0];
+                if dims[1] != prev_out {
+                    return invalid(format!(
+                        "layers.{i}.weight: shape {dims:?} has {} inputs, expected {prev_out} \
+                         (the outputs of layers.{}.weight)",
+                        dims[1],
+                        i - 1
+                    ));
+                }
+            }
+            if let Some(b) = &l.bias {
+                if b.dims() != [dims[0]] {
+                    return invalid(format!(
+                        "layers.{i}.bias: shape {:?}, expected [{}]",
+                        b.dims(),
+                        dims[0]
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            params,
+            multipliers,
+            activation,
+            chunk_size: DEFAULT_CHUNK,
+        })
+    }
+
+    /// A randomly initialised MLP: weights N(0, std_l²) drawn from `seed` on the host
+    /// (bit-identical across machines), biases N(0, bias_std²).
+    pub fn random(spec: &MlpSpec, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        let depth = spec.widths.len().saturating_sub(1);
+        if depth == 0 {
+            return invalid("widths: need at least [input, output]");
+        }
+        let mults = spec.multipliers.clone().unwrap_or_else(|| vec![1.0; depth]);
+        let stds = match &spec.init_std {
+            Some(s) => s.clone(),
+            None => spec.widths[..depth]
+                .iter()
+                .map(|&n| 1.0 / (n as f64).sqrt())
+                .collect(),
+        };
+        if stds.len() != depth {
+            return invalid(format!("init_std: {} values for {depth} layers", stds.len()));
+        }
+        let mut layers = Vec::with_capacity(depth);
+        for i in 0..depth {
+            let (fi, fo) = (spec.widths[i], spec.widths[i + 1]);
+            let draw = |stream: u64, n: usize, std: f64| -> Result<Vec<f64>> {
+                Ok(rng::normal_vec(rng::derive_seed(seed, stream), n)
+                    .into_iter()
+                    .map(|v| v * std)
+                    .collect())
+            };
+            let w = Tensor::from_vec(draw(2 * i as u64, fi * fo, stds[i])?, (fo, fi), &Device::Cpu)?;
+            let b = if spec.bias {
+                Some(Tensor::from_vec(draw(2 * i as u64 + 1, fo, spec.bias_std)?, fo, &Device::Cpu)?)
+            } else {
+                None
+            };
+            layers.push(LayerParams {
+                weight: w.to_dtype(dtype)?.to_device(device)?,
+                bias: b.map(|b| b.to_dtype(dtype)?.to_device(device)).transpose()?,
+            });
+        }
+        Self::new(ParamVec { layers }, mults, spec.activation)
+    }
+
+    /// The same architecture with other parameters (same structure required).
+    pub fn with_params(&self, params: ParamVec) -> Result<Self> {
+        self.params.check_same_structure(&params)?;
+        Ok(Self {
+            params,
+            ..self.clone()
+        })
+    }
+
+    pub fn depth(&self) -> usize {
+        self.params.layers.len()
+    }
+
+    /// `[n_0, n_1, …, n_L]`.
+    pub fn widths(&self) -> Vec<usize> {
+        let mut w = vec![self.params.layers[0].weight.dims()[1]];
+        w.extend(self.params.layers.iter().map(|l| l.weight.dims()[0]));
+        w
+    }
+
+    pub fn has_bias(&self) -> bool {
+        self.params.layers.iter().any(|l| l.bias.is_some())
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.params.dtype()
+    }
+
+    pub fn device(&self) -> &Device {
+        self.params.device()
+    }
+
+    /// Errors unless `batch` fits the network (input/output widths, dtype, sizes).
+    pub fn check_batch(&self, batch: &Batch) -> Result<()> {
+        let w = self.widths();
+        let (n_in, n_out) = (w[0], w[w.len() - 1]);
+        let xd = batch.x.dims();
+        if xd.len() != 2 || xd[1] != n_in {
+            return invalid(format!("x: shape {xd:?}, expected [n, {n_in}] (the model's input width)"));
+        }
+        let yd = batch.y.dims();
+        if yd != [xd[0], n_out] {
+            return invalid(format!("y: shape {yd:?}, expected [{}, {n_out}]", xd[0]));
+        }
+        if let Some(o) = &batch.offset {
+            if o.dims() != yd {
+                return invalid(format!("offset: shape {:?}, expected {yd:?}", o.dims()));
+            }
+        }
+        if batch.x.dtype() != self.dtype() || batch.y.dtype() != self.dtype() {
+            return invalid(format!(
+                "batch dtype {:?}/{:?} differs from the model's {:?}",
+                batch.x.dtype(),
+                batch.y.dtype(),
+                self.dtype()
+            ));
+        }
+        if xd[0] == 0 {
+            return invalid("the batch is empty");
+        }
+        Ok(())
+    }
+
+    /// `(start, len)` of each chunk of `n` rows.
+    pub(crate) fn chunks(&self, n: usize) -> impl Iterator<Item = (usize, usize)> {
+        let c = self.chunk_size.max(1);
+        (0..n.div_ceil(c)).map(move |k| (k * c, c.min(n - k * c)))
+    }
+
+    /// Forward pass over one chunk keeping what the derivatives need; `order` is the
+    /// highest φ derivative kept (0: none).
+    pub(crate) fn forward_cache(&self, x: &Tensor, order: usize) -> Result<Cache> {
+        let depth = self.depth();
+        let mut hs = Vec::with_capacity(depth);
+        let mut zs = Vec::with_capacity(depth);
+        let mut acts = Vec::with_capacity(depth.saturating_sub(1));
+        hs.push(x.clone());
+        for (i, l) in self.params.layers.iter().enumerate() {
+            let z = linear(&hs[i], &l.weight, self.multipliers[i], l.bias.as_ref())?;
+            if i + 1 < depth {
+                if order == 0 {
+                    hs.push(self.activation.forward(&z)?);
+                } else {
+                    let d = self.activation.derivs(&z, order)?;
+                    hs.push(d.d0.clone());
+                    acts.push(d);
+                }
+            }
+            zs.push(z);
+        }
+        Ok(Cache { hs, zs, acts })
+    }
+
+    /// The output of the last layer minus the batch offset.
+    pub(crate) fn output(&self, cache: &Cache, offset: Option<&Tensor>) -> Result<Tensor> {
+        let z = cache.zs.last().expect("an MLP has at least one layer");
+        Ok(match offset {
+            Some(o) => (z - o)?,
+            None => z.clone(),
+        })
+    }
+
+    /// The network outputs f(x) (`[n, n_L]`, without offset).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let n = x.dims()[0];
+        let mut outs = Vec::new();
+        for (s, c) in self.chunks(n) {
+            let mut h = x.narrow(0, s, c)?;
+            for (i, l) in self.params.layers.iter().enumerate() {
+                let z = linear(&h, &l.weight, self.multipliers[i], l.bias.as_ref())?;
+                h = if i + 1 < self.depth() {
+                    self.activation.forward(&z)?
+                } else {
+                    z
+                };
+            }
+            outs.push(h);
+        }
+        Ok(Tensor::cat(&outs, 0)?)
+    }
+
+    /// The hidden features `h_1 … h_{L−1}` (`[n, n_l]` each), e.g. for the soft rank.
+    pub fn features(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let n = x.dims()[0];
+        let mut per_layer: Vec<Vec<Tensor>> = vec![Vec::new(); self.depth() - 1];
+        for (s, c) in self.chunks(n) {
+            let cache = self.forward_cache(&x.narrow(0, s, c)?, 0)?;
+            for (l, h) in cache.hs.into_iter().skip(1).enumerate() {
+                per_layer[l].push(h);
+            }
+        }
+        per_layer
+            .into_iter()
+            .map(|v| Ok(Tensor::cat(&v, 0)?))
+            .collect()
+    }
+
+    /// The loss L(θ) = (1/n) Σ ℓ(fᵢ, yᵢ).
+    pub fn loss(&self, batch: &Batch, loss: crate::Loss) -> Result<f64> {
+        self.check_batch(batch)?;
+        let n = batch.len();
+        let mut total = 0.0;
+        for (s, c) in self.chunks(n) {
+            let b = batch.rows(s, c)?;
+            let cache = self.forward_cache(&b.x, 0)?;
+            let f = self.output(&cache, b.offset.as_ref())?;
+            total += loss.eval(&f, &b.y)?.value_sum;
+        }
+        Ok(total / n as f64)
+    }
+}

@@ -1,0 +1,293 @@
+//! `ParamVec`: parameters, directions, gradients and updates as one vector of
+//! parameter space, stored as the model's per-layer tensors.
+//!
+//! The flat order (used by [`ParamVec::to_f64_vec`], the dense Hessian and the
+//! interchange format) is: for each layer `i`, `weight` `[out, in]` row-major, then
+//! `bias` `[out]` if the layer has one.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::{invalid, rng, Result};
+
+/// One layer's block of a parameter-space vector.
+#[derive(Debug, Clone)]
+pub struct LayerParams {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+/// A vector of parameter space with the model's layer shapes.
+#[derive(Debug, Clone)]
+pub struct ParamVec {
+    pub layers: Vec<LayerParams>,
+}
+
+fn dot_f64(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let (a, b) = if a.dtype() == DType::F64 {
+        (a.clone(), b.clone())
+    } else {
+        (a.to_dtype(DType::F64)?, b.to_dtype(DType::F64)?)
+    };
+    Ok((a * b)?.sum_all()?.to_scalar::<f64>()?)
+}
+
+impl ParamVec {
+    /// All tensors in flat order (weight, bias, weight, ...).
+    pub fn tensors(&self) -> impl Iterator<Item = &Tensor> {
+        self.layers
+            .iter()
+            .flat_map(|l| std::iter::once(&l.weight).chain(l.bias.as_ref()))
+    }
+
+    /// Applies `f` to every tensor, keeping the structure.
+    pub fn map(&self, mut f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                Ok(LayerParams {
+                    weight: f(&l.weight)?,
+                    bias: l.bias.as_ref().map(&mut f).transpose()?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { layers })
+    }
+
+    /// Combines two vectors of the same structure tensor by tensor.
+    pub fn zip_map(
+        &self,
+        other: &Self,
+        mut f: impl FnMut(&Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Self> {
+        self.check_same_structure(other)?;
+        let layers = self
+            .layers
+            .iter()
+            .zip(&other.layers)
+            .map(|(a, b)| {
+                Ok(LayerParams {
+                    weight: f(&a.weight, &b.weight)?,
+                    bias: match (&a.bias, &b.bias) {
+                        (Some(x), Some(y)) => Some(f(x, y)?),
+                        _ => None,
+                    },
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { layers })
+    }
+
+    /// Errors unless `other` has the same layers, shapes and bias pattern.
+    pub fn check_same_structure(&self, other: &Self) -> Result<()> {
+        if self.layers.len() != other.layers.len() {
+            return invalid(format!(
+                "parameter vectors differ in depth: {} vs {} layers",
+                self.layers.len(),
+                other.layers.len()
+            ));
+        }
+        for (i, (a, b)) in self.layers.iter().zip(&other.layers).enumerate() {
+            if a.weight.dims() != b.weight.dims() {
+                return invalid(format!(
+                    "layers.{i}.weight: shape {:?} expected {:?}",
+                    b.weight.dims(),
+                    a.weight.dims()
+                ));
+            }
+            match (&a.bias, &b.bias) {
+                (Some(x), Some(y)) if x.dims() != y.dims() => {
+                    return invalid(format!(
+                        "layers.{i}.bias: shape {:?} expected {:?}",
+                        y.dims(),
+                        x.dims()
+                    ))
+                }
+                (Some(_), None) | (None, Some(_)) => {
+                    return invalid(format!("layers.{i}.bias: present in one vector only"))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Total number of scalars P.
+    pub fn numel(&self) -> usize {
+        self.tensors().map(|t| t.elem_count()).sum()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.layers[0].weight.dtype()
+    }
+
+    pub fn device(&self) -> &Device {
+        self.layers[0].weight.device()
+    }
+
+    pub fn zeros_like(&self) -> Result<Self> {
+        self.map(|t| Ok(t.zeros_like()?))
+    }
+
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        self.map(|t| Ok(t.to_dtype(dtype)?))
+    }
+
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        self.map(|t| Ok(t.to_device(device)?))
+    }
+
+    /// ⟨self, other⟩, accumulated in f64.
+    pub fn dot(&self, other: &Self) -> Result<f64> {
+        self.check_same_structure(other)?;
+        let mut s = 0.0;
+        for (a, b) in self.tensors().zip(other.tensors()) {
+            s += dot_f64(a, b)?;
+        }
+        Ok(s)
+    }
+
+    pub fn norm(&self) -> Result<f64> {
+        Ok(self.dot(self)?.sqrt())
+    }
+
+    /// Squared Frobenius norm of each layer (weight and bias together).
+    pub fn layer_norms_sq(&self) -> Result<Vec<f64>> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let mut s = dot_f64(&l.weight, &l.weight)?;
+                if let Some(b) = &l.bias {
+                    s += dot_f64(b, b)?;
+                }
+                Ok(s)
+            })
+            .collect()
+    }
+
+    /// `self + alpha · x`.
+    pub fn axpy(&self, alpha: f64, x: &Self) -> Result<Self> {
+        self.zip_map(x, |a, b| Ok((a + b.affine(alpha, 0.0)?)?))
+    }
+
+    /// `alpha · self`.
+    pub fn scale(&self, alpha: f64) -> Result<Self> {
+        self.map(|t| Ok(t.affine(alpha, 0.0)?))
+    }
+
+    pub fn add(&self, other: &Self) -> Result<Self> {
+        self.zip_map(other, |a, b| Ok((a + b)?))
+    }
+
+    pub fn sub(&self, other: &Self) -> Result<Self> {
+        self.zip_map(other, |a, b| Ok((a - b)?))
+    }
+
+    /// The vector flattened to f64 in flat order.
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(self.numel());
+        for t in self.tensors() {
+            out.extend(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+        }
+        Ok(out)
+    }
+
+    /// A vector with `template`'s structure, dtype and device holding `values`.
+    pub fn from_f64_slice(template: &Self, values: &[f64]) -> Result<Self> {
+        let n = template.numel();
+        if values.len() != n {
+            return invalid(format!(
+                "parameter vector of length {} expected {n}",
+                values.len()
+            ));
+        }
+        let (dtype, device) = (template.dtype(), template.device().clone());
+        let mut off = 0;
+        template.map(|t| {
+            let k = t.elem_count();
+            let v = Tensor::from_slice(&values[off..off + k], t.shape(), &Device::Cpu)?;
+            off += k;
+            Ok(v.to_dtype(dtype)?.to_device(&device)?)
+        })
+    }
+
+    /// A standard normal direction drawn from `seed` (same on every machine).
+    pub fn randn_like(&self, seed: u64) -> Result<Self> {
+        Self::from_f64_slice(self, &rng::normal_vec(seed, self.numel()))
+    }
+
+    /// A Rademacher (±1) direction drawn from `seed`.
+    pub fn rademacher_like(&self, seed: u64) -> Result<Self> {
+        Self::from_f64_slice(self, &rng::rademacher_vec(seed, self.numel()))
+    }
+
+    /// Names in the interchange format: `{prefix}layers.{i}.weight|bias`.
+    pub fn named_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            out.push((format!("{prefix}layers.{i}.weight"), l.weight.clone()));
+            if let Some(b) = &l.bias {
+                out.push((format!("{prefix}layers.{i}.bias"), b.clone()));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pv(seed: u64, dtype: DType) -> ParamVec {
+        let d = Device::Cpu;
+        let t = ParamVec {
+            layers: vec![
+                LayerParams {
+                    weight: Tensor::zeros((3, 2), dtype, &d).unwrap(),
+                    bias: Some(Tensor::zeros(3, dtype, &d).unwrap()),
+                },
+                LayerParams {
+                    weight: Tensor::zeros((1, 3), dtype, &d).unwrap(),
+                    bias: None,
+                },
+            ],
+        };
+        t.randn_like(seed).unwrap()
+    }
+
+    #[test]
+    fn algebra_matches_flat_vectors() {
+        let a = pv(1, DType::F64);
+        let b = pv(2, DType::F64);
+        assert_eq!(a.numel(), 12);
+        let (fa, fb) = (a.to_f64_vec().unwrap(), b.to_f64_vec().unwrap());
+        let dot: f64 = fa.iter().zip(&fb).map(|(x, y)| x * y).sum();
+        assert!((a.dot(&b).unwrap() - dot).abs() < 1e-14);
+        let c = a.axpy(-0.5, &b).unwrap().to_f64_vec().unwrap();
+        for i in 0..12 {
+            assert!((c[i] - (fa[i] - 0.5 * fb[i])).abs() < 1e-15);
+        }
+        let back = ParamVec::from_f64_slice(&a, &fa).unwrap();
+        assert_eq!(back.to_f64_vec().unwrap(), fa);
+        let ln = a.layer_norms_sq().unwrap();
+        assert!((ln[0] + ln[1] - a.norm().unwrap().powi(2)).abs() < 1e-12);
+        // the same seed gives the same direction in f32 as in f64 (up to the cast)
+        let a32 = pv(1, DType::F32).to_f64_vec().unwrap();
+        for i in 0..12 {
+            assert!((a32[i] - fa[i]).abs() < 1e-6 * (1.0 + fa[i].abs()));
+        }
+        let names: Vec<_> = a.named_tensors("v.").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["v.layers.0.weight", "v.layers.0.bias", "v.layers.1.weight"]);
+    }
+
+    #[test]
+    fn structure_mismatch_is_an_error() {
+        let a = pv(1, DType::F64);
+        let mut b = a.clone();
+        b.layers[0].bias = None;
+        let e = a.dot(&b).unwrap_err().to_string();
+        assert!(e.contains("layers.0.bias"), "{e}");
+        let e = ParamVec::from_f64_slice(&a, &[0.0; 5]).unwrap_err().to_string();
+        assert!(e.contains("length 5 expected 12"), "{e}");
+    }
+}
