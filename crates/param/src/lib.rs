@@ -1,0 +1,83 @@
+//! eos-param: how an MLP is scaled with its width, as data.
+//!
+//! Pure Rust, no tensors. Everything here turns a small configuration (TOML-ready enums)
+//! into numbers the model and the optimizer consume:
+//!
+//! | concept | file | output |
+//! |---|---|---|
+//! | hidden-width patterns `n_l = round(n₁ · l^p)` | [`mod@widths`] | `[n₀, n₁, …, n_L]` |
+//! | initialisation gains (He, LeCun, the activation's) | [`gain`] | a number |
+//! | abc-parametrizations `W = n^{−a} w`, `w ~ N(0, n^{−2b})`, lr `η n^{−c}` | [`abc`] | exponents per layer role |
+//! | SP, NTK, μP, mean-field (γ), νP | [`parameterization`] | a [`Scalings`] table |
+//! | the resolved per-layer table, its exact reparametrisations | [`scalings`] | `init_std`, `multiplier`, `lr_scale` per layer |
+//! | depthwise gradient scaling (Terjék) | [`gradient_scaling`] | static factors `s_l` or a marker |
+//!
+//! Conventions (THEORY.md): an MLP with `L` weight layers (`depth = L`), widths
+//! `n₀` (input), `n₁ … n_{L−1}` (hidden), `n_L` (output); layer `l` (1-based in the
+//! docs, 0-based in `Vec`s) maps `n_{l−1} → n_l` and computes
+//! `z_l = m_l · h_{l−1} W_lᵀ + b_l`, with `W_l` stored `[n_l, n_{l−1}]`, drawn
+//! `N(0, init_std²)`, and updated by SGD with step `lr · lr_scale_l`. The network
+//! output is `f = output_scale · z_L` (mean-field's `1/γ`), optionally centred
+//! `f − f₀`. This is exactly the form `eos-model`'s `Mlp` computes (after
+//! [`Scalings::fold_output_scale`]).
+//!
+//! Defaults that are our reading of a source rather than its text are marked
+//! **(inferred)** in the docs of the item that holds them (THEORY.md §6).
+
+pub mod abc;
+pub mod gain;
+pub mod gradient_scaling;
+pub mod parameterization;
+pub mod scalings;
+pub mod widths;
+
+#[cfg(test)]
+mod testing;
+
+pub use abc::{Abc, LayerRole};
+pub use gain::Gain;
+pub use gradient_scaling::{DepthwiseScaling, LayerFactors};
+pub use parameterization::Parameterization;
+pub use scalings::{LayerScaling, LrRule, Scalings};
+pub use widths::{widths, WidthConfig, WidthPattern};
+
+/// Errors of the parameterization crate: a value that is out of range, named by its
+/// configuration key, with what was found and what was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    /// A configuration value or argument outside its domain.
+    #[error("{key}: got {found}; expected {expected}")]
+    Invalid {
+        /// The configuration key or argument name (e.g. `parameterization.gamma`).
+        key: String,
+        /// The offending value, formatted.
+        found: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, ParamError>;
+
+/// Shorthand for a [`ParamError::Invalid`].
+pub(crate) fn invalid<T>(
+    key: impl Into<String>,
+    found: impl std::fmt::Display,
+    expected: impl Into<String>,
+) -> Result<T> {
+    Err(ParamError::Invalid {
+        key: key.into(),
+        found: found.to_string(),
+        expected: expected.into(),
+    })
+}
+
+/// `Ok(x)` when `x` is finite and strictly positive, an error naming `key` otherwise.
+pub(crate) fn positive(key: &str, x: f64) -> Result<f64> {
+    if x.is_finite() && x > 0.0 {
+        Ok(x)
+    } else {
+        invalid(key, x, "a finite number > 0")
+    }
+}
