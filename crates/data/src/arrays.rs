@@ -1,0 +1,142 @@
+//! From a pair of stored arrays (`x`, `y`) to a [`Dataset`]: the rules shared by the
+//! `.npy` and safetensors loaders.
+//!
+//! ```text
+//! x  [n, …]            flattened row-major to [n, d]; [n] becomes [n, 1];
+//!                      values as stored (no implicit pixel scaling), must be finite
+//! y  integer [n]/[n,1] class labels 0..k−1, k = max + 1, targets encoded as asked
+//! y  float   [n]/[n,k] targets as stored ([n] becomes [n, 1]), must be finite;
+//!                      rows that are all exactly one-hot (k ≥ 2) or all ±1 (k = 1)
+//!                      also give labels (argmax, or +1 → 1 / −1 → 0)
+//! ```
+
+use std::path::Path;
+
+use crate::dataset::{matrix, Dataset};
+use crate::error::{DataError, Result};
+use crate::read::check_finite;
+use crate::targets::Targets;
+
+/// A stored array converted to f64, with its shape and whether it held integers.
+#[derive(Debug, Clone)]
+pub(crate) struct RawArray {
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its elements, row-major, as f64.
+    pub values: Vec<f64>,
+    /// Whether the stored dtype was an integer type.
+    pub integer: bool,
+}
+
+/// Builds a dataset from stored `x` and `y` arrays of `path` (see the module docs).
+pub(crate) fn dataset_from_arrays(
+    x: RawArray,
+    x_src: (&Path, &str),
+    y: RawArray,
+    y_src: (&Path, &str),
+    targets: Targets,
+    name: &str,
+) -> Result<Dataset> {
+    let (n, d) = rows_cols(&x.shape, x_src)?;
+    let (ny, k) = rows_cols(&y.shape, y_src)?;
+    if n != ny {
+        return Err(DataError::CountMismatch {
+            inputs: format!("{} `{}`", x_src.0.display(), x_src.1),
+            n_inputs: n,
+            labels: format!("{} `{}`", y_src.0.display(), y_src.1),
+            n_labels: ny,
+        });
+    }
+    check_finite(&x.values, x_src.0, x_src.1)?;
+    if y.integer {
+        if k != 1 {
+            return Err(DataError::header(
+                y_src.0,
+                format!(
+                    "integer `{}` of shape {:?}: expected class labels of shape [n] or [n, 1]",
+                    y_src.1, y.shape
+                ),
+            ));
+        }
+        let mut labels = Vec::with_capacity(n);
+        for (index, &v) in y.values.iter().enumerate() {
+            if v < 0.0 || v > f64::from(u32::MAX) {
+                return Err(DataError::BadLabel {
+                    source_name: format!("{} `{}`", y_src.0.display(), y_src.1),
+                    index,
+                    label: v as i64,
+                    num_classes: 0,
+                });
+            }
+            labels.push(v as u32);
+        }
+        let num_classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
+        return Dataset::classification(x.values, d, labels, num_classes, targets, name);
+    }
+    check_finite(&y.values, y_src.0, y_src.1)?;
+    let inferred = infer_labels(&y.values, n, k);
+    let xt = matrix(x.values, n, d, name, "x")?;
+    let yt = matrix(y.values, n, k, name, "y")?;
+    match inferred {
+        Some((labels, classes)) => Dataset::new(xt, yt, Some(labels), Some(classes), name),
+        None => Dataset::new(xt, yt, None, None, name),
+    }
+}
+
+/// `(rows, columns)` of an array read as `[n, …]` flattened to a matrix.
+fn rows_cols(shape: &[usize], src: (&Path, &str)) -> Result<(usize, usize)> {
+    match shape {
+        [] => Err(DataError::header(
+            src.0,
+            format!("`{}` is a scalar; expected an array of shape [n, …]", src.1),
+        )),
+        [n] => Ok((*n, 1)),
+        [n, rest @ ..] => Ok((*n, rest.iter().product())),
+    }
+}
+
+/// Labels from float targets that are exactly one-hot rows or exactly ±1 scalars.
+fn infer_labels(y: &[f64], n: usize, k: usize) -> Option<(Vec<u32>, usize)> {
+    if n == 0 {
+        return None;
+    }
+    if k == 1 {
+        let labels: Option<Vec<u32>> = y
+            .iter()
+            .map(|&v| {
+                if v == 1.0 {
+                    Some(1)
+                } else if v == -1.0 {
+                    Some(0)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        return labels.map(|l| (l, 2));
+    }
+    let labels: Option<Vec<u32>> = y
+        .chunks_exact(k)
+        .map(|row| {
+            let ones = row.iter().filter(|&&v| v == 1.0).count();
+            let zeros = row.iter().filter(|&&v| v == 0.0).count();
+            (ones == 1 && zeros == k - 1)
+                .then(|| row.iter().position(|&v| v == 1.0).map(|c| c as u32))
+                .flatten()
+        })
+        .collect();
+    labels.map(|l| (l, k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hot_and_signed_float_targets_give_labels() {
+        assert_eq!(infer_labels(&[0., 1., 1., 0.], 2, 2), Some((vec![1, 0], 2)));
+        assert_eq!(infer_labels(&[-1., 1., 1.], 3, 1), Some((vec![0, 1, 1], 2)));
+        assert_eq!(infer_labels(&[0.5, 0.5], 1, 2), None);
+        assert_eq!(infer_labels(&[0.3], 1, 1), None);
+    }
+}

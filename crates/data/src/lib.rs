@@ -1,0 +1,59 @@
+//! `eos-data`: datasets as candle tensors for edge-of-stability experiments.
+//!
+//! A [`Dataset`] is `x [n, d]`, `y [n, k]` (f64 on the CPU; the runner casts once with
+//! [`Dataset::to`]) plus optional class labels. It comes from
+//!
+//! - **synthetic generators** ([`Generator`]): teacher networks ([`Teacher`], linear or
+//!   MLP), Gaussian mixtures ([`GaussianMixture`]), the sparse-coding model of Ahn et
+//!   al. ([`SparseCoding`]), random labels ([`RandomLabels`]); as fixed datasets or as
+//!   online [`Stream`]s;
+//! - **files**: IDX ([`idx`], MNIST / Fashion-MNIST, gzip or plain), CIFAR-10 binary
+//!   batches ([`cifar`]), `.npy` ([`npy`]), safetensors ([`tensors_file`]); every error
+//!   names the file and what was expected ([`DataError`]);
+//! - **Fashion-MNIST offline** ([`fashion_mnist`]), found in `$EOS_DATA_DIR` or where
+//!   the Debian package `dataset-fashion-mnist` installs it.
+//!
+//! Then [`transforms`] (standardisation with training statistics, class subsets, label
+//! noise, flattening), target encodings ([`Targets`]) and seeded minibatch
+//! [`Sampler`]s. All randomness is derived from `(seed, purpose, index)` ([`rng`]), so
+//! every batch is reproducible and a resumed run draws what the original would have.
+
+pub mod arrays;
+pub mod cifar;
+pub mod dataset;
+pub mod error;
+pub mod fashion_mnist;
+pub mod generator;
+pub mod idx;
+pub mod mixture;
+pub mod npy;
+pub mod random_labels;
+pub mod read;
+pub mod rng;
+pub mod sampler;
+pub mod sparse_coding;
+pub mod stream;
+pub mod targets;
+pub mod teacher;
+pub mod tensors_file;
+pub mod transforms;
+
+#[cfg(test)]
+mod testing;
+
+pub use cifar::{load_cifar10, CIFAR10_CLASSES};
+pub use dataset::{Dataset, Split};
+pub use error::{DataError, Result};
+pub use fashion_mnist::{fashion_mnist_dir, load_fashion_mnist, load_fashion_mnist_from};
+pub use generator::Generator;
+pub use idx::load_idx;
+pub use mixture::{GaussianMixture, MixtureConfig};
+pub use npy::{load_npy_dataset, read_npy, write_npy_f64};
+pub use random_labels::RandomLabels;
+pub use sampler::{Sampler, Sampling};
+pub use sparse_coding::SparseCoding;
+pub use stream::Stream;
+pub use targets::{one_hot, Targets};
+pub use teacher::{Teacher, TeacherActivation, TeacherConfig, TeacherOutput};
+pub use tensors_file::{load_safetensors_dataset, load_safetensors_named};
+pub use transforms::{class_subset, flatten, label_noise, standardize, Standardizer};
