@@ -1,0 +1,30 @@
+//! eos-hessian: linear algebra over parameter space.
+//!
+//! Curvature of a model enters only through [`LinearOperator`] (flat f64 vectors);
+//! the algorithms (power iteration, Lanczos, Hutchinson, SLQ) know nothing of
+//! networks, and the model-specific quantities (Taylor coefficients, NTK trace,
+//! batch sharpness) are thin layers over eos-model's exact derivatives.
+pub mod batch_sharpness;
+pub mod model_ops;
+pub mod ntk;
+pub mod operator;
+pub mod taylor;
+
+pub use batch_sharpness::{batch_sharpness, BatchSharpness};
+pub use model_ops::{Curvature, GaussNewtonOp, HessianOp, ModelOperator};
+pub use ntk::{ntk_trace, s_eos_k, s_eos_k_from_trace};
+pub use operator::{DenseOperator, LinearOperator};
+pub use taylor::{taylor, Taylor};
+
+/// Errors of the curvature algorithms.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Model(#[from] eos_model::Error),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Msg(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
