@@ -22,13 +22,24 @@ pub struct ParamVec {
     pub layers: Vec<LayerParams>,
 }
 
+/// ⟨a, b⟩ accumulated in f64 on the host (one copy per tensor; exact summation
+/// order, so the result does not depend on the thread count).
 fn dot_f64(a: &Tensor, b: &Tensor) -> Result<f64> {
-    let (a, b) = if a.dtype() == DType::F64 {
-        (a.clone(), b.clone())
-    } else {
-        (a.to_dtype(DType::F64)?, b.to_dtype(DType::F64)?)
-    };
-    Ok((a * b)?.sum_all()?.to_scalar::<f64>()?)
+    let (a, b) = (a.flatten_all()?, b.flatten_all()?);
+    Ok(match a.dtype() {
+        DType::F64 => {
+            let (x, y) = (a.to_vec1::<f64>()?, b.to_vec1::<f64>()?);
+            x.iter().zip(&y).map(|(p, q)| p * q).sum()
+        }
+        DType::F32 => {
+            let (x, y) = (a.to_vec1::<f32>()?, b.to_vec1::<f32>()?);
+            x.iter().zip(&y).map(|(p, q)| *p as f64 * *q as f64).sum()
+        }
+        _ => {
+            let (x, y) = (a.to_dtype(DType::F64)?, b.to_dtype(DType::F64)?);
+            (x * y)?.sum_all()?.to_scalar::<f64>()?
+        }
+    })
 }
 
 impl ParamVec {
