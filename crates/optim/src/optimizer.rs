@@ -1,0 +1,163 @@
+//! The optimizer interface and the step pipeline every optimizer shares.
+//!
+//! One step maps parameters `θ`, a gradient `g` and a global learning rate `η` to the
+//! update `Δθ` and the next parameters `θ' = θ + Δθ`:
+//!
+//! ```text
+//! ĝ    = g · min(1, c / ‖g‖)            clip by global norm c          (crate::clip)
+//! ĝ   += w₂ · θ                         L2 weight decay                (crate::weight_decay)
+//! ĝ_l  = s_l · ĝ_l                      depthwise scaling, SGD family  (crate::depthwise)
+//! d    = direction(ĝ, state)            SGD: ĝ; momentum: v or ĝ + μv; Adam: m̂/(√v̂ + ε)
+//! Δθ_l = −η λ_l (d_l + w_dec · θ_l)     per-layer lr scale λ_l         (crate::lr_scales)
+//!                                       and decoupled weight decay w_dec
+//! θ'   = θ + Δθ
+//! ```
+//!
+//! `λ_l` is the layer's weight scale for `W_l` and its bias scale for `b_l`. The update
+//! is returned exactly as applied, so `θ' − θ = Δθ` holds bit for bit and the probes
+//! (Taylor coefficients along `Δθ = −η u`, update cosine) see the true step.
+//!
+//! State (momentum buffers, Adam moments, the step counter) is saved as named tensors
+//! (`optim.steps`, `optim.momentum.layers.{i}.weight`, …; see [`crate::state`]) and
+//! restored with [`Optimizer::load_state`] so that a resumed run is bit-identical.
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use eos_model::ParamVec;
+
+use crate::clip::clip_global_norm;
+use crate::lr_scales::LayerLrScales;
+use crate::weight_decay::WeightDecay;
+use crate::{invalid, Result};
+
+/// The result of one optimizer step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The new parameters `θ' = θ + Δθ`.
+    pub params: ParamVec,
+    /// The update `Δθ` that was applied.
+    pub update: ParamVec,
+    /// Global norm `‖g‖` of the raw gradient, computed when clipping is on.
+    pub grad_norm: Option<f64>,
+    /// The depthwise gradient-scaling factors `s_l` used in this step, when on.
+    pub scale_factors: Option<Vec<f64>>,
+}
+
+/// An optimizer over [`ParamVec`]s: stateful, with state that can be saved and
+/// restored as named tensors.
+pub trait Optimizer: Send + std::fmt::Debug {
+    /// A short name (`sgd`, `momentum`, `nesterov`, `adam`, `adamw`).
+    fn name(&self) -> &'static str;
+
+    /// One step with global learning rate `lr` (finite, ≥ 0): returns the new
+    /// parameters and the update. `grad` must have `params`' structure.
+    fn step(&mut self, params: &ParamVec, grad: &ParamVec, lr: f64) -> Result<Step>;
+
+    /// Number of steps taken (restored by [`Optimizer::load_state`]).
+    fn steps_taken(&self) -> u64;
+
+    /// The optimizer's state as named tensors (`optim.…`), for checkpoints.
+    fn state(&self) -> Vec<(String, Tensor)>;
+
+    /// Restores the state written by [`Optimizer::state`]; other names in `state`
+    /// (e.g. the model's weights in the same checkpoint) are ignored. Buffers move
+    /// to the parameters' device and dtype at the next step.
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
+}
+
+/// Options every optimizer takes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommonOptions {
+    /// Per-layer lr factors (weights and biases), from the parameterization; `None`
+    /// means 1 everywhere.
+    pub lr_scales: Option<LayerLrScales>,
+    /// Clip the raw gradient to this global norm (`None`: no clipping).
+    pub clip_grad_norm: Option<f64>,
+    /// L2 or decoupled weight decay.
+    pub weight_decay: WeightDecay,
+}
+
+impl CommonOptions {
+    /// Errors (naming the key) unless the clip norm is finite and > 0, the decay is
+    /// finite and ≥ 0 and the lr scales are valid.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return invalid("optimizer.clip_grad_norm", c, "a finite number > 0");
+            }
+        }
+        self.weight_decay.validate()?;
+        if let Some(s) = &self.lr_scales {
+            s.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Clipping and the L2 term: `(ĝ, ‖g‖ if clipping)`.
+    pub(crate) fn prepare(
+        &self,
+        params: &ParamVec,
+        grad: &ParamVec,
+    ) -> Result<(ParamVec, Option<f64>)> {
+        params.check_same_structure(grad)?;
+        let (g, norm) = match self.clip_grad_norm {
+            Some(c) => {
+                let (g, n) = clip_global_norm(grad, c)?;
+                (g, Some(n))
+            }
+            None => (grad.clone(), None),
+        };
+        Ok((self.weight_decay.add_l2(params, &g)?, norm))
+    }
+
+    /// `Δθ_l = −η λ_l (d_l + w_dec θ_l)` and `θ + Δθ`.
+    pub(crate) fn apply(
+        &self,
+        params: &ParamVec,
+        direction: &ParamVec,
+        lr: f64,
+    ) -> Result<(ParamVec, ParamVec)> {
+        params.check_same_structure(direction)?;
+        let depth = params.layers.len();
+        if let Some(s) = &self.lr_scales {
+            s.check_depth(depth)?;
+        }
+        let wd = self.weight_decay.decoupled_coeff();
+        let step = |d: &Tensor, theta: &Tensor, eta: f64| -> Result<Tensor> {
+            let d = if wd != 0.0 {
+                (d + theta.affine(wd, 0.0)?)?
+            } else {
+                d.clone()
+            };
+            Ok(d.affine(-eta, 0.0)?)
+        };
+        let mut update = direction.clone();
+        for (i, (u, p)) in update.layers.iter_mut().zip(&params.layers).enumerate() {
+            let (sw, sb) = match &self.lr_scales {
+                Some(s) => (s.weights[i], s.biases[i]),
+                None => (1.0, 1.0),
+            };
+            u.weight = step(&u.weight, &p.weight, lr * sw)?;
+            if let (Some(b), Some(pb)) = (&u.bias, &p.bias) {
+                u.bias = Some(step(b, pb, lr * sb)?);
+            }
+        }
+        let new = params.add(&update)?;
+        Ok((update, new))
+    }
+}
+
+/// Errors unless `lr` is finite and ≥ 0 (a schedule still waiting for its first
+/// observation returns NaN; see [`crate::schedule`]).
+pub(crate) fn check_lr(lr: f64) -> Result<()> {
+    if lr.is_finite() && lr >= 0.0 {
+        Ok(())
+    } else {
+        invalid(
+            "lr",
+            lr,
+            "a finite learning rate ≥ 0 (NaN: a schedule that has not yet observed the sharpness)",
+        )
+    }
+}
