@@ -51,7 +51,11 @@ pub fn batch_sharpness(
         let mb = Batch {
             x: data.x.index_select(&ids, 0)?,
             y: data.y.index_select(&ids, 0)?,
-            offset: data.offset.as_ref().map(|o| o.index_select(&ids, 0)).transpose()?,
+            offset: data
+                .offset
+                .as_ref()
+                .map(|o| o.index_select(&ids, 0))
+                .transpose()?,
         };
         let g = mlp.grad(&mb, loss)?;
         let gg = g.dot(&g)?;
@@ -63,7 +67,9 @@ pub fn batch_sharpness(
     }
     let m = vals.len();
     if m == 0 {
-        return Err(Error::Msg("batch_sharpness: every minibatch gradient was zero".into()));
+        return Err(Error::Msg(
+            "batch_sharpness: every minibatch gradient was zero".into(),
+        ));
     }
     let mean = vals.iter().sum::<f64>() / m as f64;
     let var = if m > 1 {
@@ -87,8 +93,16 @@ mod tests {
 
     #[test]
     fn full_batch_equals_gradient_rayleigh_quotient() {
-        let (mlp, data) =
-            tiny_case(&[3, 5, 2], Activation::Tanh, Loss::Mse, true, 10, 6, DType::F64).unwrap();
+        let (mlp, data) = tiny_case(
+            &[3, 5, 2],
+            Activation::Tanh,
+            Loss::Mse,
+            true,
+            10,
+            6,
+            DType::F64,
+        )
+        .unwrap();
         let g = mlp.grad(&data, Loss::Mse).unwrap();
         let hg = mlp.hvp(&data, Loss::Mse, &g).unwrap();
         let expect = g.dot(&hg).unwrap() / g.dot(&g).unwrap();
@@ -98,7 +112,12 @@ mod tests {
         // Minibatches: reproducible from the seed, different across seeds.
         let a = batch_sharpness(&mlp, &data, Loss::Mse, 3, 8, 2).unwrap();
         assert_eq!(a, batch_sharpness(&mlp, &data, Loss::Mse, 3, 8, 2).unwrap());
-        assert_ne!(a.mean, batch_sharpness(&mlp, &data, Loss::Mse, 3, 8, 3).unwrap().mean);
+        assert_ne!(
+            a.mean,
+            batch_sharpness(&mlp, &data, Loss::Mse, 3, 8, 3)
+                .unwrap()
+                .mean
+        );
         assert!(batch_sharpness(&mlp, &data, Loss::Mse, 11, 1, 0).is_err());
     }
 }

@@ -5,15 +5,29 @@
 //! networks, and the model-specific quantities (Taylor coefficients, NTK trace,
 //! batch sharpness) are thin layers over eos-model's exact derivatives.
 pub mod batch_sharpness;
+pub mod eigen;
+pub mod hutchinson;
+pub mod lanczos;
 pub mod model_ops;
 pub mod ntk;
 pub mod operator;
+pub mod power;
+pub mod slq;
 pub mod taylor;
+pub mod testing;
+pub mod vector;
 
 pub use batch_sharpness::{batch_sharpness, BatchSharpness};
+pub use eigen::{
+    symmetric_eigen, tridiagonal_eigen, tridiagonal_eigen_rows, SymEigen, TridiagonalRows,
+};
+pub use hutchinson::{exact_trace, hutchinson, TraceEstimate};
+pub use lanczos::{lanczos, lanczos_tridiag, LanczosConfig, LanczosResult, LanczosTridiag, Which};
 pub use model_ops::{Curvature, GaussNewtonOp, HessianOp, ModelOperator};
 pub use ntk::{ntk_trace, s_eos_k, s_eos_k_from_trace};
 pub use operator::{DenseOperator, LinearOperator};
+pub use power::{power_iteration, PowerResult};
+pub use slq::{density_on_grid, slq, slq_trace, SpectralDensity};
 pub use taylor::{taylor, Taylor};
 
 /// Errors of the curvature algorithms.
@@ -28,3 +42,8 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+pub mod soft_rank;
+pub mod update_cosine;
+pub use soft_rank::{soft_rank, SoftRankKind};
+pub use update_cosine::{update_cosine, UpdateCosine};

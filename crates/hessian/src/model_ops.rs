@@ -89,8 +89,16 @@ mod tests {
 
     #[test]
     fn operators_agree_with_model_products() {
-        let (mlp, batch) =
-            tiny_case(&[3, 4, 2], Activation::Tanh, Loss::Mse, true, 6, 4, DType::F64).unwrap();
+        let (mlp, batch) = tiny_case(
+            &[3, 4, 2],
+            Activation::Tanh,
+            Loss::Mse,
+            true,
+            6,
+            4,
+            DType::F64,
+        )
+        .unwrap();
         let h = ModelOperator::hessian(&mlp, &batch, Loss::Mse);
         let p = h.dim();
         assert_eq!(p, 3 * 4 + 4 + 4 * 2 + 2);

@@ -24,7 +24,13 @@ pub fn ntk_trace(mlp: &Mlp, x: &Tensor) -> Result<f64> {
 /// The noise kernel norm K(η, B) from (some of) G's eigenvalues; eigenvalues not
 /// given contribute through `rest_trace` (their sum) in the small-ηλ approximation.
 /// Returns +∞ when ηλ_max ≥ 2 (the deterministic EoS is crossed first).
-pub fn s_eos_k(eigenvalues: &[f64], rest_trace: f64, lr: f64, batch: usize, n: usize) -> Result<f64> {
+pub fn s_eos_k(
+    eigenvalues: &[f64],
+    rest_trace: f64,
+    lr: f64,
+    batch: usize,
+    n: usize,
+) -> Result<f64> {
     if batch == 0 || n == 0 || batch > n {
         return Err(Error::Msg(format!(
             "s_eos_k: batch size {batch} must be in 1..={n} (the number of samples)"
@@ -64,7 +70,10 @@ mod tests {
         let eig = vec![1e-3; 100];
         let exact = s_eos_k(&eig, 0.0, 1.0, 4, 1_000_000).unwrap();
         let approx = s_eos_k_from_trace(0.1, 1.0, 4, 1_000_000).unwrap();
-        assert!((exact - approx).abs() < 1e-3 * approx, "{exact} vs {approx}");
+        assert!(
+            (exact - approx).abs() < 1e-3 * approx,
+            "{exact} vs {approx}"
+        );
         assert!(s_eos_k(&[1.0], 0.0, 1.0, 0, 2).is_err());
     }
 }

@@ -50,8 +50,16 @@ mod tests {
     fn prediction_error_falls_like_t_to_the_fourth() {
         // The validation of the probe in THEORY.md §6 item 2: the error of
         // c0 + c1 + c2 + c3 against L(θ + tv) shrinks by ≈ 2⁴ when t halves.
-        let (mlp, batch) =
-            tiny_case(&[4, 6, 3], Activation::Tanh, Loss::CrossEntropy, true, 8, 3, DType::F64).unwrap();
+        let (mlp, batch) = tiny_case(
+            &[4, 6, 3],
+            Activation::Tanh,
+            Loss::CrossEntropy,
+            true,
+            8,
+            3,
+            DType::F64,
+        )
+        .unwrap();
         let v = mlp.params.randn_like(5).unwrap();
         let tay = taylor(&mlp, &batch, Loss::CrossEntropy, &v).unwrap();
         let err = |t: f64| {
@@ -60,8 +68,13 @@ mod tests {
         };
         let (e1, e2) = (err(0.04), err(0.02));
         let ratio = e1 / e2;
-        assert!((12.0..20.0).contains(&ratio), "error ratio {ratio} (expected ≈ 16)");
-        let vhv = v.dot(&mlp.hvp(&batch, Loss::CrossEntropy, &v).unwrap()).unwrap();
+        assert!(
+            (12.0..20.0).contains(&ratio),
+            "error ratio {ratio} (expected ≈ 16)"
+        );
+        let vhv = v
+            .dot(&mlp.hvp(&batch, Loss::CrossEntropy, &v).unwrap())
+            .unwrap();
         let vv = v.dot(&v).unwrap();
         assert!((tay.directional_sharpness - vhv / vv).abs() < 1e-10 * (vhv / vv).abs());
     }

@@ -1,1 +1,181 @@
-fn main() {}
+//! The `eos` command line.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use candle_core::DType;
+use clap::{Parser, Subcommand};
+use eos_model::{load_case, pick_device, save_case};
+use eos_runner::{bench, example, probe};
+
+#[derive(Parser)]
+#[command(
+    name = "eos",
+    version,
+    about = "Exact curvature of neural networks at the edge of stability"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Curvature probes on a model + batch saved in the interchange format
+    /// (without FILE: the built-in example, a tanh MLP on generated data).
+    Probe {
+        file: Option<PathBuf>,
+        /// Number of top Hessian eigenvalues.
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Compute in this dtype (default: the file's).
+        #[arg(long)]
+        dtype: Option<String>,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Seed of the random direction (when the file has none) and of Lanczos.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Rows per chunk (bounds memory on large batches).
+        #[arg(long)]
+        chunk: Option<usize>,
+    },
+    /// Time the core operations on the standard suites.
+    Bench {
+        /// small | medium | deep | all (comma-separated list allowed)
+        #[arg(long, default_value = "small")]
+        suite: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Timed repetitions per operation (median reported).
+        #[arg(long, default_value_t = 7)]
+        reps: usize,
+    },
+    /// Write the built-in example case to a safetensors file.
+    Example {
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "f64")]
+        dtype: String,
+    },
+}
+
+fn parse_dtype(s: &str) -> anyhow::Result<DType> {
+    Ok(match s {
+        "f32" => DType::F32,
+        "f64" => DType::F64,
+        other => bail!("--dtype: unknown dtype `{other}` (expected f32 or f64)"),
+    })
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Probe {
+            file,
+            k,
+            json,
+            dtype,
+            device,
+            seed,
+            chunk,
+        } => {
+            let device = pick_device(&device)?;
+            let dtype = dtype.as_deref().map(parse_dtype).transpose()?;
+            let (mut mlp, batch, loss, v) = match &file {
+                Some(path) => {
+                    let case = load_case(path, dtype, &device)?;
+                    let batch = case.batch.with_context(|| {
+                        format!(
+                            "{}: no batch: tensors `x` and `y` are needed to probe",
+                            path.display()
+                        )
+                    })?;
+                    let loss = case.loss.with_context(|| {
+                        format!("{}: metadata `loss` missing (mse, mse_mean_all, cross_entropy or logistic)", path.display())
+                    })?;
+                    (case.mlp, batch, loss, case.v)
+                }
+                None => {
+                    let (m, b, l) =
+                        example::example_case(seed, dtype.unwrap_or(DType::F64), &device)?;
+                    (m, b, l, None)
+                }
+            };
+            if let Some(c) = chunk {
+                mlp.chunk_size = c;
+            }
+            let report = probe::probe(&mlp, &batch, loss, v.as_ref(), k, seed)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+        Cmd::Bench {
+            suite,
+            json,
+            dtype,
+            device,
+            reps,
+        } => {
+            let device = pick_device(&device)?;
+            let dtype = parse_dtype(&dtype)?;
+            let names: Vec<&str> = if suite == "all" {
+                vec!["small", "medium", "deep"]
+            } else {
+                suite.split(',').collect()
+            };
+            let suites = names
+                .iter()
+                .map(|n| bench::suite(n))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            for s in suites {
+                let r = bench::run_suite(&s, dtype, &device, reps)?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!(
+                        "{:<7} sgd_step {:>9.2} ms  grad {:>9.2} ms  hvp {:>9.2} ms  power20 {:>7.3} s  \
+                         lanczos5 {:>7.3} s ({} HVPs)  third {:>9.2} ms  matmul {:>6.1} GFLOP/s",
+                        r.suite, r.sgd_step_ms, r.grad_ms, r.hvp_ms, r.power_iter_20_s,
+                        r.lanczos_top5_s, r.lanczos_hvps, r.third_deriv_ms, r.matmul_gflops
+                    );
+                }
+            }
+        }
+        Cmd::Example { out, seed, dtype } => {
+            let (mlp, batch, loss) =
+                example::example_case(seed, parse_dtype(&dtype)?, &candle_core::Device::Cpu)?;
+            save_case(
+                &out,
+                &mlp,
+                Some(loss),
+                Some(&batch),
+                None,
+                &[],
+                &[("generator".into(), "eos example".into())],
+            )?;
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}
