@@ -257,14 +257,26 @@ mod tests {
         // gelu(1) with the tanh form = 0.8411919906082768 (numpy:
         // 0.5*(1+np.tanh(np.sqrt(2/np.pi)*(1+0.044715))))
         let one = Tensor::new(&[1.0f64], &Device::Cpu).unwrap();
-        let g = Activation::Gelu.forward(&one).unwrap().to_vec1::<f64>().unwrap()[0];
+        let g = Activation::Gelu
+            .forward(&one)
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()[0];
         assert!((g - 0.841_191_990_608_276_8).abs() < 1e-14, "{g}");
         // silu(1) = 1/(1+e^-1) = 0.7310585786300049
-        let s = Activation::Silu.forward(&one).unwrap().to_vec1::<f64>().unwrap()[0];
+        let s = Activation::Silu
+            .forward(&one)
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()[0];
         assert!((s - 0.731_058_578_630_004_9).abs() < 1e-15);
         // saturated sigmoid stays finite
         let big = Tensor::new(&[-800.0f32, 800.0], &Device::Cpu).unwrap();
-        let s = Activation::Silu.forward(&big).unwrap().to_vec1::<f32>().unwrap();
+        let s = Activation::Silu
+            .forward(&big)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(s, vec![-0.0, 800.0]);
         assert_eq!(big.dtype(), DType::F32);
     }

@@ -18,9 +18,8 @@ pub fn pick_device(name: &str) -> Result<Device> {
                         .into(),
                 ));
             }
-            Device::new_cuda(0).map_err(|e| {
-                Error::Invalid(format!("--device cuda: no usable CUDA device: {e}"))
-            })
+            Device::new_cuda(0)
+                .map_err(|e| Error::Invalid(format!("--device cuda: no usable CUDA device: {e}")))
         }
         "auto" => {
             if cfg!(feature = "cuda") {

@@ -12,7 +12,7 @@
 
 use candle_core::Tensor;
 
-use crate::mlp::{outer, row_sum, Cache, ParamAcc};
+use crate::mlp::{outer, row_sum, scaled, Cache, ParamAcc};
 use crate::{Batch, Loss, Mlp, ParamVec, Result};
 
 impl Mlp {
@@ -29,10 +29,7 @@ impl Mlp {
             visit(l, &d)?;
             if l > 0 {
                 let w = &self.params.layers[l].weight;
-                let mut g = d.matmul(w)?;
-                if self.multipliers[l] != 1.0 {
-                    g = g.affine(self.multipliers[l], 0.0)?;
-                }
+                let g = scaled(d.matmul(w)?, self.multipliers[l])?;
                 d = (g * &cache.acts[l - 1].d1)?;
             }
         }
@@ -66,7 +63,9 @@ impl Mlp {
             let f = self.output(&cache, b.offset.as_ref())?;
             let ev = loss.eval(&f, &b.y)?;
             total += ev.value_sum;
-            self.backprop(&cache, ev.grad, |l, d| self.accumulate_grad(&mut acc, &cache, l, d))?;
+            self.backprop(&cache, ev.grad, |l, d| {
+                self.accumulate_grad(&mut acc, &cache, l, d)
+            })?;
         }
         let inv_n = 1.0 / n as f64;
         Ok((total * inv_n, acc.finish(&self.params, inv_n)?))

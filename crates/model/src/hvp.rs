@@ -21,7 +21,7 @@
 
 use candle_core::Tensor;
 
-use crate::mlp::{acc, linear, outer, row_sum, ParamAcc};
+use crate::mlp::{acc, linear, outer, row_sum, scaled, ParamAcc};
 use crate::{Batch, Loss, Mlp, ParamVec, Result};
 
 /// What one R-operator pass returns.
@@ -92,8 +92,8 @@ impl Mlp {
                 }
                 if l > 0 {
                     let w = &self.params.layers[l].weight;
-                    let g = d.matmul(w)?.affine(m, 0.0)?;
-                    let rg = (rd.matmul(w)? + d.matmul(&v.layers[l].weight)?)?.affine(m, 0.0)?;
+                    let g = scaled(d.matmul(w)?, m)?;
+                    let rg = scaled((rd.matmul(w)? + d.matmul(&v.layers[l].weight)?)?, m)?;
                     let act = &cache.acts[l - 1];
                     let mut new_rd = Some((rg * &act.d1)?);
                     if let Some(d2) = &act.d2 {

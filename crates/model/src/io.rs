@@ -42,7 +42,10 @@ fn file_err(path: &Path, msg: impl Into<String>) -> Error {
 pub fn load_case(path: &Path, dtype: Option<DType>, device: &Device) -> Result<ProbeCase> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| {
-        file_err(path, format!("not a valid safetensors file (truncated or corrupt?): {e}"))
+        file_err(
+            path,
+            format!("not a valid safetensors file (truncated or corrupt?): {e}"),
+        )
     })?;
     let (_, meta) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| file_err(path, format!("unreadable safetensors header: {e}")))?;
@@ -67,7 +70,10 @@ pub fn load_case(path: &Path, dtype: Option<DType>, device: &Device) -> Result<P
         Ok(Some(t))
     };
     let first = raw("layers.0.weight")?.ok_or_else(|| {
-        file_err(path, "missing tensor `layers.0.weight` (expected layers.{i}.weight [out, in])")
+        file_err(
+            path,
+            "missing tensor `layers.0.weight` (expected layers.{i}.weight [out, in])",
+        )
     })?;
     let dtype = dtype.unwrap_or(first.dtype());
     let conv = |t: Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.to_device(device)?) };
@@ -126,13 +132,14 @@ pub fn load_case(path: &Path, dtype: Option<DType>, device: &Device) -> Result<P
         None => vec![1.0; depth],
     };
     let params = ParamVec { layers };
-    let mlp = Mlp::new(params, multipliers, activation)
-        .map_err(|e| file_err(path, e.to_string()))?;
+    let mlp =
+        Mlp::new(params, multipliers, activation).map_err(|e| file_err(path, e.to_string()))?;
 
     let batch = match (get("x")?, get("y")?) {
         (Some(x), Some(y)) => {
             let b = Batch::new(x, y);
-            mlp.check_batch(&b).map_err(|e| file_err(path, e.to_string()))?;
+            mlp.check_batch(&b)
+                .map_err(|e| file_err(path, e.to_string()))?;
             Some(b)
         }
         (None, None) => None,
@@ -151,7 +158,10 @@ pub fn load_case(path: &Path, dtype: Option<DType>, device: &Device) -> Result<P
     };
     let mut extra = HashMap::new();
     for name in st.names() {
-        let known = name.starts_with("layers.") || name.starts_with("v.layers.") || name == "x" || name == "y";
+        let known = name.starts_with("layers.")
+            || name.starts_with("v.layers.")
+            || name == "x"
+            || name == "y";
         if !known {
             if let Some(t) = get(name)? {
                 extra.insert(name.to_string(), t);

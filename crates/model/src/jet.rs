@@ -66,10 +66,16 @@ impl Mlp {
             let mut z2 = None;
             let mut z3 = None;
             if order >= 2 {
-                z2 = add(lin(&h.t[2], &p.weight, 1.0)?, lin(&h.t[1], &dv.weight, 2.0)?)?;
+                z2 = add(
+                    lin(&h.t[2], &p.weight, 1.0)?,
+                    lin(&h.t[1], &dv.weight, 2.0)?,
+                )?;
             }
             if order >= 3 {
-                z3 = add(lin(&h.t[3], &p.weight, 1.0)?, lin(&h.t[2], &dv.weight, 3.0)?)?;
+                z3 = add(
+                    lin(&h.t[3], &p.weight, 1.0)?,
+                    lin(&h.t[2], &dv.weight, 3.0)?,
+                )?;
             }
             if l + 1 == depth {
                 return Ok(Jet {
@@ -125,7 +131,12 @@ impl Mlp {
             sums[3] += d3;
         }
         let n = n as f64;
-        Ok([sums[0] / n, sums[1] / n, sums[2] / (2.0 * n), sums[3] / (6.0 * n)])
+        Ok([
+            sums[0] / n,
+            sums[1] / n,
+            sums[2] / (2.0 * n),
+            sums[3] / (6.0 * n),
+        ])
     }
 
     /// The third directional derivative d³/dt³ L(θ + t v) = ∇³L[v, v, v].

@@ -56,7 +56,9 @@ impl Mlp {
             let f = self.output(&cache, b.offset.as_ref())?;
             let ev = loss.eval(&f, &b.y)?;
             let hjv = loss.hess_vec(&ev, &jv)?;
-            self.backprop(&cache, hjv, |l, d| self.accumulate_grad(&mut acc, &cache, l, d))?;
+            self.backprop(&cache, hjv, |l, d| {
+                self.accumulate_grad(&mut acc, &cache, l, d)
+            })?;
         }
         acc.finish(&self.params, 1.0 / n as f64)
     }

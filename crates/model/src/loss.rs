@@ -85,7 +85,11 @@ impl Loss {
                 let alpha = if *self == Self::Mse { 1.0 } else { 2.0 / k };
                 let r = (f - y)?;
                 let value_sum = 0.5 * alpha * sum_f64(&r.sqr()?)?;
-                let grad = if alpha == 1.0 { r } else { r.affine(alpha, 0.0)? };
+                let grad = if alpha == 1.0 {
+                    r
+                } else {
+                    r.affine(alpha, 0.0)?
+                };
                 Ok(LossEval {
                     value_sum,
                     grad,
@@ -176,7 +180,8 @@ impl Loss {
                 let m1 = (p * a)?.sum_keepdim(D::Minus1)?;
                 let m2 = (p * a.sqr()?)?.sum_keepdim(D::Minus1)?;
                 let m3 = (p * a.powf(3.0)?)?.sum_keepdim(D::Minus1)?;
-                let k3 = ((m3 - (m2 * &m1)?.affine(3.0, 0.0)?)? + m1.powf(3.0)?.affine(2.0, 0.0)?)?;
+                let k3 =
+                    ((m3 - (m2 * &m1)?.affine(3.0, 0.0)?)? + m1.powf(3.0)?.affine(2.0, 0.0)?)?;
                 sum_f64(&(k3 * s)?)?
             }
             Aux::Logistic { d3, .. } => sum_f64(&(d3 * a.powf(3.0)?)?)?,
@@ -190,7 +195,12 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    const ALL: [Loss; 4] = [Loss::Mse, Loss::MseMeanAll, Loss::CrossEntropy, Loss::Logistic];
+    const ALL: [Loss; 4] = [
+        Loss::Mse,
+        Loss::MseMeanAll,
+        Loss::CrossEntropy,
+        Loss::Logistic,
+    ];
 
     fn t(v: &[f64], k: usize) -> Tensor {
         Tensor::from_slice(v, (v.len() / k, k), &Device::Cpu).unwrap()
@@ -235,9 +245,18 @@ mod tests {
                 .unwrap();
             // O(h²) truncation: 1e-6 relative for d1, d2; d3's stencil also
             // divides rounding by h³ (≈1e-16/1e-9), so 1e-5.
-            assert!((e1 - d1).abs() < 1e-6 * (1.0 + d1.abs()), "{loss:?} d1 {e1} vs {d1}");
-            assert!((e2 - d2).abs() < 1e-5 * (1.0 + d2.abs()), "{loss:?} d2 {e2} vs {d2}");
-            assert!((e3 - d3).abs() < 1e-4 * (1.0 + d3.abs()), "{loss:?} d3 {e3} vs {d3}");
+            assert!(
+                (e1 - d1).abs() < 1e-6 * (1.0 + d1.abs()),
+                "{loss:?} d1 {e1} vs {d1}"
+            );
+            assert!(
+                (e2 - d2).abs() < 1e-5 * (1.0 + d2.abs()),
+                "{loss:?} d2 {e2} vs {d2}"
+            );
+            assert!(
+                (e3 - d3).abs() < 1e-4 * (1.0 + d3.abs()),
+                "{loss:?} d3 {e3} vs {d3}"
+            );
         }
     }
 
@@ -246,7 +265,11 @@ mod tests {
         // mse: ½ Σ (f − y)²
         let y = targets(Loss::Mse);
         let f = [0.0; 6];
-        let expect = 0.5 * [0.3f64, -1.2, 0.5, 2.0, 0.1, -0.4].iter().map(|v| v * v).sum::<f64>();
+        let expect = 0.5
+            * [0.3f64, -1.2, 0.5, 2.0, 0.1, -0.4]
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>();
         assert!((value(Loss::Mse, &f, &y) - expect).abs() < 1e-15);
         // mse_mean_all: (1/K) Σ (f−y)² per sample (K = 3)
         assert!((value(Loss::MseMeanAll, &f, &y) - expect * 2.0 / 3.0).abs() < 1e-15);
@@ -256,9 +279,17 @@ mod tests {
         // logistic at f = 0 is log 2 per coordinate, and stays finite at huge margins
         let lg = value(Loss::Logistic, &f, &targets(Loss::Logistic));
         assert!((lg - 6.0 * 2f64.ln()).abs() < 1e-15);
-        let big = value(Loss::Logistic, &[-1e3, 1e3, 1e3, -1e3, -1e3, 1e3], &targets(Loss::Logistic));
+        let big = value(
+            Loss::Logistic,
+            &[-1e3, 1e3, 1e3, -1e3, -1e3, 1e3],
+            &targets(Loss::Logistic),
+        );
         assert!((big - 6e3).abs() < 1e-9, "{big}");
-        let big_ce = value(Loss::CrossEntropy, &[1e3, 0., 0., 0., 0., 0.], &targets(Loss::CrossEntropy));
+        let big_ce = value(
+            Loss::CrossEntropy,
+            &[1e3, 0., 0., 0., 0., 0.],
+            &targets(Loss::CrossEntropy),
+        );
         assert!((big_ce - (1e3 + 3f64.ln())).abs() < 1e-9, "{big_ce}");
     }
 

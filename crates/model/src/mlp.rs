@@ -109,12 +109,14 @@ pub(crate) struct Cache {
     pub acts: Vec<ActDerivs>,
 }
 
+/// `m · t`, skipping the pass when m = 1.
+pub(crate) fn scaled(t: Tensor, m: f64) -> Result<Tensor> {
+    Ok(if m != 1.0 { t.affine(m, 0.0)? } else { t })
+}
+
 /// `m · h Wᵀ (+ b)`.
 pub(crate) fn linear(h: &Tensor, w: &Tensor, m: f64, b: Option<&Tensor>) -> Result<Tensor> {
-    let mut z = h.matmul(&w.t()?)?;
-    if m != 1.0 {
-        z = z.affine(m, 0.0)?;
-    }
+    let mut z = scaled(h.matmul(&w.t()?)?, m)?;
     if let Some(b) = b {
         z = z.broadcast_add(b)?;
     }
@@ -123,8 +125,7 @@ pub(crate) fn linear(h: &Tensor, w: &Tensor, m: f64, b: Option<&Tensor>) -> Resu
 
 /// `m · dᵀ h` (`[out, in]`), the weight-gradient product.
 pub(crate) fn outer(d: &Tensor, h: &Tensor, m: f64) -> Result<Tensor> {
-    let g = d.t()?.matmul(h)?;
-    Ok(if m != 1.0 { g.affine(m, 0.0)? } else { g })
+    scaled(d.t()?.matmul(h)?, m)
 }
 
 /// Σ over rows (as a matmul with a ones row: dim-0 sums are slow in candle).
@@ -202,7 +203,9 @@ impl Mlp {
         for (i, l) in params.layers.iter().enumerate() {
             let dims = l.weight.dims();
             if dims.len() != 2 {
-                return invalid(format!("layers.{i}.weight: expected 2 dims [out, in], got {dims:?}"));
+                return invalid(format!(
+                    "layers.{i}.weight: expected 2 dims [out, in], got {dims:?}"
+                ));
             }
             if l.weight.dtype() != dtype {
                 return invalid(format!(
@@ -255,7 +258,10 @@ impl Mlp {
                 .collect(),
         };
         if stds.len() != depth {
-            return invalid(format!("init_std: {} values for {depth} layers", stds.len()));
+            return invalid(format!(
+                "init_std: {} values for {depth} layers",
+                stds.len()
+            ));
         }
         let mut layers = Vec::with_capacity(depth);
         for i in 0..depth {
@@ -266,15 +272,25 @@ impl Mlp {
                     .map(|v| v * std)
                     .collect())
             };
-            let w = Tensor::from_vec(draw(2 * i as u64, fi * fo, stds[i])?, (fo, fi), &Device::Cpu)?;
+            let w = Tensor::from_vec(
+                draw(2 * i as u64, fi * fo, stds[i])?,
+                (fo, fi),
+                &Device::Cpu,
+            )?;
             let b = if spec.bias {
-                Some(Tensor::from_vec(draw(2 * i as u64 + 1, fo, spec.bias_std)?, fo, &Device::Cpu)?)
+                Some(Tensor::from_vec(
+                    draw(2 * i as u64 + 1, fo, spec.bias_std)?,
+                    fo,
+                    &Device::Cpu,
+                )?)
             } else {
                 None
             };
             layers.push(LayerParams {
                 weight: w.to_dtype(dtype)?.to_device(device)?,
-                bias: b.map(|b| b.to_dtype(dtype)?.to_device(device)).transpose()?,
+                bias: b
+                    .map(|b| b.to_dtype(dtype)?.to_device(device))
+                    .transpose()?,
             });
         }
         Self::new(ParamVec { layers }, mults, spec.activation)
@@ -318,7 +334,9 @@ impl Mlp {
         let (n_in, n_out) = (w[0], w[w.len() - 1]);
         let xd = batch.x.dims();
         if xd.len() != 2 || xd[1] != n_in {
-            return invalid(format!("x: shape {xd:?}, expected [n, {n_in}] (the model's input width)"));
+            return invalid(format!(
+                "x: shape {xd:?}, expected [n, {n_in}] (the model's input width)"
+            ));
         }
         let yd = batch.y.dims();
         if yd != [xd[0], n_out] {

@@ -288,7 +288,10 @@ mod tests {
             assert!((a32[i] - fa[i]).abs() < 1e-6 * (1.0 + fa[i].abs()));
         }
         let names: Vec<_> = a.named_tensors("v.").into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["v.layers.0.weight", "v.layers.0.bias", "v.layers.1.weight"]);
+        assert_eq!(
+            names,
+            ["v.layers.0.weight", "v.layers.0.bias", "v.layers.1.weight"]
+        );
     }
 
     #[test]
@@ -298,7 +301,9 @@ mod tests {
         b.layers[0].bias = None;
         let e = a.dot(&b).unwrap_err().to_string();
         assert!(e.contains("layers.0.bias"), "{e}");
-        let e = ParamVec::from_f64_slice(&a, &[0.0; 5]).unwrap_err().to_string();
+        let e = ParamVec::from_f64_slice(&a, &[0.0; 5])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("length 5 expected 12"), "{e}");
     }
 }

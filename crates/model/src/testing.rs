@@ -19,7 +19,10 @@ pub fn targets(loss: Loss, n: usize, k: usize, seed: u64) -> Vec<f64> {
             }
             y
         }
-        Loss::Logistic => z.iter().map(|v| if *v >= 0.0 { 1.0 } else { -1.0 }).collect(),
+        Loss::Logistic => z
+            .iter()
+            .map(|v| if *v >= 0.0 { 1.0 } else { -1.0 })
+            .collect(),
         _ => z,
     }
 }
@@ -37,7 +40,12 @@ pub fn tiny_case(
     let depth = widths.len() - 1;
     let mut spec = MlpSpec::new(widths, activation, bias);
     spec.multipliers = Some((0..depth).map(|l| 0.7 + 0.3 * l as f64).collect());
-    spec.init_std = Some(widths[..depth].iter().map(|&w| 1.2 / (w as f64).sqrt()).collect());
+    spec.init_std = Some(
+        widths[..depth]
+            .iter()
+            .map(|&w| 1.2 / (w as f64).sqrt())
+            .collect(),
+    );
     spec.bias_std = 0.3;
     let mlp = Mlp::random(&spec, seed, dtype, &Device::Cpu)?;
     let (d, k) = (widths[0], widths[depth]);
@@ -111,6 +119,9 @@ pub fn fd_hessian(mlp: &Mlp, batch: &Batch, loss: Loss, eps: f64) -> Result<Vec<
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "rel_err: length mismatch");
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let diff = a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
     diff / (1e-300 + scale)
 }

@@ -25,12 +25,18 @@ const CASES: [&str; 7] = [
 ];
 
 fn load(name: &str) -> ProbeCase {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/ref_{name}.safetensors"));
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/data/ref_{name}.safetensors"));
     load_case(&p, None, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn flat(t: &Tensor) -> Vec<f64> {
-    t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap()
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 fn reference_params(case: &ProbeCase, prefix: &str) -> Vec<f64> {
@@ -45,21 +51,34 @@ fn reference_params(case: &ProbeCase, prefix: &str) -> Vec<f64> {
 fn derivatives_match_jax() {
     for name in CASES {
         let case = load(name);
-        let tol = if case.mlp.dtype() == DType::F32 { 1e-5 } else { 1e-10 };
+        let tol = if case.mlp.dtype() == DType::F32 {
+            1e-5
+        } else {
+            1e-10
+        };
         let (mlp, batch, loss) = (&case.mlp, case.batch.as_ref().unwrap(), case.loss.unwrap());
         let v: &ParamVec = case.v.as_ref().unwrap();
         let scalar = |k: &str| flat(&case.extra[k])[0];
         let close = |a: f64, b: f64, what: &str| {
-            assert!((a - b).abs() <= tol * b.abs().max(1e-3), "{name}: {what}: eos {a} vs jax {b}");
+            assert!(
+                (a - b).abs() <= tol * b.abs().max(1e-3),
+                "{name}: {what}: eos {a} vs jax {b}"
+            );
         };
 
         let (l, g) = mlp.loss_and_grad(batch, loss).unwrap();
         close(l, scalar("ref.loss"), "loss");
-        let e = rel_err(&g.to_f64_vec().unwrap(), &reference_params(&case, "ref.grad."));
+        let e = rel_err(
+            &g.to_f64_vec().unwrap(),
+            &reference_params(&case, "ref.grad."),
+        );
         assert!(e < tol, "{name}: gradient rel err {e}");
 
         let hv = mlp.hvp(batch, loss, v).unwrap();
-        let e = rel_err(&hv.to_f64_vec().unwrap(), &reference_params(&case, "ref.hvp."));
+        let e = rel_err(
+            &hv.to_f64_vec().unwrap(),
+            &reference_params(&case, "ref.hvp."),
+        );
         assert!(e < tol, "{name}: HVP rel err {e}");
         close(v.dot(&hv).unwrap(), scalar("ref.vhv"), "vHv");
 
@@ -72,7 +91,11 @@ fn derivatives_match_jax() {
         let jv = flat(&mlp.jvp(&batch.x, v).unwrap());
         let e = rel_err(&jv, &flat(&case.extra["ref.jvp"]));
         assert!(e < tol, "{name}: JVP rel err {e}");
-        close(mlp.ntk_trace(&batch.x).unwrap(), scalar("ref.ntk_trace"), "NTK trace");
+        close(
+            mlp.ntk_trace(&batch.x).unwrap(),
+            scalar("ref.ntk_trace"),
+            "NTK trace",
+        );
 
         if mlp.dtype() == DType::F64 {
             let p = mlp.params.numel();
