@@ -12,12 +12,12 @@
 //! ```
 //!
 //! In floating point the `q_j` lose orthogonality as Ritz values converge, so every
-//! `w` is orthogonalised against the whole basis (full reorthogonalisation), here by two
-//! passes of classical Gram–Schmidt, `w ← w − Q_m(Q_mᵀ w)`, each a pair of
-//! matrix-vector products over the contiguous basis (Golub & Van Loan, *Matrix
-//! Computations*, 4th ed., §10.1 and §10.3.1; "twice is enough": Giraud, Langou &
-//! Rozložník 2005). The first pass's coefficients give `α_j` (and reproduce
-//! `β_{j−1}`); the second adds the correction to `α_j`.
+//! `w` is orthogonalised against the whole basis (full reorthogonalisation): after the
+//! three-term recurrence, one pass of classical Gram–Schmidt, `w ← w − Q_m(Q_mᵀ w)`
+//! (a pair of matrix-vector products over the contiguous basis), and a second pass
+//! when the first cancelled more than 1 − 1/√2 of ‖w‖ (DGKS; Golub & Van Loan,
+//! *Matrix Computations*, 4th ed., §10.1 and §10.3.1; "twice is enough": Giraud,
+//! Langou & Rozložník 2005). The passes' coefficients on `q_j` correct `α_j`.
 //!
 //! With `T_m = S Θ Sᵀ`, the Ritz pairs `(θ_i, y_i = Q_m s_i)` satisfy, by the Lanczos
 //! relation, `‖A y_i − θ_i y_i‖ = β_m |s_{m,i}|`: residuals cost no product (Parlett,
@@ -359,10 +359,24 @@ impl Krylov {
         let q = &self.basis[j * self.dim..(j + 1) * self.dim];
         let mut w = apply_checked(op, q, "lanczos")?;
         self.anorm = self.anorm.max(norm(&w));
-        let h1 = self.gram_schmidt_pass(&mut w);
-        let h2 = self.gram_schmidt_pass(&mut w);
-        self.alphas.push(h1[j] + h2[j]);
-        self.betas.push(norm(&w));
+        // The three-term recurrence first (cheap), then one full classical
+        // Gram–Schmidt pass, and a second one only when the first cancelled much of
+        // w (the DGKS criterion, Daniel, Gragg, Kaufman & Stewart 1976, η = 1/√2).
+        let mut alpha = dot(q, &w);
+        axpy(-alpha, q, &mut w);
+        if j > 0 {
+            let prev = &self.basis[(j - 1) * self.dim..j * self.dim];
+            axpy(-self.betas[j - 1], prev, &mut w);
+        }
+        let before = norm(&w);
+        alpha += self.gram_schmidt_pass(&mut w)[j];
+        let mut after = norm(&w);
+        if after < std::f64::consts::FRAC_1_SQRT_2 * before {
+            alpha += self.gram_schmidt_pass(&mut w)[j];
+            after = norm(&w);
+        }
+        self.alphas.push(alpha);
+        self.betas.push(after);
         self.next = w;
         Ok(())
     }

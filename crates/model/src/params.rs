@@ -194,11 +194,16 @@ impl ParamVec {
         self.zip_map(other, |a, b| Ok((a - b)?))
     }
 
-    /// The vector flattened to f64 in flat order.
+    /// The vector flattened to f64 in flat order (converted on the host, one pass).
     pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(self.numel());
         for t in self.tensors() {
-            out.extend(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+            let t = t.flatten_all()?;
+            match t.dtype() {
+                DType::F64 => out.extend_from_slice(&t.to_vec1::<f64>()?),
+                DType::F32 => out.extend(t.to_vec1::<f32>()?.into_iter().map(f64::from)),
+                _ => out.extend(t.to_dtype(DType::F64)?.to_vec1::<f64>()?),
+            }
         }
         Ok(out)
     }
@@ -216,9 +221,19 @@ impl ParamVec {
         let mut off = 0;
         template.map(|t| {
             let k = t.elem_count();
-            let v = Tensor::from_slice(&values[off..off + k], t.shape(), &Device::Cpu)?;
+            let part = &values[off..off + k];
             off += k;
-            Ok(v.to_dtype(dtype)?.to_device(&device)?)
+            let v = match dtype {
+                DType::F32 => {
+                    let host: Vec<f32> = part.iter().map(|&x| x as f32).collect();
+                    Tensor::from_vec(host, t.shape(), &device)?
+                }
+                DType::F64 => Tensor::from_slice(part, t.shape(), &device)?,
+                _ => Tensor::from_slice(part, t.shape(), &Device::Cpu)?
+                    .to_dtype(dtype)?
+                    .to_device(&device)?,
+            };
+            Ok(v)
         })
     }
 
