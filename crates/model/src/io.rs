@@ -162,7 +162,12 @@ pub fn load_case(path: &Path, dtype: Option<DType>, device: &Device) -> Result<P
             || name.starts_with("v.layers.")
             || name == "x"
             || name == "y";
-        if !known {
+        // Extras of other dtypes (integer step counters, ...) are not ours to read.
+        let float = matches!(
+            st.tensor(name).map(|v| v.dtype()),
+            Ok(Dtype::F32 | Dtype::F64)
+        );
+        if !known && float {
             if let Some(t) = get(name)? {
                 extra.insert(name.to_string(), t);
             }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use candle_core::DType;
 use clap::{Parser, Subcommand};
 use eos_model::{load_case, pick_device, save_case};
-use eos_runner::{bench, example, probe};
+use eos_runner::{bench, example, probe, report, sweep, train};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +57,64 @@ enum Cmd {
         /// Timed repetitions per operation (median reported).
         #[arg(long, default_value_t = 7)]
         reps: usize,
+    },
+    /// Train the experiment of CONFIG.toml, recording the probes (see docs/config.md).
+    Train {
+        config: PathBuf,
+        /// Override a config key, e.g. `--set optim.lr=0.05` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Run directory (default `runs/<config-stem>-<timestamp>`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the run in --out from its latest checkpoint.
+        #[arg(long)]
+        resume: bool,
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Debugging: stop (with a checkpoint) once this many steps are done.
+        #[arg(long, hide = true)]
+        stop_after: Option<u64>,
+    },
+    /// Plot runs (loss, sharpness vs 2/η, Taylor coefficients, soft rank, update
+    /// cosine) and sweeps (loss vs η, η* vs γ with fitted slopes) as PNG + SVG.
+    Report {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Plot folder (default DIR/plots; DIR's name is appended for several DIRs).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Split between the γ ≪ 1 and γ ≫ 1 slope fits.
+        #[arg(long, default_value_t = 1.0)]
+        split: f64,
+        /// Grid key on the x axis of the η* plot (default: the one containing `gamma`).
+        #[arg(long)]
+        x_key: Option<String>,
+        /// Use the parabolic refinement of η* instead of the grid argmin.
+        #[arg(long)]
+        refined: bool,
+    },
+    /// Run a grid of `eos train` cells (SWEEP.toml, see docs/sweep-and-report.md).
+    Sweep {
+        spec: PathBuf,
+        /// Parallel worker processes.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Sweep directory (default `runs/<sweep-stem>`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Run only job INDEX (one cell, or one η search): a Slurm array task.
+        #[arg(long, value_name = "INDEX")]
+        cell: Option<usize>,
+        /// Write DIR/sweep.sbatch (a Slurm job array) instead of running.
+        #[arg(long)]
+        slurm: bool,
+        /// Only gather results.csv / results.jsonl / best.csv from the cells there.
+        #[arg(long)]
+        gather: bool,
+        /// --device for every cell.
+        #[arg(long)]
+        device: Option<String>,
     },
     /// Write the built-in example case to a safetensors file.
     Example {
@@ -161,6 +219,60 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        Cmd::Train {
+            config,
+            set,
+            out,
+            resume,
+            device,
+            stop_after,
+        } => {
+            let args = train::TrainArgs {
+                config,
+                set,
+                out,
+                resume,
+                device,
+                stop_after,
+            };
+            train::run_cli(&args)?;
+        }
+        Cmd::Report {
+            dirs,
+            out,
+            split,
+            x_key,
+            refined,
+        } => {
+            let opts = report::ReportOptions {
+                out,
+                split,
+                x_key,
+                refined,
+            };
+            report::run_cli(&dirs, &opts)?;
+        }
+        Cmd::Sweep {
+            spec,
+            workers,
+            out,
+            cell,
+            slurm,
+            gather,
+            device,
+        } => {
+            let opts = sweep::SweepOptions {
+                spec,
+                out,
+                workers,
+                exe: std::env::current_exe().context("cannot locate the eos executable")?,
+                cell,
+                slurm,
+                gather,
+                device,
+            };
+            sweep::run_cli(&opts)?;
         }
         Cmd::Example { out, seed, dtype } => {
             let (mlp, batch, loss) =
