@@ -9,7 +9,6 @@
 //! and H_B the minibatch gradient and Hessian. Under SGD it, not λ_max, hovers at 2/η.
 //! g_Bᵀ H_B g_B = 2 c2 along g_B comes from one jet pass (no HVP needed).
 
-use candle_core::Tensor;
 use eos_model::{rng, Batch, Loss, Mlp};
 use rand::seq::index::sample;
 
@@ -42,21 +41,9 @@ pub fn batch_sharpness(
     let mut vals = Vec::with_capacity(num_batches);
     for b in 0..num_batches {
         let mut r = rng::rng(rng::derive_seed(seed, b as u64));
-        let mut idx: Vec<u32> = sample(&mut r, n, batch_size)
-            .into_iter()
-            .map(|i| i as u32)
-            .collect();
+        let mut idx = sample(&mut r, n, batch_size).into_vec();
         idx.sort_unstable();
-        let ids = Tensor::from_vec(idx, batch_size, data.x.device())?;
-        let mb = Batch {
-            x: data.x.index_select(&ids, 0)?,
-            y: data.y.index_select(&ids, 0)?,
-            offset: data
-                .offset
-                .as_ref()
-                .map(|o| o.index_select(&ids, 0))
-                .transpose()?,
-        };
+        let mb = data.select(&idx)?;
         let g = mlp.grad(&mb, loss)?;
         let gg = g.dot(&g)?;
         if gg == 0.0 {

@@ -46,6 +46,21 @@ impl Batch {
         })
     }
 
+    /// The rows `idx` (in that order; a copy).
+    pub fn select(&self, idx: &[usize]) -> Result<Self> {
+        let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
+        let ids = Tensor::from_vec(ids, idx.len(), self.x.device())?;
+        Ok(Self {
+            x: self.x.index_select(&ids, 0)?,
+            y: self.y.index_select(&ids, 0)?,
+            offset: self
+                .offset
+                .as_ref()
+                .map(|o| o.index_select(&ids, 0))
+                .transpose()?,
+        })
+    }
+
     pub fn to(&self, dtype: DType, device: &Device) -> Result<Self> {
         let conv = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.to_device(device)?) };
         Ok(Self {

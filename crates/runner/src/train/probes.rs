@@ -13,7 +13,7 @@
 //! checkpoints save, so a resumed run measures exactly what the original would have.
 
 use anyhow::Context;
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, D};
 use eos_hessian::{
     batch_sharpness, exact_trace, hutchinson, lanczos, soft_rank, update_cosine, LanczosConfig,
     ModelOperator, Which,
@@ -28,17 +28,7 @@ use crate::config::ProbesConfig;
 
 /// Rows selected from a batch (offsets included).
 pub fn select(batch: &Batch, idx: &[usize]) -> anyhow::Result<Batch> {
-    let ids: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
-    let ids = Tensor::from_vec(ids, idx.len(), batch.x.device())?;
-    Ok(Batch {
-        x: batch.x.index_select(&ids, 0)?,
-        y: batch.y.index_select(&ids, 0)?,
-        offset: batch
-            .offset
-            .as_ref()
-            .map(|o| o.index_select(&ids, 0))
-            .transpose()?,
-    })
+    Ok(batch.select(idx)?)
 }
 
 /// Fraction of rows whose prediction matches `labels`: argmax of the outputs, or
