@@ -359,3 +359,67 @@ fn probes_match_a_quadratic_model() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn ctrl_c_checkpoints_and_ends_interrupted_then_resume_matches() {
+    let dir = scratch("sigint");
+    let cfg = write_config(&dir, TINY);
+    let (full, cut) = (dir.join("full"), dir.join("cut"));
+    run(
+        &cfg,
+        &full,
+        &["train.steps=1500", "train.checkpoint_every=0"],
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eos"))
+        .arg("train")
+        .arg(&cfg)
+        .args([
+            "--set",
+            "train.steps=1500",
+            "--set",
+            "train.checkpoint_every=0",
+            "--out",
+        ])
+        .arg(&cut)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until training is under way, then send SIGINT (what Ctrl-C sends).
+    let metrics_file = cut.join("metrics.jsonl");
+    for _ in 0..200 {
+        let lines = std::fs::read_to_string(&metrics_file)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines > 5 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(child.wait().unwrap().success(), "Ctrl-C is a clean exit");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cut.join("meta.json")).unwrap()).unwrap();
+    let done = meta["steps_done"].as_u64().unwrap();
+    if done < 1500 {
+        assert_eq!(meta["status"], "interrupted");
+        assert!(cut.join(format!("ckpt/step-{done}.safetensors")).exists());
+        let mut resume = args(
+            &cfg,
+            &cut,
+            &["train.steps=1500", "train.checkpoint_every=0"],
+        );
+        resume.resume = true;
+        assert_eq!(train(&resume).unwrap().status, Status::Finished);
+    }
+    assert_eq!(
+        metrics(&full),
+        metrics(&cut),
+        "interrupt + resume = uninterrupted"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

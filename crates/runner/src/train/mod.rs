@@ -28,6 +28,7 @@ pub mod probes;
 pub mod run_dir;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -245,7 +246,8 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
         mlp = mlp.with_params(st.params)?;
         step += 1;
         let every = cfg.train.checkpoint_every;
-        if (every > 0 && step % every == 0) || step == stop {
+        let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+        if (every > 0 && step % every == 0) || step == stop || interrupted {
             let state = checkpoint::State {
                 step,
                 time_s: time_offset + clock.elapsed().as_secs_f64(),
@@ -258,11 +260,18 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
             meta.steps_done = step;
             meta.write(&dir)?;
         }
+        if interrupted {
+            break;
+        }
     }
     progress.finish();
     if status == Status::Finished && step < total {
         status = Status::Interrupted;
-        reason = format!("stopped after {step} of {total} steps (--stop-after)");
+        reason = if INTERRUPTED.load(Ordering::Relaxed) {
+            format!("interrupted (Ctrl-C) after {step} of {total} steps; continue with --resume")
+        } else {
+            format!("stopped after {step} of {total} steps (--stop-after)")
+        };
     }
     meta.steps_done = step;
     meta.status = status;
@@ -281,8 +290,16 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
     })
 }
 
+/// Set by Ctrl-C: the loop finishes its step, checkpoints and ends `interrupted`.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// The `eos train` command: runs and prints one line on how it ended.
 pub fn run_cli(args: &TrainArgs) -> anyhow::Result<()> {
+    // A second Ctrl-C while the checkpoint is written is left to the default
+    // handler's successor: the atomic writes keep the run directory consistent.
+    if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed)) {
+        tracing::warn!("Ctrl-C handler not installed: {e}");
+    }
     let s = train(args)?;
     let status = serde_json::to_value(s.status)?;
     println!(
