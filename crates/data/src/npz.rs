@@ -1,0 +1,131 @@
+//! `.npz` archives: a zip file whose members are `.npy` arrays (`name.npy`), written
+//! by `numpy.savez` (members stored) or `numpy.savez_compressed` (members deflated);
+//! numpy's `numpy/lib/_npyio_impl.py` and `numpy.lib.format`. Each member is parsed
+//! by [`crate::npy::parse_npy`].
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::arrays::dataset_from_arrays;
+use crate::npy::{parse_npy, NpyArray};
+use crate::{DataError, Dataset, Result, Targets};
+
+/// Every array of the archive, as `(name without .npy, array)`, in archive order.
+pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| DataError::header(path, format!("not a readable .npz (zip) archive: {e}")))?;
+    let mut out = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let mut member = zip
+            .by_index(i)
+            .map_err(|e| DataError::header(path, format!("member {i}: {e}")))?;
+        let name = member.name().to_string();
+        let mut bytes = Vec::with_capacity(member.size() as usize);
+        member.read_to_end(&mut bytes).map_err(|e| {
+            DataError::header(path, format!("member `{name}`: truncated or corrupt: {e}"))
+        })?;
+        let label = path.join(&name);
+        let array = parse_npy(&bytes, &label)?;
+        out.push((name.trim_end_matches(".npy").to_string(), array));
+    }
+    Ok(out)
+}
+
+/// A dataset from the members `x_name` and `y_name` of an `.npz` archive (same rules
+/// as [`crate::npy::load_npy_dataset`]).
+pub fn load_npz_dataset(
+    path: &Path,
+    x_name: &str,
+    y_name: &str,
+    targets: Targets,
+    name: &str,
+) -> Result<Dataset> {
+    let mut arrays = read_npz(path)?;
+    let names: Vec<String> = arrays.iter().map(|(n, _)| n.clone()).collect();
+    let mut take = |want: &str| -> Result<NpyArray> {
+        match arrays.iter().position(|(n, _)| n == want) {
+            Some(i) => Ok(arrays.swap_remove(i).1),
+            None => Err(DataError::MissingTensor {
+                path: path.to_path_buf(),
+                name: want.to_string(),
+                available: names.join(", "),
+            }),
+        }
+    };
+    let x = take(x_name)?.into_raw();
+    let y = take(y_name)?.into_raw();
+    dataset_from_arrays(x, (path, x_name), y, (path, y_name), targets, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn npy_bytes(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn write_npz(path: &Path, method: zip::CompressionMethod) {
+        let x: Vec<u8> = [0.5f64, -1.0, 2.0, 3.25, 0.0, 7.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        z.start_file("x.npy", opts).unwrap();
+        z.write_all(&npy_bytes("<f8", "(2, 3)", &x)).unwrap();
+        z.start_file("y.npy", opts).unwrap();
+        z.write_all(&npy_bytes("|u1", "(2,)", &[1, 0])).unwrap();
+        z.finish().unwrap();
+    }
+
+    #[test]
+    fn stored_and_deflated_archives_load_exactly() {
+        let dir = std::env::temp_dir().join(format!("eos-npz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, m) in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let p = dir.join(format!("d{i}.npz"));
+            write_npz(&p, m);
+            let arrays = read_npz(&p).unwrap();
+            assert_eq!(arrays[0].0, "x");
+            assert_eq!(arrays[0].1.to_f64(), vec![0.5, -1.0, 2.0, 3.25, 0.0, 7.5]);
+            let ds = load_npz_dataset(&p, "x", "y", Targets::OneHot, "t").unwrap();
+            assert_eq!(ds.len(), 2);
+            assert_eq!(ds.x.to_vec2::<f64>().unwrap()[1], vec![3.25, 0.0, 7.5]);
+            assert_eq!(ds.labels.as_deref(), Some(&[1u32, 0][..]));
+            let e = load_npz_dataset(&p, "x", "labels", Targets::OneHot, "t").unwrap_err();
+            assert!(e.to_string().contains("no tensor named `labels`"), "{e}");
+            // Truncated archive.
+            let bytes = std::fs::read(&p).unwrap();
+            let t = dir.join(format!("t{i}.npz"));
+            std::fs::write(&t, &bytes[..bytes.len() / 2]).unwrap();
+            assert!(read_npz(&t).is_err());
+        }
+        let bad = dir.join("bad.npz");
+        std::fs::write(&bad, b"not a zip at all").unwrap();
+        let e = read_npz(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.npz") && e.contains("not a readable .npz"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
