@@ -250,12 +250,21 @@ impl OptimizerConfig {
                 ),
             }
         };
-        let adam_with_nup = |kind: &str| {
-            invalid(
-                "optimizer.kind",
-                kind.to_string(),
-                "sgd, momentum or nesterov (the parameterization asks for per-layer normalised updates)",
-            )
+        let adam = |kind: &str,
+                    (beta1, beta2, eps): (f64, f64, f64),
+                    common: CommonOptions|
+         -> Result<Box<dyn Optimizer>> {
+            if ctx.normalized_updates {
+                return invalid(
+                    "optimizer.kind",
+                    kind.to_string(),
+                    "sgd, momentum or nesterov (the parameterization asks for per-layer normalised updates)",
+                );
+            }
+            Ok(Box::new(Adam::new(
+                AdamParams { beta1, beta2, eps },
+                common,
+            )?))
         };
         Ok(match self {
             OptimizerConfig::Sgd(c) => Box::new(Sgd::new(
@@ -274,34 +283,16 @@ impl OptimizerConfig {
                     scaling(&c.gradient_scaling)?,
                 )?)
             }
-            OptimizerConfig::Adam(c) => {
-                if ctx.normalized_updates {
-                    return adam_with_nup("adam");
-                }
-                let hyper = AdamParams {
-                    beta1: c.beta1,
-                    beta2: c.beta2,
-                    eps: c.eps,
-                };
-                Box::new(Adam::new(
-                    hyper,
-                    common(c.weight_decay, false, c.clip_grad_norm),
-                )?)
-            }
-            OptimizerConfig::AdamW(c) => {
-                if ctx.normalized_updates {
-                    return adam_with_nup("adamw");
-                }
-                let hyper = AdamParams {
-                    beta1: c.beta1,
-                    beta2: c.beta2,
-                    eps: c.eps,
-                };
-                Box::new(Adam::new(
-                    hyper,
-                    common(c.weight_decay, true, c.clip_grad_norm),
-                )?)
-            }
+            OptimizerConfig::Adam(c) => adam(
+                "adam",
+                (c.beta1, c.beta2, c.eps),
+                common(c.weight_decay, false, c.clip_grad_norm),
+            )?,
+            OptimizerConfig::AdamW(c) => adam(
+                "adamw",
+                (c.beta1, c.beta2, c.eps),
+                common(c.weight_decay, true, c.clip_grad_norm),
+            )?,
         })
     }
 }
