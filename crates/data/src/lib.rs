@@ -42,7 +42,7 @@ pub mod transforms;
 #[cfg(test)]
 mod testing;
 
-pub use cifar::{load_cifar10, CIFAR10_CLASSES};
+pub use cifar::{cifar10_files, load_cifar10, CIFAR10_CLASSES};
 pub use dataset::{Dataset, Split};
 pub use error::{DataError, Result};
 pub use fashion_mnist::{fashion_mnist_dir, load_fashion_mnist, load_fashion_mnist_from};

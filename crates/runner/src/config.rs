@@ -270,7 +270,7 @@ impl Config {
             DataConfig::Mixture(d) => d.online,
             DataConfig::SparseCoding(d) => d.online,
             DataConfig::RandomLabels(d) => d.online,
-            DataConfig::FashionMnist(_) => false,
+            DataConfig::FashionMnist(_) | DataConfig::Cifar10(_) => false,
         };
         if online && t.batch_size.is_none() {
             bail!("train.batch_size: missing; online data (data.online = true) needs a batch size");

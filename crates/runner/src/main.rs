@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use candle_core::DType;
 use clap::{Parser, Subcommand};
 use eos_model::{load_case, pick_device, save_case};
-use eos_runner::{bench, example, probe, report, sweep, train};
+use eos_runner::{bench, example, probe, report, repro, sweep, train};
 
 #[derive(Parser)]
 #[command(
@@ -115,6 +115,29 @@ enum Cmd {
         /// --device for every cell.
         #[arg(long)]
         device: Option<String>,
+    },
+    /// Reproduce the seed papers' headline results: run, check (PASS/FAIL with the
+    /// measured and expected figures) and plot (see docs/reproductions.md).
+    Repro {
+        /// cohen-eos, catapult, richness-sweep, conservative-sharpening,
+        /// threshold-neurons, beyond-eos, or all.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// The full settings (default: the reduced version that CI runs).
+        #[arg(long)]
+        full: bool,
+        /// Output folder (default runs/repro or runs/repro-full).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also copy each figure's PNG to DIR/<name>-<figure>.png (e.g. docs/figures).
+        #[arg(long, value_name = "DIR")]
+        figures: Option<PathBuf>,
+        /// Run everything again instead of reusing finished runs.
+        #[arg(long)]
+        fresh: bool,
+        /// The experiments/ folder with the configs (default: the workspace's).
+        #[arg(long)]
+        experiments: Option<PathBuf>,
     },
     /// Write the built-in example case to a safetensors file.
     Example {
@@ -274,6 +297,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             sweep::run_cli(&opts)?;
         }
+        Cmd::Repro {
+            names,
+            full,
+            out,
+            figures,
+            fresh,
+            experiments,
+        } => repro::run_cli(&repro::ReproArgs {
+            names,
+            full,
+            out,
+            figures,
+            fresh,
+            experiments,
+        })?,
         Cmd::Example { out, seed, dtype } => {
             let (mlp, batch, loss) =
                 example::example_case(seed, parse_dtype(&dtype)?, &candle_core::Device::Cpu)?;

@@ -41,6 +41,8 @@ pub enum DataConfig {
     RandomLabels(RandomLabelsData),
     /// Fashion-MNIST from the Debian package or `dir`.
     FashionMnist(FashionMnistData),
+    /// CIFAR-10 (binary version) from `dir` or `$EOS_DATA_DIR/cifar-10-batches-bin`.
+    Cifar10(FashionMnistData),
 }
 
 macro_rules! generated_data {
@@ -141,7 +143,7 @@ generated_data!(
     }
 );
 
-/// `kind = "fashion_mnist"`.
+/// `kind = "fashion_mnist"` and `kind = "cifar10"` (same keys).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FashionMnistData {
@@ -217,7 +219,8 @@ fn data_err(e: eos_data::DataError) -> anyhow::Error {
 pub fn build_data(cfg: &Config) -> anyhow::Result<Data> {
     let seed = cfg.train.seed;
     let (gen, n, test_n, online, task_seed): (AnyGenerator, _, _, _, _) = match &cfg.data {
-        DataConfig::FashionMnist(d) => return fashion_mnist(d),
+        DataConfig::FashionMnist(d) => return image_data(d, false),
+        DataConfig::Cifar10(d) => return image_data(d, true),
         DataConfig::Teacher(d) => {
             let output = if d.classes {
                 TeacherOutput::Classes {
@@ -301,17 +304,32 @@ pub fn build_data(cfg: &Config) -> anyhow::Result<Data> {
     })
 }
 
-/// Fashion-MNIST: class subset → first n (train) / test_n (test) → standardise with
-/// the training statistics (Cohen et al.'s protocol, THEORY.md §1).
-fn fashion_mnist(d: &FashionMnistData) -> anyhow::Result<Data> {
-    let dir = match &d.dir {
-        Some(dir) => dir.clone(),
-        None => fashion_mnist_dir().map_err(|e| anyhow!("data (fashion_mnist): {e}"))?,
+/// The directory of the CIFAR-10 binary batches: `$EOS_DATA_DIR/cifar-10-batches-bin`.
+fn cifar10_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("EOS_DATA_DIR").context(
+        "data (cifar10): no data.dir and EOS_DATA_DIR is not set; expected the folder \
+         cifar-10-batches-bin of the binary CIFAR-10 archive (eos does not download it)",
+    )?;
+    Ok(PathBuf::from(base).join("cifar-10-batches-bin"))
+}
+
+/// Fashion-MNIST or CIFAR-10: class subset → first n (train) / test_n (test) →
+/// standardise with the training statistics (Cohen et al.'s protocol, THEORY.md §1).
+fn image_data(d: &FashionMnistData, cifar: bool) -> anyhow::Result<Data> {
+    let dir = match (&d.dir, cifar) {
+        (Some(dir), _) => dir.clone(),
+        (None, false) => fashion_mnist_dir().map_err(|e| anyhow!("data (fashion_mnist): {e}"))?,
+        (None, true) => cifar10_dir()?,
     };
     let load = |split| -> anyhow::Result<Dataset> {
         // One-hot first: the requested encoding may only fit the class subset (±1).
-        let ds = load_fashion_mnist_from(&dir, split, Targets::OneHot)
-            .map_err(|e| anyhow!("data.dir: {e}"))?;
+        let ds = if cifar {
+            let files = eos_data::cifar10_files(&dir, split);
+            eos_data::load_cifar10(&files, Targets::OneHot, "cifar10")
+        } else {
+            load_fashion_mnist_from(&dir, split, Targets::OneHot)
+        }
+        .map_err(|e| anyhow!("data.dir: {e}"))?;
         match &d.classes {
             Some(c) => class_subset(&ds, c, d.targets).map_err(|e| anyhow!("data.classes: {e}")),
             None if d.targets == Targets::OneHot => Ok(ds),

@@ -42,6 +42,15 @@ pub struct Line {
     pub ntk_trace: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hessian_trace: Option<f64>,
+    /// tr G of the Gauss-Newton matrix (s_eos probe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gn_trace: Option<f64>,
+    /// The top-k eigenvalues of G (s_eos probe with k > 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gn_top_eigenvalues: Option<Vec<f64>>,
+    /// K(η_t, B): the stochastic-EoS noise kernel norm (0 under full-batch GD).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s_eos_k: Option<f64>,
     /// One per hidden layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soft_rank: Option<Vec<f64>>,
@@ -57,6 +66,9 @@ pub struct Line {
     /// ‖Δθ_l‖ per layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_norms: Option<Vec<f64>>,
+    /// The mean of each layer's bias vector (norms probe; `null` for a layer without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias_mean: Option<Vec<Option<f64>>>,
     /// Loss on the whole training set (eval probe, minibatch runs only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_loss: Option<f64>,
@@ -78,6 +90,7 @@ impl Line {
             || self.batch_sharpness.is_some()
             || self.ntk_trace.is_some()
             || self.hessian_trace.is_some()
+            || self.gn_trace.is_some()
             || self.soft_rank.is_some()
             || self.update_cosine.is_some()
             || self.weight_norms.is_some()

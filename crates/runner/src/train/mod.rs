@@ -237,6 +237,14 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
         }
         line.lr = lr;
         line.two_over_lr = 2.0 / lr;
+        if let Some(trace) = line.gn_trace {
+            let top = line.gn_top_eigenvalues.as_deref().unwrap_or(&[]);
+            let rest = trace - top.iter().sum::<f64>();
+            // Online streams never repeat a sample: 1/n → 0.
+            let n_eff = if data.stream.is_some() { usize::MAX } else { n };
+            let b = cfg.train.batch_size.unwrap_or(n).min(n_eff);
+            line.s_eos_k = Some(eos_hessian::s_eos_k(top, rest, lr, b, n_eff)?);
+        }
         line.time_s = time_offset + clock.elapsed().as_secs_f64();
         last_sharpness = line.sharpness.or(last_sharpness);
         if t % cfg.train.log_every == 0 || line.has_probe() || t + 1 == total {

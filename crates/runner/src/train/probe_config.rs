@@ -25,6 +25,9 @@ pub struct ProbesConfig {
     pub ntk_trace: SubsetProbe,
     #[serde(default)]
     pub hessian_trace: HessianTraceProbe,
+    /// The stochastic-EoS noise kernel norm K(η, B) (THEORY.md §4, inferred formula).
+    #[serde(default)]
+    pub s_eos: SEosProbe,
     #[serde(default)]
     pub soft_rank: SoftRankProbe,
     #[serde(default)]
@@ -179,4 +182,21 @@ impl Default for SoftRankProbe {
             subset: five_twelve(),
         }
     }
+}
+
+/// The noise kernel norm K(η, B) = (1/B − 1/n) Σᵢ ηλᵢ/(2 − ηλᵢ) of the stochastic EoS
+/// (Agarwala & Pennington; formula **inferred**, THEORY.md §4), from the trace of the
+/// Gauss-Newton matrix G and, with `k` > 0, its top-k eigenvalues by Lanczos (the rest
+/// enters through the small-ηλ form η·tr/2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SEosProbe {
+    #[serde(default)]
+    pub every: u64,
+    /// Top eigenvalues of G taken exactly (0: the trace-only form K ≈ (1/B − 1/n)·η·tr G/2).
+    #[serde(default)]
+    pub k: usize,
+    /// A fixed subset of the training set (0: all).
+    #[serde(default)]
+    pub subset: usize,
 }

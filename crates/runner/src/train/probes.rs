@@ -67,6 +67,7 @@ pub struct Probes {
     sharp_set: Batch,
     ntk_set: Batch,
     trace_set: Batch,
+    seos_set: Batch,
     rank_set: Batch,
     /// Minibatch size for batch sharpness.
     bs_size: usize,
@@ -111,6 +112,7 @@ impl Probes {
             sharp_set: subset(cfg.sharpness.subset)?,
             ntk_set: subset(cfg.ntk_trace.subset)?,
             trace_set: subset(cfg.hessian_trace.subset)?,
+            seos_set: subset(cfg.s_eos.subset)?,
             rank_set: subset(cfg.soft_rank.subset)?,
             cfg: cfg.clone(),
             loss,
@@ -180,6 +182,20 @@ impl Probes {
             };
             line.hessian_trace = Some(t);
         }
+        if due(c.s_eos.every, step) {
+            let (trace, top) = gn_spectrum(
+                mlp,
+                &self.seos_set,
+                self.loss,
+                c.s_eos.k,
+                sub(streams::LANCZOS) ^ 0x5e05,
+            )
+            .context("s_eos probe")?;
+            line.gn_trace = Some(trace);
+            if c.s_eos.k > 0 {
+                line.gn_top_eigenvalues = Some(top);
+            }
+        }
         if due(c.soft_rank.every, step) {
             let feats = mlp.features(&self.rank_set.x)?;
             let ranks = feats
@@ -190,6 +206,7 @@ impl Probes {
         }
         if due(c.norms.every, step) {
             line.weight_norms = Some(layer_norms(&mlp.params)?);
+            line.bias_mean = Some(bias_means(&mlp.params)?);
         }
         if due(c.eval.every, step) {
             if eval.minibatch {
@@ -242,4 +259,57 @@ impl Probes {
 /// ‖v_l‖ per layer (weight and bias together).
 fn layer_norms(v: &ParamVec) -> anyhow::Result<Vec<f64>> {
     Ok(v.layer_norms_sq()?.into_iter().map(f64::sqrt).collect())
+}
+
+/// The mean of each layer's bias (`None` for a layer without one).
+fn bias_means(v: &ParamVec) -> anyhow::Result<Vec<Option<f64>>> {
+    v.layers
+        .iter()
+        .map(|l| {
+            l.bias
+                .as_ref()
+                .map(|b| -> anyhow::Result<f64> {
+                    let b = b.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+                    Ok(b.iter().sum::<f64>() / b.len().max(1) as f64)
+                })
+                .transpose()
+        })
+        .collect()
+}
+
+/// tr G and the top-`k` eigenvalues of the Gauss-Newton matrix G on `batch`.
+///
+/// For `mse` (½‖f − y‖², the loss's output Hessian is I) tr G is the exact NTK trace;
+/// for `mse_mean_all` it is that trace · 2/k (k outputs); for the other losses, the
+/// exact trace of the Gauss-Newton operator (P products: small models) when P ≤ 4096,
+/// else Hutchinson with 32 Rademacher probes.
+pub fn gn_spectrum(
+    mlp: &Mlp,
+    batch: &Batch,
+    loss: Loss,
+    k: usize,
+    seed: u64,
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let op = ModelOperator::gauss_newton(mlp, batch, loss);
+    let outputs = mlp.widths().last().copied().unwrap_or(1).max(1) as f64;
+    let trace = match loss {
+        Loss::Mse => eos_hessian::ntk_trace(mlp, &batch.x)?,
+        Loss::MseMeanAll => eos_hessian::ntk_trace(mlp, &batch.x)? * 2.0 / outputs,
+        _ if mlp.params.numel() <= 4096 => exact_trace(&op, 16)?,
+        _ => hutchinson(&op, 32, 8, seed)?.mean,
+    };
+    let top = if k > 0 {
+        let p = mlp.params.numel();
+        let cfg = LanczosConfig {
+            k: k.min(p),
+            which: Which::Largest,
+            max_iter: 100.max(k).min(p),
+            tol: 1e-6,
+            seed,
+        };
+        lanczos(&op, &cfg, &[])?.eigenvalues
+    } else {
+        Vec::new()
+    };
+    Ok((trace, top))
 }
