@@ -15,8 +15,12 @@
 //! runs everything again). Figures go to `OUT/<name>/figures/` and, with `--figures
 //! DIR`, as `DIR/<name>-<figure>.png` (how `docs/figures/` is filled).
 
+pub mod beyond;
 pub mod catapult;
 pub mod cohen;
+pub mod conservative;
+pub mod richness;
+pub mod threshold;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -207,6 +211,26 @@ pub fn registry() -> Vec<Repro> {
             title:
                 "catapult phase for 2 < ηλ₀ < η_max·λ₀, divergence above (Lewkowycz et al. 2020)",
             run: catapult::run,
+        },
+        Repro {
+            name: "richness-sweep",
+            title: "η* ∝ γ² (γ ≪ 1) and η* ∝ γ^(2/L) (γ ≫ 1) under online SGD (Atanasov et al. 2024)",
+            run: richness::run,
+        },
+        Repro {
+            name: "conservative-sharpening",
+            title: "slower sharpening under SGD and the stochastic EoS (Agarwala & Pennington 2024)",
+            run: conservative::run,
+        },
+        Repro {
+            name: "threshold-neurons",
+            title: "negative biases (threshold neurons) above a critical η (Ahn et al. 2023)",
+            run: threshold::run,
+        },
+        Repro {
+            name: "beyond-eos",
+            title: "νP + quadratic widths + depthwise scaling train beyond the EoS (Terjék 2025)",
+            run: beyond::run,
         },
     ]
 }
