@@ -175,18 +175,25 @@ impl Ctx {
     /// PNG to `FIGURES/<name>-<stem>.png`.
     pub fn save(&self, fig: &Figure, stem: &str) -> anyhow::Result<()> {
         let files = fig.save(&self.dir.join("figures"), stem)?;
-        if let Some(dst) = &self.figures {
-            std::fs::create_dir_all(dst)
-                .with_context(|| format!("{}: cannot create", dst.display()))?;
-            for f in files
-                .iter()
-                .filter(|f| f.extension().is_some_and(|e| e == "png"))
-            {
-                let to = dst.join(format!("{}-{stem}.png", self.name));
-                std::fs::copy(f, &to)
-                    .with_context(|| format!("cannot copy {} to {}", f.display(), to.display()))?;
-            }
+        for f in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "png"))
+        {
+            self.copy_png(f, stem)?;
         }
+        Ok(())
+    }
+
+    /// With `--figures DIR`, copies the PNG `file` to `DIR/<name>-<stem>.png`.
+    pub fn copy_png(&self, file: &Path, stem: &str) -> anyhow::Result<()> {
+        let Some(dst) = &self.figures else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(dst)
+            .with_context(|| format!("{}: cannot create", dst.display()))?;
+        let to = dst.join(format!("{}-{stem}.png", self.name));
+        std::fs::copy(file, &to)
+            .with_context(|| format!("cannot copy {} to {}", file.display(), to.display()))?;
         Ok(())
     }
 }
@@ -214,12 +221,14 @@ pub fn registry() -> Vec<Repro> {
         },
         Repro {
             name: "richness-sweep",
-            title: "η* ∝ γ² (γ ≪ 1) and η* ∝ γ^(2/L) (γ ≫ 1) under online SGD (Atanasov et al. 2024)",
+            title:
+                "η* ∝ γ² (γ ≪ 1) and η* ∝ γ^(2/L) (γ ≫ 1) under online SGD (Atanasov et al. 2024)",
             run: richness::run,
         },
         Repro {
             name: "conservative-sharpening",
-            title: "slower sharpening under SGD and the stochastic EoS (Agarwala & Pennington 2024)",
+            title:
+                "slower sharpening under SGD and the stochastic EoS (Agarwala & Pennington 2024)",
             run: conservative::run,
         },
         Repro {
