@@ -3,6 +3,7 @@
 //! - `ci`: fmt check, clippy with `-D warnings`, the whole test suite;
 //! - `data`: installs/locates the offline datasets (Debian `dataset-fashion-mnist`);
 //! - `bench [--suite S] [--peer]`: `eos bench` in release, optionally beside the JAX peer;
+//! - `repro <name|all> [--full]`: the seed papers' reproductions (`eos repro`, release);
 //! - `cuda-check`: installs a CUDA toolkit from PyPI's NVIDIA wheels into
 //!   `target/cuda-venv` and runs `cargo check --workspace --all-targets --features cuda`
 //!   (target dir `target/cuda-check`).
@@ -46,12 +47,14 @@ fn main() -> Result<()> {
         Some("data") => data(),
         Some("bench") => bench(&rest),
         Some("cuda-check") => cuda_check(),
+        Some("repro") => repro(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  ci           fmt check + clippy -D warnings + all tests\n  \
                  data         install/locate offline datasets (Fashion-MNIST)\n  \
                  bench [--suite S] [--peer]   eos bench (release), optionally with the JAX peer\n  \
-                 cuda-check   cargo check --features cuda with a CUDA toolkit from PyPI"
+                 cuda-check   cargo check --features cuda with a CUDA toolkit from PyPI\n  \
+                 repro <name|all> [--full]   reproduce the seed papers (docs/reproductions.md)"
             );
             bail!("unknown or missing command");
         }
@@ -68,7 +71,28 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo().args(["test", "--workspace"]))
+    run(cargo().args(["test", "--workspace"]))?;
+    // The reduced reproductions: each checks a paper's headline result in numbers.
+    repro(&["all"])
+}
+
+/// `cargo xtask repro <name…|all> [--full] [--fresh]`: builds `eos` in release and
+/// runs `eos repro`; with `--full`, the figures also go to `docs/figures/`.
+fn repro(args: &[&str]) -> Result<()> {
+    if args.iter().all(|a| a.starts_with("--")) {
+        bail!(
+            "usage: cargo xtask repro <cohen-eos|catapult|richness-sweep|conservative-sharpening|\
+             threshold-neurons|beyond-eos|all>… [--full] [--fresh]"
+        );
+    }
+    run(cargo().args(["build", "--release", "-p", "eos-runner"]))?;
+    let exe = root().join("target/release/eos");
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(root()).arg("repro").args(args);
+    if args.contains(&"--full") {
+        cmd.args(["--figures", "docs/figures"]);
+    }
+    run(&mut cmd)
 }
 
 const FASHION_DIRS: [&str; 2] = [

@@ -43,6 +43,10 @@ pub struct Check {
     /// Where the expectation comes from.
     pub source: String,
     pub pass: bool,
+    /// Reported but not gating: a claim that does not reproduce with our inferred
+    /// definitions, kept visible (printed as NOTE, never fails the reproduction).
+    #[serde(default)]
+    pub informative: bool,
 }
 
 impl Check {
@@ -54,7 +58,14 @@ impl Check {
             expected: format!("in [{}, {}]", fmt(lo), fmt(hi)),
             source: source.into(),
             pass: value.is_finite() && value >= lo && value <= hi,
+            informative: false,
         }
+    }
+
+    /// Marks the check as informative (reported, not gating).
+    pub fn informative(mut self) -> Self {
+        self.informative = true;
+        self
     }
 
     /// A condition with its own texts.
@@ -71,6 +82,7 @@ impl Check {
             expected: expected.into(),
             source: source.into(),
             pass,
+            informative: false,
         }
     }
 }
@@ -270,7 +282,9 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn pass(&self) -> bool {
-        self.error.is_none() && !self.checks.is_empty() && self.checks.iter().all(|c| c.pass)
+        self.error.is_none()
+            && self.checks.iter().any(|c| !c.informative)
+            && self.checks.iter().all(|c| c.pass || c.informative)
     }
 }
 
@@ -359,7 +373,12 @@ pub fn outcome_text(o: &Outcome) -> String {
     for c in &o.checks {
         s += &format!(
             "  {} {}: measured {}, expected {} [{}]\n",
-            if c.pass { "PASS" } else { "FAIL" },
+            match (c.informative, c.pass) {
+                (true, true) => "NOTE (holds)",
+                (true, false) => "NOTE (does not hold; not gating)",
+                (false, true) => "PASS",
+                (false, false) => "FAIL",
+            },
             c.what,
             c.measured,
             c.expected,
@@ -385,12 +404,13 @@ pub fn summary_table(outcomes: &[Outcome]) -> String {
         "reproduction", "result", "checks", "time (s)"
     );
     for o in outcomes {
-        let passed = o.checks.iter().filter(|c| c.pass).count();
+        let passed = o.checks.iter().filter(|c| c.pass && !c.informative).count();
+        let gating = o.checks.iter().filter(|c| !c.informative).count();
         s += &format!(
             "{:<26} {:>6} {:>8} {:>9.0}\n",
             o.name,
             if o.pass() { "PASS" } else { "FAIL" },
-            format!("{passed}/{}", o.checks.len()),
+            format!("{passed}/{gating}"),
             o.seconds
         );
     }
@@ -474,6 +494,13 @@ mod tests {
         assert!(o.pass());
         o.checks.push(Check::within("b", 3.0, 0.0, 2.0, "s"));
         assert!(!o.pass());
-        assert!(summary_table(&[o]).contains("1/2"));
+        assert!(summary_table(std::slice::from_ref(&o)).contains("1/2"));
+        // An informative check that does not hold neither fails nor counts.
+        o.checks.pop();
+        o.checks
+            .push(Check::within("c", 3.0, 0.0, 2.0, "s").informative());
+        assert!(o.pass());
+        assert!(outcome_text(&o).contains("NOTE (does not hold; not gating)"));
+        assert!(summary_table(&[o]).contains("1/1"));
     }
 }
