@@ -99,7 +99,7 @@ fn mean(v: &[f64]) -> f64 {
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     let steps = if ctx.full { 1500 } else { 400 };
-    let base = vec![format!("train.steps={steps}")];
+    let base = [format!("train.steps={steps}")];
     let with = |extra: &[&str]| -> Vec<String> {
         base.iter()
             .cloned()

@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn fits_follow_the_two_regimes() {
         // η* = γ² below 1 and 3·γ^(2/3) above, depth 3 from the base config.
-        let gammas = [1e-3, 1e-2, 3e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0];
+        let gammas: [f64; 8] = [1e-3, 1e-2, 3e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0];
         let best: Vec<GroupBest> = gammas
             .iter()
             .map(|&g| {
