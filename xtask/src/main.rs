@@ -81,7 +81,7 @@ fn ci() -> Result<()> {
 fn repro(args: &[&str]) -> Result<()> {
     if args.iter().all(|a| a.starts_with("--")) {
         bail!(
-            "usage: cargo xtask repro <cohen-eos|catapult|richness-sweep|conservative-sharpening|\
+            "usage: cargo xtask repro <cohen-eos|catapult|richness-sweep|\
              threshold-neurons|beyond-eos|all>… [--full] [--fresh]"
         );
     }
