@@ -40,7 +40,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::eigen::{tridiagonal_eigen, tridiagonal_eigen_rows};
-use crate::vector::{apply_checked, axpy, check_vector, dot, gaussian_vec, norm, scale};
+use crate::vector::{
+    apply_checked, axpy, check_vector, dot, dot_and_sq, gaussian_vec, norm, par_pieces,
+    par_pieces_mut, scale,
+};
 use crate::{Error, LinearOperator, Result};
 
 /// Which end of the spectrum is wanted.
@@ -160,7 +163,7 @@ pub fn lanczos_tridiag<A: LinearOperator + ?Sized>(
     }
     scale(1.0 / nq, &mut q);
     let steps = steps.min(dim);
-    let mut kr = Krylov::new(dim, q);
+    let mut kr = Krylov::new(dim, q, steps);
     let invariant = loop {
         kr.step(op)?;
         if kr.breakdown() {
@@ -198,7 +201,7 @@ pub fn lanczos<A: LinearOperator + ?Sized>(
     restart_rng.set_stream(1);
 
     let max_steps = cfg.max_iter.min(dim);
-    let mut kr = Krylov::new(dim, start);
+    let mut kr = Krylov::new(dim, start, max_steps);
     let mut converged = false;
     loop {
         kr.step(op)?;
@@ -228,12 +231,12 @@ pub fn lanczos<A: LinearOperator + ?Sized>(
     let mut eigenvalues = Vec::with_capacity(cfg.k);
     let mut eigenvectors = Vec::with_capacity(cfg.k);
     let mut residuals = Vec::with_capacity(cfg.k);
-    for &i in &wanted {
+    // y_i = Q_m s_i for all wanted i in one sweep over the basis, block by block (each
+    // basis vector is read once instead of once per Ritz vector).
+    let coefs: Vec<&[f64]> = wanted.iter().map(|&i| &eig.vectors[i][..m]).collect();
+    let ys = combine_basis(&kr.basis[..m * dim], dim, &coefs);
+    for (&i, mut y) in wanted.iter().zip(ys) {
         let s = &eig.vectors[i];
-        let mut y = vec![0.0; dim];
-        for (j, q) in kr.basis.chunks_exact(dim).enumerate() {
-            axpy(s[j], q, &mut y);
-        }
         let ny = norm(&y);
         scale(1.0 / ny, &mut y);
         eigenvalues.push(eig.values[i]);
@@ -247,6 +250,35 @@ pub fn lanczos<A: LinearOperator + ?Sized>(
         iterations: m,
         converged,
     })
+}
+
+/// Elements per block of the blocked basis sweeps (16 KiB of f64: a block of `w` stays
+/// in L1 while the basis streams past it).
+const BLOCK: usize = 2048;
+
+/// `y_i = Σ_j coefs[i][j] q_j` for the row-major basis `q_j = basis[j·dim..]`, blocked
+/// so that each basis vector is read once for all i.
+fn combine_basis(basis: &[f64], dim: usize, coefs: &[&[f64]]) -> Vec<Vec<f64>> {
+    let parts = par_pieces(dim, |r| {
+        let mut ys = vec![vec![0.0; r.len()]; coefs.len()];
+        for lo in (r.start..r.end).step_by(BLOCK) {
+            let hi = (lo + BLOCK).min(r.end);
+            for (j, q) in basis.chunks_exact(dim).enumerate() {
+                let qb = &q[lo..hi];
+                for (y, c) in ys.iter_mut().zip(coefs) {
+                    axpy(c[j], qb, &mut y[lo - r.start..hi - r.start]);
+                }
+            }
+        }
+        ys
+    });
+    let mut ys: Vec<Vec<f64>> = (0..coefs.len()).map(|_| Vec::with_capacity(dim)).collect();
+    for part in parts {
+        for (y, p) in ys.iter_mut().zip(part) {
+            y.extend_from_slice(&p);
+        }
+    }
+    ys
 }
 
 fn validate(cfg: &LanczosConfig, dim: usize) -> Result<()> {
@@ -324,6 +356,24 @@ fn ritz_converged(kr: &Krylov, cfg: &LanczosConfig) -> Result<bool> {
         .all(|i| beta_m * t.rows[0][i].abs() <= cfg.tol * t.values[i].abs().max(floor)))
 }
 
+/// `w ← w − α q − β p` (p = q_{j−1} when given) and the new `‖w‖`, in one pass.
+fn three_term(w: &mut [f64], alpha: f64, q: &[f64], prev: Option<(&[f64], f64)>) -> f64 {
+    let sqs = par_pieces_mut(w, |off, piece| {
+        let mut sq = 0.0;
+        for (k, wb) in piece.chunks_mut(BLOCK).enumerate() {
+            let lo = off + k * BLOCK;
+            let hi = lo + wb.len();
+            axpy(-alpha, &q[lo..hi], wb);
+            if let Some((p, beta)) = prev {
+                axpy(-beta, &p[lo..hi], wb);
+            }
+            sq += dot(wb, wb);
+        }
+        sq
+    });
+    sqs.iter().sum::<f64>().sqrt()
+}
+
 /// The state of the recurrence: `basis` holds `q_1..q_m` (plus `q_{m+1}` between
 /// `advance`/`restart` and the next `step`), `alphas`/`betas` have length `m`
 /// (`betas[m−1]` is the current `β_m`), `next` is the unnormalised `β_m q_{m+1}`.
@@ -338,10 +388,13 @@ struct Krylov {
 }
 
 impl Krylov {
-    fn new(dim: usize, q1: Vec<f64>) -> Self {
+    /// `steps`: the expected number of steps, to reserve the basis once (best effort).
+    fn new(dim: usize, q1: Vec<f64>, steps: usize) -> Self {
+        let mut basis = q1;
+        let _ = basis.try_reserve_exact(steps.saturating_sub(1).saturating_mul(dim));
         Self {
             dim,
-            basis: q1,
+            basis,
             alphas: vec![],
             betas: vec![],
             next: vec![],
@@ -358,22 +411,24 @@ impl Krylov {
         let j = self.alphas.len();
         let q = &self.basis[j * self.dim..(j + 1) * self.dim];
         let mut w = apply_checked(op, q, "lanczos")?;
-        self.anorm = self.anorm.max(norm(&w));
         // The three-term recurrence first (cheap), then one full classical
         // Gram–Schmidt pass, and a second one only when the first cancelled much of
         // w (the DGKS criterion, Daniel, Gragg, Kaufman & Stewart 1976, η = 1/√2).
-        let mut alpha = dot(q, &w);
-        axpy(-alpha, q, &mut w);
-        if j > 0 {
-            let prev = &self.basis[(j - 1) * self.dim..j * self.dim];
-            axpy(-self.betas[j - 1], prev, &mut w);
-        }
-        let before = norm(&w);
-        alpha += self.gram_schmidt_pass(&mut w)[j];
-        let mut after = norm(&w);
+        let (mut alpha, ww) = dot_and_sq(q, &w);
+        self.anorm = self.anorm.max(ww.sqrt());
+        let prev = (j > 0).then(|| {
+            (
+                &self.basis[(j - 1) * self.dim..j * self.dim],
+                self.betas[j - 1],
+            )
+        });
+        let before = three_term(&mut w, alpha, q, prev);
+        let (h, mut after) = self.gram_schmidt_pass(&mut w);
+        alpha += h[j];
         if after < std::f64::consts::FRAC_1_SQRT_2 * before {
-            alpha += self.gram_schmidt_pass(&mut w)[j];
-            after = norm(&w);
+            let (h, a) = self.gram_schmidt_pass(&mut w);
+            alpha += h[j];
+            after = a;
         }
         self.alphas.push(alpha);
         self.betas.push(after);
@@ -381,17 +436,46 @@ impl Krylov {
         Ok(())
     }
 
-    /// One classical Gram–Schmidt pass `h = Q w`, `w ← w − Qᵀ h`; returns `h`.
-    fn gram_schmidt_pass(&self, w: &mut [f64]) -> Vec<f64> {
-        let h: Vec<f64> = self
-            .basis
-            .chunks_exact(self.dim)
-            .map(|q| dot(q, w))
-            .collect();
-        for (q, hj) in self.basis.chunks_exact(self.dim).zip(&h) {
-            axpy(-hj, q, w);
+    /// One classical Gram–Schmidt pass `h = Q w`, `w ← w − Qᵀ h`; returns `h` and the
+    /// new `‖w‖`. Both sweeps go block by block, so that a block of `w` stays in cache
+    /// while the basis streams past it: each basis vector is read once per sweep and `w`
+    /// once, instead of once per basis vector.
+    fn gram_schmidt_pass(&self, w: &mut [f64]) -> (Vec<f64>, f64) {
+        let dim = self.dim;
+        let basis = &self.basis;
+        let m = basis.len() / dim;
+        let wr: &[f64] = w;
+        let parts = par_pieces(dim, |r| {
+            let mut h = vec![0.0; m];
+            for lo in (r.start..r.end).step_by(BLOCK) {
+                let hi = (lo + BLOCK).min(r.end);
+                let wb = &wr[lo..hi];
+                for (hj, q) in h.iter_mut().zip(basis.chunks_exact(dim)) {
+                    *hj += dot(&q[lo..hi], wb);
+                }
+            }
+            h
+        });
+        let mut h = vec![0.0; m];
+        for p in parts {
+            for (a, b) in h.iter_mut().zip(p) {
+                *a += b;
+            }
         }
-        h
+        let h_ref = &h;
+        let sqs = par_pieces_mut(w, |off, piece| {
+            let mut sq = 0.0;
+            for (k, wb) in piece.chunks_mut(BLOCK).enumerate() {
+                let lo = off + k * BLOCK;
+                let hi = lo + wb.len();
+                for (hj, q) in h_ref.iter().zip(basis.chunks_exact(dim)) {
+                    axpy(-hj, &q[lo..hi], wb);
+                }
+                sq += dot(wb, wb);
+            }
+            sq
+        });
+        (h, sqs.iter().sum::<f64>().sqrt())
     }
 
     fn breakdown(&self) -> bool {
@@ -416,8 +500,7 @@ impl Krylov {
             let mut v = gaussian_vec(rng, self.dim);
             let before = norm(&v);
             self.gram_schmidt_pass(&mut v);
-            self.gram_schmidt_pass(&mut v);
-            let after = norm(&v);
+            let (_, after) = self.gram_schmidt_pass(&mut v);
             if after > 1e-8 * before {
                 self.basis.extend(v.iter().map(|x| x / after));
                 return Ok(());

@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::vector::{apply_checked, check_vector, dot, gaussian_vec, norm, seeded_rng};
+use crate::vector::{apply_checked, check_vector, dot_and_sq, gaussian_vec, norm, seeded_rng};
 use crate::{Error, LinearOperator, Result};
 
 /// The last iterate of power iteration.
@@ -72,9 +72,9 @@ pub fn power_iteration<A: LinearOperator + ?Sized>(
     let mut t = 0;
     loop {
         t += 1;
-        let w = apply_checked(op, &v, "power_iteration")?;
-        let lambda = dot(&v, &w);
-        let nw = norm(&w);
+        let mut w = apply_checked(op, &v, "power_iteration")?;
+        let (lambda, ww) = dot_and_sq(&v, &w);
+        let nw = ww.sqrt();
         if t == iters || nw == 0.0 {
             // A v = 0 means v is an exact eigenvector for 0: nothing left to iterate.
             let residual = w
@@ -90,7 +90,8 @@ pub fn power_iteration<A: LinearOperator + ?Sized>(
                 iterations: t,
             });
         }
-        v = w.into_iter().map(|x| x / nw).collect();
+        w.iter_mut().for_each(|x| *x /= nw);
+        v = w;
     }
 }
 
@@ -98,6 +99,7 @@ pub fn power_iteration<A: LinearOperator + ?Sized>(
 mod tests {
     use super::*;
     use crate::testing::symmetric_with_spectrum;
+    use crate::vector::dot;
     use crate::DenseOperator;
 
     /// λ₁ = 10, λ₂ = 5 (gap ratio ½), the rest in [−4, 4], n = 80.

@@ -15,6 +15,7 @@
 
 use candle_core::Tensor;
 
+use crate::fused::{fuse, Steps, D1};
 use crate::{invalid, Result};
 
 /// A pointwise activation function.
@@ -35,6 +36,32 @@ pub struct ActDerivs {
     pub d1: Tensor,
     pub d2: Option<Tensor>,
     pub d3: Option<Tensor>,
+}
+
+/// φ' (and φ'', φ''' when asked) at a hidden layer's pre-activation, in the form the
+/// passes use: for the relu family φ' is a mask read from the output h = φ(z) (one tensor
+/// less, and one pass less to build it).
+#[derive(Debug, Clone)]
+pub(crate) struct Act {
+    pub d1: D1,
+    pub d2: Option<Tensor>,
+    pub d3: Option<Tensor>,
+}
+
+impl Act {
+    /// `t ⊙ φ'` for a fresh temporary `t` (in place where possible).
+    pub fn mul_d1(&self, t: Tensor) -> Result<Tensor> {
+        fuse(t, None, None, Steps::scale(1.0), Some(&self.d1))
+    }
+
+    /// `t ⊙ φ'` without modifying `t`.
+    pub fn mul_d1_copy(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(match &self.d1 {
+            D1::One => t.clone(),
+            D1::Dense(d) => (t * d)?,
+            m @ D1::Mask { .. } => (t * m.to_tensor(t)?)?,
+        })
+    }
 }
 
 const GELU_K: f64 = 0.797_884_560_802_865_4; // √(2/π)
@@ -98,6 +125,67 @@ impl Activation {
             }
             Self::Silu => (z * sigmoid(z)?)?,
         })
+    }
+
+    /// The slope below 0 of a relu-family activation (`None` for the others).
+    fn relu_low(&self) -> Option<f64> {
+        match self {
+            Self::Relu => Some(0.0),
+            Self::LeakyRelu(a) => Some(*a),
+            _ => None,
+        }
+    }
+
+    /// A hidden layer from the fresh matmul output `p = h Wᵀ`: `h' = φ(m p + b)` and,
+    /// for `order ≥ 1`, φ' (… up to `order`) at `z = m p + b`. `p` is consumed (and
+    /// overwritten where possible).
+    pub(crate) fn layer(
+        &self,
+        p: Tensor,
+        m: f64,
+        b: Option<&Tensor>,
+        order: usize,
+    ) -> Result<(Tensor, Option<Act>)> {
+        let steps = Steps::scale(m);
+        if let Some(low) = self.relu_low() {
+            let h = fuse(
+                p,
+                None,
+                b,
+                Steps {
+                    act_low: Some(low),
+                    ..steps
+                },
+                None,
+            )?;
+            let act = (order >= 1).then(|| Act {
+                d1: D1::Mask { h: h.clone(), low },
+                d2: None,
+                d3: None,
+            });
+            return Ok((h, act));
+        }
+        let z = fuse(p, None, b, steps, None)?;
+        if *self == Self::Identity {
+            let act = (order >= 1).then_some(Act {
+                d1: D1::One,
+                d2: None,
+                d3: None,
+            });
+            return Ok((z, act));
+        }
+        if order == 0 {
+            return Ok((self.forward(&z)?, None));
+        }
+        let d = self.derivs(&z, order)?;
+        Ok((
+            d.d0,
+            Some(Act {
+                d1: D1::Dense(d.d1),
+                d2: d.d2,
+                d3: d.d3,
+            }),
+        ))
     }
 
     /// φ and its derivatives up to `order` (1..=3); higher ones are left `None`.

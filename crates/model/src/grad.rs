@@ -8,11 +8,14 @@
 //! ```
 //!
 //! (THEORY.md §8; Rumelhart, Hinton & Williams 1986.) The input gradient δ_{−1} is never
-//! formed: the first layer costs one product less.
+//! formed: the first layer costs one product less. The 1/n of the mean is applied to
+//! δ_{L−1} (`[c, K]`, tiny) rather than to the gradient blocks, and `φ'` with `m_l` are
+//! applied in one in-place pass over the product δ_l W_l.
 
 use candle_core::Tensor;
 
-use crate::mlp::{outer, row_sum, scaled, Cache, ParamAcc};
+use crate::fused::{fuse, Steps};
+use crate::mlp::{outer, row_sum, Cache, ParamAcc};
 use crate::{Batch, Loss, Mlp, ParamVec, Result};
 
 impl Mlp {
@@ -29,8 +32,13 @@ impl Mlp {
             visit(l, &d)?;
             if l > 0 {
                 let w = &self.params.layers[l].weight;
-                let g = scaled(d.matmul(w)?, self.multipliers[l])?;
-                d = (g * &cache.acts[l - 1].d1)?;
+                d = fuse(
+                    d.matmul(w)?,
+                    None,
+                    None,
+                    Steps::scale(self.multipliers[l]),
+                    Some(&cache.acts[l - 1].d1),
+                )?;
             }
         }
         Ok(())
@@ -56,6 +64,7 @@ impl Mlp {
         self.check_batch(batch)?;
         let n = batch.len();
         let mut total = 0.0;
+        let inv_n = 1.0 / n as f64;
         let mut acc = ParamAcc::new(self.depth());
         for (s, c) in self.chunks(n) {
             let b = batch.rows(s, c)?;
@@ -63,12 +72,11 @@ impl Mlp {
             let f = self.output(&cache, b.offset.as_ref())?;
             let ev = loss.eval(&f, &b.y)?;
             total += ev.value_sum;
-            self.backprop(&cache, ev.grad, |l, d| {
+            self.backprop(&cache, ev.grad.affine(inv_n, 0.0)?, |l, d| {
                 self.accumulate_grad(&mut acc, &cache, l, d)
             })?;
         }
-        let inv_n = 1.0 / n as f64;
-        Ok((total * inv_n, acc.finish(&self.params, inv_n)?))
+        Ok((total * inv_n, acc.finish(&self.params, 1.0)?))
     }
 
     /// The exact gradient ∇L.

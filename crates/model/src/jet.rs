@@ -18,7 +18,7 @@
 
 use candle_core::Tensor;
 
-use crate::mlp::linear;
+use crate::fused::{fuse, Steps};
 use crate::{Batch, Loss, Mlp, ParamVec, Result};
 
 /// A jet of order ≤ 3; `None` entries are identically zero.
@@ -35,10 +35,29 @@ fn add(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {
     })
 }
 
-fn mul(a: &Option<Tensor>, b: &Tensor) -> Result<Option<Tensor>> {
-    Ok(match a {
-        Some(a) => Some((a * b)?),
-        None => None,
+/// `m (a Vᵀ · k + b Wᵀ)` for optional inputs a, b (`None`: zero), fused after the products.
+fn tangent_term(
+    a: Option<&Tensor>,
+    k: f64,
+    v: &Tensor,
+    b: Option<&Tensor>,
+    w: &Tensor,
+    m: f64,
+) -> Result<Option<Tensor>> {
+    let av = a.map(|a| a.matmul(&v.t()?)).transpose()?;
+    let bw = b.map(|b| b.matmul(&w.t()?)).transpose()?;
+    Ok(match (av, bw) {
+        (None, None) => None,
+        (Some(av), None) => Some(fuse(av, None, None, Steps::scale(m * k), None)?),
+        (None, Some(bw)) => Some(fuse(bw, None, None, Steps::scale(m), None)?),
+        (Some(av), Some(bw)) => {
+            let av = if k != 1.0 {
+                fuse(av, None, None, Steps::scale(k), None)?
+            } else {
+                av
+            };
+            Some(fuse(av, Some(&bw), None, Steps::scale(m), None)?)
+        }
     })
 }
 
@@ -52,58 +71,80 @@ impl Mlp {
         };
         for (l, (p, dv)) in self.params.layers.iter().zip(&v.layers).enumerate() {
             let m = self.multipliers[l];
-            let lin = |t: &Option<Tensor>, w: &Tensor, scale: f64| -> Result<Option<Tensor>> {
-                t.as_ref()
-                    .map(|t| linear(t, w, m * scale, None))
-                    .transpose()
+            let h0 = h.t[0].take().expect("primal is always present");
+            let p0 = h0.matmul(&p.weight.t()?)?;
+            // ż = m (ḣ Wᵀ + h Vᵀ) + c
+            let hv = h0.matmul(&dv.weight.t()?)?;
+            let hw = h.t[1]
+                .as_ref()
+                .map(|t| t.matmul(&p.weight.t()?))
+                .transpose()?;
+            let z1 = fuse(hv, hw.as_ref(), dv.bias.as_ref(), Steps::scale(m), None)?;
+            // z̈ = m (ḧ Wᵀ + 2 ḣ Vᵀ),  z⃛ = m (h⃛ Wᵀ + 3 ḧ Vᵀ)
+            let z2 = if order >= 2 {
+                tangent_term(
+                    h.t[1].as_ref(),
+                    2.0,
+                    &dv.weight,
+                    h.t[2].as_ref(),
+                    &p.weight,
+                    m,
+                )?
+            } else {
+                None
             };
-            let h0 = h.t[0].as_ref().expect("primal is always present");
-            let z0 = linear(h0, &p.weight, m, p.bias.as_ref())?;
-            let mut z1 = add(
-                lin(&h.t[1], &p.weight, 1.0)?,
-                Some(linear(h0, &dv.weight, m, dv.bias.as_ref())?),
-            )?;
-            let mut z2 = None;
-            let mut z3 = None;
-            if order >= 2 {
-                z2 = add(
-                    lin(&h.t[2], &p.weight, 1.0)?,
-                    lin(&h.t[1], &dv.weight, 2.0)?,
-                )?;
-            }
-            if order >= 3 {
-                z3 = add(
-                    lin(&h.t[3], &p.weight, 1.0)?,
-                    lin(&h.t[2], &dv.weight, 3.0)?,
-                )?;
-            }
+            let z3 = if order >= 3 {
+                tangent_term(
+                    h.t[2].as_ref(),
+                    3.0,
+                    &dv.weight,
+                    h.t[3].as_ref(),
+                    &p.weight,
+                    m,
+                )?
+            } else {
+                None
+            };
             if l + 1 == depth {
+                let z0 = fuse(p0, None, p.bias.as_ref(), Steps::scale(m), None)?;
                 return Ok(Jet {
-                    t: [Some(z0), z1.take(), z2, z3],
+                    t: [Some(z0), Some(z1), z2, z3],
                 });
             }
-            let a = self.activation.derivs(&z0, order)?;
-            let z1t = z1.take().expect("ż always has the h Vᵀ term");
-            let mut out = [Some(a.d0.clone()), Some((&z1t * &a.d1)?), None, None];
-            if order >= 2 {
-                let mut h2 = mul(&z2, &a.d1)?;
-                if let Some(d2) = &a.d2 {
-                    h2 = add(h2, Some((z1t.sqr()? * d2)?))?;
-                }
-                out[2] = h2;
-            }
-            if order >= 3 {
-                let mut h3 = mul(&z3, &a.d1)?;
-                if let Some(d2) = &a.d2 {
-                    if let Some(z2) = &z2 {
-                        h3 = add(h3, Some(((&z1t * z2)? * d2)?.affine(3.0, 0.0)?))?;
+            let (h_next, act) = self.activation.layer(p0, m, p.bias.as_ref(), order)?;
+            let a = act.expect("order ≥ 1 gives φ'");
+            let out = if a.d2.is_none() && a.d3.is_none() {
+                // φ'' = φ''' = 0 (relu family, identity): every tangent is z ⊙ φ', in place.
+                [
+                    Some(h_next),
+                    Some(a.mul_d1(z1)?),
+                    z2.map(|t| a.mul_d1(t)).transpose()?,
+                    z3.map(|t| a.mul_d1(t)).transpose()?,
+                ]
+            } else {
+                let d1 = a.d1.to_tensor(&z1)?;
+                let mut out = [Some(h_next), Some((&z1 * &d1)?), None, None];
+                if order >= 2 {
+                    let mut h2 = z2.as_ref().map(|z2| z2 * &d1).transpose()?;
+                    if let Some(d2) = &a.d2 {
+                        h2 = add(h2, Some((z1.sqr()? * d2)?))?;
                     }
+                    out[2] = h2;
                 }
-                if let Some(d3) = &a.d3 {
-                    h3 = add(h3, Some((z1t.powf(3.0)? * d3)?))?;
+                if order >= 3 {
+                    let mut h3 = z3.as_ref().map(|z3| z3 * &d1).transpose()?;
+                    if let Some(d2) = &a.d2 {
+                        if let Some(z2) = &z2 {
+                            h3 = add(h3, Some(((&z1 * z2)? * d2)?.affine(3.0, 0.0)?))?;
+                        }
+                    }
+                    if let Some(d3) = &a.d3 {
+                        h3 = add(h3, Some((z1.powf(3.0)? * d3)?))?;
+                    }
+                    out[3] = h3;
                 }
-                out[3] = h3;
-            }
+                out
+            };
             h = Jet { t: out };
         }
         unreachable!("the loop returns at the last layer")

@@ -52,15 +52,15 @@ impl Mlp {
         for (s, c) in self.chunks(n) {
             let b = batch.rows(s, c)?;
             let cache = self.forward_cache(&b.x, 1)?;
-            let jv = self.output_jet(&b.x, v, 1)?.t[1].clone().expect("tangent");
+            let jv = self.jvp_cached(&cache, &b.x, v)?;
             let f = self.output(&cache, b.offset.as_ref())?;
             let ev = loss.eval(&f, &b.y)?;
-            let hjv = loss.hess_vec(&ev, &jv)?;
+            let hjv = loss.hess_vec(&ev, &jv)?.affine(1.0 / n as f64, 0.0)?;
             self.backprop(&cache, hjv, |l, d| {
                 self.accumulate_grad(&mut acc, &cache, l, d)
             })?;
         }
-        acc.finish(&self.params, 1.0 / n as f64)
+        acc.finish(&self.params, 1.0)
     }
 
     /// `(1/n) Σ_i Σ_k ‖∂f_ik/∂θ‖²`, exactly (one backward pass per output).

@@ -17,6 +17,7 @@
 
 pub mod activation;
 pub mod device;
+mod fused;
 pub mod grad;
 pub mod hvp;
 pub mod io;
@@ -30,6 +31,7 @@ pub mod testing;
 
 pub use activation::Activation;
 pub use device::{device_name, pick_device};
+pub use hvp::HvpPrimal;
 pub use io::{load_case, save_case, ProbeCase};
 pub use loss::Loss;
 pub use mlp::{Batch, Mlp, MlpSpec};

@@ -9,7 +9,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::activation::ActDerivs;
+use crate::activation::Act;
+use crate::fused::{fuse, Steps};
 use crate::{invalid, rng, Activation, LayerParams, ParamVec, Result};
 
 /// Inputs, targets and an optional output offset (`[n, K]`, subtracted from f).
@@ -118,10 +119,10 @@ pub const DEFAULT_CHUNK: usize = 2048;
 pub(crate) struct Cache {
     /// `hs[l]` is the input of layer l (`hs[0] = x`).
     pub hs: Vec<Tensor>,
-    /// `zs[l]` is layer l's pre-activation; the output is `zs[L−1] − offset`.
-    pub zs: Vec<Tensor>,
-    /// φ derivatives at the hidden pre-activations `zs[0..L−1]`.
-    pub acts: Vec<ActDerivs>,
+    /// The last layer's pre-activation z_{L−1}; the output is `out − offset`.
+    pub out: Tensor,
+    /// φ derivatives at the hidden pre-activations z_0 … z_{L−2}.
+    pub acts: Vec<Act>,
 }
 
 /// `m · t`, skipping the pass when m = 1.
@@ -129,18 +130,18 @@ pub(crate) fn scaled(t: Tensor, m: f64) -> Result<Tensor> {
     Ok(if m != 1.0 { t.affine(m, 0.0)? } else { t })
 }
 
-/// `m · h Wᵀ (+ b)`.
-pub(crate) fn linear(h: &Tensor, w: &Tensor, m: f64, b: Option<&Tensor>) -> Result<Tensor> {
-    let mut z = scaled(h.matmul(&w.t()?)?, m)?;
-    if let Some(b) = b {
-        z = z.broadcast_add(b)?;
+/// `m · dᵀ h` (`[out, in]`), the weight-gradient product (m applied to the smaller of
+/// d and the result).
+pub(crate) fn outer(d: &Tensor, h: &Tensor, m: f64) -> Result<Tensor> {
+    if m != 1.0 && d.elem_count() < d.dim(1)? * h.dim(1)? {
+        return Ok(d.affine(m, 0.0)?.t()?.matmul(h)?);
     }
-    Ok(z)
+    scaled(d.t()?.matmul(h)?, m)
 }
 
-/// `m · dᵀ h` (`[out, in]`), the weight-gradient product.
-pub(crate) fn outer(d: &Tensor, h: &Tensor, m: f64) -> Result<Tensor> {
-    scaled(d.t()?.matmul(h)?, m)
+/// `m · h Wᵀ + b` for the last layer (one fused pass after the product).
+pub(crate) fn linear_out(h: &Tensor, w: &Tensor, m: f64, b: Option<&Tensor>) -> Result<Tensor> {
+    fuse(h.matmul(&w.t()?)?, None, b, Steps::scale(m), None)
 }
 
 /// Σ over rows (as a matmul with a ones row: dim-0 sums are slow in candle).
@@ -150,10 +151,11 @@ pub(crate) fn row_sum(d: &Tensor) -> Result<Tensor> {
     Ok(ones.matmul(d)?.squeeze(0)?)
 }
 
-/// Adds `t` into an optional accumulator.
+/// Adds `t` into an optional accumulator (in place: the accumulator holds only fresh
+/// temporaries that no other tensor shares).
 pub(crate) fn acc(slot: &mut Option<Tensor>, t: Tensor) -> Result<()> {
     *slot = Some(match slot.take() {
-        Some(s) => (s + t)?,
+        Some(s) => fuse(s, Some(&t), None, Steps::scale(1.0), None)?,
         None => t,
     });
     Ok(())
@@ -187,11 +189,11 @@ impl ParamAcc {
         let mut layers = Vec::with_capacity(template.layers.len());
         for ((l, w), b) in template.layers.iter().zip(self.w).zip(self.b) {
             let w = match w {
-                Some(w) => w.affine(scale, 0.0)?,
+                Some(w) => scaled(w, scale)?,
                 None => l.weight.zeros_like()?,
             };
             let bias = match (&l.bias, b) {
-                (Some(_), Some(b)) => Some(b.affine(scale, 0.0)?),
+                (Some(_), Some(b)) => Some(scaled(b, scale)?),
                 (Some(t), None) => Some(t.zeros_like()?),
                 (None, _) => None,
             };
@@ -387,28 +389,29 @@ impl Mlp {
     pub(crate) fn forward_cache(&self, x: &Tensor, order: usize) -> Result<Cache> {
         let depth = self.depth();
         let mut hs = Vec::with_capacity(depth);
-        let mut zs = Vec::with_capacity(depth);
         let mut acts = Vec::with_capacity(depth.saturating_sub(1));
         hs.push(x.clone());
-        for (i, l) in self.params.layers.iter().enumerate() {
-            let z = linear(&hs[i], &l.weight, self.multipliers[i], l.bias.as_ref())?;
-            if i + 1 < depth {
-                if order == 0 {
-                    hs.push(self.activation.forward(&z)?);
-                } else {
-                    let d = self.activation.derivs(&z, order)?;
-                    hs.push(d.d0.clone());
-                    acts.push(d);
-                }
-            }
-            zs.push(z);
+        let (last, hidden) = self.params.layers.split_last().expect("at least one layer");
+        for (i, l) in hidden.iter().enumerate() {
+            let p = hs[i].matmul(&l.weight.t()?)?;
+            let (h, act) = self
+                .activation
+                .layer(p, self.multipliers[i], l.bias.as_ref(), order)?;
+            hs.push(h);
+            acts.extend(act);
         }
-        Ok(Cache { hs, zs, acts })
+        let out = linear_out(
+            &hs[depth - 1],
+            &last.weight,
+            self.multipliers[depth - 1],
+            last.bias.as_ref(),
+        )?;
+        Ok(Cache { hs, out, acts })
     }
 
     /// The output of the last layer minus the batch offset.
     pub(crate) fn output(&self, cache: &Cache, offset: Option<&Tensor>) -> Result<Tensor> {
-        let z = cache.zs.last().expect("an MLP has at least one layer");
+        let z = &cache.out;
         Ok(match offset {
             Some(o) => (z - o)?,
             None => z.clone(),
@@ -420,16 +423,7 @@ impl Mlp {
         let n = x.dims()[0];
         let mut outs = Vec::new();
         for (s, c) in self.chunks(n) {
-            let mut h = x.narrow(0, s, c)?;
-            for (i, l) in self.params.layers.iter().enumerate() {
-                let z = linear(&h, &l.weight, self.multipliers[i], l.bias.as_ref())?;
-                h = if i + 1 < self.depth() {
-                    self.activation.forward(&z)?
-                } else {
-                    z
-                };
-            }
-            outs.push(h);
+            outs.push(self.forward_cache(&x.narrow(0, s, c)?, 0)?.out);
         }
         Ok(Tensor::cat(&outs, 0)?)
     }

@@ -5,9 +5,29 @@
 //! interchange format) is: for each layer `i`, `weight` `[out, in]` row-major, then
 //! `bias` `[out]` if the layer has one.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use crate::{invalid, rng, Result};
+
+/// Calls `f` with the values of a contiguous f32/f64 CPU tensor, read in place (no
+/// copy); `None` for other tensors.
+fn with_host<R>(t: &Tensor, f: impl FnOnce(HostSlice<'_>) -> R) -> Option<R> {
+    if !t.device().is_cpu() || !t.is_contiguous() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (o, n) = (layout.start_offset(), t.elem_count());
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => Some(f(HostSlice::F32(&v[o..o + n]))),
+        Storage::Cpu(CpuStorage::F64(v)) => Some(f(HostSlice::F64(&v[o..o + n]))),
+        _ => None,
+    }
+}
+
+enum HostSlice<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
 
 /// One layer's block of a parameter-space vector.
 #[derive(Debug, Clone)]
@@ -25,6 +45,25 @@ pub struct ParamVec {
 /// ⟨a, b⟩ accumulated in f64 on the host (one copy per tensor; exact summation
 /// order, so the result does not depend on the thread count).
 fn dot_f64(a: &Tensor, b: &Tensor) -> Result<f64> {
+    if a.dims() == b.dims() {
+        let r = with_host(a, |x| {
+            with_host(b, |y| match (x, y) {
+                (HostSlice::F64(x), HostSlice::F64(y)) => {
+                    Some(x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>())
+                }
+                (HostSlice::F32(x), HostSlice::F32(y)) => Some(
+                    x.iter()
+                        .zip(y)
+                        .map(|(p, q)| *p as f64 * *q as f64)
+                        .sum::<f64>(),
+                ),
+                _ => None,
+            })
+        });
+        if let Some(Some(Some(v))) = r {
+            return Ok(v);
+        }
+    }
     let (a, b) = (a.flatten_all()?, b.flatten_all()?);
     Ok(match a.dtype() {
         DType::F64 => {
@@ -198,6 +237,13 @@ impl ParamVec {
     pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(self.numel());
         for t in self.tensors() {
+            let fast = with_host(t, |h| match h {
+                HostSlice::F32(v) => out.extend(v.iter().map(|&x| f64::from(x))),
+                HostSlice::F64(v) => out.extend_from_slice(v),
+            });
+            if fast.is_some() {
+                continue;
+            }
             let t = t.flatten_all()?;
             match t.dtype() {
                 DType::F64 => out.extend_from_slice(&t.to_vec1::<f64>()?),

@@ -1,0 +1,93 @@
+//! Times single core operations of an `eos bench` suite in a loop, reporting the median
+//! wall time and the median CPU time of the process (all threads, from
+//! `/proc/self/task/*/schedstat`), which is less sensitive to other load on shared cores.
+//!
+//! `cargo run --release -p eos-benches --example opbench -- small grad,hvp,power 9`
+
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use eos_hessian::{lanczos, power_iteration, LanczosConfig, ModelOperator, Which};
+use eos_runner::bench::suite;
+
+/// CPU time of all threads of this process, in seconds (0 where unavailable).
+fn cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ns = 0u64;
+    for e in dir.flatten() {
+        if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 * 1e-9
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = args.first().map(String::as_str).unwrap_or("small");
+    let ops = args.get(1).map(String::as_str).unwrap_or("grad,hvp");
+    let reps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(9);
+    let s = suite(name)?;
+    let c = s.case(DType::F32, &Device::Cpu, 0)?;
+    let (mlp, batch, v, loss) = (&c.mlp, &c.batch, &c.v, c.loss);
+    let op = ModelOperator::hessian(mlp, batch, loss);
+    let primal = mlp.hvp_primal(batch, loss)?;
+    let cfg = LanczosConfig {
+        k: 5,
+        which: Which::Largest,
+        max_iter: 20,
+        tol: 1e-10,
+        seed: 0,
+    };
+    for o in ops.split(',') {
+        let run = || -> anyhow::Result<()> {
+            match o {
+                "grad" => drop(mlp.grad(batch, loss)?),
+                "sgd" => {
+                    let g = mlp.grad(batch, loss)?;
+                    drop(mlp.params.axpy(-0.01, &g)?)
+                }
+                "hvp" => drop(mlp.hvp(batch, loss, v)?),
+                "hvpc" => drop(mlp.hvp_with(&primal, batch, v)?),
+                "hvpg" => drop(mlp.hvp_full(batch, loss, v, true)?),
+                "third" => drop(mlp.third_derivative(batch, loss, v)?),
+                "loss" => drop(mlp.loss(batch, loss)?),
+                "apply" => {
+                    let x = v.to_f64_vec()?;
+                    drop(eos_hessian::LinearOperator::apply(&op, &x)?)
+                }
+                "power" => drop(power_iteration(&op, 20, None, 0)?),
+                "lanczos" => drop(lanczos(&op, &cfg, &[])?),
+                other => anyhow::bail!("unknown op {other}"),
+            }
+            Ok(())
+        };
+        run()?;
+        let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let (t, c0) = (Instant::now(), cpu_secs());
+            run()?;
+            wall.push(t.elapsed().as_secs_f64());
+            cpu.push(cpu_secs() - c0);
+        }
+        println!(
+            "{name:>6} {o:>8}: wall {:9.2} ms (min {:9.2})  cpu {:9.2} ms (min {:9.2})",
+            1e3 * median(wall.clone()),
+            1e3 * wall.iter().cloned().fold(f64::INFINITY, f64::min),
+            1e3 * median(cpu.clone()),
+            1e3 * cpu.iter().cloned().fold(f64::INFINITY, f64::min),
+        );
+    }
+    Ok(())
+}
