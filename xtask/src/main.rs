@@ -85,7 +85,7 @@ fn repro(args: &[&str]) -> Result<()> {
     if args.iter().all(|a| a.starts_with("--")) {
         bail!(
             "usage: cargo xtask repro <cohen-eos|catapult|richness-sweep|\
-             threshold-neurons|beyond-eos|all>… [--full] [--fresh]"
+             conservative-sharpening|threshold-neurons|beyond-eos|all>… [--full] [--fresh]"
         );
     }
     run(cargo().args(["build", "--release", "-p", "eos-runner"]))?;

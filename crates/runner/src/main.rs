@@ -119,7 +119,7 @@ enum Cmd {
     /// Reproduce the seed papers' headline results: run, check (PASS/FAIL with the
     /// measured and expected figures) and plot (see docs/reproductions.md).
     Repro {
-        /// cohen-eos, catapult, richness-sweep,
+        /// cohen-eos, catapult, richness-sweep, conservative-sharpening,
         /// threshold-neurons, beyond-eos, or all.
         #[arg(required = true)]
         names: Vec<String>,

@@ -18,6 +18,7 @@
 pub mod beyond;
 pub mod catapult;
 pub mod cohen;
+pub mod conservative;
 pub mod richness;
 pub mod threshold;
 
@@ -235,6 +236,12 @@ pub fn registry() -> Vec<Repro> {
             title:
                 "η* ∝ γ² (γ ≪ 1) and η* ∝ γ^(2/L) (γ ≫ 1) under online SGD (Atanasov et al. 2024)",
             run: richness::run,
+        },
+        Repro {
+            name: "conservative-sharpening",
+            title:
+                "slower sharpening under SGD and the stochastic EoS (Agarwala & Pennington 2024)",
+            run: conservative::run,
         },
         Repro {
             name: "threshold-neurons",
