@@ -29,6 +29,34 @@ enum HostSlice<'a> {
     F64(&'a [f64]),
 }
 
+/// `a + alpha·b` in one pass on the host for contiguous CPU tensors of one dtype and
+/// shape (`None` otherwise). Bit-identical to candle's `a + b.affine(alpha, 0)`:
+/// `b·alpha + 0` is rounded to the dtype before the add, as candle does.
+fn host_axpy(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Result<Tensor>> {
+    if a.dims() != b.dims() || a.dtype() != b.dtype() {
+        return None;
+    }
+    let v = with_host(a, |x| {
+        with_host(b, |y| match (x, y) {
+            (HostSlice::F32(x), HostSlice::F32(y)) => {
+                let m = alpha as f32;
+                let v: Vec<f32> = x.iter().zip(y).map(|(p, q)| p + (q * m + 0.0)).collect();
+                Some(Tensor::from_vec(v, a.dims(), a.device()))
+            }
+            (HostSlice::F64(x), HostSlice::F64(y)) => {
+                let v: Vec<f64> = x
+                    .iter()
+                    .zip(y)
+                    .map(|(p, q)| p + (q * alpha + 0.0))
+                    .collect();
+                Some(Tensor::from_vec(v, a.dims(), a.device()))
+            }
+            _ => None,
+        })
+    })???;
+    Some(v.map_err(Into::into))
+}
+
 /// One layer's block of a parameter-space vector.
 #[derive(Debug, Clone)]
 pub struct LayerParams {
@@ -217,7 +245,10 @@ impl ParamVec {
 
     /// `self + alpha · x`.
     pub fn axpy(&self, alpha: f64, x: &Self) -> Result<Self> {
-        self.zip_map(x, |a, b| Ok((a + b.affine(alpha, 0.0)?)?))
+        self.zip_map(x, |a, b| match host_axpy(a, alpha, b) {
+            Some(t) => t,
+            None => Ok((a + b.affine(alpha, 0.0)?)?),
+        })
     }
 
     /// `alpha · self`.
@@ -325,6 +356,25 @@ mod tests {
             ],
         };
         t.randn_like(seed).unwrap()
+    }
+
+    #[test]
+    fn host_axpy_is_bit_identical_to_candle() {
+        for dt in [DType::F32, DType::F64] {
+            let (a, b) = (pv(3, dt), pv(4, dt));
+            let fast = a.axpy(-0.37, &b).unwrap().to_f64_vec().unwrap();
+            let slow = a
+                .zip_map(&b, |x, y| Ok((x + y.affine(-0.37, 0.0)?)?))
+                .unwrap()
+                .to_f64_vec()
+                .unwrap();
+            assert_eq!(fast, slow, "{dt:?}");
+            // a non-contiguous operand takes candle's path and agrees too
+            let t = a.layers[0].weight.t().unwrap();
+            let tb = b.layers[0].weight.t().unwrap();
+            let r = host_axpy(&t, 2.0, &tb);
+            assert!(r.is_none());
+        }
     }
 
     #[test]
