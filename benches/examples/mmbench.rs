@@ -5,23 +5,8 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use eos_benches::process_cpu_secs;
 use eos_model::rng;
-
-fn cpu_secs() -> f64 {
-    let mut ns = 0u64;
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-        for e in dir.flatten() {
-            if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
-                ns += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    ns as f64 * 1e-9
-}
 
 fn t(r: usize, c: usize, seed: u64) -> Tensor {
     Tensor::from_vec(rng::normal_vec(seed, r * c), (r, c), &Device::Cpu)
@@ -34,10 +19,10 @@ fn time(name: &str, flops: f64, reps: usize, f: impl Fn() -> Tensor) {
     f();
     let (mut w, mut c) = (vec![], vec![]);
     for _ in 0..reps {
-        let (t0, c0) = (Instant::now(), cpu_secs());
+        let (t0, c0) = (Instant::now(), process_cpu_secs());
         let _ = f();
         w.push(t0.elapsed().as_secs_f64());
-        c.push(cpu_secs() - c0);
+        c.push(process_cpu_secs() - c0);
     }
     w.sort_by(|a, b| a.total_cmp(b));
     c.sort_by(|a, b| a.total_cmp(b));

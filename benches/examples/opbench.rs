@@ -7,31 +7,9 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device};
+use eos_benches::{median, process_cpu_secs};
 use eos_hessian::{lanczos, power_iteration, LanczosConfig, ModelOperator, Which};
 use eos_runner::bench::suite;
-
-/// CPU time of all threads of this process, in seconds (0 where unavailable).
-fn cpu_secs() -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    let mut ns = 0u64;
-    for e in dir.flatten() {
-        if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
-            ns += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    ns as f64 * 1e-9
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -76,10 +54,10 @@ fn main() -> anyhow::Result<()> {
         run()?;
         let (mut wall, mut cpu) = (Vec::new(), Vec::new());
         for _ in 0..reps {
-            let (t, c0) = (Instant::now(), cpu_secs());
+            let (t, c0) = (Instant::now(), process_cpu_secs());
             run()?;
             wall.push(t.elapsed().as_secs_f64());
-            cpu.push(cpu_secs() - c0);
+            cpu.push(process_cpu_secs() - c0);
         }
         println!(
             "{name:>6} {o:>8}: wall {:9.2} ms (min {:9.2})  cpu {:9.2} ms (min {:9.2})",
