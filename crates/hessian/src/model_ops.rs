@@ -119,6 +119,13 @@ impl<'a> ModelOperator<'a> {
         Ok(self.mlp.hvp_with(p, self.batch, v)?)
     }
 
+    /// Bytes held by the cached primal pass ([`HvpPrimal::bytes`]), or `None` while none
+    /// is cached: before the first Hessian product, for Gauss–Newton, or when it does not
+    /// fit in [`PRIMAL_CACHE_BYTES`] and every product recomputes it (a full `Mlp::hvp`).
+    pub fn cached_primal_bytes(&self) -> Option<usize> {
+        self.primal.borrow().as_ref().map(|(_, p)| p.bytes())
+    }
+
     /// How many matrix-vector products this operator has computed.
     pub fn applications(&self) -> usize {
         self.applications.get()
@@ -169,7 +176,11 @@ mod tests {
         assert_eq!(p, 3 * 4 + 4 + 4 * 2 + 2);
         let dense = dense_hessian(&mlp, &batch, Loss::Mse).unwrap();
         let v: Vec<f64> = (0..p).map(|i| (i as f64 * 0.37).sin()).collect();
+        assert_eq!(h.cached_primal_bytes(), None);
         let hv = h.apply(&v).unwrap();
+        let primal = mlp.hvp_primal(&batch, Loss::Mse).unwrap();
+        assert_eq!(h.cached_primal_bytes(), Some(primal.bytes()));
+        assert!(primal.bytes() > 0);
         let expect: Vec<f64> = (0..p)
             .map(|i| (0..p).map(|j| dense[i * p + j] * v[j]).sum())
             .collect();

@@ -43,7 +43,8 @@ enum Cmd {
         #[arg(long)]
         chunk: Option<usize>,
     },
-    /// Time the core operations on the standard suites.
+    /// Time the core operations on the standard suites, or (--scaling) how their time
+    /// and memory grow with the width and the number of samples.
     Bench {
         /// small | medium | deep | all (comma-separated list allowed)
         #[arg(long, default_value = "small")]
@@ -54,9 +55,29 @@ enum Cmd {
         dtype: String,
         #[arg(long, default_value = "auto")]
         device: String,
-        /// Timed repetitions per operation (median reported).
-        #[arg(long, default_value_t = 7)]
-        reps: usize,
+        /// Timed repetitions per operation, after one warm-up (median reported; default
+        /// 7; with --scaling default 3, up to 15 for points faster than 0.1 s).
+        #[arg(long)]
+        reps: Option<usize>,
+        /// The scaling study instead of the suites: time per gradient / HVP / operator
+        /// product against its FLOP count and peak RSS, over widths and n.
+        #[arg(long)]
+        scaling: bool,
+        /// With --scaling: width | n | all.
+        #[arg(long, default_value = "all", requires = "scaling")]
+        sweep: String,
+        /// With --scaling: rows per chunk (default: the model's, 2048).
+        #[arg(long, requires = "scaling")]
+        chunk_size: Option<usize>,
+        /// With --scaling: run every point in this process (by default each point runs
+        /// in a fresh process, so that memory freed by earlier points but kept by the
+        /// allocator does not count in later points' RSS).
+        #[arg(long, requires = "scaling")]
+        in_process: bool,
+        /// With --scaling: run only point INDEX of the sweep and print its JSON (what
+        /// each fresh process does).
+        #[arg(long, hide = true, requires = "scaling")]
+        point: Option<usize>,
     },
     /// Train the experiment of CONFIG.toml, recording the probes (see docs/config.md).
     Train {
@@ -217,9 +238,74 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dtype,
             device,
             reps,
+            scaling,
+            sweep,
+            chunk_size,
+            in_process,
+            point,
         } => {
+            let device_arg = device.clone();
+            let dtype_arg = dtype.clone();
             let device = pick_device(&device)?;
             let dtype = parse_dtype(&dtype)?;
+            if scaling {
+                if chunk_size == Some(0) {
+                    bail!("--chunk-size must be at least 1");
+                }
+                let points = bench::scaling_points(&sweep)?;
+                let mut opts = bench::ScalingOptions {
+                    chunk_size,
+                    ..Default::default()
+                };
+                if let Some(r) = reps {
+                    opts.min_reps = r.max(1);
+                    opts.max_reps = r.max(1);
+                }
+                if let Some(i) = point {
+                    let p = points.get(i).with_context(|| {
+                        format!("--point {i}: the sweep has {} points", points.len())
+                    })?;
+                    let r = bench::run_scaling_point(p, dtype, &device, &opts)?;
+                    println!("{}", serde_json::to_string(&r)?);
+                    return Ok(());
+                }
+                let print_json = |r: &bench::ScalingResult| -> anyhow::Result<()> {
+                    if json {
+                        println!("{}", serde_json::to_string(r)?);
+                    }
+                    Ok(())
+                };
+                let results = if in_process {
+                    bench::run_scaling(&points, dtype, &device, &opts, print_json)?
+                } else {
+                    let mut args: Vec<String> = [
+                        "bench",
+                        "--scaling",
+                        "--sweep",
+                        &sweep,
+                        "--dtype",
+                        &dtype_arg,
+                        "--device",
+                        &device_arg,
+                    ]
+                    .map(String::from)
+                    .to_vec();
+                    if let Some(c) = chunk_size {
+                        args.extend(["--chunk-size".into(), c.to_string()]);
+                    }
+                    if let Some(r) = reps {
+                        args.extend(["--reps".into(), r.to_string()]);
+                    }
+                    let exe =
+                        std::env::current_exe().context("cannot locate the eos executable")?;
+                    bench::run_scaling_isolated(&exe, &args, &points, &opts, print_json)?
+                };
+                if !json {
+                    print!("{}", bench::scaling_tables(&results));
+                }
+                return Ok(());
+            }
+            let reps = reps.unwrap_or(7);
             let names: Vec<&str> = if suite == "all" {
                 vec!["small", "medium", "deep"]
             } else {

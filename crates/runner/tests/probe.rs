@@ -101,3 +101,53 @@ fn bad_input_gives_one_clear_error() {
         .unwrap()
         .contains("unknown suite `huge`"));
 }
+
+/// The child mode of `eos bench --scaling` (one point, one JSON object with the timings,
+/// FLOPs and peak RSS), and its errors.
+#[test]
+fn bench_scaling_point_prints_one_json_object() {
+    let out = eos()
+        .args([
+            "bench",
+            "--scaling",
+            "--sweep",
+            "n",
+            "--point",
+            "0",
+            "--reps",
+            "1",
+            "--chunk-size",
+            "300",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "exactly one JSON object: {text}");
+    let r: eos_runner::bench::ScalingResult = serde_json::from_str(&text).unwrap();
+    assert_eq!(r.widths, [784, 512, 512, 10]);
+    assert_eq!((r.n, r.chunk_size, r.sweep.as_str()), (1000, 300, "n"));
+    assert_eq!(r.data_bytes, 1000 * (784 + 10) * 4);
+    for c in [&r.grad, &r.hvp, &r.op] {
+        assert_eq!(c.reps, 1);
+        assert!(c.secs > 0.0 && c.gflops > 0.0, "{c:?}");
+    }
+    assert!((r.hvp.gflop - 6.16).abs() < 0.01, "{}", r.hvp.gflop);
+    if cfg!(target_os = "linux") {
+        assert!(r.hvp.peak_rss_bytes.unwrap() > r.data_bytes);
+    }
+    let out = eos()
+        .args(["bench", "--scaling", "--sweep", "width", "--point", "4"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("--point 4: the sweep has 4 points"));
+    let out = eos().args(["bench", "--sweep", "n"]).output().unwrap();
+    assert!(!out.status.success(), "--sweep needs --scaling");
+}
