@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 
 use eos_model::{Batch, HvpPrimal, Loss, Mlp, ParamVec};
 
-use crate::{LinearOperator, Result};
+use crate::{Error, LinearOperator, Result};
 
 /// Which curvature matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,11 +40,41 @@ pub struct ModelOperator<'a> {
     primal: RefCell<Option<(PrimalKey, HvpPrimal)>>,
     /// The cache is off (it would not fit in the budget).
     no_cache: Cell<bool>,
+    /// The cache budget in bytes (`None`: [`primal_cache_budget`]).
+    cache_limit: Option<usize>,
 }
 
-/// Most bytes the cached primal pass of a [`ModelOperator`] may hold; larger problems
-/// recompute it at every product.
+/// Most bytes the cached primal pass of a [`ModelOperator`] may hold by default; larger
+/// problems recompute it at every product. The environment variable
+/// `EOS_PRIMAL_CACHE_MIB` overrides it (0 turns the cache off: memory then stays
+/// bounded by the chunk size at 3U + 7s per product instead of 2U + 6s).
 pub const PRIMAL_CACHE_BYTES: usize = 1 << 30;
+
+/// The environment variable that sets the primal cache budget in MiB.
+pub const PRIMAL_CACHE_ENV: &str = "EOS_PRIMAL_CACHE_MIB";
+
+/// A primal cache budget in MiB as written in [`PRIMAL_CACHE_ENV`], in bytes.
+pub fn parse_cache_mib(s: &str) -> Result<usize> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|m| m.checked_mul(1 << 20))
+        .ok_or_else(|| {
+            Error::Msg(format!(
+                "{PRIMAL_CACHE_ENV}: expected a whole number of MiB (0 turns the primal cache \
+                 off), got `{s}`"
+            ))
+        })
+}
+
+/// The primal cache budget in bytes: [`PRIMAL_CACHE_ENV`] if set, else
+/// [`PRIMAL_CACHE_BYTES`].
+pub fn primal_cache_budget() -> Result<usize> {
+    match std::env::var(PRIMAL_CACHE_ENV) {
+        Ok(s) => parse_cache_mib(&s),
+        Err(_) => Ok(PRIMAL_CACHE_BYTES),
+    }
+}
 
 /// Identifies what a cached primal pass was computed for: the addresses of the borrowed
 /// model and batch (immutable while borrowed), the loss and the chunk size.
@@ -73,7 +103,15 @@ impl<'a> ModelOperator<'a> {
             applications: Cell::new(0),
             primal: RefCell::new(None),
             no_cache: Cell::new(false),
+            cache_limit: None,
         }
+    }
+
+    /// Sets the primal cache budget in bytes (0: never cache), instead of
+    /// [`primal_cache_budget`].
+    pub fn with_primal_cache_limit(mut self, bytes: usize) -> Self {
+        self.cache_limit = Some(bytes);
+        self
     }
 
     fn key(&self) -> PrimalKey {
@@ -100,7 +138,11 @@ impl<'a> ModelOperator<'a> {
 
     /// H v, from the cached primal pass when it fits.
     fn hessian_product(&self, v: &ParamVec) -> Result<ParamVec> {
-        if self.no_cache.get() || self.primal_estimate() > PRIMAL_CACHE_BYTES {
+        let limit = match self.cache_limit {
+            Some(l) => l,
+            None => primal_cache_budget()?,
+        };
+        if self.no_cache.get() || self.primal_estimate() > limit {
             self.no_cache.set(true);
             return Ok(self.mlp.hvp(self.batch, self.loss, v)?);
         }
@@ -109,7 +151,7 @@ impl<'a> ModelOperator<'a> {
         if slot.as_ref().is_none_or(|(k, _)| *k != key) {
             *slot = None;
             let p = self.mlp.hvp_primal(self.batch, self.loss)?;
-            if p.bytes() > PRIMAL_CACHE_BYTES {
+            if p.bytes() > limit {
                 self.no_cache.set(true);
                 return Ok(self.mlp.hvp(self.batch, self.loss, v)?);
             }
@@ -158,6 +200,36 @@ mod tests {
     use candle_core::DType;
     use eos_model::testing::{dense_hessian, rel_err, tiny_case};
     use eos_model::Activation;
+
+    #[test]
+    fn a_zero_cache_budget_recomputes_and_agrees() {
+        let (mlp, batch) = tiny_case(
+            &[3, 4, 2],
+            Activation::Tanh,
+            Loss::Mse,
+            true,
+            6,
+            4,
+            DType::F64,
+        )
+        .unwrap();
+        let cached =
+            ModelOperator::hessian(&mlp, &batch, Loss::Mse).with_primal_cache_limit(1 << 20);
+        let bounded = ModelOperator::hessian(&mlp, &batch, Loss::Mse).with_primal_cache_limit(0);
+        let v: Vec<f64> = (0..cached.dim()).map(|i| (i as f64 * 0.23).sin()).collect();
+        let (a, b) = (cached.apply(&v).unwrap(), bounded.apply(&v).unwrap());
+        assert!(cached.cached_primal_bytes().unwrap() > 0);
+        assert_eq!(bounded.cached_primal_bytes(), None);
+        assert!(rel_err(&a, &b) < 1e-14, "{}", rel_err(&a, &b));
+        assert_eq!(parse_cache_mib(" 256 ").unwrap(), 256 << 20);
+        assert_eq!(parse_cache_mib("0").unwrap(), 0);
+        let e = parse_cache_mib("1GiB").unwrap_err().to_string();
+        assert!(
+            e.contains("EOS_PRIMAL_CACHE_MIB") && e.contains("`1GiB`"),
+            "{e}"
+        );
+        assert!(parse_cache_mib("-1").is_err());
+    }
 
     #[test]
     fn operators_agree_with_model_products() {
