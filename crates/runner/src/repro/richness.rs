@@ -1,20 +1,25 @@
 //! `richness-sweep`: the optimal learning rate across the feature-learning strength γ
 //! (Atanasov, Meterez, Simon, Pehlevan, arXiv 2410.04642; THEORY.md §3).
 //!
-//! `eos sweep experiments/richness-sweep/sweep.toml` (reduced: depth L = 3, 13 γ from
-//! 10⁻⁴ to 10³, 2 seeds) or `sweep-full.toml` (L ∈ {2, 3, 4}, 15 γ, 3 seeds), each γ
-//! with the divergence-aware η₀ ladder (4 rungs per decade). η* per (L, γ) is the
+//! `eos sweep experiments/richness-sweep/sweep.toml` (reduced: depth L = 3, 9 γ from
+//! 10⁻⁴ to 10⁴, 2 seeds) or `sweep-full.toml` (L ∈ {2, 3, 4}, 17 γ, 3 seeds), online
+//! SGD for 2 000 steps, each γ with the divergence-aware η₀ ladder (4 rungs per
+//! decade). η* per (L, γ) is the
 //! parabolic refinement of the grid argmin of the seed-mean final loss
 //! ([`crate::report::fit`]). Checks per L: the least-squares log-log slope of η* on γ
 //! over γ ≤ 0.0316 (γ ≪ 1: the crossover starts near 0.1) is 2 ± 15 %, over γ ≥ 10
-//! it is 2/L ± 15 %.
+//! it is 2/L ± 15 %. The ultra-rich plateau: at η* the number of steps until the loss
+//! first halves ([`escape_step`]) grows with γ over γ ≥ 10.
+
+use std::path::Path;
 
 use serde_json::Value;
 
 use super::{fmt, Check, Ctx};
 use crate::report::fit::{loglog_fit, Fit};
+use crate::report::metrics::Metrics;
 use crate::report::plot::{Figure, Series, Style};
-use crate::sweep::results::{best_per_group, read_rows, GroupBest};
+use crate::sweep::results::{best_per_group, read_rows, CellRow, GroupBest};
 use crate::sweep::{self, SweepOptions};
 
 const SOURCE: &str = "Atanasov et al. 2024, abstract and Fig. 1 (η* ∝ γ² for γ ≪ 1, γ^(2/L) for γ ≫ 1); THEORY.md §3";
@@ -25,6 +30,57 @@ const BASE_DEPTH: u64 = 3;
 /// The largest γ of the lazy fit, and the smallest of the rich fit.
 const LAZY_MAX: f64 = 0.0317;
 const RICH_MIN: f64 = 9.99;
+/// The plateau check: the escape step at the largest γ over the one at the smallest
+/// rich γ must reach this (longer plateau; 1.1 stays clear of the logging interval).
+const PLATEAU_GROWTH: f64 = 1.1;
+const PLATEAU_SOURCE: &str = "THEORY.md §3: the ultra-rich regime shows an initial loss plateau whose length grows with γ (Atanasov et al. 2024)";
+
+/// The end of the initial plateau: the first logged step at which the mean of the last
+/// five logged losses is below half the first logged loss (`None`: never).
+pub fn escape_step(loss: &[(f64, f64)]) -> Option<f64> {
+    let first = loss.first()?.1;
+    (0..loss.len()).find_map(|i| {
+        let w = &loss[i.saturating_sub(4)..=i];
+        let mean = w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64;
+        (mean < 0.5 * first).then_some(loss[i].0)
+    })
+}
+
+/// (L, γ, seed-mean escape step) at each group's η* (its grid argmin), from the cells'
+/// metrics; groups without η* or with a seed that never escapes are left out.
+fn plateaus(
+    dir: &Path,
+    rows: &[CellRow],
+    best: &[GroupBest],
+) -> anyhow::Result<Vec<(u64, f64, f64)>> {
+    let mut out = Vec::new();
+    for g in best {
+        let Some(e) = g.eta else { continue };
+        let in_group = |r: &&CellRow| {
+            g.group.iter().all(|(k, v)| r.values.get(k) == Some(v))
+                && r.values.get("optim.lr").and_then(Value::as_f64) == Some(e.lr)
+                && r.status == "finished"
+        };
+        let mut steps = Vec::new();
+        for r in rows.iter().filter(in_group) {
+            let m = Metrics::read(&dir.join(&r.dir).join("metrics.jsonl"))?;
+            steps.push(escape_step(&m.scalar("loss")));
+        }
+        let get = |k: &str| g.group.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+        let (Some(gamma), Some(all)) = (
+            get(GAMMA).and_then(Value::as_f64),
+            steps.into_iter().collect::<Option<Vec<f64>>>(),
+        ) else {
+            continue;
+        };
+        if all.is_empty() {
+            continue;
+        }
+        let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
+        out.push((depth, gamma, all.iter().sum::<f64>() / all.len() as f64));
+    }
+    Ok(out)
+}
 
 /// (L, γ, η*) of every group with an η*.
 pub fn eta_stars(best: &[GroupBest]) -> Vec<(u64, f64, f64)> {
@@ -90,9 +146,19 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     depths.sort_unstable();
     depths.dedup();
 
+    let plateau = plateaus(&out, &rows, &best)?;
+
     let mut checks = Vec::new();
+    let mut plateau_fig = Figure {
+        title: "richness-sweep: the initial plateau at η* (steps until the loss halves)".into(),
+        x_label: "γ".into(),
+        y_label: "escape step (seed mean)".into(),
+        log_x: true,
+        log_y: true,
+        ..Figure::default()
+    };
     let mut fig = Figure {
-        title: "richness-sweep: η* vs γ (SGD, mean-field/μP, centred, 300 steps)".into(),
+        title: "richness-sweep: η* vs γ (online SGD, mean-field/μP, centred, 2000 steps)".into(),
         x_label: "γ".into(),
         y_label: "η* (η₀ of the lowest final loss)".into(),
         log_x: true,
@@ -124,6 +190,34 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
             expect_rich * 1.15,
             SOURCE,
         ));
+        let rich_plateau: Vec<(f64, f64)> = plateau
+            .iter()
+            .filter(|p| p.0 == l && p.1 >= RICH_MIN)
+            .map(|p| (p.1, p.2))
+            .collect();
+        if let (Some(a), Some(b)) = (rich_plateau.first(), rich_plateau.last()) {
+            let ratio = b.1 / a.1;
+            checks.push(Check::holds(
+                format!(
+                    "L = {l}: plateau at η* grows with γ: escape step at γ = {} over γ = {}",
+                    fmt(b.0),
+                    fmt(a.0)
+                ),
+                rich_plateau.len() >= 2 && ratio >= PLATEAU_GROWTH,
+                format!("{} ({} → {} steps)", fmt(ratio), fmt(a.1), fmt(b.1)),
+                format!("≥ {PLATEAU_GROWTH}"),
+                PLATEAU_SOURCE,
+            ));
+        }
+        plateau_fig.series.push(Series::new(
+            format!("L = {l}"),
+            plateau
+                .iter()
+                .filter(|p| p.0 == l)
+                .map(|p| (p.1, p.2))
+                .collect(),
+            Style::LinePoints,
+        ));
         let pts: Vec<(f64, f64)> = stars
             .iter()
             .filter(|s| s.0 == l)
@@ -131,7 +225,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
             .collect();
         fig.series
             .push(Series::new(format!("η*, L = {l}"), pts, Style::LinePoints));
-        for (f, lo, hi, what) in [(lazy, 1e-4, 0.0316, "γ²"), (rich, 10.0, 1e3, "γ^(2/L)")] {
+        for (f, lo, hi, what) in [(lazy, 1e-4, 0.0316, "γ²"), (rich, 10.0, 1e4, "γ^(2/L)")] {
             if let Some(f) = f {
                 fig.series.push(Series::new(
                     format!("L = {l} fit {what}: slope {}", fmt(f.slope)),
@@ -147,6 +241,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         rows.iter().filter(|r| r.status == "diverged").count()
     ));
     ctx.save(&fig, "eta_star")?;
+    ctx.save(&plateau_fig, "plateau")?;
     // The sweep's own panels (final loss vs η per γ, loss curves at η*).
     let (files, _) = crate::report::sweep_plots::plot_sweep(
         &out,
@@ -188,6 +283,24 @@ mod tests {
             cells: 5,
             diverged: 2,
         }
+    }
+
+    #[test]
+    fn escape_step_is_where_the_smoothed_loss_halves() {
+        // Plateau at 1.0 until step 40, then 0.1; the 5-point mean first drops below
+        // 0.5 at the third low point (mean of 1, 1, 0.1, 0.1, 0.1 = 0.46).
+        let loss: Vec<(f64, f64)> = (0..10)
+            .map(|i| (10.0 * i as f64, if i < 4 { 1.0 } else { 0.1 }))
+            .collect();
+        assert_eq!(escape_step(&loss), Some(60.0));
+        // A single low spike does not count.
+        let mut spike = vec![(0.0, 1.0); 8];
+        spike[3] = (30.0, 0.0);
+        for (i, p) in spike.iter_mut().enumerate() {
+            p.0 = 10.0 * i as f64;
+        }
+        assert_eq!(escape_step(&spike), None);
+        assert_eq!(escape_step(&[]), None);
     }
 
     #[test]
