@@ -45,6 +45,11 @@ pub fn escape_step(loss: &[(f64, f64)]) -> Option<f64> {
     })
 }
 
+/// The value of `key` in a group's grid values.
+fn group_value<'a>(g: &'a GroupBest, key: &str) -> Option<&'a Value> {
+    g.group.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
 /// (L, γ, seed-mean escape step) at each group's η* (its grid argmin), from the cells'
 /// metrics; groups without η* or with a seed that never escapes are left out.
 fn plateaus(
@@ -65,7 +70,7 @@ fn plateaus(
             let m = Metrics::read(&dir.join(&r.dir).join("metrics.jsonl"))?;
             steps.push(escape_step(&m.scalar("loss")));
         }
-        let get = |k: &str| g.group.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+        let get = |k: &str| group_value(g, k);
         let (Some(gamma), Some(all)) = (
             get(GAMMA).and_then(Value::as_f64),
             steps.into_iter().collect::<Option<Vec<f64>>>(),
@@ -85,7 +90,7 @@ fn plateaus(
 pub fn eta_stars(best: &[GroupBest]) -> Vec<(u64, f64, f64)> {
     best.iter()
         .filter_map(|g| {
-            let get = |k: &str| g.group.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+            let get = |k: &str| group_value(g, k);
             let gamma = get(GAMMA).and_then(Value::as_f64)?;
             let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
             Some((depth, gamma, g.eta?.lr_refined))
