@@ -65,6 +65,9 @@ fn main() -> Result<()> {
 }
 
 fn ci() -> Result<()> {
+    // The real-data tests and the reduced reproductions read Fashion-MNIST: install
+    // or locate it first, so that the README's test command works on a fresh machine.
+    data()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -88,6 +91,7 @@ fn repro(args: &[&str]) -> Result<()> {
              conservative-sharpening|threshold-neurons|beyond-eos|all>… [--full] [--fresh]"
         );
     }
+    data()?;
     run(cargo().args(["build", "--release", "-p", "eos-runner"]))?;
     let exe = root().join("target/release/eos");
     let mut cmd = Command::new(exe);
@@ -103,26 +107,34 @@ const FASHION_DIRS: [&str; 2] = [
     "/usr/share/datasets/fashion-mnist",
 ];
 
+/// `cargo xtask data`: locates Fashion-MNIST (`$EOS_DATA_DIR/fashion-mnist` or the
+/// Debian package's folder) or installs Debian's `dataset-fashion-mnist`.
 fn data() -> Result<()> {
-    let have = |d: &str| {
-        Path::new(d).join("train-images-idx3-ubyte.gz").exists()
-            || Path::new(d).join("train-images-idx3-ubyte").exists()
+    let have = |d: &Path| {
+        d.join("train-images-idx3-ubyte.gz").exists() || d.join("train-images-idx3-ubyte").exists()
     };
-    if FASHION_DIRS.iter().any(|d| have(d)) {
-        eprintln!("Fashion-MNIST is installed");
-    } else {
-        eprintln!("installing Fashion-MNIST from Debian (dataset-fashion-mnist)");
-        run(Command::new("apt-get").arg("update").arg("-qq"))?;
-        run(Command::new("apt-get").args(["install", "-y", "-qq", "dataset-fashion-mnist"]))?;
+    let mut dirs: Vec<PathBuf> = FASHION_DIRS.iter().map(PathBuf::from).collect();
+    if let Some(root) = std::env::var_os("EOS_DATA_DIR") {
+        dirs.insert(0, PathBuf::from(root).join("fashion-mnist"));
     }
-    let out = Command::new("dpkg")
-        .args(["-L", "dataset-fashion-mnist"])
-        .output()?;
-    for line in String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("ubyte"))
-    {
-        println!("{line}");
+    if let Some(d) = dirs.iter().find(|d| have(d)) {
+        eprintln!("Fashion-MNIST found in {}", d.display());
+        return Ok(());
+    }
+    eprintln!("installing Fashion-MNIST from Debian (dataset-fashion-mnist)");
+    let apt = |args: &[&str]| {
+        run(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    apt(&["update", "-qq"])
+        .and_then(|_| apt(&["install", "-y", "-qq", "dataset-fashion-mnist"]))
+        .context(
+            "could not install Debian's dataset-fashion-mnist (needs root and apt); install \
+             it by hand or put the four IDX files in $EOS_DATA_DIR/fashion-mnist",
+        )?;
+    if !dirs.iter().any(|d| have(d)) {
+        bail!("dataset-fashion-mnist installed, but its files are in none of {dirs:?}");
     }
     Ok(())
 }

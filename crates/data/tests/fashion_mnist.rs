@@ -1,7 +1,8 @@
 //! The real Fashion-MNIST release, when it is installed (`apt-get install
-//! dataset-fashion-mnist`, or files in `$EOS_DATA_DIR/fashion-mnist`). Without it the
-//! test prints a notice and passes: the data is optional, the loader's logic is
-//! covered by the synthetic-file unit tests.
+//! dataset-fashion-mnist`, or files in `$EOS_DATA_DIR/fashion-mnist`). `cargo xtask ci`
+//! installs it first, and under CI (`CI` set) a missing data set FAILS this test. A
+//! plain `cargo test` without the data prints a notice and skips it (the loader's
+//! logic is covered by the synthetic-file unit tests).
 //!
 //! Reference values were computed independently from the Debian package's files with
 //! Python's `gzip` module (`gzip.open('train-labels-idx1-ubyte.gz').read()[8:18]` etc.):
@@ -15,6 +16,10 @@ fn real_fashion_mnist_train_and_test_sets() {
     let dir = match fashion_mnist_dir() {
         Ok(dir) => dir,
         Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but Fashion-MNIST is missing (run `cargo xtask data`): {e}"
+            );
             eprintln!("SKIPPED real_fashion_mnist_train_and_test_sets: {e}");
             return;
         }

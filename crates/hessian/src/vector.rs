@@ -88,10 +88,10 @@ pub fn scale(a: f64, x: &mut [f64]) {
 /// piece, then over the pieces in order) do not depend on the thread count.
 pub(crate) const PIECE: usize = 1 << 16;
 
-/// Splits `items` into one contiguous group per thread (candle's thread count) and
+/// Splits `items` into one contiguous group per thread (`eos_model::threads::count`) and
 /// returns `f` of every item, in order.
 fn par_map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync) -> Vec<R> {
-    let threads = candle_core::utils::get_num_threads().clamp(1, items.len().max(1));
+    let threads = eos_model::threads::count().clamp(1, items.len().max(1));
     if threads == 1 {
         return items.into_iter().map(f).collect();
     }

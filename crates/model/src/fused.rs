@@ -12,7 +12,7 @@
 //! v ← v ⊙ φ'                 (mask from a relu-family output h: 1 if h > 0 else low; or a dense φ')
 //! ```
 //!
-//! The kernels run on contiguous f32/f64 CPU tensors, split over candle's thread count
+//! The kernels run on contiguous f32/f64 CPU tensors, split over [`crate::threads::count`] threads
 //! for large tensors; anything else (other devices, dtypes, layouts) goes through
 //! candle's generic ops with the same result up to rounding.
 
@@ -136,11 +136,11 @@ fn rows_kernel<T: Real>(dst: &mut [T], cols: usize, s: Srcs<'_, T>, scale: T, ac
     }
 }
 
-/// Runs the kernel on all rows, split over candle's thread count when large.
+/// Runs the kernel on all rows, split over [`crate::threads::count`] threads when large.
 fn run<'a, T: Real + Send + Sync>(dst: &mut [T], cols: usize, s: Srcs<'a, T>, steps: Steps) {
     let scale = T::of(steps.scale);
     let act = steps.act_low.map(T::of);
-    let threads = candle_core::utils::get_num_threads().max(1);
+    let threads = crate::threads::count();
     let rows = dst.len() / cols.max(1);
     if threads == 1 || dst.len() < PAR_MIN || rows < 2 {
         rows_kernel(dst, cols, s, scale, act);

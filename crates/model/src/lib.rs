@@ -28,6 +28,7 @@ pub mod mlp;
 pub mod params;
 pub mod rng;
 pub mod testing;
+pub mod threads;
 
 pub use activation::Activation;
 pub use device::{device_name, pick_device};

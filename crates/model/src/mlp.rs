@@ -206,6 +206,8 @@ impl ParamAcc {
 impl Mlp {
     /// Wraps parameters, checking that consecutive layers fit together.
     pub fn new(params: ParamVec, multipliers: Vec<f64>, activation: Activation) -> Result<Self> {
+        // Fix the thread count before the first matmul (crate::threads).
+        crate::threads::init();
         if params.layers.is_empty() {
             return invalid("an MLP needs at least one layer");
         }

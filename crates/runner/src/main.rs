@@ -179,6 +179,8 @@ fn parse_dtype(s: &str) -> anyhow::Result<DType> {
 }
 
 fn main() {
+    // Before any thread starts: decide the thread count once (eos_model::threads).
+    eos_model::threads::init();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)

@@ -59,7 +59,7 @@ impl Meta {
             git_hash: git_hash(),
             device: device.into(),
             dtype: format!("{dtype:?}").to_lowercase(),
-            threads: candle_core::utils::get_num_threads(),
+            threads: eos_model::threads::count(),
             seed,
             n_params: mlp.params.numel(),
             widths: mlp.widths(),
