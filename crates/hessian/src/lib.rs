@@ -12,6 +12,7 @@ pub mod model_ops;
 pub mod ntk;
 pub mod operator;
 pub mod power;
+pub mod preconditioned;
 pub mod slq;
 pub mod taylor;
 pub mod testing;
@@ -27,6 +28,7 @@ pub use model_ops::{Curvature, GaussNewtonOp, HessianOp, ModelOperator};
 pub use ntk::{ntk_trace, s_eos_k, s_eos_k_from_trace};
 pub use operator::{DenseOperator, LinearOperator};
 pub use power::{power_iteration, PowerResult};
+pub use preconditioned::{effective_sharpness, Preconditioned};
 pub use slq::{density_on_grid, slq, slq_trace, SpectralDensity};
 pub use taylor::{taylor, Taylor};
 
@@ -39,6 +41,28 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Msg(String),
+    /// A vector (or list) whose length does not fit the operator or its partner.
+    #[error("{what}: length {found}, expected {expected}")]
+    Length {
+        /// The argument or result (e.g. `preconditioner diagonal`).
+        what: String,
+        /// Its length.
+        found: usize,
+        /// The length that was required.
+        expected: usize,
+    },
+    /// An entry of a vector or matrix outside its domain (NaN, ∞, negative, …).
+    #[error("{what}: entry {index} is {value}, expected {expected}")]
+    Entry {
+        /// The argument or result (e.g. `lanczos: operator output`).
+        what: String,
+        /// Position of the first offending entry (flat order).
+        index: usize,
+        /// The offending value.
+        value: f64,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
