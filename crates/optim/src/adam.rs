@@ -20,7 +20,7 @@ use eos_model::ParamVec;
 use crate::optimizer::{check_lr, CommonOptions, Optimizer, Step};
 use crate::state::{align, named, read_buffer, read_steps, steps_tensor, ADAM_M, ADAM_V};
 use crate::weight_decay::WeightDecay;
-use crate::{invalid, Result};
+use crate::{invalid, Error, Result};
 
 /// Adam's hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -152,6 +152,28 @@ impl Optimizer for Adam {
         (self.m, self.v, self.steps) = (m, v, steps);
         Ok(())
     }
+
+    /// `m = λ_l / (√v_t / √(1 − β₂ᵗ) + ε)`: the denominator of the last step `t`,
+    /// computed as the step computes it, times the per-layer lr scale.
+    fn preconditioner(&self, params_like: &ParamVec) -> Result<Option<ParamVec>> {
+        let Some(v) = &self.v else {
+            return Err(Error::State(
+                "preconditioner: Adam has no second moment before its first step \
+                 (expected a step first)"
+                    .into(),
+            ));
+        };
+        let v = align(v.clone(), params_like)?;
+        let bc2 = 1.0 - self.hyper.beta2.powf(self.steps as f64);
+        let inv = v.map(|v| {
+            let denom = v.sqrt()?.affine(1.0 / bc2.sqrt(), self.hyper.eps)?;
+            Ok(denom.recip()?)
+        })?;
+        let Some(scales) = self.options.layer_multiplier(params_like, None)? else {
+            return Ok(Some(inv));
+        };
+        Ok(Some(inv.zip_map(&scales, |a, b| Ok((a * b)?))?))
+    }
 }
 
 #[cfg(test)]
@@ -225,5 +247,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("optimizer.eps"), "{e}");
+    }
+
+    #[test]
+    fn preconditioner_reproduces_the_step_with_beta1_zero() {
+        use crate::testing::{assert_preconditioner_reproduces_step as check, layered};
+        use crate::LayerLrScales;
+        let shapes = [((1, 2), true), ((1, 1), false)];
+        let theta = layered(&shapes, &[1.0, -2.0, 0.5, 3.0]);
+        let (g1, g2) = (
+            layered(&shapes, &[0.5, 1.0, -4.0, 1e-3]),
+            layered(&shapes, &[-1.0, 0.25, 2.0, 0.0]),
+        );
+        let hyper = AdamParams {
+            beta1: 0.0,
+            ..Default::default()
+        };
+        let options = CommonOptions {
+            lr_scales: Some(LayerLrScales::new(vec![2.0, 0.5], vec![3.0, 1.0]).unwrap()),
+            ..Default::default()
+        };
+        let mut opt = Adam::new(hyper, options).unwrap();
+        let e = opt.preconditioner(&theta).unwrap_err().to_string();
+        assert!(e.contains("before its first step"), "{e}");
+        let t1 = check(&mut opt, &theta, &g1, 0.1, 4e-16);
+        // after step 1, v̂ = g₁², so m = λ / (|g₁| + ε) in closed form
+        let m = flat(&opt.preconditioner(&theta).unwrap().unwrap());
+        let want: Vec<f64> = [(2.0, 0.5), (2.0, 1.0), (3.0, 4.0), (0.5, 1e-3)]
+            .iter()
+            .map(|(l, g)| l / (g + 1e-8))
+            .collect();
+        assert_close(&m, &want, 1e-15);
+        // step 2 (a zero gradient entry has m = λ/(√v̂ + ε) all the same)
+        check(&mut opt, &t1, &g2, 0.1, 4e-16);
     }
 }

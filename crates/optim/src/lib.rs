@@ -8,6 +8,7 @@
 //! | concept | file | formula |
 //! |---|---|---|
 //! | the optimizer interface, the shared step pipeline | [`optimizer`] | `θ' = θ − η λ_l (d + w θ)` |
+//! | the diagonal preconditioner as an lr multiplier ([`Optimizer::preconditioner`]) | [`optimizer`] | `m = P⁻¹`, `θ' = θ − η m ⊙ g` |
 //! | SGD, heavy-ball momentum, Nesterov | [`sgd`] | `v ← μ v + g` |
 //! | Adam / AdamW (bias-corrected) | [`adam`] | `m̂ / (√v̂ + ε)` |
 //! | L2 and decoupled weight decay | [`weight_decay`] | `g + w θ` / `−η w θ` |

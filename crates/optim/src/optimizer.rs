@@ -64,6 +64,31 @@ pub trait Optimizer: Send + std::fmt::Debug {
     /// (e.g. the model's weights in the same checkpoint) are ignored. Buffers move
     /// to the parameters' device and dtype at the next step.
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()>;
+
+    /// The diagonal preconditioner of the most recent step as the per-coordinate lr
+    /// multiplier `m = P⁻¹`, shaped like `params_like`: that step was
+    /// `θ_before − θ_after = lr · m ⊙ d̃` with `d̃` the (clipped, L2-augmented)
+    /// gradient for SGD and for Adam with `β₁ = 0`. `None` means the identity.
+    ///
+    /// It folds in the per-layer lr scales `λ_l` (νP's and every abc
+    /// parameterization's `c` exponents, see [`crate::lr_scales`]), the depthwise
+    /// gradient scaling `s_l` ([`crate::depthwise`]) and Adam's
+    /// `1/(√v̂_t + ε)` with the bias correction of step `t` (the frozen `P_t` of
+    /// Cohen et al. 2022, arXiv 2207.14484). The effective sharpness is then
+    /// `λ_max(M^½ H M^½)` (`eos_hessian::effective_sharpness`), stable while
+    /// `η λ_eff ≤ 2`.
+    ///
+    /// Not folded in, and left to the caller: momentum is not a preconditioner but
+    /// moves the threshold itself — heavy ball (`v ← βv + g`) is stable on a
+    /// quadratic while `η λ ≤ 2(1 + β)`, Nesterov while `η λ ≤ (2 + 2β)/(1 + 2β)`,
+    /// Adam with `β₁` while `η λ_eff ≤ (2 + 2β₁)/(1 − β₁)` (38 for β₁ = 0.9; Cohen
+    /// et al. 2022, §3); clipping is a global, gradient-dependent factor; decoupled
+    /// weight decay is not a gradient term.
+    ///
+    /// Errors when the preconditioner is not known yet: Adam before its first step,
+    /// per-layer-normalised scaling before its first step (its factors are not part of
+    /// the checkpointed state, so also right after a resume).
+    fn preconditioner(&self, params_like: &ParamVec) -> Result<Option<ParamVec>>;
 }
 
 /// Options every optimizer takes.
@@ -145,6 +170,51 @@ impl CommonOptions {
         }
         let new = params.add(&update)?;
         Ok((update, new))
+    }
+}
+
+impl CommonOptions {
+    /// The per-layer lr multiplier `λ_l · s_l` (weights) and `β_l · s_l` (biases),
+    /// shaped like `params_like`, with `s_l` a per-layer factor on the direction
+    /// (`None`: 1); `None` when every factor is 1.
+    pub(crate) fn layer_multiplier(
+        &self,
+        params_like: &ParamVec,
+        layer_factors: Option<&[f64]>,
+    ) -> Result<Option<ParamVec>> {
+        let depth = params_like.layers.len();
+        if let Some(s) = &self.lr_scales {
+            s.check_depth(depth)?;
+        }
+        if let Some(f) = layer_factors {
+            if f.len() != depth {
+                return invalid(
+                    "optimizer.gradient_scaling",
+                    format!("{} factors", f.len()),
+                    format!("one per layer of the model ({depth})"),
+                );
+            }
+        }
+        let factor = |i: usize, bias: bool| {
+            let lr = match &self.lr_scales {
+                Some(s) if bias => s.biases[i],
+                Some(s) => s.weights[i],
+                None => 1.0,
+            };
+            lr * layer_factors.map_or(1.0, |f| f[i])
+        };
+        let all_one = (0..depth).all(|i| factor(i, false) == 1.0 && factor(i, true) == 1.0);
+        if all_one {
+            return Ok(None);
+        }
+        let mut out = params_like.clone();
+        for (i, l) in out.layers.iter_mut().enumerate() {
+            l.weight = l.weight.ones_like()?.affine(factor(i, false), 0.0)?;
+            if let Some(b) = &l.bias {
+                l.bias = Some(b.ones_like()?.affine(factor(i, true), 0.0)?);
+            }
+        }
+        Ok(Some(out))
     }
 }
 

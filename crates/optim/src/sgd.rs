@@ -21,7 +21,7 @@ use eos_model::ParamVec;
 use crate::depthwise::GradientScaling;
 use crate::optimizer::{check_lr, CommonOptions, Optimizer, Step};
 use crate::state::{align, named, read_buffer, read_steps, steps_tensor, MOMENTUM};
-use crate::{invalid, Result};
+use crate::{invalid, Error, Result};
 
 /// Which momentum an [`Sgd`] uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -49,6 +49,8 @@ pub struct Sgd {
     scaling: GradientScaling,
     buffer: Option<ParamVec>,
     steps: u64,
+    /// The depthwise factors `s_l` of the last step (for the preconditioner).
+    last_factors: Option<Vec<f64>>,
 }
 
 impl Sgd {
@@ -71,6 +73,7 @@ impl Sgd {
             scaling,
             buffer: None,
             steps: 0,
+            last_factors: None,
         })
     }
 
@@ -125,6 +128,7 @@ impl Optimizer for Sgd {
             self.buffer = new_buffer;
         }
         self.steps += 1;
+        self.last_factors.clone_from(&scale_factors);
         Ok(Step {
             params,
             update,
@@ -152,7 +156,28 @@ impl Optimizer for Sgd {
             _ => read_buffer(state, MOMENTUM, steps)?,
         };
         self.steps = steps;
+        self.last_factors = None;
         Ok(())
+    }
+
+    /// `m_l = λ_l s_l` per layer: lr scales times the depthwise factors (static, or
+    /// those the last step computed). Momentum is not folded in (see the trait).
+    fn preconditioner(&self, params_like: &ParamVec) -> Result<Option<ParamVec>> {
+        let factors = match &self.scaling {
+            GradientScaling::None => None,
+            GradientScaling::Static(s) => Some(s.as_slice()),
+            GradientScaling::PerLayerNormalized => match &self.last_factors {
+                Some(s) => Some(s.as_slice()),
+                None => {
+                    return Err(Error::State(
+                        "preconditioner: per-layer-normalised gradient scaling has no \
+                         factors before its first step (expected a step first)"
+                            .into(),
+                    ))
+                }
+            },
+        };
+        self.options.layer_multiplier(params_like, factors)
     }
 }
 
@@ -320,5 +345,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("layers.0.weight: shape"), "{e}");
+    }
+
+    #[test]
+    fn preconditioner_reproduces_the_step() {
+        use crate::testing::assert_preconditioner_reproduces_step as check;
+        // layer 0: W [1, 2] + b [1]; layer 1: W [1, 1] + b [1].
+        let shapes = [((1, 2), true), ((1, 1), true)];
+        let theta = layered(&shapes, &[1.0, 2.0, 3.0, 4.0, 5.0]);
+        let g = layered(&shapes, &[1.0, -1.0, 2.0, 4.0, 8.0]);
+        // plain SGD: the identity
+        let mut opt = Sgd::plain();
+        assert!(opt.preconditioner(&theta).unwrap().is_none());
+        check(&mut opt, &theta, &g, 0.1, 4e-16);
+        // lr scales (2, 0.5 | 3, 0.25) × static depthwise factors (4, 0.1):
+        // m = (8, 8 | 12 | 0.05 | 0.025), and the step is lr·m·g up to two roundings
+        let options = CommonOptions {
+            lr_scales: Some(LayerLrScales::new(vec![2.0, 0.5], vec![3.0, 0.25]).unwrap()),
+            ..Default::default()
+        };
+        let static_s = GradientScaling::Static(vec![4.0, 0.1]);
+        let mut opt = Sgd::new(Momentum::None, options.clone(), static_s).unwrap();
+        let m = opt.preconditioner(&theta).unwrap().unwrap();
+        assert_close(&flat(&m), &[8.0, 8.0, 12.0, 0.05, 0.025], 1e-15);
+        let t1 = check(&mut opt, &theta, &g, 0.1, 4e-16);
+        check(&mut opt, &t1, &g, 0.1, 4e-16);
+        // per-layer normalised: unknown before the first step, then the step's factors
+        let mut opt = Sgd::new(
+            Momentum::HeavyBall { beta: 0.0 },
+            options,
+            GradientScaling::PerLayerNormalized,
+        )
+        .unwrap();
+        let e = opt.preconditioner(&theta).unwrap_err().to_string();
+        assert!(e.contains("before its first step"), "{e}");
+        check(&mut opt, &theta, &g, 0.1, 4e-16);
     }
 }

@@ -44,3 +44,31 @@ pub fn assert_close(got: &[f64], want: &[f64], tol: f64) {
         );
     }
 }
+
+/// Checks that `opt.preconditioner` reproduces the step it reports on:
+/// `θ_before − θ_after = lr · m ⊙ g` entry by entry, to `tol · (|lr m g| + |θ_before|)`
+/// (the subtraction rounds at the scale of `θ`).
+pub fn assert_preconditioner_reproduces_step(
+    opt: &mut dyn crate::Optimizer,
+    theta: &ParamVec,
+    grad: &ParamVec,
+    lr: f64,
+    tol: f64,
+) -> ParamVec {
+    let step = opt.step(theta, grad, lr).unwrap();
+    let m = opt.preconditioner(theta).unwrap();
+    let m = match &m {
+        Some(m) => flat(m),
+        None => vec![1.0; theta.numel()],
+    };
+    let (before, after, g) = (flat(theta), flat(&step.params), flat(grad));
+    for i in 0..g.len() {
+        let (got, want) = (before[i] - after[i], lr * m[i] * g[i]);
+        assert!(
+            (got - want).abs() <= tol * (want.abs() + before[i].abs()),
+            "entry {i}: θ_before − θ_after = {got:e}, lr·m·g = {want:e} (m = {})",
+            m[i]
+        );
+    }
+    step.params
+}
