@@ -246,12 +246,21 @@ mod tests {
         let op = DenseOperator::new(2, vec![1.0, 0.0, 0.0, 1.0]);
         let e = Preconditioned::from_multiplier(&op, &[1.0]).unwrap_err();
         assert!(
-            matches!(e, Error::Length { found: 1, expected: 2, .. }),
+            matches!(
+                e,
+                Error::Length {
+                    found: 1,
+                    expected: 2,
+                    ..
+                }
+            ),
             "{e}"
         );
         let e = Preconditioned::from_multiplier(&op, &[1.0, -1.0]).unwrap_err();
         assert!(matches!(e, Error::Entry { index: 1, .. }), "{e}");
-        assert!(e.to_string().contains("lr multiplier m = P^-1: entry 1 is -1"));
+        assert!(e
+            .to_string()
+            .contains("lr multiplier m = P^-1: entry 1 is -1"));
         let pc = Preconditioned::new(&op, vec![1.0, 2.0]).unwrap();
         assert!(matches!(
             pc.apply(&[1.0]).unwrap_err(),
