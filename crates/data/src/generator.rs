@@ -16,7 +16,7 @@ use rand_distr::StandardNormal;
 
 use crate::dataset::Dataset;
 use crate::error::Result;
-use crate::rng::{derived_rng, Purpose};
+use eos_model::rng::{derived_rng, Purpose};
 
 /// A synthetic data distribution.
 pub trait Generator {

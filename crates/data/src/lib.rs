@@ -15,7 +15,8 @@
 //!
 //! Then [`transforms`] (standardisation with training statistics, class subsets, label
 //! noise, flattening), target encodings ([`Targets`]) and seeded minibatch
-//! [`Sampler`]s. All randomness is derived from `(seed, purpose, index)` ([`rng`]), so
+//! [`Sampler`]s. All randomness is derived from `(seed, purpose, index)`
+//! ([`eos_model::rng::derived_rng`]), so
 //! every batch is reproducible and a resumed run draws what the original would have.
 
 pub mod arrays;
@@ -30,7 +31,6 @@ pub mod npy;
 pub mod npz;
 pub mod random_labels;
 pub mod read;
-pub mod rng;
 pub mod sampler;
 pub mod sparse_coding;
 pub mod stream;

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::generator::{gaussian, Generator};
-use crate::rng::{derived_rng, Purpose};
 use crate::targets::Targets;
+use eos_model::rng::{derived_rng, Purpose};
 
 /// Parameters of a Gaussian mixture.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::rng::{derived_rng, Purpose};
+use eos_model::rng::{derived_rng, Purpose};
 
 /// How minibatches are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

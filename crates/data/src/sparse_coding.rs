@@ -97,7 +97,7 @@ impl Generator for SparseCoding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{derived_rng, Purpose};
+    use eos_model::rng::{derived_rng, Purpose};
 
     #[test]
     fn one_large_coordinate_equal_to_lambda_y_and_balanced_labels() {

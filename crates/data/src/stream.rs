@@ -15,7 +15,7 @@
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::generator::Generator;
-use crate::rng::{derived_rng, Purpose};
+use eos_model::rng::{derived_rng, Purpose};
 
 /// An endless, seekable stream of batches from a generator.
 #[derive(Debug, Clone)]

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::generator::{gaussian, maybe_flip, Generator};
-use crate::rng::{derived_rng, Purpose};
 use crate::targets::Targets;
+use eos_model::rng::{derived_rng, Purpose};
 
 /// The teacher's hidden-layer nonlinearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -25,8 +25,8 @@ use rand::Rng;
 
 use crate::dataset::{matrix, Dataset};
 use crate::error::{DataError, Result};
-use crate::rng::{derived_rng, Purpose};
 use crate::targets::Targets;
+use eos_model::rng::{derived_rng, Purpose};
 
 /// Per-feature mean and standard deviation fitted on a training set.
 #[derive(Debug, Clone, PartialEq)]

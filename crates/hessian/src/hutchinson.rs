@@ -19,7 +19,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::vector::{apply_block_checked, dot, rademacher_vec, seeded_rng};
+use eos_model::rng::{rademacher_draws, rng as seeded_rng};
+
+use crate::vector::{apply_block_checked, dot};
 use crate::{Error, LinearOperator, Result};
 
 /// A Monte-Carlo estimate of a trace.
@@ -78,7 +80,7 @@ pub fn hutchinson<A: LinearOperator + ?Sized>(
     let mut samples = Vec::with_capacity(num_samples);
     while samples.len() < num_samples {
         let b = block.min(num_samples - samples.len());
-        let zs: Vec<Vec<f64>> = (0..b).map(|_| rademacher_vec(&mut rng, dim)).collect();
+        let zs: Vec<Vec<f64>> = (0..b).map(|_| rademacher_draws(&mut rng, dim)).collect();
         let azs = apply_block_checked(op, &zs, "hutchinson")?;
         samples.extend(zs.iter().zip(&azs).map(|(z, az)| dot(z, az)));
     }

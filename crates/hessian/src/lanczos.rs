@@ -35,14 +35,12 @@
 //!
 //! Memory: the basis is `m × P` f64 values.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use eos_model::rng::{box_muller_vec, rng as seeded_rng, Generator};
 use serde::{Deserialize, Serialize};
 
 use crate::eigen::{tridiagonal_eigen, tridiagonal_eigen_rows};
 use crate::vector::{
-    apply_checked, axpy, check_vector, dot, dot_and_sq, gaussian_vec, norm, par_pieces,
-    par_pieces_mut, scale,
+    apply_checked, axpy, check_vector, dot, dot_and_sq, norm, par_pieces, par_pieces_mut, scale,
 };
 use crate::{Error, LinearOperator, Result};
 
@@ -194,10 +192,10 @@ pub fn lanczos<A: LinearOperator + ?Sized>(
 ) -> Result<LanczosResult> {
     let dim = op.dim();
     validate(cfg, dim)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut rng = seeded_rng(cfg.seed);
     let start = start_vector(&mut rng, dim, warm_start)?;
     // Restart vectors (after an early invariant subspace) come from their own stream.
-    let mut restart_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut restart_rng = seeded_rng(cfg.seed);
     restart_rng.set_stream(1);
 
     let max_steps = cfg.max_iter.min(dim);
@@ -308,13 +306,13 @@ fn validate(cfg: &LanczosConfig, dim: usize) -> Result<()> {
 
 /// Unit start: normalised sum of the warm-start vectors plus `WARM_START_NOISE` times a
 /// unit Gaussian vector, or a unit Gaussian vector without warm start.
-fn start_vector(rng: &mut ChaCha8Rng, dim: usize, warm_start: &[Vec<f64>]) -> Result<Vec<f64>> {
+fn start_vector(rng: &mut Generator, dim: usize, warm_start: &[Vec<f64>]) -> Result<Vec<f64>> {
     let mut sum = vec![0.0; dim];
     for (i, v) in warm_start.iter().enumerate() {
         check_vector(v, dim, &format!("lanczos warm start vector {i}"))?;
         axpy(1.0, v, &mut sum);
     }
-    let mut g = gaussian_vec(rng, dim);
+    let mut g = box_muller_vec(rng, dim);
     let ng = norm(&g);
     scale(1.0 / ng, &mut g);
     let ns = norm(&sum);
@@ -493,11 +491,11 @@ impl Krylov {
 
     /// After an invariant subspace: `β_m ← 0` and appends a random unit vector
     /// orthogonal to the basis (the tridiagonal splits into blocks).
-    fn restart(&mut self, rng: &mut ChaCha8Rng) -> Result<()> {
+    fn restart(&mut self, rng: &mut Generator) -> Result<()> {
         let m = self.betas.len();
         self.betas[m - 1] = 0.0;
         for _attempt in 0..3 {
-            let mut v = gaussian_vec(rng, self.dim);
+            let mut v = box_muller_vec(rng, self.dim);
             let before = norm(&v);
             self.gram_schmidt_pass(&mut v);
             let (_, after) = self.gram_schmidt_pass(&mut v);

@@ -18,7 +18,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::vector::{apply_checked, check_vector, dot_and_sq, gaussian_vec, norm, seeded_rng};
+use eos_model::rng::{box_muller_vec, rng as seeded_rng};
+
+use crate::vector::{apply_checked, check_vector, dot_and_sq, norm};
 use crate::{Error, LinearOperator, Result};
 
 /// The last iterate of power iteration.
@@ -59,7 +61,7 @@ pub fn power_iteration<A: LinearOperator + ?Sized>(
             check_vector(s, dim, "power_iteration start")?;
             s.to_vec()
         }
-        None => gaussian_vec(&mut seeded_rng(seed), dim),
+        None => box_muller_vec(&mut seeded_rng(seed), dim),
     };
     let nv = norm(&v);
     if nv == 0.0 {

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::eigen::tridiagonal_eigen_rows;
 use crate::hutchinson::TraceEstimate;
 use crate::lanczos::lanczos_tridiag;
-use crate::vector::{rademacher_vec, seeded_rng};
+use eos_model::rng::{rademacher_draws, rng as seeded_rng};
+
 use crate::{Error, LinearOperator, Result};
 
 /// Gauss quadrature nodes and weights, one rule per probe.
@@ -68,7 +69,7 @@ pub fn slq<A: LinearOperator + ?Sized>(
     let mut weights = Vec::with_capacity(num_probes);
     for _ in 0..num_probes {
         // lanczos_tridiag normalises the start: q = z/√P.
-        let z = rademacher_vec(&mut rng, dim);
+        let z = rademacher_draws(&mut rng, dim);
         let t = lanczos_tridiag(op, &z, lanczos_steps)?;
         let rule = tridiagonal_eigen_rows(&t.alphas, &t.betas, &[0])?;
         weights.push(rule.rows[0].iter().map(|s| s * s).collect());
@@ -165,7 +166,7 @@ mod tests {
         let (a, _) = spread();
         let m = 6;
         let d = slq(&a, 1, m, 4).expect("slq");
-        let z = rademacher_vec(&mut seeded_rng(4), 100);
+        let z = rademacher_draws(&mut seeded_rng(4), 100);
         let q: Vec<f64> = z.iter().map(|x| x / 10.0).collect();
         let mut ajq = q.clone();
         for j in 0..2 * m {
@@ -219,7 +220,7 @@ mod tests {
         let (a, u) = symmetric_with_spectrum(&lambda, 2);
         let d = slq(&a, 1, 100, 3).expect("slq");
         assert_eq!(d.nodes[0].len(), 40);
-        let z = rademacher_vec(&mut seeded_rng(3), 40);
+        let z = rademacher_draws(&mut seeded_rng(3), 40);
         let nz = norm(&z);
         for i in 0..40 {
             assert!((d.nodes[0][i] - lambda[i]).abs() < 1e-12 * 8.0);

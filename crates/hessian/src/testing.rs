@@ -5,7 +5,9 @@
 //! Langou & Rozložník 2005), so `QᵀQ = I` to ≈ 1e-15 and the eigenvalues of `A` are
 //! the given `λ` up to ≈ n·ε·max|λ| (Weyl's inequality).
 
-use crate::vector::{axpy, dot, gaussian_vec, norm, scale, seeded_rng};
+use eos_model::rng::{box_muller_vec, rng as seeded_rng};
+
+use crate::vector::{axpy, dot, norm, scale};
 use crate::DenseOperator;
 
 /// An `n × n` orthogonal matrix, returned as its `n` orthonormal columns.
@@ -13,7 +15,7 @@ pub fn random_orthonormal_columns(n: usize, seed: u64) -> Vec<Vec<f64>> {
     let mut rng = seeded_rng(seed);
     let mut cols: Vec<Vec<f64>> = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut v = gaussian_vec(&mut rng, n);
+        let mut v = box_muller_vec(&mut rng, n);
         for _pass in 0..2 {
             for q in &cols {
                 let h = dot(q, &v);

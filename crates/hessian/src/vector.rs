@@ -1,25 +1,18 @@
 //! Vectors of parameter space as flat `f64` slices: the few kernels the iterative
-//! solvers share, and seeded random vectors.
+//! solvers share, and the checks on operator inputs and outputs.
 //!
-//! - `dot(x, y) = Σ x_i y_i`, `norm(x) = √(x·x)`, `axpy: y ← y + a x`.
-//! - Standard normal draws by the Box–Muller transform (Box & Muller, "A note on the
-//!   generation of random normal deviates", Ann. Math. Stat. 1958):
-//!   `z₁ = √(−2 ln u₁) cos 2πu₂`, `z₂ = √(−2 ln u₁) sin 2πu₂` for `u₁ ∈ (0, 1]`,
-//!   `u₂ ∈ [0, 1)` uniform.
-//! - Rademacher draws: ±1 with probability ½ each (Hutchinson 1990).
+//! - `dot(x, y) = Σ x_i y_i` (eight interleaved partial sums, fixed order),
+//!   `norm(x) = √(x·x)`, `axpy: y ← y + a x`, `scale: x ← a x`.
+//! - Parallel sweeps over fixed pieces of `2¹⁶` entries, so sums do not depend on the
+//!   thread count.
 //!
-//! Every draw comes from a ChaCha8 stream keyed by a `u64` seed, so a result is
-//! bit-identical for the same seed, whatever the block sizes used to consume it.
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+//! Random vectors (start vectors, Hutchinson and SLQ probes) come from
+//! [`eos_model::rng`]: Box–Muller normals ([`eos_model::rng::box_muller_vec`]) and
+//! Rademacher signs ([`eos_model::rng::rademacher_draws`]) from a ChaCha8 stream keyed
+//! by a `u64` seed, so a result is bit-identical for the same seed, whatever the block
+//! sizes used to consume it.
 
 use crate::{Error, LinearOperator, Result};
-
-/// The generator behind every seeded draw of this crate.
-pub fn seeded_rng(seed: u64) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed)
-}
 
 /// `Σ x_i y_i`, with eight interleaved partial sums (so the compiler can vectorise;
 /// the summation order is fixed, so results stay bit-reproducible).
@@ -144,29 +137,6 @@ pub(crate) fn par_pieces_mut<R: Send>(
     par_map(pieces, |(o, c)| f(o, c))
 }
 
-/// `n` independent standard normal draws (Box–Muller, two draws per pair of uniforms).
-pub fn gaussian_vec<R: Rng>(rng: &mut R, n: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(n + 1);
-    while out.len() < n {
-        // `random::<f64>()` is uniform on [0, 1); 1 − u lies in (0, 1], so ln is finite.
-        let u1 = 1.0 - rng.random::<f64>();
-        let u2 = rng.random::<f64>();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
-        out.push(r * c);
-        out.push(r * s);
-    }
-    out.truncate(n);
-    out
-}
-
-/// `n` independent Rademacher draws (±1 with probability ½).
-pub fn rademacher_vec<R: Rng>(rng: &mut R, n: usize) -> Vec<f64> {
-    (0..n)
-        .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
-        .collect()
-}
-
 /// Checks that `v` is a usable vector of length `dim`: right length, finite entries.
 pub(crate) fn check_vector(v: &[f64], dim: usize, what: &str) -> Result<()> {
     if v.len() != dim {
@@ -227,30 +197,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gaussian_moments_and_reproducibility() {
-        let a = gaussian_vec(&mut seeded_rng(7), 40_001);
-        assert_eq!(a, gaussian_vec(&mut seeded_rng(7), 40_001));
-        assert_ne!(a, gaussian_vec(&mut seeded_rng(8), 40_001));
-        let n = a.len() as f64;
-        let mean = a.iter().sum::<f64>() / n;
-        let var = a.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-        let kurt = a.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / n / (var * var);
-        // 40 000 draws: stderr of the mean 0.005, of the variance 0.007, of the
-        // kurtosis (3 for a Gaussian) ≈ √(24/n) = 0.025; bounds are 5–6 stderr.
-        assert!(mean.abs() < 0.03, "mean {mean}");
-        assert!((var - 1.0).abs() < 0.04, "var {var}");
-        assert!((kurt - 3.0).abs() < 0.15, "kurtosis {kurt}");
-    }
-
-    #[test]
-    fn rademacher_values_and_balance() {
-        let r = rademacher_vec(&mut seeded_rng(3), 10_000);
-        assert!(r.iter().all(|x| *x == 1.0 || *x == -1.0));
-        // Sum of 10 000 signs: std 100.
-        assert!(r.iter().sum::<f64>().abs() < 500.0);
-    }
-
-    #[test]
     fn kernels() {
         let x = [1.0, 2.0, 2.0];
         let mut y = vec![1.0, 0.0, -1.0];
@@ -263,34 +209,5 @@ mod tests {
         assert!(check_vector(&[1.0, f64::NAN], 2, "t").is_err());
         assert!(check_vector(&[1.0], 2, "t").is_err());
         assert!(check_vector(&[1.0, 2.0], 2, "t").is_ok());
-    }
-
-    /// Frozen seed streams (recorded at ed67ff1): Lanczos, power-iteration and SLQ
-    /// start vectors, hence every logged sharpness, depend on these numbers.
-    #[test]
-    fn golden_values_are_frozen() {
-        assert_eq!(
-            gaussian_vec(&mut seeded_rng(7), 5),
-            [
-                0.28880184241151724,
-                0.5099605414308933,
-                -0.22730853267554407,
-                -1.5443409860014,
-                -0.8602024685396472
-            ]
-        );
-        assert_eq!(
-            gaussian_vec(&mut seeded_rng(11), 4),
-            [
-                0.7919036666110981,
-                0.5050361928218995,
-                -0.9470399111293596,
-                -0.330603483994241
-            ]
-        );
-        assert_eq!(
-            rademacher_vec(&mut seeded_rng(3), 8),
-            [-1.0, 1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0]
-        );
     }
 }
