@@ -19,12 +19,13 @@ use eos_param::{DepthwiseScaling, Scalings};
 use serde::{Deserialize, Serialize};
 
 use crate::adam::{Adam, AdamParams};
-use crate::depthwise::GradientScaling;
+use crate::gradient_scaling::GradientScaling;
 use crate::lr_scales::LayerLrScales;
+use crate::nup::{nup_gradient_scaling, nup_refuses_adam};
 use crate::optimizer::{CommonOptions, Optimizer};
 use crate::sgd::{Momentum, Sgd};
 use crate::weight_decay::WeightDecay;
-use crate::{invalid, Result};
+use crate::Result;
 
 /// Which optimizer, with its hyperparameters. Deserialised from a table with a `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,7 +193,7 @@ pub struct BuildContext {
     pub lr_scales: Option<LayerLrScales>,
     /// νP: per-layer normalised updates requested by the parameterization. An SGD
     /// family optimizer then uses `per_layer_normalized` scaling (a configured
-    /// `width_power` is an error); Adam is an error.
+    /// `width_power` is an error); Adam is an error (see [`crate::nup`]).
     pub normalized_updates: bool,
 }
 
@@ -238,29 +239,13 @@ impl OptimizerConfig {
                 weight_decay: WeightDecay::new(weight_decay, decoupled),
             };
         let scaling = |s: &DepthwiseScaling| -> Result<GradientScaling> {
-            match (ctx.normalized_updates, s) {
-                (false, s) => GradientScaling::resolve(s, &ctx.widths),
-                (true, DepthwiseScaling::None {} | DepthwiseScaling::PerLayerNormalized {}) => {
-                    Ok(GradientScaling::PerLayerNormalized)
-                }
-                (true, s) => invalid(
-                    "optimizer.gradient_scaling",
-                    format!("{s:?}"),
-                    "none or per_layer_normalized (the parameterization asks for normalised updates)",
-                ),
-            }
+            nup_gradient_scaling(ctx.normalized_updates, s, &ctx.widths)
         };
         let adam = |kind: &str,
                     (beta1, beta2, eps): (f64, f64, f64),
                     common: CommonOptions|
          -> Result<Box<dyn Optimizer>> {
-            if ctx.normalized_updates {
-                return invalid(
-                    "optimizer.kind",
-                    kind.to_string(),
-                    "sgd, momentum or nesterov (the parameterization asks for per-layer normalised updates)",
-                );
-            }
+            nup_refuses_adam(ctx.normalized_updates, kind)?;
             Ok(Box::new(Adam::new(
                 AdamParams { beta1, beta2, eps },
                 common,

@@ -14,7 +14,8 @@
 //! | L2 and decoupled weight decay | [`weight_decay`] | `g + w θ` / `−η w θ` |
 //! | clipping by global norm | [`clip`] | `g · min(1, c/‖g‖)` |
 //! | per-layer lr scales from the parameterization | [`lr_scales`] | `η_l = η λ_l` |
-//! | Terjék's depthwise gradient scaling | [`depthwise`] | `g_l ← s_l g_l` |
+//! | Terjék's depthwise gradient scaling | [`gradient_scaling`] | `g_l ← s_l g_l` |
+//! | νP's optimizer side: per-layer normalised updates, Adam refused | [`nup`] | `s_l = ‖W_l‖/‖g_l‖` |
 //! | saving/loading optimizer state as named tensors | [`state`] | — |
 //! | TOML configuration, builder | [`config`] | — |
 //! | schedules: constant, warmup, cosine, step, exponential, `c/λ₀`, geometry-aware | [`schedule`] | `η_t` |
@@ -30,8 +31,9 @@
 pub mod adam;
 pub mod clip;
 pub mod config;
-pub mod depthwise;
+pub mod gradient_scaling;
 pub mod lr_scales;
+pub mod nup;
 pub mod optimizer;
 pub mod schedule;
 pub mod sgd;
@@ -45,7 +47,7 @@ pub use adam::{Adam, AdamParams};
 pub use config::{
     AdamConfig, AdamWConfig, BuildContext, MomentumConfig, OptimizerConfig, SgdConfig,
 };
-pub use depthwise::GradientScaling;
+pub use gradient_scaling::GradientScaling;
 pub use lr_scales::LayerLrScales;
 pub use optimizer::{CommonOptions, Optimizer, Step};
 pub use schedule::{Observation, Schedule, ScheduleConfig, ScheduleState, SharpnessSource};

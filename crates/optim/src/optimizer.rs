@@ -6,7 +6,7 @@
 //! ```text
 //! ĝ    = g · min(1, c / ‖g‖)            clip by global norm c          (crate::clip)
 //! ĝ   += w₂ · θ                         L2 weight decay                (crate::weight_decay)
-//! ĝ_l  = s_l · ĝ_l                      depthwise scaling, SGD family  (crate::depthwise)
+//! ĝ_l  = s_l · ĝ_l                      depthwise scaling, SGD family  (crate::gradient_scaling)
 //! d    = direction(ĝ, state)            SGD: ĝ; momentum: v or ĝ + μv; Adam: m̂/(√v̂ + ε)
 //! Δθ_l = −η λ_l (d_l + w_dec · θ_l)     per-layer lr scale λ_l         (crate::lr_scales)
 //!                                       and decoupled weight decay w_dec
@@ -72,7 +72,7 @@ pub trait Optimizer: Send + std::fmt::Debug {
     ///
     /// It folds in the per-layer lr scales `λ_l` (νP's and every abc
     /// parameterization's `c` exponents, see [`crate::lr_scales`]), the depthwise
-    /// gradient scaling `s_l` ([`crate::depthwise`]) and Adam's
+    /// gradient scaling `s_l` ([`crate::gradient_scaling`]) and Adam's
     /// `1/(√v̂_t + ε)` with the bias correction of step `t` (the frozen `P_t` of
     /// Cohen et al. 2022, arXiv 2207.14484). The effective sharpness is then
     /// `λ_max(M^½ H M^½)` (`eos_hessian::effective_sharpness`), stable while

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 use eos_model::ParamVec;
 
-use crate::depthwise::GradientScaling;
+use crate::gradient_scaling::GradientScaling;
 use crate::optimizer::{check_lr, CommonOptions, Optimizer, Step};
 use crate::state::{align, named, read_buffer, read_steps, steps_tensor, MOMENTUM};
 use crate::{invalid, Error, Result};

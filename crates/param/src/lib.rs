@@ -10,7 +10,8 @@
 //! | abc-parametrizations `W = n^{−a} w`, `w ~ N(0, n^{−2b})`, lr `η n^{−c}` | [`abc`] | exponents per layer role |
 //! | SP, NTK, μP, mean-field (γ), νP | [`parameterization`] | a [`Scalings`] table |
 //! | the resolved per-layer table, its exact reparametrisations | [`scalings`] | `init_std`, `multiplier`, `lr_scale` per layer |
-//! | depthwise gradient scaling (Terjék) | [`gradient_scaling`] | static factors `s_l` or a marker |
+//! | depthwise gradient scaling (Terjék) | [`depthwise_scaling`] | static factors `s_l` or a marker |
+//! | νP: every rule of the normalised-update parameterization | [`nup`] | `s_l = ‖W_l‖/‖g_l‖`, lr = relative change |
 //!
 //! Conventions (THEORY.md): an MLP with `L` weight layers (`depth = L`), widths
 //! `n₀` (input), `n₁ … n_{L−1}` (hidden), `n_L` (output); layer `l` (1-based in the
@@ -25,8 +26,9 @@
 //! **(inferred)** in the docs of the item that holds them (THEORY.md §6).
 
 pub mod abc;
+pub mod depthwise_scaling;
 pub mod gain;
-pub mod gradient_scaling;
+pub mod nup;
 pub mod parameterization;
 pub mod scalings;
 pub mod widths;
@@ -35,8 +37,8 @@ pub mod widths;
 mod testing;
 
 pub use abc::{Abc, LayerRole};
+pub use depthwise_scaling::{DepthwiseScaling, LayerFactors};
 pub use gain::Gain;
-pub use gradient_scaling::{DepthwiseScaling, LayerFactors};
 pub use parameterization::Parameterization;
 pub use scalings::{LayerScaling, LrRule, Scalings};
 pub use widths::{widths, WidthConfig, WidthPattern};

@@ -52,10 +52,9 @@
 //!   THEORY.md §3/§7) and, beyond exponents, equal to μP's concrete table except the
 //!   input layer's lr, which differs by the width-independent factor `1/d`.
 //! - **νP** (Terjék, arXiv 2502.13110 v1; THEORY.md §6), all **(inferred)**: SP's
-//!   table with gain = the activation's (edge of chaos: He, `N(0, 2/n_{l−1})`, for
-//!   ReLU; readout `N(0, 1/n_{L−1})`), per-layer normalised updates
-//!   `s_l = ‖W_l‖_F / ‖g_l‖_F` applied by the optimizer, base lr = the relative change
-//!   per step, quadratic widths by default ([`Parameterization::preferred_width_pattern`]).
+//!   table with the activation's gain, per-layer normalised updates, lr = the
+//!   relative change per step, quadratic widths by default; every rule and its
+//!   source are in [`crate::nup`].
 //!
 //! Biases start at 0 in every scheme. Bias lr scales: 1 for SP, NTK, νP; `fan_out`
 //! for μP (TP V Table 3); `m_l² λ_l` for mean-field (above).
@@ -71,6 +70,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::abc::{Abc, LayerRole};
 use crate::gain::Gain;
+use crate::nup;
 use crate::scalings::{LayerScaling, LrRule, Scalings};
 use crate::widths::WidthPattern;
 use crate::{invalid, positive, Result};
@@ -187,7 +187,7 @@ impl Parameterization {
     /// quadratic for νP (**inferred**, THEORY.md §6: "p = 2 default"), none otherwise.
     pub fn preferred_width_pattern(&self) -> Option<WidthPattern> {
         match self {
-            Parameterization::NuP { .. } => Some(WidthPattern::Quadratic {}),
+            Parameterization::NuP { .. } => Some(nup::WIDTH_PATTERN),
             _ => None,
         }
     }
@@ -246,7 +246,7 @@ impl Parameterization {
                 },
                 readout_fan_in as f64,
             ),
-            Parameterization::NuP { .. } => (LrRule::RelativeChange, 1.0),
+            Parameterization::NuP { .. } => (nup::LR_RULE, 1.0),
             _ => (LrRule::Base, 1.0),
         };
         // Where `g` and `1/√d` go: into the multiplier for NTK (σ_w/√n) and, for the

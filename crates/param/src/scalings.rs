@@ -92,7 +92,7 @@ pub struct Scalings {
     /// How `lr` follows from `base_lr`.
     pub lr_rule: LrRule,
     /// Per-layer normalised updates: the optimizer multiplies layer `l`'s gradient by
-    /// `s_l = ‖W_l‖_F / ‖g_l‖_F` (see [`crate::gradient_scaling`]), so that `lr` is
+    /// `s_l = ‖W_l‖_F / ‖g_l‖_F` (see [`crate::nup`]), so that `lr` is
     /// the relative change per step (νP).
     pub normalized_updates: bool,
 }

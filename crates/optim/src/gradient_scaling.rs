@@ -10,14 +10,15 @@
 //!                        ⇒ plain SGD moves ‖ΔW_l‖_F = η λ_l ‖W_l‖_F
 //! ```
 //!
-//! The factors themselves are defined in [`eos_param::gradient_scaling`]; this file
+//! The factors themselves are defined in [`eos_param::depthwise_scaling`] (and νP's
+//! normalised factor in [`eos_param::nup`]); this file
 //! only applies them. **(inferred)**: the normalised factor is computed from the
 //! weight alone (the gradient after clipping and the L2 term) and applied to the
 //! layer's bias too, so that a zero-initialised bias still moves; the paper's
 //! networks have no biases.
 
 use eos_model::ParamVec;
-use eos_param::gradient_scaling::normalized_factor;
+use eos_param::nup::normalized_factor;
 use eos_param::{DepthwiseScaling, LayerFactors};
 
 use crate::{invalid, Result};

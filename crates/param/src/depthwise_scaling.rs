@@ -20,7 +20,7 @@
 //!   A network without hidden layers (`L = 1`) gets `s = 1`.
 //! - `per_layer_normalized`: `s_l = ‖W_l‖_F / ‖g_l‖_F` (LARS-like), so
 //!   `‖ΔW_l‖_F = η λ_l ‖W_l‖_F`: η is the relative change per step. Dynamic: the
-//!   optimizer computes it every step with [`normalized_factor`]; this crate only
+//!   optimizer computes it every step with [`crate::nup::normalized_factor`]; this crate only
 //!   marks it ([`LayerFactors::PerLayerNormalized`]).
 //!
 //! ```toml
@@ -68,7 +68,7 @@ impl Default for DepthwiseScaling {
 pub enum LayerFactors {
     /// Fixed `s_l`, one per weight layer.
     Static(Vec<f64>),
-    /// Computed by the optimizer each step as [`normalized_factor`]`(‖W_l‖, ‖g_l‖)`.
+    /// Computed by the optimizer each step as [`crate::nup::normalized_factor`]`(‖W_l‖, ‖g_l‖)`.
     PerLayerNormalized,
 }
 
@@ -117,16 +117,6 @@ pub fn layer_width(widths: &[usize], index: usize) -> usize {
         widths[index]
     } else {
         widths[index + 1]
-    }
-}
-
-/// `‖W_l‖_F / ‖g_l‖_F`, the per-layer normalised factor; 0 when the gradient is zero
-/// (the step is zero whatever the factor), so no division by zero reaches the update.
-pub fn normalized_factor(weight_norm: f64, grad_norm: f64) -> f64 {
-    if grad_norm > 0.0 {
-        weight_norm / grad_norm
-    } else {
-        0.0
     }
 }
 
@@ -186,8 +176,6 @@ mod tests {
         assert!(DepthwiseScaling::WidthPower { q: f64::NAN }
             .factors(&[3, 4, 1])
             .is_err());
-        assert_eq!(normalized_factor(3.0, 1.5), 2.0);
-        assert_eq!(normalized_factor(3.0, 0.0), 0.0);
     }
 
     #[test]
