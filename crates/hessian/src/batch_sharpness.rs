@@ -34,9 +34,11 @@ pub fn batch_sharpness(
 ) -> Result<BatchSharpness> {
     let n = data.len();
     if batch_size == 0 || batch_size > n || num_batches == 0 {
-        return Err(Error::Msg(format!(
-            "batch_sharpness: need 1 ≤ batch size ({batch_size}) ≤ n ({n}) and ≥ 1 batch"
-        )));
+        return Err(Error::Invalid {
+            what: "batch_sharpness: (batch_size, num_batches)".into(),
+            found: format!("({batch_size}, {num_batches})"),
+            expected: format!("1 ≤ batch_size ≤ n = {n} and num_batches ≥ 1"),
+        });
     }
     let mut vals = Vec::with_capacity(num_batches);
     for b in 0..num_batches {
@@ -54,9 +56,7 @@ pub fn batch_sharpness(
     }
     let m = vals.len();
     if m == 0 {
-        return Err(Error::Msg(
-            "batch_sharpness: every minibatch gradient was zero".into(),
-        ));
+        return Err(Error::ZeroGradients);
     }
     let mean = vals.iter().sum::<f64>() / m as f64;
     let var = if m > 1 {

@@ -50,19 +50,19 @@ const MAX_QL_ITERS: usize = 60;
 /// `n × n` matrix, by cyclic Jacobi.
 pub fn symmetric_eigen(a: &[f64], n: usize) -> Result<SymEigen> {
     if a.len() != n * n {
-        return Err(Error::Msg(format!(
-            "symmetric_eigen: matrix has {} entries, expected n² = {} for n = {n}",
-            a.len(),
-            n * n
-        )));
+        return Err(Error::Length {
+            what: format!("symmetric_eigen: matrix entries for n = {n}"),
+            found: a.len(),
+            expected: n * n,
+        });
     }
     if let Some(i) = a.iter().position(|x| !x.is_finite()) {
-        return Err(Error::Msg(format!(
-            "symmetric_eigen: entry ({}, {}) is {} (expected a finite number)",
-            i / n,
-            i % n,
-            a[i]
-        )));
+        return Err(Error::Entry {
+            what: format!("symmetric_eigen: matrix (row {}, column {})", i / n, i % n),
+            index: i,
+            value: a[i],
+            expected: "a finite number",
+        });
     }
     // Upper triangle of the symmetric part; the lower triangle is never read.
     let mut m = vec![0.0; n * n];
@@ -155,9 +155,11 @@ pub fn symmetric_eigen(a: &[f64], n: usize) -> Result<SymEigen> {
         }
     }
     if !converged {
-        return Err(Error::Msg(format!(
-            "symmetric_eigen: Jacobi did not converge in {MAX_SWEEPS} sweeps (n = {n})"
-        )));
+        return Err(Error::NoConvergence {
+            what: "symmetric_eigen: Jacobi sweeps".into(),
+            limit: MAX_SWEEPS,
+            n,
+        });
     }
     let vectors: Vec<Vec<f64>> = (0..n)
         .map(|k| (0..n).map(|i| v[i * n + k]).collect())
@@ -192,21 +194,36 @@ pub fn tridiagonal_eigen_rows(
         });
     }
     if off.len() != n - 1 {
-        return Err(Error::Msg(format!(
-            "tridiagonal_eigen: off-diagonal has length {}, expected {} for a diagonal of length {n}",
-            off.len(),
-            n - 1
-        )));
+        return Err(Error::Length {
+            what: format!("tridiagonal_eigen: off-diagonal for a diagonal of length {n}"),
+            found: off.len(),
+            expected: n - 1,
+        });
     }
     if let Some(&r) = row_indices.iter().find(|&&r| r >= n) {
-        return Err(Error::Msg(format!(
-            "tridiagonal_eigen: row index {r} is out of range for dimension {n}"
-        )));
+        return Err(Error::Invalid {
+            what: "tridiagonal_eigen: row index".into(),
+            found: r.to_string(),
+            expected: format!("an index < the dimension {n}"),
+        });
     }
     if diag.iter().chain(off).any(|x| !x.is_finite()) {
-        return Err(Error::Msg(
-            "tridiagonal_eigen: the matrix has a non-finite entry".into(),
-        ));
+        let index = diag
+            .iter()
+            .chain(off)
+            .position(|x| !x.is_finite())
+            .unwrap_or(0);
+        return Err(Error::Entry {
+            what: "tridiagonal_eigen: (diagonal, then off-diagonal)".into(),
+            index,
+            value: diag
+                .iter()
+                .chain(off)
+                .nth(index)
+                .copied()
+                .unwrap_or(f64::NAN),
+            expected: "a finite number",
+        });
     }
     let mut d = diag.to_vec();
     let mut e = off.to_vec();
@@ -234,9 +251,11 @@ pub fn tridiagonal_eigen_rows(
             }
             iter += 1;
             if iter > MAX_QL_ITERS {
-                return Err(Error::Msg(format!(
-                    "tridiagonal_eigen: QL did not converge for eigenvalue {l} in {MAX_QL_ITERS} iterations (n = {n})"
-                )));
+                return Err(Error::NoConvergence {
+                    what: format!("tridiagonal_eigen: QL for eigenvalue {l}"),
+                    limit: MAX_QL_ITERS,
+                    n,
+                });
             }
             let mut g = (d[l + 1] - d[l]) / (2.0 * e[l]);
             let mut r = g.hypot(1.0);

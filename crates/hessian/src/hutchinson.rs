@@ -40,9 +40,11 @@ impl TraceEstimate {
     pub fn from_samples(samples: Vec<f64>) -> Result<Self> {
         let m = samples.len();
         if m < 2 {
-            return Err(Error::Msg(format!(
-                "trace estimate: {m} sample(s), at least 2 are needed for a standard error"
-            )));
+            return Err(Error::Invalid {
+                what: "trace estimate: number of samples".into(),
+                found: m.to_string(),
+                expected: "at least 2 (for a standard error)".into(),
+            });
         }
         let mean = samples.iter().sum::<f64>() / m as f64;
         let var = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1) as f64;
@@ -64,17 +66,21 @@ pub fn hutchinson<A: LinearOperator + ?Sized>(
 ) -> Result<TraceEstimate> {
     let dim = op.dim();
     if dim == 0 {
-        return Err(Error::Msg("hutchinson: operator has dimension 0".into()));
+        return Err(Error::EmptyOperator { what: "hutchinson" });
     }
     if block == 0 {
-        return Err(Error::Msg(
-            "hutchinson: block size must be at least 1".into(),
-        ));
+        return Err(Error::Invalid {
+            what: "hutchinson: block".into(),
+            found: "0".into(),
+            expected: "a block size ≥ 1".into(),
+        });
     }
     if num_samples < 2 {
-        return Err(Error::Msg(format!(
-            "hutchinson: num_samples = {num_samples}, at least 2 are needed for a standard error"
-        )));
+        return Err(Error::Invalid {
+            what: "hutchinson: num_samples".into(),
+            found: num_samples.to_string(),
+            expected: "at least 2 (for a standard error)".into(),
+        });
     }
     let mut rng = seeded_rng(seed);
     let mut samples = Vec::with_capacity(num_samples);
@@ -91,9 +97,11 @@ pub fn hutchinson<A: LinearOperator + ?Sized>(
 pub fn exact_trace<A: LinearOperator + ?Sized>(op: &A, block: usize) -> Result<f64> {
     let dim = op.dim();
     if block == 0 {
-        return Err(Error::Msg(
-            "exact_trace: block size must be at least 1".into(),
-        ));
+        return Err(Error::Invalid {
+            what: "exact_trace: block".into(),
+            found: "0".into(),
+            expected: "a block size ≥ 1".into(),
+        });
     }
     let mut trace = 0.0;
     for first in (0..dim).step_by(block) {

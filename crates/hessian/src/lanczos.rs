@@ -142,22 +142,24 @@ pub fn lanczos_tridiag<A: LinearOperator + ?Sized>(
 ) -> Result<LanczosTridiag> {
     let dim = op.dim();
     if dim == 0 {
-        return Err(Error::Msg(
-            "lanczos_tridiag: operator has dimension 0".into(),
-        ));
+        return Err(Error::EmptyOperator {
+            what: "lanczos_tridiag",
+        });
     }
     if steps == 0 {
-        return Err(Error::Msg(
-            "lanczos_tridiag: steps must be at least 1".into(),
-        ));
+        return Err(Error::Invalid {
+            what: "lanczos_tridiag: steps".into(),
+            found: "0".into(),
+            expected: "at least 1".into(),
+        });
     }
     check_vector(start, dim, "lanczos_tridiag start")?;
     let mut q = start.to_vec();
     let nq = norm(&q);
     if nq == 0.0 {
-        return Err(Error::Msg(
-            "lanczos_tridiag: the start vector is zero".into(),
-        ));
+        return Err(Error::ZeroStart {
+            what: "lanczos_tridiag",
+        });
     }
     scale(1.0 / nq, &mut q);
     let steps = steps.min(dim);
@@ -281,25 +283,28 @@ fn combine_basis(basis: &[f64], dim: usize, coefs: &[&[f64]]) -> Vec<Vec<f64>> {
 
 fn validate(cfg: &LanczosConfig, dim: usize) -> Result<()> {
     if dim == 0 {
-        return Err(Error::Msg("lanczos: operator has dimension 0".into()));
+        return Err(Error::EmptyOperator { what: "lanczos" });
     }
     if cfg.k == 0 || cfg.k > dim {
-        return Err(Error::Msg(format!(
-            "lanczos: k = {} wanted eigenpairs, expected 1 ≤ k ≤ dim = {dim}",
-            cfg.k
-        )));
+        return Err(Error::Invalid {
+            what: "lanczos: k (wanted eigenpairs)".into(),
+            found: cfg.k.to_string(),
+            expected: format!("1 ≤ k ≤ dim = {dim}"),
+        });
     }
     if cfg.max_iter < cfg.k {
-        return Err(Error::Msg(format!(
-            "lanczos: max_iter = {} is below k = {} (k Ritz pairs need at least k steps)",
-            cfg.max_iter, cfg.k
-        )));
+        return Err(Error::Invalid {
+            what: "lanczos: max_iter".into(),
+            found: cfg.max_iter.to_string(),
+            expected: format!("at least k = {} (k Ritz pairs need k steps)", cfg.k),
+        });
     }
     if !(cfg.tol >= 0.0 && cfg.tol.is_finite()) {
-        return Err(Error::Msg(format!(
-            "lanczos: tol = {}, expected a finite number ≥ 0",
-            cfg.tol
-        )));
+        return Err(Error::Invalid {
+            what: "lanczos: tol".into(),
+            found: cfg.tol.to_string(),
+            expected: "a finite number ≥ 0".into(),
+        });
     }
     Ok(())
 }
@@ -504,10 +509,10 @@ impl Krylov {
                 return Ok(());
             }
         }
-        Err(Error::Msg(format!(
-            "lanczos: could not extend an invariant Krylov space of dimension {m} (dim = {})",
-            self.dim
-        )))
+        Err(Error::KrylovExhausted {
+            found: m,
+            dim: self.dim,
+        })
     }
 }
 

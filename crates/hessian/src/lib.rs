@@ -39,8 +39,49 @@ pub enum Error {
     Model(#[from] eos_model::Error),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    #[error("{0}")]
-    Msg(String),
+    /// An argument or setting outside its domain (sizes, tolerances, environment).
+    #[error("{what}: got {found}; expected {expected}")]
+    Invalid {
+        /// The function and argument (e.g. `lanczos: k`).
+        what: String,
+        /// The offending value, formatted.
+        found: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// An operator of dimension 0 given to an algorithm that needs a vector.
+    #[error("{what}: operator has dimension 0, expected at least 1")]
+    EmptyOperator {
+        /// The algorithm (e.g. `power_iteration`).
+        what: &'static str,
+    },
+    /// A start vector that is zero, so it cannot be normalised.
+    #[error("{what}: the start vector is zero, expected a non-zero vector")]
+    ZeroStart {
+        /// The algorithm (e.g. `lanczos_tridiag`).
+        what: &'static str,
+    },
+    /// An iterative dense eigensolver that ran out of iterations.
+    #[error("{what}: did not converge in {limit} iterations (n = {n}); expected convergence for a finite symmetric matrix")]
+    NoConvergence {
+        /// The solver and, where it applies, the eigenvalue (e.g. `tridiagonal_eigen: eigenvalue 3`).
+        what: String,
+        /// The iteration (or sweep) limit.
+        limit: usize,
+        /// The matrix dimension.
+        n: usize,
+    },
+    /// Lanczos found an invariant Krylov space and no random vector could extend it.
+    #[error("lanczos: could not extend an invariant Krylov space of dimension {found} (dim = {dim}); expected a new direction from a random restart")]
+    KrylovExhausted {
+        /// The dimension of the invariant space.
+        found: usize,
+        /// The operator dimension.
+        dim: usize,
+    },
+    /// Batch sharpness where every minibatch gradient was zero (no direction to probe).
+    #[error("batch_sharpness: every minibatch gradient was zero; expected at least one non-zero gradient")]
+    ZeroGradients,
     /// A vector (or list) whose length does not fit the operator or its partner.
     #[error("{what}: length {found}, expected {expected}")]
     Length {
@@ -71,3 +112,58 @@ pub mod soft_rank;
 pub mod update_cosine;
 pub use soft_rank::{soft_rank, SoftRankKind};
 pub use update_cosine::{update_cosine, UpdateCosine};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every failure names what was wrong and what was expected, as a typed variant.
+    #[test]
+    fn errors_are_typed_and_name_the_expectation() {
+        let a = DenseOperator::new(2, vec![2.0, 0.0, 0.0, 1.0]);
+        let empty = DenseOperator::new(0, vec![]);
+        let cfg = LanczosConfig {
+            k: 3,
+            ..Default::default()
+        };
+        let e = lanczos(&a, &cfg, &[]).unwrap_err();
+        assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "lanczos: k (wanted eigenpairs): got 3; expected 1 ≤ k ≤ dim = 2"
+        );
+        let e = lanczos(&empty, &LanczosConfig::default(), &[]).unwrap_err();
+        assert!(
+            matches!(e, Error::EmptyOperator { what: "lanczos" }),
+            "{e:?}"
+        );
+        let e = lanczos_tridiag(&a, &[0.0, 0.0], 2).unwrap_err();
+        assert!(matches!(e, Error::ZeroStart { .. }), "{e:?}");
+        let e = power_iteration(&a, 5, Some(&[1.0, f64::NAN]), 0).unwrap_err();
+        assert!(matches!(e, Error::Entry { index: 1, .. }), "{e:?}");
+        let e = power_iteration(&a, 5, Some(&[1.0]), 0).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Length {
+                    found: 1,
+                    expected: 2,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = symmetric_eigen(&[1.0, 2.0, 3.0], 2).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("symmetric_eigen: matrix entries for n = 2: length 3, expected 4"),
+            "{e}"
+        );
+        let e = tridiagonal_eigen(&[1.0, f64::INFINITY], &[1.0]).unwrap_err();
+        assert!(matches!(e, Error::Entry { index: 1, .. }), "{e:?}");
+        let e = hutchinson(&a, 1, 4, 0).unwrap_err();
+        assert!(e.to_string().contains("expected at least 2"), "{e}");
+        let e = s_eos_k_from_trace(1.0, 0.1, 0, 2).unwrap_err();
+        assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
+    }
+}

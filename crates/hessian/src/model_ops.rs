@@ -59,11 +59,10 @@ pub fn parse_cache_mib(s: &str) -> Result<usize> {
         .parse::<usize>()
         .ok()
         .and_then(|m| m.checked_mul(1 << 20))
-        .ok_or_else(|| {
-            Error::Msg(format!(
-                "{PRIMAL_CACHE_ENV}: expected a whole number of MiB (0 turns the primal cache \
-                 off), got `{s}`"
-            ))
+        .ok_or_else(|| Error::Invalid {
+            what: PRIMAL_CACHE_ENV.into(),
+            found: format!("`{s}`"),
+            expected: "a whole number of MiB (0 turns the primal cache off)".into(),
         })
 }
 

@@ -32,9 +32,11 @@ pub fn s_eos_k(
     n: usize,
 ) -> Result<f64> {
     if batch == 0 || n == 0 || batch > n {
-        return Err(Error::Msg(format!(
-            "s_eos_k: batch size {batch} must be in 1..={n} (the number of samples)"
-        )));
+        return Err(Error::Invalid {
+            what: "s_eos_k: batch size".into(),
+            found: batch.to_string(),
+            expected: format!("1..={n} (the number of samples)"),
+        });
     }
     let noise = 1.0 / batch as f64 - 1.0 / n as f64;
     let mut k = 0.0;

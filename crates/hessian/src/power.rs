@@ -46,15 +46,16 @@ pub fn power_iteration<A: LinearOperator + ?Sized>(
 ) -> Result<PowerResult> {
     let dim = op.dim();
     if dim == 0 {
-        return Err(Error::Msg(
-            "power_iteration: operator has dimension 0".into(),
-        ));
+        return Err(Error::EmptyOperator {
+            what: "power_iteration",
+        });
     }
     if iters == 0 {
-        return Err(Error::Msg(
-            "power_iteration: iters must be at least 1 (one product gives the Rayleigh quotient)"
-                .into(),
-        ));
+        return Err(Error::Invalid {
+            what: "power_iteration: iters".into(),
+            found: "0".into(),
+            expected: "at least 1 (one product gives the Rayleigh quotient)".into(),
+        });
     }
     let mut v = match start {
         Some(s) => {
@@ -65,9 +66,9 @@ pub fn power_iteration<A: LinearOperator + ?Sized>(
     };
     let nv = norm(&v);
     if nv == 0.0 {
-        return Err(Error::Msg(
-            "power_iteration: the start vector is zero".into(),
-        ));
+        return Err(Error::ZeroStart {
+            what: "power_iteration",
+        });
     }
     v.iter_mut().for_each(|x| *x /= nv);
 

@@ -57,12 +57,14 @@ pub fn slq<A: LinearOperator + ?Sized>(
 ) -> Result<SpectralDensity> {
     let dim = op.dim();
     if dim == 0 {
-        return Err(Error::Msg("slq: operator has dimension 0".into()));
+        return Err(Error::EmptyOperator { what: "slq" });
     }
     if num_probes == 0 || lanczos_steps == 0 {
-        return Err(Error::Msg(format!(
-            "slq: num_probes = {num_probes}, lanczos_steps = {lanczos_steps}; both must be at least 1"
-        )));
+        return Err(Error::Invalid {
+            what: "slq: (num_probes, lanczos_steps)".into(),
+            found: format!("({num_probes}, {lanczos_steps})"),
+            expected: "both at least 1".into(),
+        });
     }
     let mut rng = seeded_rng(seed);
     let mut nodes = Vec::with_capacity(num_probes);
@@ -85,14 +87,18 @@ pub fn slq<A: LinearOperator + ?Sized>(
 /// The Gaussian-smoothed density `φ_σ` at each point of `grid` (`σ > 0`).
 pub fn density_on_grid(density: &SpectralDensity, grid: &[f64], sigma: f64) -> Result<Vec<f64>> {
     if !(sigma > 0.0 && sigma.is_finite()) {
-        return Err(Error::Msg(format!(
-            "density_on_grid: sigma = {sigma}, expected a finite number > 0"
-        )));
+        return Err(Error::Invalid {
+            what: "density_on_grid: sigma".into(),
+            found: sigma.to_string(),
+            expected: "a finite number > 0".into(),
+        });
     }
     if density.nodes.is_empty() {
-        return Err(Error::Msg(
-            "density_on_grid: the density has no probes".into(),
-        ));
+        return Err(Error::Invalid {
+            what: "density_on_grid: density.nodes".into(),
+            found: "no probes".into(),
+            expected: "at least one probe".into(),
+        });
     }
     let norm = 1.0 / (sigma * (2.0 * std::f64::consts::PI).sqrt() * density.nodes.len() as f64);
     Ok(grid

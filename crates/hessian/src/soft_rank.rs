@@ -66,10 +66,11 @@ pub fn soft_rank(h: &Tensor, kind: SoftRankKind) -> Result<f64> {
 /// eigenvalues are the squared singular values `σ_k²`.
 pub fn soft_rank_of_gram(g: &[f64], m: usize, kind: SoftRankKind) -> Result<f64> {
     if g.len() != m * m {
-        return Err(Error::Msg(format!(
-            "soft_rank: Gram matrix of length {} is not {m} × {m}",
-            g.len()
-        )));
+        return Err(Error::Length {
+            what: format!("soft_rank: Gram matrix entries for m = {m}"),
+            found: g.len(),
+            expected: m * m,
+        });
     }
     let trace: f64 = (0..m).map(|i| g[i * m + i]).sum();
     if trace <= 0.0 || !trace.is_finite() {

@@ -140,10 +140,11 @@ pub(crate) fn par_pieces_mut<R: Send>(
 /// Checks that `v` is a usable vector of length `dim`: right length, finite entries.
 pub(crate) fn check_vector(v: &[f64], dim: usize, what: &str) -> Result<()> {
     if v.len() != dim {
-        return Err(Error::Msg(format!(
-            "{what}: vector has length {}, expected the operator dimension {dim}",
-            v.len()
-        )));
+        return Err(Error::Length {
+            what: format!("{what}: vector (the operator dimension)"),
+            found: v.len(),
+            expected: dim,
+        });
     }
     // A vectorised scan first; the position only when something is not finite.
     let bad = v
@@ -153,10 +154,12 @@ pub(crate) fn check_vector(v: &[f64], dim: usize, what: &str) -> Result<()> {
         return Ok(());
     }
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(Error::Msg(format!(
-            "{what}: entry {i} is {} (expected a finite number)",
-            v[i]
-        )));
+        return Err(Error::Entry {
+            what: what.into(),
+            index: i,
+            value: v[i],
+            expected: "a finite number",
+        });
     }
     Ok(())
 }
@@ -180,11 +183,11 @@ pub(crate) fn apply_block_checked<A: LinearOperator + ?Sized>(
 ) -> Result<Vec<Vec<f64>>> {
     let ws = op.apply_block(vs)?;
     if ws.len() != vs.len() {
-        return Err(Error::Msg(format!(
-            "{what}: apply_block returned {} vectors for {} inputs",
-            ws.len(),
-            vs.len()
-        )));
+        return Err(Error::Length {
+            what: format!("{what}: apply_block output count (one per input)"),
+            found: ws.len(),
+            expected: vs.len(),
+        });
     }
     for w in &ws {
         check_vector(w, op.dim(), &format!("{what}: operator output"))?;
