@@ -1,7 +1,8 @@
 //! abc-parametrizations: width exponents of multiplier, init scale and learning rate.
 //!
 //! Yang & Hu 2021, "Tensor Programs IV: Feature Learning in Infinite-Width Neural
-//! Networks" (arXiv 2011.14522), §3: layer `l`'s weight is
+//! Networks" (arXiv 2011.14522), §3: layer `l`'s weight is (layers 0-based, as in
+//! the crate docs; TP IV counts from 1)
 //!
 //! ```text
 //! W_l = n^{−a_l} · w_l,     w_l ~ N(0, n^{−2 b_l}),     SGD step on w_l: η · n^{−c_l}
@@ -25,7 +26,7 @@
 //! Which `n`: TP IV's MLP has one width `n` and a fixed input dimension. For concrete,
 //! unequal widths each layer uses the dimension that grows with width (TP V,
 //! Yang et al. 2022, arXiv 2203.03466, Tables 3 and 9): an *input* layer (`d → n₁`)
-//! uses its fan-out `n₁`, *hidden* and *output* layers their fan-in `n_{l−1}`
+//! uses its fan-out `n₁`, *hidden* and *output* layers `l` their fan-in `n_l`
 //! ([`LayerRole::abc_width`]). Width-independent constants (`1/√d`, a gain) multiply
 //! these powers and do not change the exponents.
 
@@ -35,11 +36,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LayerRole {
-    /// Layer 1, `n₀ = d → n₁`: finite fan-in, width-sized fan-out.
+    /// Layer 0, `n₀ = d → n₁`: finite fan-in, width-sized fan-out.
     Input,
-    /// Layers `2 … L−1`, `n_{l−1} → n_l`: both dimensions width-sized.
+    /// Layers `1 … L−2`, `n_l → n_{l+1}`: both dimensions width-sized.
     Hidden,
-    /// Layer `L`, `n_{L−1} → n_L`: width-sized fan-in, finite fan-out. A depth-1
+    /// Layer `L−1`, `n_{L−1} → n_L`: width-sized fan-in, finite fan-out. A depth-1
     /// network's single layer is an output layer.
     Output,
 }

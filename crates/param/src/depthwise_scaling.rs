@@ -11,8 +11,8 @@
 //!
 //! - `width_power { q }`: static factors `s_l = (n_l / n̄)^{−q}` with `n̄` the
 //!   arithmetic mean of the hidden widths `n₁ … n_{L−1}` and `n_l` the layer's
-//!   *hidden width*: its fan-out `n_l` for layers `l = 1 … L−1` (the width of the
-//!   hidden layer it produces) and its fan-in `n_{L−1}` for the readout `l = L`
+//!   *hidden width*: its fan-out `n_{l+1}` for layers `l = 0 … L−2` (the hidden
+//!   width it produces) and its fan-in `n_{L−1}` for the readout `l = L−1`
 //!   (whose fan-out is the fixed output dimension). Default `q = 1` (THEORY.md §6:
 //!   "q = 1 with the quadratic pattern"); with constant widths every `s_l = 1`.
 //!   Example, widths `[10, 16, 64, 144, 1]` (quadratic, `n₁ = 16`), `q = 1`:

@@ -18,8 +18,8 @@
 //! configuration says whether to use it (`activation`, the default of most schemes),
 //! a fixed value (`he`, `lecun`) or an explicit number.
 //!
-//! The gain applies to the layers followed by the activation (`l < L`); the readout
-//! `l = L` is linear and always uses gain 1 (THEORY.md §6: "output layer
+//! The gain applies to the layers followed by the activation (`l < L−1`, 0-based);
+//! the readout `l = L−1` is linear and always uses gain 1 (THEORY.md §6: "output layer
 //! N(0, 1/n_{L−1})").
 
 use serde::{Deserialize, Serialize};

@@ -14,13 +14,19 @@
 //! | νP: every rule of the normalised-update parameterization | [`nup`] | `s_l = ‖W_l‖/‖g_l‖`, lr = relative change |
 //!
 //! Conventions (THEORY.md): an MLP with `L` weight layers (`depth = L`), widths
-//! `n₀` (input), `n₁ … n_{L−1}` (hidden), `n_L` (output); layer `l` (1-based in the
-//! docs, 0-based in `Vec`s) maps `n_{l−1} → n_l` and computes
-//! `z_l = m_l · h_{l−1} W_lᵀ + b_l`, with `W_l` stored `[n_l, n_{l−1}]`, drawn
-//! `N(0, init_std²)`, and updated by SGD with step `lr · lr_scale_l`. The network
-//! output is `f = output_scale · z_L` (mean-field's `1/γ`), optionally centred
-//! `f − f₀`. This is exactly the form `eos-model`'s `Mlp` computes (after
-//! [`Scalings::fold_output_scale`]).
+//! `n₀` (input), `n₁ … n_{L−1}` (hidden), `n_L` (output).
+//!
+//! **Layers count from 0, as everywhere in eos** (eos-model's `params.layers[l]`,
+//! eos-optim's per-layer tables, every `Vec` here): layer `l = 0 … L−1` maps
+//! `n_l → n_{l+1}` and computes `z_l = m_l · h_l W_lᵀ + b_l` (`h₀ = x`,
+//! `h_{l+1} = φ(z_l)`), with `W_l` stored `[n_{l+1}, n_l]`, drawn `N(0, init_std²)`,
+//! and updated by SGD with step `lr · lr_scale_l`. Layer 0 is the input layer, layer
+//! `L−1` the readout. Widths keep their own index (`n_k` is entry `k` of the width
+//! vector, so layer `l`'s fan-in is `n_l`). The network output is
+//! `f = output_scale · z_{L−1}` (mean-field's `1/γ`), optionally centred `f − f₀`. This
+//! is exactly the form `eos-model`'s `Mlp` computes (after
+//! [`Scalings::fold_output_scale`]). Papers cited here (Tensor Programs IV/V, Terjék)
+//! count layers from 1; where their formulas are quoted, that is said.
 //!
 //! Defaults that are our reading of a source rather than its text are marked
 //! **(inferred)** in the docs of the item that holds them (THEORY.md §6).

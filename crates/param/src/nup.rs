@@ -5,11 +5,13 @@
 //!
 //! ```text
 //! init:    SP's table with the activation's gain (the edge of chaos):
-//!          W_l ~ N(0, g²/n_{l−1}) (He, g² = 2, for ReLU), readout N(0, 1/n_{L−1}),
+//!          W_l ~ N(0, g²/n_l) (layer l = 0 … L−1 maps n_l → n_{l+1}; He, g² = 2,
+//!          for ReLU), readout W_{L−1} ~ N(0, 1/n_{L−1}),
 //!          m_l = 1, λ_l = 1, biases 0 with bias lr scale 1
 //! update:  W_l ← W_l − η λ_l s_l g_l,   s_l = ‖W_l‖_F / ‖g_{W_l}‖_F   (every step)
 //!          ⇒ ‖ΔW_l‖_F = η ‖W_l‖_F: η is the relative change per step (LrRule::RelativeChange)
-//! widths:  quadratic n_l = round(n₁ l²) when the config names no pattern
+//! widths:  quadratic hidden widths n_k = round(n₁ k²), k = 1 … L−1, when the config
+//!          names no pattern
 //! ```
 //!
 //! Where the rules act: [`crate::Parameterization::NuP`] builds the table (SP's, with

@@ -2,7 +2,8 @@
 //!
 //! Each turns the widths `[n₀, …, n_L]`, a base learning rate η₀ and the activation's
 //! gain `g` into a [`Scalings`] table: per layer `(init_std σ, multiplier m,
-//! lr_scale λ)` with `z_l = m_l · h_{l−1} W_lᵀ + b_l`, `W_l ~ N(0, σ_l²)`, step
+//! lr_scale λ)` with `z_l = m_l · h_l W_lᵀ + b_l` (layer `l = 0 … L−1`, fan-in
+//! `n_l`; see the crate docs), `W_l ~ N(0, σ_l²)`, step
 //! `lr · λ_l` (see [`crate::scalings`]). `d = n₀`; the gain applies to layers
 //! followed by the activation, the readout uses 1 ([`crate::gain`]). In abc form
 //! (`W = n^{−a} w`, `w ~ N(0, n^{−2b})`, step `η n^{−c}`, `n` = the layer's
@@ -11,16 +12,16 @@
 //! | scheme | layer | a | b | c | m | σ | λ (lr) |
 //! |---|---|---|---|---|---|---|---|
 //! | SP | input | 0 | 0 | 0 | 1 | g/√d | 1 (η₀) |
-//! | | hidden | 0 | ½ | 0 | 1 | g/√n_{l−1} | 1 |
+//! | | hidden | 0 | ½ | 0 | 1 | g/√n_l | 1 |
 //! | | output | 0 | ½ | 0 | 1 | 1/√n_{L−1} | 1 |
 //! | NTK | input | 0 | 0 | 0 | g/√d | 1 | 1 (η₀) |
-//! | | hidden | ½ | 0 | 0 | g/√n_{l−1} | 1 | 1 |
+//! | | hidden | ½ | 0 | 0 | g/√n_l | 1 | 1 |
 //! | | output | ½ | 0 | 0 | 1/√n_{L−1} | 1 | 1 |
 //! | μP | input | −½ | ½ | 0 | √n₁ | g/√(d n₁) | 1 (η₀) |
-//! | | hidden | 0 | ½ | 0 | 1 | g/√n_{l−1} | 1 |
+//! | | hidden | 0 | ½ | 0 | 1 | g/√n_l | 1 |
 //! | | output | ½ | ½ | 0 | 1/√n_{L−1} | 1/√n_{L−1} | 1 |
 //! | mean-field(γ) | input | 0 | 0 | −1 | 1/√d | g | n₁/N (lr = N η₀) |
-//! | | hidden | ½ | 0 | −1 | 1/√n_{l−1} | g | n_{l−1}/N |
+//! | | hidden | ½ | 0 | −1 | 1/√n_l | g | n_l/N |
 //! | | output | 1 | 0 | −1 | 1/n_{L−1} | 1 | 1; output × 1/γ |
 //! | νP | all | as SP | | | 1 | as SP (He) | 1; normalised updates |
 //!
@@ -30,8 +31,9 @@
 //!   ("Tensor Programs IV", arXiv 2011.14522), §3, whose SP is stable only with
 //!   `c = 1` (lr ∝ 1/n, Theorem 4.1); ours keeps `c = 0` (a width-independent lr, as
 //!   in practice and in the EoS papers).
-//! - **μP**: TP IV, Definition 5.1: `a₁ = −½`, `a_l = 0` (2 ≤ l ≤ L−1 here),
-//!   `a_L = ½`, `b_l = ½`, `c = 0`. The per-layer fan-in/fan-out form is TP V
+//! - **μP**: TP IV, Definition 5.1 (layers counted from 1 there): `a₁ = −½`,
+//!   `a_l = 0` (2 ≤ l ≤ L−1), `a_L = ½`, `b_l = ½`, `c = 0`; i.e. our input layer 0,
+//!   hidden layers 1 … L−2 and readout L−1. The per-layer fan-in/fan-out form is TP V
 //!   (Yang et al. 2022, arXiv 2203.03466), Table 9 (multiplier form) and Table 3
 //!   (effective form: init var 1/fan_in, 1/fan_in², 1/fan_in and SGD lr fan_out,
 //!   1/fan_in, 1 for input, output, hidden; "all biases" like input weights, SGD lr
@@ -790,8 +792,8 @@ mod tests {
     }
 
     /// Per-layer size of one SGD step's contribution to that layer's pre-activation,
-    /// `rms(m_l ΔW_l h_{l−1})`, and for hidden-feeding layers its size relative to
-    /// `z_l`, `‖m_l ΔW_l h_{l−1}‖ / ‖z_l‖`; 3-layer ReLU net `[16, n, n, 1]`, no biases,
+    /// `rms(m_l ΔW_l h_l)`, and for hidden-feeding layers its size relative to
+    /// `z_l`, `‖m_l ΔW_l h_l‖ / ‖z_l‖`; 3-layer ReLU net `[16, n, n, 1]`, no biases,
     /// one input, step along `+∇f` (linear loss ℓ = −f, so the residual is the same at
     /// every width), averaged over seeds.
     fn update_sizes(p: &Parameterization, n: usize) -> (Vec<f64>, Vec<f64>) {

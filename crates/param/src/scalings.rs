@@ -1,12 +1,13 @@
 //! The resolved per-layer table: init std, forward multiplier and learning-rate scale
 //! of every weight layer, plus the output scale and the lr rule.
 //!
-//! Layer `l` computes `z_l = m_l · h_{l−1} W_lᵀ + b_l` (`eos-model`'s form) with
+//! Layer `l = 0 … L−1` (0-based, as in eos-model) computes `z_l = m_l · h_l W_lᵀ + b_l`
+//! (`eos-model`'s form) with
 //!
 //! ```text
 //! W_l ~ N(0, init_std_l²),   b_l ~ N(0, bias_init_std_l²),
 //! SGD:  W_l ← W_l − lr · lr_scale_l · ∇_{W_l} L,   b_l ← b_l − lr · bias_lr_scale_l · ∇_{b_l} L,
-//! f = output_scale · z_L      (and f − f₀ when `center`).
+//! f = output_scale · z_{L−1}      (and f − f₀ when `center`).
 //! ```
 //!
 //! Two exact reparametrisations (same function, same SGD trajectory):
@@ -30,7 +31,7 @@ use crate::abc::LayerRole;
 pub struct LayerScaling {
     /// Input, hidden or output layer.
     pub role: LayerRole,
-    /// `n_{l−1}`.
+    /// `n_l` (layer `l`'s fan-in).
     pub fan_in: usize,
     /// `n_l`.
     pub fan_out: usize,
@@ -81,7 +82,7 @@ pub enum LrRule {
 pub struct Scalings {
     /// One entry per weight layer, input first.
     pub layers: Vec<LayerScaling>,
-    /// `f = output_scale · z_L` (`1/γ` for mean-field, 1 otherwise).
+    /// `f = output_scale · z_{L−1}` (`1/γ` for mean-field, 1 otherwise).
     pub output_scale: f64,
     /// Train the centred model `f(x) − f₀(x)` (a frozen copy of the initial network).
     pub center: bool,

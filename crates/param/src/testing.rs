@@ -1,8 +1,9 @@
 //! Test helpers: a tiny MLP on plain `Vec<f64>` (no tensors), exact backprop and an
 //! SGD step, so the scalings can be checked by running them.
 //!
-//! `z_l = m_l · W_l h_{l−1} + β_l · b_l`, `h_l = φ(z_l)` (φ = ReLU or identity) for
-//! `l < L`, `f = s · z_L`; weights stored `[fan_out][fan_in]` row-major.
+//! Layers 0-based (crate docs): `z_l = m_l · W_l h_l + β_l · b_l` with `h₀ = x`,
+//! `h_{l+1} = φ(z_l)` (φ = ReLU or identity) for `l < L−1`, `f = s · z_{L−1}`; weights
+//! stored `[fan_out][fan_in]` row-major.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -68,7 +69,7 @@ impl TinyMlp {
         self.w.len()
     }
 
-    /// Pre-activations `z_1 … z_L` and activations `h_0 = x, h_1 … h_{L−1}`.
+    /// Pre-activations `z_0 … z_{L−1}` and activations `h_0 = x, h_1 … h_{L−1}`.
     pub fn forward(&self, x: &[f64]) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
         let mut hs = vec![x.to_vec()];
         let mut zs = Vec::new();
@@ -90,7 +91,7 @@ impl TinyMlp {
         (zs, hs)
     }
 
-    /// `f(x) = s · z_L`.
+    /// `f(x) = s · z_{L−1}`.
     pub fn output(&self, x: &[f64]) -> Vec<f64> {
         let (zs, _) = self.forward(x);
         zs[self.depth() - 1].iter().map(|v| self.s * v).collect()
@@ -121,7 +122,7 @@ impl TinyMlp {
         };
         for (x, df) in xs.iter().zip(dl_df) {
             let (zs, hs) = self.forward(x);
-            // δ_L = ∂ℓ/∂z_L = s ∂ℓ/∂f.
+            // δ_{L−1} = ∂ℓ/∂z_{L−1} = s ∂ℓ/∂f.
             let mut delta: Vec<f64> = df.iter().map(|v| self.s * v).collect();
             for l in (0..depth).rev() {
                 let (fi, fo) = (self.widths[l], self.widths[l + 1]);

@@ -1,10 +1,11 @@
 //! Hidden-width patterns: how wide each hidden layer is.
 //!
-//! For an MLP with `L` weight layers (`depth = L`) the hidden layers are
-//! `l = 1 … L−1` and
+//! For an MLP with `L` weight layers (`depth = L`, layers `0 … L−1`) the hidden widths
+//! are the entries `k = 1 … L−1` of the width vector (`n_k` is the output width of
+//! layer `k − 1`) and
 //!
 //! ```text
-//! n_l = round(n₁ · l^p)        (round half away from zero, f64::round)
+//! n_k = round(n₁ · k^p)        (round half away from zero, f64::round)
 //! ```
 //!
 //! with `n₁` the base width and `p` the pattern's exponent: `p = 0` constant,
@@ -121,7 +122,7 @@ impl WidthPattern {
                     Ok(n as usize)
                 } else {
                     invalid(
-                        format!("widths: hidden layer {l}"),
+                        format!("widths[{l}] (hidden width, the output of layer {})", l - 1),
                         format!("round({base_width} · {l}^{p}) = {n}"),
                         format!("a width in 1..={MAX_WIDTH}"),
                     )
@@ -188,7 +189,7 @@ mod tests {
 
     #[test]
     fn patterns_by_hand() {
-        // n₁ = 16, L = 4: hidden l = 1, 2, 3.
+        // n₁ = 16, L = 4: hidden widths k = 1, 2, 3.
         let w = |p: WidthPattern| widths(10, 3, 4, 16, &p).unwrap();
         assert_eq!(w(WidthPattern::Constant {}), [10, 16, 16, 16, 3]);
         assert_eq!(w(WidthPattern::Linear {}), [10, 16, 32, 48, 3]);
@@ -273,12 +274,12 @@ mod tests {
         // 16 · 2^40 exceeds MAX_WIDTH.
         assert!(
             err(widths(10, 1, 3, 16, &WidthPattern::Polynomial { p: 40.0 }))
-                .starts_with("widths: hidden layer 2")
+                .starts_with("widths[2] (hidden width, the output of layer 1)")
         );
         // 16 · 2^-10 rounds to 0.
         assert!(
             err(widths(10, 1, 3, 16, &WidthPattern::Polynomial { p: -10.0 }))
-                .starts_with("widths: hidden layer 2")
+                .starts_with("widths[2] (hidden width, the output of layer 1)")
         );
     }
 
