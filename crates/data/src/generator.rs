@@ -7,7 +7,7 @@
 //! fixed training set ([`Generator::dataset`]), an independent test set (another
 //! seed) and an online stream ([`crate::stream::Stream`]) of the same task.
 //!
-//! Sampling is sequential in f64 with ChaCha8 ([`crate::rng`]): the numbers are the
+//! Sampling is sequential in f64 with ChaCha8 ([`eos_model::rng`]): the numbers are the
 //! same on every run, platform and thread count.
 
 use rand::Rng;

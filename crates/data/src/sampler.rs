@@ -9,7 +9,7 @@
 //!                        S = ⌈n/B⌉ (last batch smaller) or ⌊n/B⌋ with drop_last
 //! ```
 //!
-//! The batch of step `t` is a pure function of `(seed, t)` (see [`crate::rng`]), so a
+//! The batch of step `t` is a pure function of `(seed, t)` (see [`eos_model::rng`]), so a
 //! run resumed at step `t` draws exactly the batches the uninterrupted run would have.
 //! Without replacement, each epoch visits every index once (all but the last `n mod B`
 //! of them with `drop_last`). The cost is one permutation of `n` indices per call;

@@ -6,7 +6,7 @@
 //! batch(t) = generator.sample(B, rng(seed, t))        (t = 0, 1, 2, …)
 //! ```
 //!
-//! The generator of step `t` is derived from `(seed, t)` alone ([`crate::rng`]), never
+//! The generator of step `t` is derived from `(seed, t)` alone ([`eos_model::rng`]), never
 //! from a running state: the batch at step `t` is the same whichever earlier steps
 //! were drawn, so a resumed run continues the exact stream. The task (teacher weights,
 //! mixture means) is fixed by the generator's own seed; the stream seed only picks
