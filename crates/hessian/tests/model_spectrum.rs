@@ -1,15 +1,16 @@
 //! The eigen-solvers on real network Hessians: Lanczos (top-k and bottom-k), power
 //! iteration, exact and Hutchinson traces, SLQ, against a dense symmetric
 //! eigensolver of the Hessian built column by column from exact HVPs, and against
-//! JAX's float64 eigenvalues (`crates/model/tests/data/`, see its README).
+//! JAX's float64 eigenvalues (`crates/model/tests/data/`, see its README); the
+//! effective sharpness `λ(P^{−½} H P^{−½})` against the dense `D H D`.
 //! Tolerance 1e-8 relative to the spectral norm (the requirement).
 
 use std::path::PathBuf;
 
 use candle_core::{DType, Device};
 use eos_hessian::{
-    exact_trace, hutchinson, lanczos, power_iteration, slq, slq_trace, symmetric_eigen,
-    LanczosConfig, LinearOperator, ModelOperator, Which,
+    effective_sharpness, exact_trace, hutchinson, lanczos, power_iteration, slq, slq_trace,
+    symmetric_eigen, LanczosConfig, LinearOperator, ModelOperator, Which,
 };
 use eos_model::testing::{dense_hessian, tiny_case};
 use eos_model::{load_case, Activation, Loss};
@@ -144,4 +145,51 @@ fn eigenvalues_match_jax_reference() {
         let op = ModelOperator::hessian(&case.mlp, &batch, loss);
         check_against_dense(&op, &jax, name);
     }
+}
+
+#[test]
+fn effective_sharpness_matches_dense_dhd_on_a_network() {
+    // Per-layer lr multipliers as an optimizer reports them (flat ParamVec order:
+    // weight of layer 0, its bias, weight of layer 1, its bias), spread over two decades.
+    let (mlp, batch) = tiny_case(
+        &[4, 6, 3],
+        Activation::Tanh,
+        Loss::Mse,
+        true,
+        12,
+        5,
+        DType::F64,
+    )
+    .unwrap();
+    let p = mlp.params.numel();
+    let per_layer = [(4.0, 0.5), (0.04, 2.0)];
+    let mut m: Vec<f64> = Vec::with_capacity(p);
+    for (l, (mw, mb)) in mlp.params.layers.iter().zip(per_layer) {
+        m.extend(std::iter::repeat_n(mw, l.weight.elem_count()));
+        let nb = l.bias.as_ref().map_or(0, |b| b.elem_count());
+        m.extend(std::iter::repeat_n(mb, nb));
+    }
+    assert_eq!(m.len(), p);
+    let h = dense_hessian(&mlp, &batch, Loss::Mse).unwrap();
+    let dhd: Vec<f64> = (0..p * p)
+        .map(|k| m[k / p].sqrt() * h[k] * m[k % p].sqrt())
+        .collect();
+    let dense = symmetric_eigen(&dhd, p).unwrap().values;
+    let plain_top = symmetric_eigen(&h, p).unwrap().values[p - 1];
+    let scale = dense.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let cfg = LanczosConfig {
+        k: 3,
+        which: Which::Largest,
+        max_iter: p,
+        tol: 1e-12,
+        seed: 4,
+    };
+    let op = ModelOperator::hessian(&mlp, &batch, Loss::Mse);
+    let r = effective_sharpness(&op, Some(&m), &cfg, &[]).unwrap();
+    for (a, b) in r.eigenvalues.iter().zip(dense.iter().rev()) {
+        assert!((a - b).abs() <= 1e-8 * scale, "effective {a} vs dense {b}");
+    }
+    // the preconditioner matters here: λ_eff differs from λ_max(H) by far more than
+    // the tolerance
+    assert!((r.eigenvalues[0] - plain_top).abs() > 1e-3 * scale);
 }
