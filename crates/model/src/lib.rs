@@ -25,6 +25,7 @@ pub mod jet;
 pub mod jvp;
 pub mod loss;
 pub mod mlp;
+pub mod net;
 pub mod params;
 pub mod rng;
 pub mod testing;
@@ -36,6 +37,7 @@ pub use hvp::HvpPrimal;
 pub use io::{load_case, save_case, ProbeCase};
 pub use loss::Loss;
 pub use mlp::{Batch, Mlp, MlpSpec};
+pub use net::{LayerKind, NetParams, Network};
 pub use params::{LayerParams, ParamVec};
 
 /// Errors of the model crate. Messages name what was wrong and what was expected.
