@@ -12,7 +12,7 @@
 
 use candle_core::Tensor;
 
-use super::{Back, Cache, Grads, Jet, Layer, Sinks, Tan, Workspace};
+use super::{Back, Cache, Grads, Jet, Layer, ParamShape, Sinks, Tan, Workspace};
 use crate::{Activation, Result};
 
 /// A pointwise activation.
@@ -34,7 +34,7 @@ impl Layer for ActLayer {
         Ok(input.to_vec())
     }
 
-    fn param_shapes(&self, _: &[usize]) -> Result<Vec<(String, Vec<usize>)>> {
+    fn param_shapes(&self, _: &[usize]) -> Result<Vec<ParamShape>> {
         Ok(vec![])
     }
 
@@ -70,7 +70,9 @@ impl Layer for ActLayer {
         xt: Option<&Tensor>,
         _: &mut Workspace,
     ) -> Result<(Option<Tensor>, Cache)> {
-        let y = xt.map(|t| Ok::<_, crate::Error>((t * c.get(0)?)?)).transpose()?;
+        let y = xt
+            .map(|t| Ok::<_, crate::Error>((t * c.get(0)?)?))
+            .transpose()?;
         Ok((y, Cache::default()))
     }
 

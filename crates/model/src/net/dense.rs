@@ -15,7 +15,7 @@
 
 use candle_core::Tensor;
 
-use super::{Back, Cache, Grads, Init, Jet, Layer, Sinks, Tan, Workspace};
+use super::{Back, Cache, Grads, Init, Jet, Layer, ParamShape, Sinks, Tan, Workspace};
 use crate::{invalid, Result};
 
 /// An affine layer on the last axis.
@@ -57,7 +57,7 @@ pub(crate) fn outer(dy: &Tensor, x: &Tensor) -> Result<Tensor> {
 pub(crate) fn sum_rows(t: &Tensor) -> Result<Tensor> {
     let k = t.dims()[t.rank() - 1];
     let rows = t.elem_count() / k.max(1);
-    Ok(crate::mlp::row_sum(&t.reshape((rows, k))?)?)
+    crate::mlp::row_sum(&t.reshape((rows, k))?)
 }
 
 fn scale(t: Tensor, m: f64) -> Result<Tensor> {
@@ -82,7 +82,7 @@ impl Layer for Dense {
         Ok(s)
     }
 
-    fn param_shapes(&self, input: &[usize]) -> Result<Vec<(String, Vec<usize>)>> {
+    fn param_shapes(&self, input: &[usize]) -> Result<Vec<ParamShape>> {
         let Some(&d) = input.last() else {
             return invalid("dense needs an input with a feature axis");
         };

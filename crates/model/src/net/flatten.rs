@@ -4,7 +4,7 @@
 
 use candle_core::Tensor;
 
-use super::{Back, Cache, Grads, Jet, Layer, Sinks, Tan, Workspace};
+use super::{Back, Cache, Grads, Jet, Layer, ParamShape, Sinks, Tan, Workspace};
 use crate::Result;
 
 /// Flattens every axis after the first.
@@ -28,7 +28,7 @@ impl Layer for Flatten {
         Ok(vec![input.iter().product()])
     }
 
-    fn param_shapes(&self, _: &[usize]) -> Result<Vec<(String, Vec<usize>)>> {
+    fn param_shapes(&self, _: &[usize]) -> Result<Vec<ParamShape>> {
         Ok(vec![])
     }
 

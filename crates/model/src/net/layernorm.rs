@@ -21,7 +21,7 @@
 use candle_core::{Tensor, D};
 
 use super::dense::sum_rows;
-use super::{Back, Cache, Grads, Init, Jet, Layer, Sinks, Tan, Workspace};
+use super::{Back, Cache, Grads, Init, Jet, Layer, ParamShape, Sinks, Tan, Workspace};
 use crate::{invalid, Result};
 
 /// Layer normalisation over the last axis.
@@ -73,7 +73,7 @@ impl Layer for LayerNorm {
         Ok(input.to_vec())
     }
 
-    fn param_shapes(&self, input: &[usize]) -> Result<Vec<(String, Vec<usize>)>> {
+    fn param_shapes(&self, input: &[usize]) -> Result<Vec<ParamShape>> {
         let Some(&d) = input.last() else {
             return invalid("layernorm needs an input with a feature axis");
         };
@@ -117,9 +117,7 @@ impl Layer for LayerNorm {
             g.add(0, || sum_rows(&(dy * xh)?))?;
             g.add(1, || sum_rows(dy))?;
         }
-        need_dx
-            .then(|| jop(xh, r, &self.gain(p, dy)?))
-            .transpose()
+        need_dx.then(|| jop(xh, r, &self.gain(p, dy)?)).transpose()
     }
 
     fn jvp(
@@ -180,7 +178,9 @@ impl Layer for LayerNorm {
         let mut rdx = jop(xh, r, &rgh)?;
         if let (Some(xt), Some(th)) = (t.xt, th) {
             let alpha = mean(&(xh * xt)?)?;
-            let jg = dx.as_ref().map_or_else(|| jop(xh, r, &gh), |d| Ok(d.clone()))?;
+            let jg = dx
+                .as_ref()
+                .map_or_else(|| jop(xh, r, &gh), |d| Ok(d.clone()))?;
             let a = jg.broadcast_mul(&(r * alpha)?)?;
             let q = (th.broadcast_mul(&mean(&(xh * &gh)?)?)?
                 + xh.broadcast_mul(&mean(&(th * &gh)?)?)?)?;

@@ -70,7 +70,9 @@ impl Cache {
     pub fn get(&self, i: usize) -> Result<&Tensor> {
         match self.t.get(i) {
             Some(Some(t)) => Ok(t),
-            _ => invalid(format!("cache entry {i} missing (forward pass of lower order?)")),
+            _ => invalid(format!(
+                "cache entry {i} missing (forward pass of lower order?)"
+            )),
         }
     }
 }
@@ -164,6 +166,9 @@ impl Sinks<'_> {
     }
 }
 
+/// A parameter's name (relative to a layer or a path) and shape.
+pub type ParamShape = (String, Vec<usize>);
+
 /// How a parameter is initialised by [`Network::random`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Init {
@@ -186,7 +191,7 @@ pub trait Layer: fmt::Debug + Send + Sync {
     /// does not chain).
     fn out_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
     /// `(name relative to the layer's path, shape)` of each parameter, in flat order.
-    fn param_shapes(&self, input: &[usize]) -> Result<Vec<(String, Vec<usize>)>>;
+    fn param_shapes(&self, input: &[usize]) -> Result<Vec<ParamShape>>;
     /// The initialisation of the parameter `name` with `shape`.
     fn init(&self, name: &str, shape: &[usize]) -> Init {
         if name.ends_with("bias") {
@@ -271,17 +276,17 @@ pub(crate) fn seq_shapes(
     layers: &[LayerKind],
     input: &[usize],
     prefix: &str,
-) -> Result<(Vec<usize>, Vec<(String, Vec<usize>)>)> {
+) -> Result<(Vec<usize>, Vec<ParamShape>)> {
     let mut shape = input.to_vec();
     let mut params = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         let l = l.layer();
-        for (n, s) in l.param_shapes(&shape)? {
+        let ctx =
+            |e: crate::Error| crate::Error::Invalid(format!("{prefix}{i} ({}): {e}", l.kind()));
+        for (n, s) in l.param_shapes(&shape).map_err(ctx)? {
             params.push((format!("{prefix}{i}.{n}"), s));
         }
-        shape = l
-            .out_shape(&shape)
-            .map_err(|e| crate::Error::Invalid(format!("{prefix}{i} ({}): {e}", l.kind())))?;
+        shape = l.out_shape(&shape).map_err(ctx)?;
     }
     Ok((shape, params))
 }
@@ -301,7 +306,13 @@ pub(crate) fn seq_forward(
         inner.push(c);
         h = y;
     }
-    Ok((h, Cache { inner, ..Cache::default() }))
+    Ok((
+        h,
+        Cache {
+            inner,
+            ..Cache::default()
+        },
+    ))
 }
 
 /// x̄ of a sequence (when `need_dx`), accumulating p̄ into `g`.
@@ -319,9 +330,10 @@ pub(crate) fn seq_vjp(
     for i in (0..layers.len()).rev() {
         let need = need_dx || i > 0;
         let (a, b) = (off[i], off[i + 1]);
-        let dx = layers[i]
-            .layer()
-            .vjp(&p[a..b], &c.inner[i], &d, need, &mut g.sub(a, b - a), ws)?;
+        let dx =
+            layers[i]
+                .layer()
+                .vjp(&p[a..b], &c.inner[i], &d, need, &mut g.sub(a, b - a), ws)?;
         match dx {
             Some(dx) => d = dx,
             None if need => return invalid(format!("layer {i} returned no input cotangent")),
@@ -487,11 +499,13 @@ impl Network {
         let mut shape = input.to_vec();
         for (i, l) in layers.iter().enumerate() {
             let l = l.layer();
-            for (n, s) in l.param_shapes(&shape)? {
+            let ctx =
+                |e: crate::Error| crate::Error::Invalid(format!("layers.{i} ({}): {e}", l.kind()));
+            for (n, s) in l.param_shapes(&shape).map_err(ctx)? {
                 let init = l.init(&n, &s);
                 out.push((format!("layers.{i}.{n}"), s, init));
             }
-            shape = l.out_shape(&shape)?;
+            shape = l.out_shape(&shape).map_err(ctx)?;
         }
         Ok(out)
     }

@@ -93,11 +93,7 @@ impl NetParams {
         }
         for ((n, a), b) in self.names.iter().zip(&self.tensors).zip(&other.tensors) {
             if a.dims() != b.dims() {
-                return invalid(format!(
-                    "{n}: shape {:?} expected {:?}",
-                    b.dims(),
-                    a.dims()
-                ));
+                return invalid(format!("{n}: shape {:?} expected {:?}", b.dims(), a.dims()));
             }
         }
         Ok(())

@@ -11,8 +11,8 @@
 use candle_core::Tensor;
 
 use super::{
-    seq_forward, seq_jet, seq_jvp, seq_tangent_vjp, seq_vjp, Back, Grads, Jet, NetParams,
-    Network, Sinks, Tan, Workspace,
+    seq_forward, seq_jet, seq_jvp, seq_tangent_vjp, seq_vjp, Back, Grads, Jet, NetParams, Network,
+    Sinks, Tan, Workspace,
 };
 use crate::loss::LossEval;
 use crate::{invalid, Batch, Loss, Result};
@@ -248,9 +248,8 @@ impl Network {
             let b = batch.rows(s, c)?;
             let jet = seq_jet(&self.layers, p, vt, Jet::constant(b.x.clone(), 3), &mut ws)?;
             let (f, ev) = self.eval(jet.primal()?.clone(), &b, loss)?;
-            let comp = |k: usize| -> Result<Option<Tensor>> {
-                jet.t[k].as_ref().map(rows).transpose()
-            };
+            let comp =
+                |k: usize| -> Result<Option<Tensor>> { jet.t[k].as_ref().map(rows).transpose() };
             let a = match comp(1)? {
                 Some(a) => a,
                 None => rows(&f)?.zeros_like()?,

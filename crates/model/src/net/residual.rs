@@ -12,8 +12,8 @@
 use candle_core::Tensor;
 
 use super::{
-    seq_forward, seq_jet, seq_jvp, seq_shapes, seq_tangent_vjp, seq_vjp, Back, Cache, Grads,
-    Init, Jet, Layer, LayerKind, Sinks, Tan, Workspace,
+    seq_forward, seq_jet, seq_jvp, seq_shapes, seq_tangent_vjp, seq_vjp, Back, Cache, Grads, Init,
+    Jet, Layer, LayerKind, ParamShape, Sinks, Tan, Workspace,
 };
 use crate::{invalid, Result};
 
@@ -50,7 +50,7 @@ impl Layer for Residual {
         Ok(out)
     }
 
-    fn param_shapes(&self, input: &[usize]) -> Result<Vec<(String, Vec<usize>)>> {
+    fn param_shapes(&self, input: &[usize]) -> Result<Vec<ParamShape>> {
         Ok(seq_shapes(&self.body, input, "body.")?.1)
     }
 
@@ -82,7 +82,11 @@ impl Layer for Residual {
         ws: &mut Workspace,
     ) -> Result<Option<Tensor>> {
         let db = seq_vjp(&self.body, p, &c.inner[0], dy, need_dx, g, ws)?;
-        Ok(if need_dx { add_opt(Some(dy), db)? } else { None })
+        Ok(if need_dx {
+            add_opt(Some(dy), db)?
+        } else {
+            None
+        })
     }
 
     fn jvp(

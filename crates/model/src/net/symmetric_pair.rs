@@ -18,7 +18,7 @@
 use candle_core::Tensor;
 
 use super::dense::{mm, mm_t, outer};
-use super::{Back, Cache, Grads, Jet, Layer, Sinks, Tan, Workspace};
+use super::{Back, Cache, Grads, Jet, Layer, ParamShape, Sinks, Tan, Workspace};
 use crate::{invalid, Activation, Result};
 
 /// Ahn et al.'s symmetric pair with a shared scalar bias.
@@ -62,7 +62,7 @@ impl Layer for SymmetricPair {
         Ok(s)
     }
 
-    fn param_shapes(&self, input: &[usize]) -> Result<Vec<(String, Vec<usize>)>> {
+    fn param_shapes(&self, input: &[usize]) -> Result<Vec<ParamShape>> {
         let Some(&d) = input.last() else {
             return invalid("symmetric_pair needs an input with a feature axis");
         };
@@ -77,7 +77,10 @@ impl Layer for SymmetricPair {
         let a = u.broadcast_add(&p[1])?;
         let c = u.neg()?.broadcast_add(&p[1])?;
         if ws.order == 0 {
-            return Ok(((self.f.forward(&a)? - self.f.forward(&c)?)?, Cache::default()));
+            return Ok((
+                (self.f.forward(&a)? - self.f.forward(&c)?)?,
+                Cache::default(),
+            ));
         }
         let (da, dc) = (self.f.derivs(&a, ws.order)?, self.f.derivs(&c, ws.order)?);
         let y = (da.d0 - dc.d0)?;
