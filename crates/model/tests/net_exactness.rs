@@ -10,7 +10,10 @@
 //! a difference of HVPs). Identities exact up to rounding get 1e-10 to 1e-12.
 
 use candle_core::{DType, Device, Tensor};
-use eos_model::net::{ActLayer, Dense, Flatten, LayerKind, LayerNorm, Residual, SymmetricPair};
+use eos_model::net::{
+    ActLayer, AvgPool2d, Conv2d, Dense, Flatten, LayerKind, LayerNorm, MaxPool2d, Residual,
+    SymmetricPair,
+};
 use eos_model::testing::{
     net_dense_hessian, net_fd_grad, net_fd_hessian, net_tiny_case, rel_err, tiny_case,
 };
@@ -36,6 +39,21 @@ fn pair(out: usize, f: Activation) -> LayerKind {
     LayerKind::SymmetricPair(SymmetricPair { out, f })
 }
 
+fn conv(out: usize, kernel: usize, stride: usize, padding: usize, bias: bool) -> LayerKind {
+    LayerKind::Conv2d(Conv2d {
+        out,
+        kernel,
+        stride,
+        padding,
+        bias,
+        multiplier: 0.9,
+    })
+}
+
+fn flatten() -> LayerKind {
+    LayerKind::Flatten(Flatten)
+}
+
 fn residual(body: Vec<LayerKind>) -> LayerKind {
     LayerKind::Residual(Residual { body })
 }
@@ -53,7 +71,7 @@ fn cases() -> Vec<(String, Network, Batch, Loss)> {
         ),
         (
             "flatten",
-            vec![Flatten.into_kind(), dense(2, true, 1.0)],
+            vec![flatten(), dense(2, true, 1.0)],
             vec![2, 3],
             Loss::Mse,
         ),
@@ -108,6 +126,64 @@ fn cases() -> Vec<(String, Network, Batch, Loss)> {
             vec![2, 3],
             Loss::CrossEntropy,
         ),
+        (
+            "conv2d stride 1 padding 1",
+            vec![conv(2, 3, 1, 1, true), flatten(), dense(2, true, 1.0)],
+            vec![2, 4, 4],
+            Loss::Mse,
+        ),
+        (
+            "conv2d stride 2 on 5×6 (output padding)",
+            vec![
+                conv(3, 2, 2, 0, false),
+                act(Tanh),
+                flatten(),
+                dense(2, true, 1.0),
+            ],
+            vec![1, 5, 6],
+            Loss::CrossEntropy,
+        ),
+        (
+            "avgpool2d (dropped edge)",
+            vec![
+                conv(2, 3, 1, 1, true),
+                act(Silu),
+                LayerKind::AvgPool2d(AvgPool2d { kernel: 2 }),
+                flatten(),
+                dense(2, true, 1.0),
+            ],
+            vec![1, 5, 4],
+            Loss::Mse,
+        ),
+        (
+            "maxpool2d",
+            vec![
+                conv(2, 3, 1, 1, true),
+                act(Tanh),
+                LayerKind::MaxPool2d(MaxPool2d { kernel: 2 }),
+                flatten(),
+                dense(2, true, 1.0),
+            ],
+            vec![1, 4, 5],
+            Loss::CrossEntropy,
+        ),
+        (
+            "residual conv block",
+            vec![
+                conv(2, 3, 1, 1, true),
+                act(Gelu),
+                residual(vec![
+                    conv(2, 3, 1, 1, true),
+                    act(Tanh),
+                    conv(2, 3, 1, 1, false),
+                ]),
+                LayerKind::AvgPool2d(AvgPool2d { kernel: 2 }),
+                flatten(),
+                dense(2, true, 1.0),
+            ],
+            vec![1, 4, 4],
+            Loss::CrossEntropy,
+        ),
     ];
     for f in [Relu, LeakyRelu(0.1), Identity, Tanh, Gelu, Silu] {
         specs.push((
@@ -126,16 +202,6 @@ fn cases() -> Vec<(String, Network, Batch, Loss)> {
             (format!("{name} #{i}"), net, batch, loss)
         })
         .collect()
-}
-
-trait IntoKind {
-    fn into_kind(self) -> LayerKind;
-}
-
-impl IntoKind for Flatten {
-    fn into_kind(self) -> LayerKind {
-        LayerKind::Flatten(self)
-    }
 }
 
 fn flat(t: &Tensor) -> Vec<f64> {
@@ -400,4 +466,27 @@ fn shapes_that_do_not_chain_are_errors() {
     let bad = Batch::new(batch.x.narrow(1, 0, 2).unwrap(), batch.y.clone());
     let e = net.loss(&bad, Loss::Mse).unwrap_err().to_string();
     assert!(e.contains("x: shape [4, 2], expected [4, 3]"), "{e}");
+}
+
+#[test]
+fn maxpool_ties_go_to_the_first_maximum() {
+    use eos_model::net::{Grads, Layer, Workspace};
+    // Windows of equal values (and one with a later strict maximum): x̄ goes to the first
+    // maximum in row-major window order.
+    let pool = MaxPool2d { kernel: 2 };
+    let x = Tensor::from_vec(
+        vec![0.5f64, 0.5, 0.1, 0.2, 0.5, 0.5, 0.3, 0.3],
+        (1, 1, 2, 4),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mut ws = Workspace::new(1);
+    let (y, c) = pool.forward(&[], &x, &mut ws).unwrap();
+    assert_eq!(flat(&y), [0.5, 0.3]);
+    let dy = Tensor::from_vec(vec![1.0f64, 2.0], (1, 1, 1, 2), &Device::Cpu).unwrap();
+    let dx = pool
+        .vjp(&[], &c, &dy, true, &mut Grads::none(), &mut ws)
+        .unwrap()
+        .unwrap();
+    assert_eq!(flat(&dx), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]);
 }

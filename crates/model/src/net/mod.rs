@@ -22,12 +22,14 @@
 //! across steps and chunks) and computes into them instead of allocating.
 
 pub mod act;
+pub mod conv2d;
 pub mod dense;
 pub mod flatten;
 pub mod jet;
 pub mod layernorm;
 pub mod params;
 mod passes;
+pub mod pool;
 pub mod residual;
 pub mod symmetric_pair;
 
@@ -36,12 +38,14 @@ use std::fmt;
 use candle_core::{DType, Device, Tensor};
 
 pub use act::ActLayer;
+pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use flatten::Flatten;
 pub use jet::Jet;
 pub use layernorm::LayerNorm;
 pub use params::NetParams;
 pub use passes::NetHvpOutput;
+pub use pool::{AvgPool2d, MaxPool2d};
 pub use residual::Residual;
 pub use symmetric_pair::SymmetricPair;
 
@@ -246,6 +250,9 @@ pub enum LayerKind {
     Residual(Residual),
     SymmetricPair(SymmetricPair),
     LayerNorm(LayerNorm),
+    Conv2d(Conv2d),
+    AvgPool2d(AvgPool2d),
+    MaxPool2d(MaxPool2d),
 }
 
 impl LayerKind {
@@ -257,6 +264,9 @@ impl LayerKind {
             Self::Residual(l) => l,
             Self::SymmetricPair(l) => l,
             Self::LayerNorm(l) => l,
+            Self::Conv2d(l) => l,
+            Self::AvgPool2d(l) => l,
+            Self::MaxPool2d(l) => l,
         }
     }
 }
