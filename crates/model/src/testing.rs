@@ -128,7 +128,8 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
 
 /// A tiny [`crate::Network`] of `layers` on inputs of per-sample shape `input`, with
 /// random parameters (biases and gains perturbed by 0.3) and a batch of `n` Gaussian
-/// inputs with targets suited to `loss` on every output row.
+/// inputs (ids when the first layer is an embedding) with targets suited to `loss` on
+/// every output row.
 pub fn net_tiny_case(
     layers: Vec<crate::LayerKind>,
     input: &[usize],
@@ -143,7 +144,15 @@ pub fn net_tiny_case(
     let mut xs = vec![n];
     xs.extend(input);
     let nx: usize = xs.iter().product();
-    let x = Tensor::from_vec(rng::normal_vec(seed + 1000, nx), xs, &dev)?;
+    let mut xv = rng::normal_vec(seed + 1000, nx);
+    if let Some(crate::LayerKind::Embedding(e)) = net.layers.first() {
+        // Whole-number ids spread over the vocabulary.
+        xv = xv
+            .iter()
+            .map(|z| ((z.abs() * 1e3) as usize % e.vocab) as f64)
+            .collect();
+    }
+    let x = Tensor::from_vec(xv, xs, &dev)?;
     let mut ys = vec![n];
     ys.extend(net.output_shape()?);
     let k = *ys.last().expect("an output axis");

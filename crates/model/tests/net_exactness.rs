@@ -11,8 +11,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use eos_model::net::{
-    ActLayer, AvgPool2d, Conv2d, Dense, Flatten, LayerKind, LayerNorm, MaxPool2d, Residual,
-    SymmetricPair,
+    ActLayer, Attention, AvgPool2d, Conv2d, Dense, Embedding, Flatten, LayerKind, LayerNorm,
+    MaxPool2d, PosEmbedding, Residual, SymmetricPair,
 };
 use eos_model::testing::{
     net_dense_hessian, net_fd_grad, net_fd_hessian, net_tiny_case, rel_err, tiny_case,
@@ -48,6 +48,10 @@ fn conv(out: usize, kernel: usize, stride: usize, padding: usize, bias: bool) ->
         bias,
         multiplier: 0.9,
     })
+}
+
+fn attn(heads: usize, causal: bool) -> LayerKind {
+    LayerKind::Attention(Attention { heads, causal })
 }
 
 fn flatten() -> LayerKind {
@@ -182,6 +186,56 @@ fn cases() -> Vec<(String, Network, Batch, Loss)> {
                 dense(2, true, 1.0),
             ],
             vec![1, 4, 4],
+            Loss::CrossEntropy,
+        ),
+        (
+            "embedding + pos_embedding",
+            vec![
+                LayerKind::Embedding(Embedding { vocab: 5, dim: 3 }),
+                LayerKind::PosEmbedding(PosEmbedding { len: 4, dim: 3 }),
+                act(Tanh),
+                dense(5, true, 1.0),
+            ],
+            vec![3],
+            Loss::CrossEntropy,
+        ),
+        (
+            "pos_embedding on floats",
+            vec![
+                LayerKind::PosEmbedding(PosEmbedding { len: 3, dim: 2 }),
+                dense(2, true, 1.0),
+            ],
+            vec![3, 2],
+            Loss::Mse,
+        ),
+        (
+            "attention, 2 heads, not causal",
+            vec![attn(2, false), dense(2, true, 1.0)],
+            vec![3, 4],
+            Loss::Mse,
+        ),
+        (
+            "attention, 1 head, causal",
+            vec![dense(4, false, 1.0), attn(1, true)],
+            vec![3, 2],
+            Loss::CrossEntropy,
+        ),
+        (
+            "pre-LN causal transformer block",
+            vec![
+                LayerKind::Embedding(Embedding { vocab: 5, dim: 4 }),
+                LayerKind::PosEmbedding(PosEmbedding { len: 3, dim: 4 }),
+                residual(vec![ln(true), attn(2, true)]),
+                residual(vec![
+                    ln(true),
+                    dense(6, true, 1.0),
+                    act(Gelu),
+                    dense(4, true, 1.0),
+                ]),
+                ln(true),
+                dense(5, false, 1.0),
+            ],
+            vec![3],
             Loss::CrossEntropy,
         ),
     ];

@@ -80,6 +80,16 @@ impl Jet {
         for (k, slot) in t.iter_mut().enumerate() {
             *slot = add_opt(self.t[k].clone(), other.t[k].clone())?;
         }
+        // A tangent present on one side only keeps that side's shape: broadcast it to
+        // the primal's (a bias moving along v added to a constant input).
+        let shape = t[0].as_ref().map(|p| p.dims().to_vec());
+        if let Some(shape) = shape {
+            for slot in t.iter_mut().skip(1) {
+                if let Some(c) = slot.as_ref().filter(|c| c.dims() != shape.as_slice()) {
+                    *slot = Some(c.broadcast_as(shape.as_slice())?.contiguous()?);
+                }
+            }
+        }
         Ok(Self {
             t,
             order: self.order.max(other.order),

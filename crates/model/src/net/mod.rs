@@ -22,8 +22,10 @@
 //! across steps and chunks) and computes into them instead of allocating.
 
 pub mod act;
+pub mod attention;
 pub mod conv2d;
 pub mod dense;
+pub mod embedding;
 pub mod flatten;
 pub mod jet;
 pub mod layernorm;
@@ -38,8 +40,10 @@ use std::fmt;
 use candle_core::{DType, Device, Tensor};
 
 pub use act::ActLayer;
+pub use attention::Attention;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
+pub use embedding::{Embedding, PosEmbedding};
 pub use flatten::Flatten;
 pub use jet::Jet;
 pub use layernorm::LayerNorm;
@@ -253,6 +257,9 @@ pub enum LayerKind {
     Conv2d(Conv2d),
     AvgPool2d(AvgPool2d),
     MaxPool2d(MaxPool2d),
+    Embedding(Embedding),
+    PosEmbedding(PosEmbedding),
+    Attention(Attention),
 }
 
 impl LayerKind {
@@ -267,6 +274,9 @@ impl LayerKind {
             Self::Conv2d(l) => l,
             Self::AvgPool2d(l) => l,
             Self::MaxPool2d(l) => l,
+            Self::Embedding(l) => l,
+            Self::PosEmbedding(l) => l,
+            Self::Attention(l) => l,
         }
     }
 }
