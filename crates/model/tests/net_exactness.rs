@@ -544,3 +544,46 @@ fn maxpool_ties_go_to_the_first_maximum() {
         .unwrap();
     assert_eq!(flat(&dx), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]);
 }
+
+#[test]
+fn cached_hvp_gauss_newton_and_ntk_trace_match_definitions() {
+    for (name, net, batch, loss) in cases().into_iter().step_by(2) {
+        let v = net.params.randn_like(12).unwrap();
+        // H v from a reused primal pass equals the one-shot H v.
+        let primal = net.hvp_primal(&batch, loss).unwrap();
+        assert!((primal.loss_value - net.loss(&batch, loss).unwrap()).abs() < 1e-14);
+        let a = net.hvp_with(&primal, &batch, &v).unwrap().to_f64_vec().unwrap();
+        let b = net.hvp(&batch, loss, &v).unwrap().to_f64_vec().unwrap();
+        assert!(rel_err(&a, &b) < 1e-14, "{name}: hvp_with");
+        // The dense output Jacobian, one row per output entry, from vjp.
+        let f = net.forward(&batch.x).unwrap();
+        let m = f.elem_count();
+        let jac: Vec<Vec<f64>> = (0..m)
+            .map(|r| {
+                let mut u = vec![0.0; m];
+                u[r] = 1.0;
+                let u = Tensor::from_vec(u, f.dims(), &Device::Cpu).unwrap();
+                net.vjp(&batch.x, &u).unwrap().to_f64_vec().unwrap()
+            })
+            .collect();
+        let n = batch.len() as f64;
+        let tr: f64 = jac.iter().flatten().map(|x| x * x).sum::<f64>() / n;
+        let ntk = net.ntk_trace(&batch.x).unwrap();
+        assert!((ntk - tr).abs() < 1e-12 * tr, "{name}: ntk {ntk} vs {tr}");
+        if loss == Loss::Mse {
+            // G = (1/N) JᵀJ with N = the number of output rows.
+            let k = *f.dims().last().unwrap();
+            let rows = (m / k) as f64;
+            let vf = v.to_f64_vec().unwrap();
+            let jv: Vec<f64> = jac
+                .iter()
+                .map(|r| r.iter().zip(&vf).map(|(a, b)| a * b).sum())
+                .collect();
+            let dense: Vec<f64> = (0..vf.len())
+                .map(|a| jac.iter().zip(&jv).map(|(r, x)| r[a] * x).sum::<f64>() / rows)
+                .collect();
+            let gv = net.gnvp(&batch, loss, &v).unwrap().to_f64_vec().unwrap();
+            assert!(rel_err(&gv, &dense) < 1e-12, "{name}: Gauss-Newton");
+        }
+    }
+}

@@ -48,7 +48,7 @@ pub use flatten::Flatten;
 pub use jet::Jet;
 pub use layernorm::LayerNorm;
 pub use params::NetParams;
-pub use passes::NetHvpOutput;
+pub use passes::{NetHvpOutput, NetHvpPrimal};
 pub use pool::{AvgPool2d, MaxPool2d};
 pub use residual::Residual;
 pub use symmetric_pair::SymmetricPair;

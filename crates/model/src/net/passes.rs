@@ -11,8 +11,8 @@
 use candle_core::Tensor;
 
 use super::{
-    seq_forward, seq_jet, seq_jvp, seq_tangent_vjp, seq_vjp, Back, Grads, Jet, NetParams, Network,
-    Sinks, Tan, Workspace,
+    seq_forward, seq_jet, seq_jvp, seq_tangent_vjp, seq_vjp, Back, Cache, Grads, Jet, NetParams,
+    Network, Sinks, Tan, Workspace,
 };
 use crate::loss::LossEval;
 use crate::{invalid, Batch, Loss, Result};
@@ -24,6 +24,28 @@ pub struct NetHvpOutput {
     /// ∇L when asked for.
     pub grad: Option<NetParams>,
     pub hvp: NetParams,
+}
+
+/// The direction-independent part of H v on one chunk of samples.
+#[derive(Debug)]
+struct PrimalChunk {
+    start: usize,
+    len: usize,
+    cache: Cache,
+    ev: LossEval,
+    out_dims: Vec<usize>,
+}
+
+/// The forward passes and losses of a batch, reused by [`Network::hvp_with`] across
+/// directions (power iteration, Lanczos); see [`Network::hvp_primal`].
+#[derive(Debug)]
+pub struct NetHvpPrimal {
+    chunks: Vec<PrimalChunk>,
+    n: usize,
+    loss: Loss,
+    /// The loss L(θ) on the batch.
+    pub loss_value: f64,
+    inv: f64,
 }
 
 /// `[…, K]` → `[rows, K]`.
@@ -159,35 +181,12 @@ impl Network {
         self.check_dir(v)?;
         let inv = 1.0 / (batch.len() * self.positions()?) as f64;
         let mut ws = Workspace::new(2);
-        let (p, vt) = (&self.params.tensors, &v.tensors);
         let mut gacc = vec![None; self.params.len()];
         let mut hacc = vec![None; self.params.len()];
         let mut total = 0.0;
         for (s, c) in self.chunks(batch.len()) {
-            let b = batch.rows(s, c)?;
-            let (f, cache) = seq_forward(&self.layers, p, &b.x, &mut ws)?;
-            let (f, ev) = self.eval(f, &b, loss)?;
-            total += ev.value_sum;
-            let (ft, tc) = seq_jvp(&self.layers, p, vt, &cache, None, &mut ws)?;
-            let ft = match ft {
-                Some(t) => t,
-                None => f.zeros_like()?,
-            };
-            let dy = ev.grad.affine(inv, 0.0)?.reshape(f.dims())?;
-            let rdy = loss
-                .hess_vec(&ev, &rows(&ft)?)?
-                .affine(inv, 0.0)?
-                .reshape(f.dims())?;
-            let t = Tan {
-                v: vt,
-                xt: None,
-                tc: &tc,
-            };
-            let bk = Back {
-                dy: &dy,
-                rdy: &rdy,
-                need_dx: false,
-            };
+            let pc = self.primal_chunk(&batch.rows(s, c)?, s, loss, &mut ws)?;
+            total += pc.ev.value_sum;
             let mut sinks = Sinks {
                 grad: if with_grad {
                     Grads::new(&mut gacc)
@@ -196,13 +195,173 @@ impl Network {
                 },
                 hv: Grads::new(&mut hacc),
             };
-            seq_tangent_vjp(&self.layers, p, &cache, t, bk, &mut sinks, &mut ws)?;
+            self.tangent_chunk(&pc, loss, v, inv, &mut sinks, &mut ws)?;
         }
         Ok(NetHvpOutput {
             loss: total * inv,
             grad: with_grad.then(|| self.finish(gacc)).transpose()?,
             hvp: self.finish(hacc)?,
         })
+    }
+
+    /// The forward pass and loss of one chunk (workspace order 2).
+    fn primal_chunk(
+        &self,
+        b: &Batch,
+        start: usize,
+        loss: Loss,
+        ws: &mut Workspace,
+    ) -> Result<PrimalChunk> {
+        let (f, cache) = seq_forward(&self.layers, &self.params.tensors, &b.x, ws)?;
+        let (f, ev) = self.eval(f, b, loss)?;
+        Ok(PrimalChunk {
+            start,
+            len: b.len(),
+            cache,
+            ev,
+            out_dims: f.dims().to_vec(),
+        })
+    }
+
+    /// The tangent passes of one chunk: adds R{∇L} (and ∇L when `sinks.grad` wants it).
+    fn tangent_chunk(
+        &self,
+        pc: &PrimalChunk,
+        loss: Loss,
+        v: &NetParams,
+        inv: f64,
+        sinks: &mut Sinks,
+        ws: &mut Workspace,
+    ) -> Result<()> {
+        let (p, vt) = (&self.params.tensors, &v.tensors);
+        let (ft, tc) = seq_jvp(&self.layers, p, vt, &pc.cache, None, ws)?;
+        let dims = pc.out_dims.as_slice();
+        let dy = pc.ev.grad.affine(inv, 0.0)?.reshape(dims)?;
+        let rdy = match ft {
+            Some(ft) => loss
+                .hess_vec(&pc.ev, &rows(&ft)?)?
+                .affine(inv, 0.0)?
+                .reshape(dims)?,
+            None => dy.zeros_like()?,
+        };
+        let t = Tan {
+            v: vt,
+            xt: None,
+            tc: &tc,
+        };
+        let bk = Back {
+            dy: &dy,
+            rdy: &rdy,
+            need_dx: false,
+        };
+        seq_tangent_vjp(&self.layers, p, &pc.cache, t, bk, sinks, ws)?;
+        Ok(())
+    }
+
+    /// The forward passes and losses of `batch`, to compute H v for many v with
+    /// [`Network::hvp_with`] (holds every layer's cache for every chunk).
+    pub fn hvp_primal(&self, batch: &Batch, loss: Loss) -> Result<NetHvpPrimal> {
+        self.check_batch(batch)?;
+        let mut ws = Workspace::new(2);
+        let mut chunks = Vec::new();
+        let mut total = 0.0;
+        for (s, c) in self.chunks(batch.len()) {
+            let pc = self.primal_chunk(&batch.rows(s, c)?, s, loss, &mut ws)?;
+            total += pc.ev.value_sum;
+            chunks.push(pc);
+        }
+        let rows = (batch.len() * self.positions()?) as f64;
+        Ok(NetHvpPrimal {
+            chunks,
+            n: batch.len(),
+            loss,
+            loss_value: total / rows,
+            inv: 1.0 / rows,
+        })
+    }
+
+    /// H v from a [`NetHvpPrimal`] computed by this network on this `batch`.
+    pub fn hvp_with(
+        &self,
+        primal: &NetHvpPrimal,
+        batch: &Batch,
+        v: &NetParams,
+    ) -> Result<NetParams> {
+        self.check_dir(v)?;
+        let fits = primal.n == batch.len()
+            && primal.chunks.len() == batch.len().div_ceil(self.chunk_size.max(1))
+            && primal
+                .chunks
+                .iter()
+                .zip(self.chunks(batch.len()))
+                .all(|(c, (s, len))| c.start == s && c.len == len);
+        if !fits {
+            return invalid(
+                "hvp_with: the primal pass was computed for another batch or chunk size",
+            );
+        }
+        let mut ws = Workspace::new(2);
+        let mut hacc = vec![None; self.params.len()];
+        for pc in &primal.chunks {
+            let mut sinks = Sinks {
+                grad: Grads::none(),
+                hv: Grads::new(&mut hacc),
+            };
+            self.tangent_chunk(pc, primal.loss, v, primal.inv, &mut sinks, &mut ws)?;
+        }
+        self.finish(hacc)
+    }
+
+    /// The Gauss-Newton product `G v = (1/N) Jᵀ (∇²_f ℓ) J v` (Schraudolph 2002).
+    pub fn gnvp(&self, batch: &Batch, loss: Loss, v: &NetParams) -> Result<NetParams> {
+        self.check_batch(batch)?;
+        self.check_dir(v)?;
+        let inv = 1.0 / (batch.len() * self.positions()?) as f64;
+        let mut ws = Workspace::new(1);
+        let (p, vt) = (&self.params.tensors, &v.tensors);
+        let mut acc = vec![None; self.params.len()];
+        for (s, c) in self.chunks(batch.len()) {
+            let b = batch.rows(s, c)?;
+            let (f, cache) = seq_forward(&self.layers, p, &b.x, &mut ws)?;
+            let (f, ev) = self.eval(f, &b, loss)?;
+            let Some(jv) = seq_jvp(&self.layers, p, vt, &cache, None, &mut ws)?.0 else {
+                continue;
+            };
+            let u = loss
+                .hess_vec(&ev, &rows(&jv)?)?
+                .affine(inv, 0.0)?
+                .reshape(f.dims())?;
+            let mut g = Grads::new(&mut acc);
+            seq_vjp(&self.layers, p, &cache, &u, false, &mut g, &mut ws)?;
+        }
+        self.finish(acc)
+    }
+
+    /// `(1/n) Σ_i Σ_k ‖∂f_ik/∂θ‖²` with n the number of samples and k every output entry
+    /// of sample i (all positions and classes), exactly: one backward pass per sample and
+    /// output entry (a reference implementation; the MLP has a faster rank-one form).
+    pub fn ntk_trace(&self, x: &Tensor) -> Result<f64> {
+        let n = x.dims()[0];
+        let mut ws = Workspace::new(1);
+        let p = &self.params.tensors;
+        let mut total = 0.0;
+        for i in 0..n {
+            let (f, cache) = seq_forward(&self.layers, p, &x.narrow(0, i, 1)?, &mut ws)?;
+            let k = f.elem_count();
+            for e in 0..k {
+                let mut u = vec![0.0; k];
+                u[e] = 1.0;
+                let u = Tensor::from_vec(u, f.dims(), &candle_core::Device::Cpu)?
+                    .to_dtype(f.dtype())?
+                    .to_device(f.device())?;
+                let mut acc = vec![None; self.params.len()];
+                let mut g = Grads::new(&mut acc);
+                seq_vjp(&self.layers, p, &cache, &u, false, &mut g, &mut ws)?;
+                let row = self.finish(acc)?;
+                total += row.dot(&row)?;
+            }
+        }
+        Ok(total / n as f64)
     }
 
     /// `J v` for the inputs `x` (the output's shape).
