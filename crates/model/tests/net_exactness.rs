@@ -552,7 +552,11 @@ fn cached_hvp_gauss_newton_and_ntk_trace_match_definitions() {
         // H v from a reused primal pass equals the one-shot H v.
         let primal = net.hvp_primal(&batch, loss).unwrap();
         assert!((primal.loss_value - net.loss(&batch, loss).unwrap()).abs() < 1e-14);
-        let a = net.hvp_with(&primal, &batch, &v).unwrap().to_f64_vec().unwrap();
+        let a = net
+            .hvp_with(&primal, &batch, &v)
+            .unwrap()
+            .to_f64_vec()
+            .unwrap();
         let b = net.hvp(&batch, loss, &v).unwrap().to_f64_vec().unwrap();
         assert!(rel_err(&a, &b) < 1e-14, "{name}: hvp_with");
         // The dense output Jacobian, one row per output entry, from vjp.
