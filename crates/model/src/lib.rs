@@ -11,6 +11,13 @@
 //! | Taylor coefficients c0..c3 along a direction (jets) | [`jet`] | forward with 3 tangents |
 //! | output JVP / VJP, Gauss-Newton product, NTK trace | [`jvp`] | forward + backward |
 //!
+//! Networks beyond the MLP live in [`net`]: a [`Network`] is a sequence of layers
+//! (dense, conv2d, act, pools, flatten, residual, layernorm, embedding, pos_embedding,
+//! attention, symmetric_pair), each with hand-written forward, VJP, JVP, tangent-VJP
+//! (for the R-operator) and jet rules, so that the same loss, gradient, HVP, c0..c3,
+//! JVP/VJP, Gauss-Newton and NTK-trace passes work for any stack; [`net::file`] reads
+//! and writes the eos-net/1 format. The [`Mlp`] below keeps its fused fast paths.
+//!
 //! Notation (THEORY.md): `h_0 = x`, `z_l = m_l · h_l W_lᵀ + b_l`, `h_{l+1} = φ(z_l)`,
 //! `f = z_{L-1}`; the loss is the mean over the n samples of `ℓ(f_i, y_i)`. Samples are
 //! processed in chunks of [`Mlp::chunk_size`] rows so memory stays bounded.
@@ -25,6 +32,7 @@ pub mod jet;
 pub mod jvp;
 pub mod loss;
 pub mod mlp;
+pub mod net;
 pub mod params;
 pub mod rng;
 pub mod testing;
@@ -36,6 +44,7 @@ pub use hvp::HvpPrimal;
 pub use io::{load_case, save_case, ProbeCase};
 pub use loss::Loss;
 pub use mlp::{Batch, Mlp, MlpSpec};
+pub use net::{LayerKind, NetParams, Network};
 pub use params::{LayerParams, ParamVec};
 
 /// Errors of the model crate. Messages name what was wrong and what was expected.

@@ -32,7 +32,7 @@ enum HostSlice<'a> {
 /// `a + alpha·b` in one pass on the host for contiguous CPU tensors of one dtype and
 /// shape (`None` otherwise). Bit-identical to candle's `a + b.affine(alpha, 0)`:
 /// `b·alpha + 0` is rounded to the dtype before the add, as candle does.
-fn host_axpy(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Result<Tensor>> {
+pub(crate) fn host_axpy(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Result<Tensor>> {
     if a.dims() != b.dims() || a.dtype() != b.dtype() {
         return None;
     }
@@ -72,7 +72,7 @@ pub struct ParamVec {
 
 /// ⟨a, b⟩ accumulated in f64 on the host (one copy per tensor; exact summation
 /// order, so the result does not depend on the thread count).
-fn dot_f64(a: &Tensor, b: &Tensor) -> Result<f64> {
+pub(crate) fn dot_f64(a: &Tensor, b: &Tensor) -> Result<f64> {
     if a.dims() == b.dims() {
         let r = with_host(a, |x| {
             with_host(b, |y| match (x, y) {

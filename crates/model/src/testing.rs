@@ -125,3 +125,99 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
     diff / (1e-300 + scale)
 }
+
+/// A tiny [`crate::Network`] of `layers` on inputs of per-sample shape `input`, with
+/// random parameters (biases and gains perturbed by 0.3) and a batch of `n` Gaussian
+/// inputs (ids when the first layer is an embedding) with targets suited to `loss` on
+/// every output row.
+pub fn net_tiny_case(
+    layers: Vec<crate::LayerKind>,
+    input: &[usize],
+    loss: Loss,
+    n: usize,
+    seed: u64,
+    dtype: DType,
+) -> Result<(crate::Network, Batch)> {
+    let dev = Device::Cpu;
+    let net = crate::Network::random(layers, input, seed, 0.3, DType::F64, &dev)?;
+    let net = net.with_params(net.params.to_dtype(dtype)?)?;
+    let mut xs = vec![n];
+    xs.extend(input);
+    let nx: usize = xs.iter().product();
+    let mut xv = rng::normal_vec(seed + 1000, nx);
+    if let Some(crate::LayerKind::Embedding(e)) = net.layers.first() {
+        // Whole-number ids spread over the vocabulary.
+        xv = xv
+            .iter()
+            .map(|z| ((z.abs() * 1e3) as usize % e.vocab) as f64)
+            .collect();
+    }
+    let x = Tensor::from_vec(xv, xs, &dev)?;
+    let mut ys = vec![n];
+    ys.extend(net.output_shape()?);
+    let k = *ys.last().expect("an output axis");
+    let rows: usize = ys.iter().product::<usize>() / k;
+    let y = Tensor::from_vec(targets(loss, rows, k, seed + 2000), ys, &dev)?;
+    Ok((net, Batch::new(x, y).to(dtype, &dev)?))
+}
+
+/// The network loss at the flat parameters `theta`.
+pub fn net_loss_at(net: &crate::Network, batch: &Batch, loss: Loss, theta: &[f64]) -> Result<f64> {
+    let p = crate::NetParams::from_f64_slice(&net.params, theta)?;
+    net.with_params(p)?.loss(batch, loss)
+}
+
+/// Central-difference gradient of a network's loss (step `eps`).
+pub fn net_fd_grad(net: &crate::Network, batch: &Batch, loss: Loss, eps: f64) -> Result<Vec<f64>> {
+    let theta = net.params.to_f64_vec()?;
+    let mut g = vec![0.0; theta.len()];
+    for i in 0..theta.len() {
+        let mut t = theta.clone();
+        t[i] += eps;
+        let lp = net_loss_at(net, batch, loss, &t)?;
+        t[i] -= 2.0 * eps;
+        g[i] = (lp - net_loss_at(net, batch, loss, &t)?) / (2.0 * eps);
+    }
+    Ok(g)
+}
+
+/// A network's dense Hessian (row-major P×P), column j = H e_j from the R-operator.
+pub fn net_dense_hessian(net: &crate::Network, batch: &Batch, loss: Loss) -> Result<Vec<f64>> {
+    let p = net.params.numel();
+    let mut h = vec![0.0; p * p];
+    for j in 0..p {
+        let mut e = vec![0.0; p];
+        e[j] = 1.0;
+        let ej = crate::NetParams::from_f64_slice(&net.params, &e)?;
+        let col = net.hvp(batch, loss, &ej)?.to_f64_vec()?;
+        for i in 0..p {
+            h[i * p + j] = col[i];
+        }
+    }
+    Ok(h)
+}
+
+/// The Jacobian of a network's exact gradient by central differences (P×P).
+pub fn net_fd_hessian(
+    net: &crate::Network,
+    batch: &Batch,
+    loss: Loss,
+    eps: f64,
+) -> Result<Vec<f64>> {
+    let theta = net.params.to_f64_vec()?;
+    let p = theta.len();
+    let mut h = vec![0.0; p * p];
+    for j in 0..p {
+        let grad_at = |shift: f64| -> Result<Vec<f64>> {
+            let mut t = theta.clone();
+            t[j] += shift;
+            let m = net.with_params(crate::NetParams::from_f64_slice(&net.params, &t)?)?;
+            m.grad(batch, loss)?.to_f64_vec()
+        };
+        let (gp, gm) = (grad_at(eps)?, grad_at(-eps)?);
+        for i in 0..p {
+            h[i * p + j] = (gp[i] - gm[i]) / (2.0 * eps);
+        }
+    }
+    Ok(h)
+}

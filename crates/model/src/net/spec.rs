@@ -1,0 +1,223 @@
+//! Layer lists as JSON, the `model` metadata of the eos-net/1 format: a list of layer
+//! objects `{"type": ..., fields}`. Fields and defaults (a field may be omitted where a
+//! default is given):
+//!
+//! | type | fields |
+//! |---|---|
+//! | `dense` | `out`, `bias` = true, `multiplier` = 1 |
+//! | `conv2d` | `out`, `kernel`, `stride` = 1, `padding` = 0, `bias` = true, `multiplier` = 1 |
+//! | `act` | `fn` = "relu" |
+//! | `avgpool2d`, `maxpool2d` | `kernel` |
+//! | `flatten` | |
+//! | `residual` | `body` (a list of layer objects) |
+//! | `layernorm` | `eps` = 1e-5, `affine` = true |
+//! | `embedding` | `vocab`, `dim` |
+//! | `pos_embedding` | `len`, `dim` |
+//! | `attention` | `heads`, `causal` = true |
+//! | `symmetric_pair` | `out`, `fn` = "relu" |
+//!
+//! Unknown types and unknown fields are errors naming the layer's path.
+
+use serde_json::{json, Map, Value};
+
+use super::{
+    ActLayer, Attention, AvgPool2d, Conv2d, Dense, Embedding, Flatten, LayerKind, LayerNorm,
+    MaxPool2d, PosEmbedding, Residual, SymmetricPair,
+};
+use crate::{invalid, Activation, Result};
+
+const TYPES: &str = "dense, conv2d, act, avgpool2d, maxpool2d, flatten, residual, layernorm, \
+                     embedding, pos_embedding, attention, symmetric_pair";
+
+/// Parses a JSON list of layer objects.
+pub fn parse_layers(json: &str) -> Result<Vec<LayerKind>> {
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| crate::Error::Invalid(format!("model: not valid JSON: {e}")))?;
+    parse_list(&v, "layers.")
+}
+
+fn parse_list(v: &Value, prefix: &str) -> Result<Vec<LayerKind>> {
+    let Some(items) = v.as_array() else {
+        return invalid(format!("{prefix}: expected a JSON list of layer objects"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_layer(item, &format!("{prefix}{i}")))
+        .collect()
+}
+
+/// Reads the fields of one layer object, checking that no other field is present.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    path: &'a str,
+    kind: &'a str,
+    used: Vec<&'static str>,
+}
+
+impl Fields<'_> {
+    fn get(&mut self, key: &'static str) -> Option<&Value> {
+        self.used.push(key);
+        self.obj.get(key)
+    }
+
+    fn err<T>(&self, msg: String) -> Result<T> {
+        invalid(format!("{} ({}): {msg}", self.path, self.kind))
+    }
+
+    fn usize(&mut self, key: &'static str, default: Option<usize>) -> Result<usize> {
+        match (self.get(key).cloned(), default) {
+            (Some(v), _) => match v.as_u64() {
+                Some(u) => Ok(u as usize),
+                None => self.err(format!("`{key}` is {v}, expected a non-negative integer")),
+            },
+            (None, Some(d)) => Ok(d),
+            (None, None) => self.err(format!("missing field `{key}`")),
+        }
+    }
+
+    fn f64(&mut self, key: &'static str, default: f64) -> Result<f64> {
+        match self.get(key).cloned() {
+            Some(v) => match v.as_f64() {
+                Some(x) => Ok(x),
+                None => self.err(format!("`{key}` is {v}, expected a number")),
+            },
+            None => Ok(default),
+        }
+    }
+
+    fn bool(&mut self, key: &'static str, default: bool) -> Result<bool> {
+        match self.get(key).cloned() {
+            Some(v) => match v.as_bool() {
+                Some(b) => Ok(b),
+                None => self.err(format!("`{key}` is {v}, expected true or false")),
+            },
+            None => Ok(default),
+        }
+    }
+
+    fn act(&mut self) -> Result<Activation> {
+        match self.get("fn").cloned() {
+            Some(Value::String(s)) => match Activation::parse(&s) {
+                Ok(a) => Ok(a),
+                Err(e) => self.err(e.to_string()),
+            },
+            Some(v) => self.err(format!("`fn` is {v}, expected an activation name")),
+            None => Ok(Activation::Relu),
+        }
+    }
+
+    /// Errors on a field no rule read.
+    fn finish(self) -> Result<()> {
+        for k in self.obj.keys() {
+            if k != "type" && !self.used.contains(&k.as_str()) {
+                return self.err(format!("unknown field `{k}`"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_layer(v: &Value, path: &str) -> Result<LayerKind> {
+    let Some(obj) = v.as_object() else {
+        return invalid(format!("{path}: expected a layer object, got {v}"));
+    };
+    let Some(kind) = obj.get("type").and_then(Value::as_str) else {
+        return invalid(format!(
+            "{path}: missing string field `type` (one of {TYPES})"
+        ));
+    };
+    let mut f = Fields {
+        obj,
+        path,
+        kind,
+        used: vec![],
+    };
+    let layer = match kind {
+        "dense" => LayerKind::Dense(Dense {
+            out: f.usize("out", None)?,
+            bias: f.bool("bias", true)?,
+            multiplier: f.f64("multiplier", 1.0)?,
+        }),
+        "conv2d" => LayerKind::Conv2d(Conv2d {
+            out: f.usize("out", None)?,
+            kernel: f.usize("kernel", None)?,
+            stride: f.usize("stride", Some(1))?,
+            padding: f.usize("padding", Some(0))?,
+            bias: f.bool("bias", true)?,
+            multiplier: f.f64("multiplier", 1.0)?,
+        }),
+        "act" => LayerKind::Act(ActLayer { f: f.act()? }),
+        "avgpool2d" => LayerKind::AvgPool2d(AvgPool2d {
+            kernel: f.usize("kernel", None)?,
+        }),
+        "maxpool2d" => LayerKind::MaxPool2d(MaxPool2d {
+            kernel: f.usize("kernel", None)?,
+        }),
+        "flatten" => LayerKind::Flatten(Flatten),
+        "residual" => {
+            let body = match f.get("body").cloned() {
+                Some(b) => parse_list(&b, &format!("{path}.body."))?,
+                None => return f.err("missing field `body`".into()),
+            };
+            LayerKind::Residual(Residual { body })
+        }
+        "layernorm" => LayerKind::LayerNorm(LayerNorm {
+            eps: f.f64("eps", 1e-5)?,
+            affine: f.bool("affine", true)?,
+        }),
+        "embedding" => LayerKind::Embedding(Embedding {
+            vocab: f.usize("vocab", None)?,
+            dim: f.usize("dim", None)?,
+        }),
+        "pos_embedding" => LayerKind::PosEmbedding(PosEmbedding {
+            len: f.usize("len", None)?,
+            dim: f.usize("dim", None)?,
+        }),
+        "attention" => LayerKind::Attention(Attention {
+            heads: f.usize("heads", None)?,
+            causal: f.bool("causal", true)?,
+        }),
+        "symmetric_pair" => LayerKind::SymmetricPair(SymmetricPair {
+            out: f.usize("out", None)?,
+            f: f.act()?,
+        }),
+        other => {
+            return invalid(format!(
+                "{path}: unknown layer type `{other}` (one of {TYPES})"
+            ))
+        }
+    };
+    f.finish()?;
+    Ok(layer)
+}
+
+/// The JSON list of layer objects (every field written out).
+pub fn layers_json(layers: &[LayerKind]) -> String {
+    Value::Array(layers.iter().map(layer_value).collect()).to_string()
+}
+
+fn layer_value(l: &LayerKind) -> Value {
+    match l {
+        LayerKind::Dense(d) => json!({"type": "dense", "out": d.out, "bias": d.bias,
+            "multiplier": d.multiplier}),
+        LayerKind::Conv2d(c) => json!({"type": "conv2d", "out": c.out, "kernel": c.kernel,
+            "stride": c.stride, "padding": c.padding, "bias": c.bias,
+            "multiplier": c.multiplier}),
+        LayerKind::Act(a) => json!({"type": "act", "fn": a.f.name()}),
+        LayerKind::AvgPool2d(p) => json!({"type": "avgpool2d", "kernel": p.kernel}),
+        LayerKind::MaxPool2d(p) => json!({"type": "maxpool2d", "kernel": p.kernel}),
+        LayerKind::Flatten(_) => json!({"type": "flatten"}),
+        LayerKind::Residual(r) => json!({"type": "residual",
+            "body": Value::Array(r.body.iter().map(layer_value).collect())}),
+        LayerKind::LayerNorm(n) => json!({"type": "layernorm", "eps": n.eps,
+            "affine": n.affine}),
+        LayerKind::Embedding(e) => json!({"type": "embedding", "vocab": e.vocab, "dim": e.dim}),
+        LayerKind::PosEmbedding(e) => json!({"type": "pos_embedding", "len": e.len,
+            "dim": e.dim}),
+        LayerKind::Attention(a) => json!({"type": "attention", "heads": a.heads,
+            "causal": a.causal}),
+        LayerKind::SymmetricPair(s) => json!({"type": "symmetric_pair", "out": s.out,
+            "fn": s.f.name()}),
+    }
+}
