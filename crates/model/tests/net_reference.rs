@@ -30,7 +30,9 @@ const CASES: [&str; 6] = [
 ];
 
 fn data(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(file)
 }
 
 /// JAX's values of one case: tensors by name (as f64 vectors) and the metadata.
@@ -60,7 +62,9 @@ impl Refs {
     }
 
     fn vec(&self, k: &str) -> &[f64] {
-        self.t.get(k).unwrap_or_else(|| panic!("reference `{k}` missing"))
+        self.t
+            .get(k)
+            .unwrap_or_else(|| panic!("reference `{k}` missing"))
     }
 
     fn scalar(&self, k: &str) -> f64 {
