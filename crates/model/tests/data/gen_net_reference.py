@@ -507,7 +507,7 @@ def compute(name, spec):
     forward(model, unflatten(theta0), X, rec)
     state0, margin = decisions(rec)
     if rec:
-        for t in (-h3, -eps, eps, h3):
+        for t in (-h3, -h3 / 2, -eps, eps, h3 / 2, h3):
             r = []
             forward(model, unflatten(theta0 + t * vflat), X, r)
             st, _ = decisions(r)
