@@ -74,4 +74,42 @@ mod tests {
         assert_eq!(e, 22.0);
         assert!(shape_images(ds, InputShape::Image, [1, 2, 2]).is_err());
     }
+
+    #[test]
+    fn transforms_and_samplers_keep_image_rows_whole() {
+        use crate::sampler::{Sampler, Sampling};
+        use crate::transforms::{class_subset, label_noise};
+        // Image i holds the values 100·i + p, p = 0..4, as a 1x2x2 image; label i mod 3.
+        let x: Vec<f64> = (0..6)
+            .flat_map(|i| (0..4).map(move |p| f64::from(100 * i + p)))
+            .collect();
+        let labels = (0..6).map(|i| i % 3).collect();
+        let ds = Dataset::classification(x, 4, labels, 3, Targets::OneHot, "img")
+            .and_then(|d| shape_images(d, InputShape::Image, [1, 2, 2]))
+            .expect("consistent");
+        let sub = class_subset(&ds, &[2, 0], Targets::OneHot).expect("classes exist");
+        assert_eq!(sub.x.dims(), &[4, 1, 2, 2]);
+        let firsts: Vec<f64> = sub
+            .x_vec()
+            .expect("f64")
+            .iter()
+            .step_by(4)
+            .copied()
+            .collect();
+        assert_eq!(firsts, vec![0.0, 200.0, 300.0, 500.0]);
+        assert_eq!(sub.labels.as_deref(), Some(&[1, 0, 1, 0][..]));
+        let noisy = label_noise(&ds, 0.5, 1, Targets::OneHot).expect("valid");
+        assert_eq!(noisy.x_vec().expect("f64"), ds.x_vec().expect("f64"));
+        assert_eq!(noisy.x.dims(), &[6, 1, 2, 2]);
+        let sampler =
+            Sampler::new(6, Sampling::WithReplacement { batch_size: 3 }, 9).expect("valid");
+        let idx = sampler.batch(0);
+        let batch = ds.subset(&idx).expect("in range");
+        assert_eq!(batch.x.dims(), &[3, 1, 2, 2]);
+        let v = batch.x_vec().expect("f64");
+        for (b, &i) in idx.iter().enumerate() {
+            let want: Vec<f64> = (0..4).map(|p| (100 * i + p) as f64).collect();
+            assert_eq!(v[4 * b..4 * b + 4], want[..], "row {b} = image {i}");
+        }
+    }
 }
