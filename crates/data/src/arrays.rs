@@ -96,7 +96,7 @@ fn rows_cols(shape: &[usize], src: (&Path, &str)) -> Result<(usize, usize)> {
 }
 
 /// Labels from float targets that are exactly one-hot rows or exactly ±1 scalars.
-fn infer_labels(y: &[f64], n: usize, k: usize) -> Option<(Vec<u32>, usize)> {
+pub(crate) fn infer_labels(y: &[f64], n: usize, k: usize) -> Option<(Vec<u32>, usize)> {
     if n == 0 {
         return None;
     }

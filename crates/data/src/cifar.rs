@@ -13,6 +13,9 @@
 //! initialisation the two orders are a fixed permutation of the inputs and give the
 //! same training dynamics in distribution.
 //!
+//! With [`InputShape::Image`] ([`load_cifar10_shaped`]) `x` is `[n, 3, 32, 32]`
+//! (NCHW): the stored channel-major record reshaped, no reordering.
+//!
 //! The training set is `data_batch_1.bin … data_batch_5.bin` (50 000 images) and the
 //! test set `test_batch.bin`, in the directory `cifar-10-batches-bin/` of the archive.
 
@@ -21,6 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::dataset::{Dataset, Split};
 use crate::error::{DataError, Result};
 use crate::read::read_maybe_gzip;
+use crate::shape::{shape_images, InputShape};
 use crate::targets::Targets;
 
 /// Bytes per CIFAR-10 record: one label byte and 3 × 32 × 32 pixels.
@@ -29,6 +33,8 @@ pub const CIFAR10_RECORD: usize = 1 + CIFAR10_PIXELS;
 pub const CIFAR10_PIXELS: usize = 3 * 32 * 32;
 /// Number of CIFAR-10 classes.
 pub const CIFAR10_CLASSES: usize = 10;
+/// Channels, height and width of a CIFAR-10 image.
+pub const CIFAR10_CHW: [usize; 3] = [3, 32, 32];
 
 /// The batch files of `split` inside a `cifar-10-batches-bin` directory.
 pub fn cifar10_files(dir: &Path, split: Split) -> Vec<PathBuf> {
@@ -51,6 +57,17 @@ pub fn load_cifar10(paths: &[PathBuf], targets: Targets, name: &str) -> Result<D
         labels.extend(bl);
     }
     Dataset::classification(x, CIFAR10_PIXELS, labels, CIFAR10_CLASSES, targets, name)
+}
+
+/// Like [`load_cifar10`], with `x` shaped as `shape`: `[n, 3072]`
+/// ([`InputShape::Flat`]) or `[n, 3, 32, 32]` ([`InputShape::Image`]).
+pub fn load_cifar10_shaped(
+    paths: &[PathBuf],
+    targets: Targets,
+    name: &str,
+    shape: InputShape,
+) -> Result<Dataset> {
+    shape_images(load_cifar10(paths, targets, name)?, shape, CIFAR10_CHW)
 }
 
 /// Reads one batch file: pixels scaled to `[0, 1]` (row-major `[n, 3072]`) and labels.
@@ -102,6 +119,24 @@ mod tests {
         assert_eq!(x[256], 0.0); // wraps to 0
         assert_eq!(x[3072], 1.0 / 255.0); // image 1, pixel 0 = 1
         assert_eq!(x[3072 * 2..3072 * 2 + 2], [0.0, 1.0]);
+    }
+
+    #[test]
+    fn image_shape_keeps_channel_planes() {
+        let dir = TempDir::new("cifar-img");
+        // Pixel p of image 0 is its channel index p / 1024 times 100.
+        let a = dir.write("a.bin", &cifar_bytes(&[7], |_, p| (p / 1024 * 100) as u8));
+        let ds = load_cifar10_shaped(&[a], Targets::OneHot, "c", InputShape::Image)
+            .expect("valid batch");
+        assert_eq!(ds.x.dims(), &[1, 3, 32, 32]);
+        let img =
+            ds.x.get(0)
+                .and_then(|t| t.to_vec3::<f64>())
+                .expect("rank 3");
+        for (c, plane) in img.iter().enumerate() {
+            let want = (c * 100) as f64 / 255.0;
+            assert!(plane.iter().flatten().all(|&v| v == want), "channel {c}");
+        }
     }
 
     #[test]

@@ -2,9 +2,15 @@
 //!
 //! ```text
 //! x       [n, d]  inputs, one sample per row            (f64 on the CPU as built here)
+//!         [n, C, H, W] images (NCHW), [n, T] token ids  (any [n, …] of rank ≥ 2)
 //! y       [n, k]  targets the loss compares f(x) with   (same dtype/device as x)
+//!         [n, T, V] per-position one-hot targets        (any [n, …] of rank ≥ 2)
 //! labels  n       class of each sample, when classification
 //! ```
+//!
+//! Every operation here (subsets, casts, samplers' index selection) acts on the leading
+//! sample axis only, so it works for any rank; [`Dataset::input_dim`] is the number of
+//! values per sample and [`Dataset::sample_shape`] the shape of one sample.
 //!
 //! Everything in this crate builds datasets in f64 on the CPU (the reference precision
 //! of DESIGN.md); the runner casts once with [`Dataset::to`] to its dtype and device.
@@ -25,12 +31,12 @@ pub enum Split {
     Test,
 }
 
-/// A supervised dataset: inputs `x [n, d]`, targets `y [n, k]`, optional class labels.
+/// A supervised dataset: inputs `x [n, …]`, targets `y [n, …]`, optional class labels.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// Inputs, `[n, d]`.
+    /// Inputs, `[n, d]` (or `[n, C, H, W]`, `[n, T]`, …).
     pub x: Tensor,
-    /// Targets, `[n, k]` (one-hot, ±1 or regression values).
+    /// Targets, `[n, k]` (one-hot, ±1 or regression values; or `[n, T, V]`, …).
     pub y: Tensor,
     /// The class of each sample, for classification data.
     pub labels: Option<Vec<u32>>,
@@ -41,8 +47,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Builds a dataset from tensors, checking that `x` and `y` are matrices with the
-    /// same number of rows and that labels (if any) agree with them.
+    /// Builds a dataset from tensors, checking that `x` and `y` have rank ≥ 2 and the
+    /// same number of samples (leading axis), and that labels (if any) agree with them.
     pub fn new(
         x: Tensor,
         y: Tensor,
@@ -51,12 +57,8 @@ impl Dataset {
         name: impl Into<String>,
     ) -> Result<Self> {
         let name = name.into();
-        let (nx, _) = x.dims2().map_err(|_| {
-            DataError::Invalid(format!("{name}: x must be [n, d], got {:?}", x.dims()))
-        })?;
-        let (ny, _) = y.dims2().map_err(|_| {
-            DataError::Invalid(format!("{name}: y must be [n, k], got {:?}", y.dims()))
-        })?;
+        let nx = samples(&x, &name, "x", "[n, d] or [n, …]")?;
+        let ny = samples(&y, &name, "y", "[n, k] or [n, …]")?;
         if nx != ny {
             return Err(DataError::CountMismatch {
                 inputs: format!("{name}/x"),
@@ -132,14 +134,24 @@ impl Dataset {
         self.len() == 0
     }
 
-    /// Number of input features `d`.
+    /// Number of input values per sample: `d` for `[n, d]`, `C·H·W` for
+    /// `[n, C, H, W]`, `T` for `[n, T]`.
     pub fn input_dim(&self) -> usize {
-        self.x.dims().get(1).copied().unwrap_or(0)
+        self.x.dims().iter().skip(1).product()
     }
 
-    /// Number of target columns `k`.
+    /// The shape of one input sample: `x`'s dims without the leading `n`.
+    pub fn sample_shape(&self) -> &[usize] {
+        self.x.dims().get(1..).unwrap_or(&[])
+    }
+
+    /// Number of target columns: the size of `y`'s last axis (`k` for `[n, k]`, `V` for
+    /// `[n, T, V]`).
     pub fn target_dim(&self) -> usize {
-        self.y.dims().get(1).copied().unwrap_or(0)
+        if self.y.rank() < 2 {
+            return 0;
+        }
+        self.y.dims().last().copied().unwrap_or(0)
     }
 
     /// The same dataset with `x` and `y` cast to `dtype` and moved to `device`.
@@ -253,6 +265,16 @@ pub(crate) fn matrix(
         )));
     }
     Ok(Tensor::from_vec(data, (rows, cols), &Device::Cpu)?)
+}
+
+/// The leading-axis length of `t`, or an error if its rank is below 2.
+fn samples(t: &Tensor, name: &str, what: &str, expected: &str) -> Result<usize> {
+    match t.dims() {
+        [n, _, ..] => Ok(*n),
+        dims => Err(DataError::Invalid(format!(
+            "{name}: {what} must be {expected} (rank ≥ 2), got {dims:?}"
+        ))),
+    }
 }
 
 /// A tensor flattened to a row-major f64 buffer on the CPU.

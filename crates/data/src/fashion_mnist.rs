@@ -12,12 +12,16 @@
 //! 3. `/usr/local/share/datasets/fashion-mnist`.
 //!
 //! A directory counts when it holds `train-images-idx3-ubyte` (plain or `.gz`).
+//!
+//! `x` is `[n, 784]` by default, or `[n, 1, 28, 28]` (NCHW) with
+//! [`InputShape::Image`] ([`load_fashion_mnist_shaped`]; see [`crate::shape`]).
 
 use std::path::{Path, PathBuf};
 
 use crate::dataset::{Dataset, Split};
 use crate::error::{DataError, Result};
 use crate::idx::load_idx;
+use crate::shape::{shape_images, InputShape};
 use crate::targets::Targets;
 
 /// Environment variable naming the root of eos's data directory.
@@ -29,6 +33,8 @@ pub const SYSTEM_DIRS: [&str; 2] = [
 ];
 /// Number of Fashion-MNIST classes.
 pub const FASHION_MNIST_CLASSES: usize = 10;
+/// Channels, height and width of a Fashion-MNIST image.
+pub const FASHION_MNIST_CHW: [usize; 3] = [1, 28, 28];
 
 /// The directory holding the Fashion-MNIST IDX files, or an error that lists the
 /// places searched and says how to install the data.
@@ -67,6 +73,27 @@ pub fn load_fashion_mnist_from(dir: &Path, split: Split, targets: Targets) -> Re
     let images = require(dir, &format!("{stem}-images-idx3-ubyte"))?;
     let labels = require(dir, &format!("{stem}-labels-idx1-ubyte"))?;
     load_idx(&images, &labels, FASHION_MNIST_CLASSES, targets, name)
+}
+
+/// Loads a split of Fashion-MNIST from [`fashion_mnist_dir`] with `x` shaped as
+/// `shape`: `[n, 784]` ([`InputShape::Flat`]) or `[n, 1, 28, 28]` ([`InputShape::Image`]).
+pub fn load_fashion_mnist_shaped(
+    split: Split,
+    targets: Targets,
+    shape: InputShape,
+) -> Result<Dataset> {
+    load_fashion_mnist_from_shaped(&fashion_mnist_dir()?, split, targets, shape)
+}
+
+/// Loads a split of Fashion-MNIST from the IDX files in `dir`, `x` shaped as `shape`.
+pub fn load_fashion_mnist_from_shaped(
+    dir: &Path,
+    split: Split,
+    targets: Targets,
+    shape: InputShape,
+) -> Result<Dataset> {
+    let ds = load_fashion_mnist_from(dir, split, targets)?;
+    shape_images(ds, shape, FASHION_MNIST_CHW)
 }
 
 /// `dir/stem` or `dir/stem.gz`, whichever exists.
@@ -110,5 +137,29 @@ mod tests {
             .expect_err("no train files");
         let msg = err.to_string();
         assert!(msg.contains("train-images-idx3-ubyte"), "{msg}");
+    }
+
+    #[test]
+    fn image_shape_gives_nchw_with_the_same_pixels() {
+        let dir = TempDir::new("fmnist-img");
+        let pixels: Vec<u8> = (0..2 * 784).map(|p| (p % 256) as u8).collect();
+        dir.write("t10k-images-idx3-ubyte", &idx_bytes(&[2, 28, 28], &pixels));
+        dir.write("t10k-labels-idx1-ubyte", &idx_bytes(&[2], &[4, 9]));
+        let ds = load_fashion_mnist_from_shaped(
+            dir.path(),
+            Split::Test,
+            Targets::OneHot,
+            InputShape::Image,
+        )
+        .expect("complete test split");
+        assert_eq!(ds.x.dims(), &[2, 1, 28, 28]);
+        assert_eq!((ds.input_dim(), ds.target_dim()), (784, 10));
+        // Image 1, row 3, column 5 is pixel 784 + 3·28 + 5 = 873 → 873 mod 256 = 105.
+        let v =
+            ds.x.get(1)
+                .and_then(|t| t.get(0))
+                .and_then(|t| t.to_vec2::<f64>());
+        assert_eq!(v.expect("in range")[3][5], 105.0 / 255.0);
+        assert_eq!(ds.labels.as_deref(), Some(&[4, 9][..]));
     }
 }

@@ -1,7 +1,8 @@
 //! `eos-data`: datasets as candle tensors for edge-of-stability experiments.
 //!
-//! A [`Dataset`] is `x [n, d]`, `y [n, k]` (f64 on the CPU; the runner casts once with
-//! [`Dataset::to`]) plus optional class labels. It comes from
+//! A [`Dataset`] is `x [n, d]`, `y [n, k]` — or any `[n, …]` (images `[n, C, H, W]`,
+//! token ids `[n, T]`, per-position targets `[n, T, V]`) — in f64 on the CPU (the
+//! runner casts once with [`Dataset::to`]), plus optional class labels. It comes from
 //!
 //! - **synthetic generators** ([`Generator`]): teacher networks ([`Teacher`], linear or
 //!   MLP), Gaussian mixtures ([`GaussianMixture`]), the sparse-coding model of Ahn et
@@ -12,6 +13,12 @@
 //!   names the file and what was expected ([`DataError`]);
 //! - **Fashion-MNIST offline** ([`fashion_mnist`]), found in `$EOS_DATA_DIR` or where
 //!   the Debian package `dataset-fashion-mnist` installs it.
+//!
+//! - **the `file` kind** ([`file`]): `x`, `y` of a safetensors / `.npz` / `.npy`-pair
+//!   file with `x`'s full shape kept (images, token ids), for networks beyond the MLP;
+//! - **the sorting task** ([`sort`]): token ids `x [n, T]`, one-hot sorted `y [n, T, V]`.
+//!
+//! Image files can keep their shape `[n, C, H, W]` ([`InputShape`], [`shape`]).
 //!
 //! Then [`transforms`] (standardisation with training statistics, class subsets, label
 //! noise, flattening), target encodings ([`Targets`]) and seeded minibatch
@@ -24,6 +31,7 @@ pub mod cifar;
 pub mod dataset;
 pub mod error;
 pub mod fashion_mnist;
+pub mod file;
 pub mod generator;
 pub mod idx;
 pub mod mixture;
@@ -32,6 +40,8 @@ pub mod npz;
 pub mod random_labels;
 pub mod read;
 pub mod sampler;
+pub mod shape;
+pub mod sort;
 pub mod sparse_coding;
 pub mod stream;
 pub mod targets;
@@ -42,10 +52,14 @@ pub mod transforms;
 #[cfg(test)]
 mod testing;
 
-pub use cifar::{cifar10_files, load_cifar10, CIFAR10_CLASSES};
+pub use cifar::{cifar10_files, load_cifar10, load_cifar10_shaped, CIFAR10_CHW, CIFAR10_CLASSES};
 pub use dataset::{Dataset, Split};
 pub use error::{DataError, Result};
-pub use fashion_mnist::{fashion_mnist_dir, load_fashion_mnist, load_fashion_mnist_from};
+pub use fashion_mnist::{
+    fashion_mnist_dir, load_fashion_mnist, load_fashion_mnist_from, load_fashion_mnist_from_shaped,
+    load_fashion_mnist_shaped, FASHION_MNIST_CHW,
+};
+pub use file::{load_file_dataset, FileConfig, FileFormat};
 pub use generator::Generator;
 pub use idx::load_idx;
 pub use mixture::{GaussianMixture, MixtureConfig};
@@ -53,6 +67,8 @@ pub use npy::{load_npy_dataset, read_npy, write_npy_f64};
 pub use npz::{load_npz_dataset, read_npz};
 pub use random_labels::RandomLabels;
 pub use sampler::{Sampler, Sampling};
+pub use shape::{shape_images, InputShape};
+pub use sort::{SortConfig, SortTask};
 pub use sparse_coding::SparseCoding;
 pub use stream::Stream;
 pub use targets::{one_hot, Targets};

@@ -43,7 +43,7 @@ pub fn load_safetensors_named(
 }
 
 /// The tensor `name` of `st`, converted to f64.
-fn raw_tensor(st: &SafeTensors<'_>, path: &Path, name: &str) -> Result<RawArray> {
+pub(crate) fn raw_tensor(st: &SafeTensors<'_>, path: &Path, name: &str) -> Result<RawArray> {
     let view = st.tensor(name).map_err(|_| {
         let mut names = st.names();
         names.sort_unstable();

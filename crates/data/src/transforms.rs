@@ -1,4 +1,4 @@
-//! Dataset transforms: per-feature standardisation, flattening, class subsets and
+//! Dataset transforms: per-feature (flat) or per-channel (image) standardisation, flattening, class subsets and
 //! label noise.
 //!
 //! **Standardisation** (Cohen et al. ICLR 2021, locuslab/edge-of-stability
@@ -8,6 +8,17 @@
 //! μ_j = (1/n) Σ_i x_ij,   σ_j = sqrt((1/n) Σ_i (x_ij − μ_j)²)   (numpy std, ddof = 0)
 //! x'_ij = (x_ij − μ_j) / σ_j                                     (train and test alike)
 //! ```
+//!
+//! For `x [n, d]` the statistics are **per feature** `j` as above. For image inputs
+//! `x [n, C, H, W]` (any rank ≥ 3) they are **per channel** `c`, over samples and
+//! positions — what CNN pipelines do (torchvision `Normalize(mean, std)` per channel):
+//!
+//! ```text
+//! μ_c = (1/(n·H·W)) Σ_{i,h,w} x_ichw,   σ_c² = (1/(n·H·W)) Σ_{i,h,w} (x_ichw − μ_c)²
+//! ```
+//!
+//! `[n, T]` token ids must not be standardised (they are rank 2 and would be treated
+//! as features; the runner should skip standardisation for id inputs).
 //!
 //! A constant feature (σ_j = 0, e.g. an always-black border pixel) is only centred
 //! (σ_j := 1), where numpy would divide by zero. Cohen et al. fit the statistics on
@@ -28,41 +39,56 @@ use crate::error::{DataError, Result};
 use crate::targets::Targets;
 use eos_model::rng::{derived_rng, Purpose};
 
-/// Per-feature mean and standard deviation fitted on a training set.
+/// Per-feature (rank-2 `x`) or per-channel (rank ≥ 3 `x`) mean and standard deviation
+/// fitted on a training set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standardizer {
-    /// Mean of each feature.
+    /// Mean of each feature (flat `x`) or channel (image `x`).
     pub mean: Vec<f64>,
-    /// Standard deviation of each feature (ddof = 0); constant features store 1.
+    /// Standard deviation of each feature or channel (ddof = 0); constant ones store 1.
     pub std: Vec<f64>,
+    /// Consecutive values of a sample that share one statistic: 1 per feature, `H·W`
+    /// per channel.
+    pub group: usize,
 }
 
 impl Standardizer {
-    /// Fits the per-feature statistics of `train.x` (two passes, in f64).
+    /// Fits the statistics of `train.x` (two passes, in f64): per feature for
+    /// `[n, d]`, per channel (axis 1) for `[n, C, …]`.
     pub fn fit(train: &Dataset) -> Result<Self> {
         let (n, d) = (train.len(), train.input_dim());
-        if n == 0 {
+        if n == 0 || d == 0 {
             return Err(DataError::Invalid(format!(
                 "{}: cannot standardise with an empty training set",
                 train.name
             )));
         }
+        let group = if train.x.rank() >= 3 {
+            train.x.dims()[2..].iter().product()
+        } else {
+            1
+        };
+        let k = d / group;
+        let count = (n * group) as f64;
         let x = train.x_vec()?;
-        let mut mean = vec![0.0; d];
+        let mut mean = vec![0.0; k];
         for row in x.chunks_exact(d) {
-            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+            for (j, v) in row.iter().enumerate() {
+                mean[j / group] += v;
+            }
         }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut var = vec![0.0; d];
+        mean.iter_mut().for_each(|m| *m /= count);
+        let mut var = vec![0.0; k];
         for row in x.chunks_exact(d) {
-            for ((s, v), m) in var.iter_mut().zip(row).zip(&mean) {
-                *s += (v - m) * (v - m);
+            for (j, v) in row.iter().enumerate() {
+                let m = mean[j / group];
+                var[j / group] += (v - m) * (v - m);
             }
         }
         let std = var
             .iter()
             .map(|s| {
-                let sd = (s / n as f64).sqrt();
+                let sd = (s / count).sqrt();
                 if sd > 0.0 {
                     sd
                 } else {
@@ -70,26 +96,34 @@ impl Standardizer {
                 }
             })
             .collect();
-        Ok(Standardizer { mean, std })
+        Ok(Standardizer { mean, std, group })
     }
 
-    /// `(x − μ) / σ` feature-wise; `y`, labels and name are kept.
+    /// `(x − μ) / σ` feature- or channel-wise; shape, `y`, labels and name are kept.
     pub fn apply(&self, ds: &Dataset) -> Result<Dataset> {
         let d = ds.input_dim();
-        if d != self.mean.len() {
+        let group = if ds.x.rank() >= 3 {
+            ds.x.dims()[2..].iter().product()
+        } else {
+            1
+        };
+        if group != self.group || d != self.mean.len() * self.group {
             return Err(DataError::Invalid(format!(
-                "{}: {d} features, but the standardiser was fitted on {}",
+                "{}: x of shape {:?} does not match the standardiser, fitted on {} groups \
+                 of {} values",
                 ds.name,
-                self.mean.len()
+                ds.x.dims(),
+                self.mean.len(),
+                self.group
             )));
         }
         let mut x = ds.x_vec()?;
         for row in x.chunks_exact_mut(d) {
-            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
-                *v = (*v - m) / s;
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - self.mean[j / group]) / self.std[j / group];
             }
         }
-        let x = matrix(x, ds.len(), d, &ds.name, "x")?
+        let x = Tensor::from_vec(x, ds.x.dims(), &candle_core::Device::Cpu)?
             .to_dtype(ds.x.dtype())?
             .to_device(ds.x.device())?;
         Dataset::new(
@@ -217,6 +251,35 @@ mod tests {
             );
         }
         assert!(z.iter().skip(1).step_by(3).all(|&c| c == 0.0));
+    }
+
+    #[test]
+    fn image_inputs_are_standardised_per_channel() {
+        // 2 images of 2 channels of 2x1 pixels: channel 0 holds 1, 3 | 5, 7
+        // (mean 4, std √5), channel 1 is constant 2 (centred only).
+        let x = Tensor::from_vec(
+            vec![1.0, 3.0, 2.0, 2.0, 5.0, 7.0, 2.0, 2.0],
+            (2, 2, 2, 1),
+            &Device::Cpu,
+        )
+        .expect("8 values");
+        let y = Tensor::zeros((2, 1), DType::F64, &Device::Cpu).expect("alloc");
+        let ds = Dataset::new(x, y, None, None, "img").expect("consistent");
+        let s = Standardizer::fit(&ds).expect("non-empty");
+        assert_eq!((s.mean.clone(), s.group), (vec![4.0, 2.0], 2));
+        assert!((s.std[0] - 5f64.sqrt()).abs() < 1e-15 && s.std[1] == 1.0);
+        let z = s.apply(&ds).expect("same shape");
+        assert_eq!(z.x.dims(), &[2, 2, 2, 1]);
+        let r5 = 5f64.sqrt();
+        let want = [-3.0 / r5, -1.0 / r5, 0.0, 0.0, 1.0 / r5, 3.0 / r5, 0.0, 0.0];
+        let got = z.x_vec().expect("f64");
+        assert!(
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-15),
+            "{got:?}"
+        );
+        // A flat set of the same width does not match a per-channel standardiser.
+        let flat = Dataset::regression(vec![0.0; 4], 4, vec![0.0], 1, "f").expect("ok");
+        assert!(s.apply(&flat).is_err());
     }
 
     #[test]
