@@ -55,7 +55,12 @@ pub fn load_cifar10(paths: &[PathBuf], targets: Targets, name: &str) -> Result<D
 
 /// Reads one batch file: pixels scaled to `[0, 1]` (row-major `[n, 3072]`) and labels.
 pub fn read_cifar10_batch(path: &Path) -> Result<(Vec<f64>, Vec<u32>)> {
-    let bytes = read_maybe_gzip(path)?;
+    parse_cifar10_batch(&read_maybe_gzip(path)?, path)
+}
+
+/// Parses the (decompressed) bytes of one batch file; `path` only names the file in
+/// errors.
+pub fn parse_cifar10_batch(bytes: &[u8], path: &Path) -> Result<(Vec<f64>, Vec<u32>)> {
     if bytes.is_empty() || bytes.len() % CIFAR10_RECORD != 0 {
         return Err(DataError::RecordSize {
             path: path.to_path_buf(),

@@ -46,7 +46,12 @@ pub struct IdxArray {
 
 /// Reads a u8 IDX file of rank `rank` (gzip or plain).
 pub fn read_idx(path: &Path, rank: u8) -> Result<IdxArray> {
-    let bytes = read_maybe_gzip(path)?;
+    parse_idx(&read_maybe_gzip(path)?, path, rank)
+}
+
+/// Parses the (decompressed) bytes of a u8 IDX file of rank `rank`; `path` only names
+/// the file in errors.
+pub fn parse_idx(bytes: &[u8], path: &Path, rank: u8) -> Result<IdxArray> {
     let expected_magic = u32::from_be_bytes([0, 0, IDX_U8, rank]);
     let format = match rank {
         1 => "IDX labels: u8, 1 dimension",

@@ -3,7 +3,7 @@
 //! numpy's `numpy/lib/_npyio_impl.py` and `numpy.lib.format`. Each member is parsed
 //! by [`crate::npy::parse_npy`].
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use crate::arrays::dataset_from_arrays;
@@ -13,7 +13,13 @@ use crate::{DataError, Dataset, Result, Targets};
 /// Every array of the archive, as `(name without .npy, array)`, in archive order.
 pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut zip = zip::ZipArchive::new(file)
+    parse_npz(file, path)
+}
+
+/// Every array of an archive read from `reader` (a file, or bytes in a
+/// [`std::io::Cursor`]); `path` only names the archive in errors.
+pub fn parse_npz<R: Read + Seek>(reader: R, path: &Path) -> Result<Vec<(String, NpyArray)>> {
+    let mut zip = zip::ZipArchive::new(reader)
         .map_err(|e| DataError::header(path, format!("not a readable .npz (zip) archive: {e}")))?;
     let mut out = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
@@ -41,7 +47,19 @@ pub fn load_npz_dataset(
     targets: Targets,
     name: &str,
 ) -> Result<Dataset> {
-    let mut arrays = read_npz(path)?;
+    npz_dataset(read_npz(path)?, path, x_name, y_name, targets, name)
+}
+
+/// A dataset from the members `x_name` and `y_name` of the arrays of an archive
+/// ([`read_npz`] / [`parse_npz`]); `path` only names the archive in errors.
+pub fn npz_dataset(
+    mut arrays: Vec<(String, NpyArray)>,
+    path: &Path,
+    x_name: &str,
+    y_name: &str,
+    targets: Targets,
+    name: &str,
+) -> Result<Dataset> {
     let names: Vec<String> = arrays.iter().map(|(n, _)| n.clone()).collect();
     let mut take = |want: &str| -> Result<NpyArray> {
         match arrays.iter().position(|(n, _)| n == want) {

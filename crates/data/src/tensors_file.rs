@@ -35,7 +35,20 @@ pub fn load_safetensors_named(
     name: &str,
 ) -> Result<Dataset> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
+    parse_safetensors_named(&bytes, path, x_name, y_name, targets, name)
+}
+
+/// [`load_safetensors_named`] on the bytes of a file already in memory; `path` only
+/// names the file in errors.
+pub fn parse_safetensors_named(
+    bytes: &[u8],
+    path: &Path,
+    x_name: &str,
+    y_name: &str,
+    targets: Targets,
+    name: &str,
+) -> Result<Dataset> {
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| DataError::header(path, format!("not a valid safetensors file: {e}")))?;
     let x = raw_tensor(&st, path, x_name)?;
     let y = raw_tensor(&st, path, y_name)?;
