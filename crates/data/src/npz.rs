@@ -18,7 +18,10 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
 
 /// Every array of an archive read from `reader` (a file, or bytes in a
 /// [`std::io::Cursor`]); `path` only names the archive in errors.
-pub fn parse_npz<R: Read + Seek>(reader: R, path: &Path) -> Result<Vec<(String, NpyArray)>> {
+pub fn parse_npz<R: Read + Seek>(mut reader: R, path: &Path) -> Result<Vec<(String, NpyArray)>> {
+    let archive_len = reader
+        .seek(std::io::SeekFrom::End(0))
+        .map_err(|e| DataError::io(path, e))?;
     let mut zip = zip::ZipArchive::new(reader)
         .map_err(|e| DataError::header(path, format!("not a readable .npz (zip) archive: {e}")))?;
     let mut out = Vec::with_capacity(zip.len());
@@ -27,7 +30,7 @@ pub fn parse_npz<R: Read + Seek>(reader: R, path: &Path) -> Result<Vec<(String, 
             .by_index(i)
             .map_err(|e| DataError::header(path, format!("member {i}: {e}")))?;
         let name = member.name().to_string();
-        let mut bytes = Vec::with_capacity(member.size() as usize);
+        let mut bytes = Vec::with_capacity(reservation(member.size(), archive_len));
         member.read_to_end(&mut bytes).map_err(|e| {
             DataError::header(path, format!("member `{name}`: truncated or corrupt: {e}"))
         })?;
@@ -48,6 +51,14 @@ pub fn load_npz_dataset(
     name: &str,
 ) -> Result<Dataset> {
     npz_dataset(read_npz(path)?, path, x_name, y_name, targets, name)
+}
+
+/// The bytes to reserve for a member that declares `declared` bytes in an archive of
+/// `archive_len` bytes. The declared size is only a hint: a corrupt header may claim
+/// any size, so the reservation stays within what the archive can hold (deflate
+/// expands at most 1032:1).
+fn reservation(declared: u64, archive_len: u64) -> usize {
+    usize::try_from(declared.min(archive_len.saturating_mul(1032))).unwrap_or(0)
 }
 
 /// A dataset from the members `x_name` and `y_name` of the arrays of an archive
@@ -145,5 +156,25 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Fuzz finding (eos-fuzz npz, seed 1, input 1878): a 374-byte archive whose
+    /// member declared 134 217 728 bytes made the reader reserve 128 MiB.
+    #[test]
+    fn declared_member_size_does_not_drive_the_reservation() {
+        assert_eq!(reservation(134_217_728, 374), 374 * 1032);
+        assert_eq!(reservation(1000, 374), 1000);
+        let path = std::env::temp_dir().join(format!("eos-npz-size-{}.npz", std::process::id()));
+        write_npz(&path, zip::CompressionMethod::Stored);
+        let mut bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        // The uncompressed size of the first central-directory entry, 24 bytes after
+        // its signature PK\x01\x02.
+        let cd = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        bytes[cd + 24..cd + 28].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        // A stored member is read by its compressed size: the archive still loads,
+        // without a 4 GiB reservation first.
+        let arrays = parse_npz(std::io::Cursor::new(&bytes), Path::new("big.npz")).unwrap();
+        assert_eq!(arrays[0].1.to_f64(), vec![0.5, -1.0, 2.0, 3.25, 0.0, 7.5]);
     }
 }

@@ -11,9 +11,11 @@
 //!   that would take an input's heap use past the *hard* limit
 //!   `HARD_BASE + HARD_FACTOR · len` is refused: the input is saved and the process
 //!   aborts with a report, before the memory is taken. After the input, its peak must
-//!   be within the *soft* bound `SOFT_BASE + SOFT_FACTOR · len + 2 · result`, where
+//!   be within the *soft* bound `SOFT_BASE + extra_base + SOFT_FACTOR · len +
+//!   2 · result`, where
 //!   `len` is the input's (decompressed) length and `result` the bytes of what the
-//!   reader built; over it is a failure like a panic.
+//!   reader built (`extra_base`: a target's fixed allowance); over it is a failure
+//!   like a panic.
 //!
 //! Input `i` of target `t` under seed `s` is generated from a ChaCha8 stream seeded
 //! by a hash of `(s, t, i)`, so `--from i --iters 1` regenerates it alone.
@@ -264,7 +266,7 @@ fn work(target: &'static Target, cfg: &Config, shared: &Arc<Shared>) -> Report {
         r.max_input_time = r.max_input_time.max(t0.elapsed());
         r.max_peak = r.max_peak.max(peak);
         r.inputs += 1;
-        match verdict(result, peak, len) {
+        match verdict(result, peak, len, target.extra_base) {
             Ok(Outcome::Accepted(_)) => r.accepted += 1,
             Ok(Outcome::Rejected) => r.rejected += 1,
             Err(message) => {
@@ -292,7 +294,12 @@ pub fn check_one(target: &Target, input: &[u8]) -> (Result<Result<Outcome, Strin
 }
 
 /// The property: an error or a valid result within the soft allocation bound.
-pub fn verdict(result: Result<Result<Outcome, String>, String>, peak: usize, len: usize) -> Result<Outcome, String> {
+pub fn verdict(
+    result: Result<Result<Outcome, String>, String>,
+    peak: usize,
+    len: usize,
+    extra_base: usize,
+) -> Result<Outcome, String> {
     let outcome = match result {
         Err(panic) => return Err(format!("panic: {panic}")),
         Ok(Err(invalid)) => return Err(format!("invalid result: {invalid}")),
@@ -302,10 +309,13 @@ pub fn verdict(result: Result<Result<Outcome, String>, String>, peak: usize, len
         Outcome::Accepted(b) => b,
         Outcome::Rejected => 0,
     };
-    let bound = SOFT_BASE + SOFT_FACTOR.saturating_mul(len) + 2 * built;
+    let bound = (SOFT_BASE + extra_base)
+        .saturating_add(SOFT_FACTOR.saturating_mul(len))
+        .saturating_add(built.saturating_mul(2));
     if peak > bound {
         return Err(format!(
-            "allocation: peak {peak} bytes > bound {bound} ({SOFT_BASE} + {SOFT_FACTOR}·{len} + 2·{built})"
+            "allocation: peak {peak} bytes > bound {bound} ({SOFT_BASE} + {extra_base} + \
+             {SOFT_FACTOR}·{len} + 2·{built})"
         ));
     }
     Ok(outcome)

@@ -124,7 +124,7 @@ fn replay(args: &[String]) -> i32 {
             }
         };
         let (result, peak, len) = check_one(t, &input);
-        match verdict(result, peak, len) {
+        match verdict(result, peak, len, t.extra_base) {
             Ok(o) => println!("{file}: {o:?} (heap peak {peak} B)"),
             Err(e) => {
                 println!("{file}: FAIL: {e}");
