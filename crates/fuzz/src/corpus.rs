@@ -83,6 +83,8 @@ pub fn probe_case(rng: &mut ChaCha8Rng) -> (Vec<StTensor>, Vec<(String, String)>
     let depth = rng.random_range(1..=3);
     let widths: Vec<usize> = (0..=depth).map(|_| rng.random_range(1..=4)).collect();
     let dtype = if rng.random() { "F32" } else { "F64" };
+    // The direction `v.` has the model's structure: biases where the model has them.
+    let bias: Vec<bool> = (0..depth).map(|_| rng.random_range(0..5) > 0).collect();
     let mut tensors = Vec::new();
     let layer = |rng: &mut ChaCha8Rng, prefix: &str, tensors: &mut Vec<StTensor>| {
         for i in 0..depth {
@@ -93,7 +95,7 @@ pub fn probe_case(rng: &mut ChaCha8Rng) -> (Vec<StTensor>, Vec<(String, String)>
                 shape: vec![o, n],
                 data: float_data(rng, dtype, o * n),
             });
-            if prefix.is_empty() || rng.random_range(0..5) > 0 {
+            if bias[i] {
                 tensors.push(StTensor {
                     name: format!("{prefix}layers.{i}.bias"),
                     dtype,

@@ -34,6 +34,8 @@ pub struct Target {
     pub about: &'static str,
     /// A seeded input.
     pub generate: fn(&mut ChaCha8Rng) -> Vec<u8>,
+    /// A seeded valid (unmutated) input, which the reader must accept.
+    pub valid: fn(&mut ChaCha8Rng) -> Vec<u8>,
     /// The reader on an input.
     pub run: fn(&[u8]) -> Result<Outcome, String>,
     /// The size the allocation bound is proportional to: the input's length, or its
@@ -50,6 +52,7 @@ pub const TARGETS: [Target; 6] = [
         name: "probe-case",
         about: "eos_model::load_case (safetensors interchange format: model, batch, direction)",
         generate: gen_probe_case,
+        valid: valid_probe_case,
         run: run_probe_case,
         effective_len: <[u8]>::len,
         extra_base: 0,
@@ -58,6 +61,7 @@ pub const TARGETS: [Target; 6] = [
         name: "tensors-file",
         about: "eos_data::tensors_file (safetensors dataset x/y)",
         generate: gen_tensors_file,
+        valid: valid_tensors_file,
         run: run_tensors_file,
         effective_len: <[u8]>::len,
         extra_base: 0,
@@ -66,6 +70,7 @@ pub const TARGETS: [Target; 6] = [
         name: "idx",
         about: "eos_data::idx (IDX u8 arrays, plain or gzip)",
         generate: gen_idx,
+        valid: valid_idx,
         run: run_idx,
         effective_len: gunzipped_len,
         extra_base: 0,
@@ -74,6 +79,7 @@ pub const TARGETS: [Target; 6] = [
         name: "npy",
         about: "eos_data::npy::parse_npy (.npy v1/v2/v3)",
         generate: gen_npy,
+        valid: valid_npy,
         run: run_npy,
         effective_len: <[u8]>::len,
         extra_base: 0,
@@ -82,6 +88,7 @@ pub const TARGETS: [Target; 6] = [
         name: "npz",
         about: "eos_data::npz (.npz stored/deflated, then the x/y dataset)",
         generate: gen_npz,
+        valid: valid_npz,
         run: run_npz,
         effective_len: inflated_npz_len,
         // The zip crate reserves its central directory from the entry count of the
@@ -92,6 +99,7 @@ pub const TARGETS: [Target; 6] = [
         name: "cifar",
         about: "eos_data::cifar (CIFAR-10 binary records, plain or gzip)",
         generate: gen_cifar,
+        valid: valid_cifar,
         run: run_cifar,
         effective_len: gunzipped_len,
         extra_base: 0,
@@ -370,4 +378,37 @@ fn inflated_npz_len(input: &[u8]) -> usize {
         }
     }
     total.max(input.len())
+}
+
+fn valid_probe_case(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let (t, m) = corpus::probe_case(rng);
+    corpus::safetensors_bytes(&t, &m, |_| {})
+}
+
+fn valid_tensors_file(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    corpus::safetensors_bytes(&corpus::dataset_tensors(rng), &[], |_| {})
+}
+
+fn valid_idx(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let out = corpus::idx_bytes(rng);
+    if rng.random() { corpus::gzip(rng, &out) } else { out }
+}
+
+fn valid_npy(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    loop {
+        let (descr, shape, body) = corpus::npy_array(rng);
+        if ["<f8", "<f4", "<i8", "<i4", "|u1"].contains(&descr) {
+            let version = [1, 2, 3][rng.random_range(0..3)];
+            return corpus::npy_bytes(version, &corpus::npy_dict(descr, &shape, false), &body);
+        }
+    }
+}
+
+fn valid_npz(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    corpus::npz_bytes(rng, |_, m| m)
+}
+
+fn valid_cifar(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let out = corpus::cifar_bytes(rng);
+    if rng.random() { corpus::gzip(rng, &out) } else { out }
 }
