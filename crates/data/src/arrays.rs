@@ -104,7 +104,10 @@ fn rows_cols(shape: &[usize], src: (&Path, &str)) -> Result<(usize, usize)> {
             .ok_or_else(|| {
                 DataError::header(
                     src.0,
-                    format!("`{}` of shape {shape:?}: its rows hold more values than any file can", src.1),
+                    format!(
+                        "`{}` of shape {shape:?}: its rows hold more values than any file can",
+                        src.1
+                    ),
                 )
             }),
     }
@@ -160,18 +163,45 @@ mod tests {
     #[test]
     fn labels_beyond_max_classes_are_rejected_before_encoding() {
         let p = Path::new("big-label.npz");
-        let x = || RawArray { shape: vec![2, 1], values: vec![0.5, 1.5], integer: false };
-        let y = |top: f64| RawArray { shape: vec![2], values: vec![0.0, top], integer: true };
-        let err = dataset_from_arrays(x(), (p, "x"), y(2_147_483_648.0), (p, "y"), Targets::OneHot, "t")
-            .unwrap_err();
+        let x = || RawArray {
+            shape: vec![2, 1],
+            values: vec![0.5, 1.5],
+            integer: false,
+        };
+        let y = |top: f64| RawArray {
+            shape: vec![2],
+            values: vec![0.0, top],
+            integer: true,
+        };
+        let err = dataset_from_arrays(
+            x(),
+            (p, "x"),
+            y(2_147_483_648.0),
+            (p, "y"),
+            Targets::OneHot,
+            "t",
+        )
+        .unwrap_err();
         assert!(
-            matches!(err, DataError::BadLabel { index: 1, label: 2_147_483_648, num_classes: MAX_CLASSES, .. }),
+            matches!(
+                err,
+                DataError::BadLabel {
+                    index: 1,
+                    label: 2_147_483_648,
+                    num_classes: MAX_CLASSES,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(err.to_string().contains("big-label.npz `y`"), "{err}");
         let top = (MAX_CLASSES - 1) as f64;
-        let ds = dataset_from_arrays(x(), (p, "x"), y(top), (p, "y"), Targets::OneHot, "t").unwrap();
-        assert_eq!((ds.target_dim(), ds.labels.as_deref()), (MAX_CLASSES, Some(&[0, 65_535][..])));
+        let ds =
+            dataset_from_arrays(x(), (p, "x"), y(top), (p, "y"), Targets::OneHot, "t").unwrap();
+        assert_eq!(
+            (ds.target_dim(), ds.labels.as_deref()),
+            (MAX_CLASSES, Some(&[0, 65_535][..]))
+        );
     }
 
     /// Fuzz finding (eos-fuzz npz, seed 1, input 20497): an empty `x` of shape
@@ -179,11 +209,22 @@ mod tests {
     #[test]
     fn empty_arrays_with_overflowing_rows_are_rejected() {
         let p = Path::new("empty.npz");
-        let x = RawArray { shape: vec![0, 1 << 32, 1 << 32], values: vec![], integer: false };
-        let y = RawArray { shape: vec![0], values: vec![], integer: true };
+        let x = RawArray {
+            shape: vec![0, 1 << 32, 1 << 32],
+            values: vec![],
+            integer: false,
+        };
+        let y = RawArray {
+            shape: vec![0],
+            values: vec![],
+            integer: true,
+        };
         let err = dataset_from_arrays(x, (p, "x"), y, (p, "y"), Targets::OneHot, "t").unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, DataError::BadHeader { .. }), "{msg}");
-        assert!(msg.contains("empty.npz") && msg.contains("`x` of shape [0, 4294967296, 4294967296]"), "{msg}");
+        assert!(
+            msg.contains("empty.npz") && msg.contains("`x` of shape [0, 4294967296, 4294967296]"),
+            "{msg}"
+        );
     }
 }

@@ -47,8 +47,7 @@ pub fn begin(limit: usize) {
 /// the limit.
 pub fn end() -> usize {
     LIMIT.with(|l| l.set(usize::MAX));
-    PEAK.with(Cell::get)
-        .saturating_sub(BASE.with(Cell::get))
+    PEAK.with(Cell::get).saturating_sub(BASE.with(Cell::get))
 }
 
 /// Books `size` more bytes on this thread; over the limit, hands over to the driver's

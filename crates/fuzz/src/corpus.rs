@@ -20,6 +20,9 @@ pub struct StTensor {
     pub data: Vec<u8>,
 }
 
+/// The tensors and string metadata of a safetensors file.
+pub type StFile = (Vec<StTensor>, Vec<(String, String)>);
+
 /// A safetensors file: 8-byte LE header length, JSON header, data. `edit` may change
 /// the header text before its length is written.
 pub fn safetensors_bytes(
@@ -79,7 +82,7 @@ pub fn float_data(rng: &mut ChaCha8Rng, dtype: &str, n: usize) -> Vec<u8> {
 /// A probe case of DESIGN.md's interchange format (crates/model/src/io.rs): 1–3
 /// layers of width 1–4, optional biases, batch, direction `v.`, extra tensors,
 /// metadata `activation`, `loss`, `multipliers`.
-pub fn probe_case(rng: &mut ChaCha8Rng) -> (Vec<StTensor>, Vec<(String, String)>) {
+pub fn probe_case(rng: &mut ChaCha8Rng) -> StFile {
     let depth = rng.random_range(1..=3);
     let widths: Vec<usize> = (0..=depth).map(|_| rng.random_range(1..=4)).collect();
     let dtype = if rng.random() { "F32" } else { "F64" };
@@ -161,11 +164,26 @@ pub fn dataset_tensors(rng: &mut ChaCha8Rng) -> Vec<StTensor> {
         3 => ("I32", int_data(rng, 4, count, 100)),
         _ => ("I64", int_data(rng, 8, count, 100)),
     };
-    let x = StTensor { name: "x".into(), dtype, shape, data };
+    let x = StTensor {
+        name: "x".into(),
+        dtype,
+        shape,
+        data,
+    };
     let k: usize = rng.random_range(2..=4);
     let y = match rng.random_range(0..3) {
-        0 => StTensor { name: "y".into(), dtype: "I64", shape: vec![n], data: int_data(rng, 8, n, k as u64) },
-        1 => StTensor { name: "y".into(), dtype: "U8", shape: vec![n], data: int_data(rng, 1, n, k as u64) },
+        0 => StTensor {
+            name: "y".into(),
+            dtype: "I64",
+            shape: vec![n],
+            data: int_data(rng, 8, n, k as u64),
+        },
+        1 => StTensor {
+            name: "y".into(),
+            dtype: "U8",
+            shape: vec![n],
+            data: int_data(rng, 1, n, k as u64),
+        },
         _ => {
             let dt = if rng.random() { "F32" } else { "F64" };
             let mut data = Vec::new();
@@ -180,7 +198,12 @@ pub fn dataset_tensors(rng: &mut ChaCha8Rng) -> Vec<StTensor> {
                     }
                 }
             }
-            StTensor { name: "y".into(), dtype: dt, shape: vec![n, k], data }
+            StTensor {
+                name: "y".into(),
+                dtype: dt,
+                shape: vec![n, k],
+                data,
+            }
         }
     };
     vec![x, y]
@@ -229,15 +252,24 @@ pub fn npy_bytes(version: u8, dict: &[u8], body: &[u8]) -> Vec<u8> {
 /// dimensions 0–4) and a body of the right length with finite values.
 pub fn npy_array(rng: &mut ChaCha8Rng) -> (&'static str, Vec<usize>, Vec<u8>) {
     const DESCRS: [(&str, usize); 9] = [
-        ("<f8", 8), ("<f4", 4), ("<i8", 8), ("<i4", 4), ("|u1", 1),
-        (">f8", 8), ("<f2", 2), ("<c16", 16), ("|b1", 1),
+        ("<f8", 8),
+        ("<f4", 4),
+        ("<i8", 8),
+        ("<i4", 4),
+        ("|u1", 1),
+        (">f8", 8),
+        ("<f2", 2),
+        ("<c16", 16),
+        ("|b1", 1),
     ];
     let (descr, width) = DESCRS[if rng.random_range(0..10) == 0 {
         rng.random_range(5..DESCRS.len())
     } else {
         rng.random_range(0..5)
     }];
-    let shape: Vec<usize> = (0..rng.random_range(0..=3)).map(|_| rng.random_range(0..=4)).collect();
+    let shape: Vec<usize> = (0..rng.random_range(0..=3))
+        .map(|_| rng.random_range(0..=4))
+        .collect();
     let count: usize = shape.iter().product();
     let body = match descr {
         "<f8" => float_data(rng, "F64", count),
@@ -252,10 +284,17 @@ pub fn npy_array(rng: &mut ChaCha8Rng) -> (&'static str, Vec<usize>, Vec<u8>) {
 
 /// A `.npz` archive of `x.npy` (`[n, d]` floats) and `y.npy` (labels or one-hot), the
 /// members written by `member` (which may mutate them), stored or deflated.
-pub fn npz_bytes(rng: &mut ChaCha8Rng, mut member: impl FnMut(&mut ChaCha8Rng, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+pub fn npz_bytes(
+    rng: &mut ChaCha8Rng,
+    mut member: impl FnMut(&mut ChaCha8Rng, Vec<u8>) -> Vec<u8>,
+) -> Vec<u8> {
     let n = rng.random_range(1..=4);
     let d = rng.random_range(1..=3);
-    let x = npy_bytes(1, &npy_dict("<f8", &[n, d], false), &float_data(rng, "F64", n * d));
+    let x = npy_bytes(
+        1,
+        &npy_dict("<f8", &[n, d], false),
+        &float_data(rng, "F64", n * d),
+    );
     let y = if rng.random() {
         npy_bytes(1, &npy_dict("<i8", &[n], false), &int_data(rng, 8, n, 3))
     } else {
@@ -307,7 +346,11 @@ pub fn cifar_bytes(rng: &mut ChaCha8Rng) -> Vec<u8> {
 
 /// `data` gzip-compressed, as one member or (sometimes) two.
 pub fn gzip(rng: &mut ChaCha8Rng, data: &[u8]) -> Vec<u8> {
-    let split = if rng.random_range(0..4) == 0 { rng.random_range(0..=data.len()) } else { data.len() };
+    let split = if rng.random_range(0..4) == 0 {
+        rng.random_range(0..=data.len())
+    } else {
+        data.len()
+    };
     let mut out = Vec::new();
     for part in [&data[..split], &data[split..]] {
         if part.is_empty() && split != 0 {

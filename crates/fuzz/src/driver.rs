@@ -120,9 +120,9 @@ thread_local! {
 
 /// The RNG of input `index` of `target` under `seed`.
 pub fn input_rng(seed: u64, target: &str, index: u64) -> ChaCha8Rng {
-    let name = target
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let name = target.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     ChaCha8Rng::seed_from_u64(splitmix(splitmix(splitmix(seed) ^ name) ^ index))
 }
 
@@ -168,7 +168,10 @@ pub fn run_target(target: &'static Target, cfg: &Config) -> Report {
             })
     };
     let Ok(worker) = worker else {
-        eprintln!("eos-fuzz: cannot start the worker thread of {}", target.name);
+        eprintln!(
+            "eos-fuzz: cannot start the worker thread of {}",
+            target.name
+        );
         std::process::exit(2);
     };
     let tick = (cfg.time_limit / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
@@ -183,7 +186,10 @@ pub fn run_target(target: &'static Target, cfg: &Config) -> Report {
     match worker.join() {
         Ok(r) => r,
         Err(_) => {
-            eprintln!("eos-fuzz: the worker thread of {} panicked outside an input", target.name);
+            eprintln!(
+                "eos-fuzz: the worker thread of {} panicked outside an input",
+                target.name
+            );
             std::process::exit(2);
         }
     }
@@ -198,7 +204,13 @@ fn hang(shared: &Shared, limit: Duration) -> ! {
             eprintln!(
                 "eos-fuzz: HANG: target {} seed {} input #{} ({} bytes) ran longer than {:?}; \
                  input saved to {}; replay: eos-fuzz replay {} <file>",
-                f.target, f.seed, f.index, f.input.len(), limit, shown(&saved), f.target
+                f.target,
+                f.seed,
+                f.index,
+                f.input.len(),
+                limit,
+                shown(&saved),
+                f.target
             );
         }
         None => eprintln!("eos-fuzz: HANG: an input ran longer than {limit:?}"),
@@ -230,7 +242,8 @@ pub(crate) fn abort_over_limit(request: usize, used: usize, limit: usize) -> ! {
 }
 
 fn shown(p: &Option<PathBuf>) -> String {
-    p.as_ref().map_or_else(|| "(not saved)".into(), |p| p.display().to_string())
+    p.as_ref()
+        .map_or_else(|| "(not saved)".into(), |p| p.display().to_string())
 }
 
 /// Saves a failing input as `<dir>/<target>-seed<seed>-<index>.bin`.
@@ -243,11 +256,16 @@ fn save(dir: &Path, target: &str, seed: u64, index: u64, input: &[u8]) -> Option
 
 /// The worker: every input in turn.
 fn work(target: &'static Target, cfg: &Config, shared: &Arc<Shared>) -> Report {
-    let mut r = Report { target: target.name, seed: cfg.seed, ..Report::default() };
+    let mut r = Report {
+        target: target.name,
+        seed: cfg.seed,
+        ..Report::default()
+    };
     let start = Instant::now();
     CURRENT.with(|c| *c.borrow_mut() = Some((Arc::clone(shared), 0)));
     for index in cfg.from..cfg.from.saturating_add(cfg.iters) {
-        if cfg.max_time.is_some_and(|m| start.elapsed() > m) || r.failures.len() >= cfg.max_failures {
+        if cfg.max_time.is_some_and(|m| start.elapsed() > m) || r.failures.len() >= cfg.max_failures
+        {
             break;
         }
         let input: Arc<[u8]> = generate(target, cfg.seed, index).into();
@@ -260,7 +278,10 @@ fn work(target: &'static Target, cfg: &Config, shared: &Arc<Shared>) -> Report {
             save_dir: cfg.save_dir.clone(),
         });
         let t0 = Instant::now();
-        shared.started.store(shared.epoch.elapsed().as_nanos().max(1) as u64, Ordering::SeqCst);
+        shared.started.store(
+            shared.epoch.elapsed().as_nanos().max(1) as u64,
+            Ordering::SeqCst,
+        );
         let (result, peak, len) = check_one(target, &input);
         shared.started.store(0, Ordering::SeqCst);
         r.max_input_time = r.max_input_time.max(t0.elapsed());
@@ -271,7 +292,11 @@ fn work(target: &'static Target, cfg: &Config, shared: &Arc<Shared>) -> Report {
             Ok(Outcome::Rejected) => r.rejected += 1,
             Err(message) => {
                 let saved = save(&cfg.save_dir, target.name, cfg.seed, index, &input);
-                r.failures.push(Failure { index, message, saved });
+                r.failures.push(Failure {
+                    index,
+                    message,
+                    saved,
+                });
             }
         }
     }
@@ -282,7 +307,10 @@ fn work(target: &'static Target, cfg: &Config, shared: &Arc<Shared>) -> Report {
 
 /// Runs the target on one input under the allocation counter: the result (a caught
 /// panic as `Err`), the heap peak and the effective length.
-pub fn check_one(target: &Target, input: &[u8]) -> (Result<Result<Outcome, String>, String>, usize, usize) {
+pub fn check_one(
+    target: &Target,
+    input: &[u8],
+) -> (Result<Result<Outcome, String>, String>, usize, usize) {
     let len = match catch_unwind(AssertUnwindSafe(|| (target.effective_len)(input))) {
         Ok(n) => n,
         Err(p) => return (Err(panic_message(p)), 0, input.len()),

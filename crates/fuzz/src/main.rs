@@ -43,7 +43,11 @@ fn main() {
 fn parse(args: &[String]) -> Result<(Vec<&'static str>, Config), String> {
     let names: Vec<&'static str> = match args[0].as_str() {
         "all" => TARGETS.iter().map(|t| t.name).collect(),
-        n => vec![eos_fuzz::target(n).ok_or_else(|| format!("unknown target `{n}`"))?.name],
+        n => vec![
+            eos_fuzz::target(n)
+                .ok_or_else(|| format!("unknown target `{n}`"))?
+                .name,
+        ],
     };
     let mut cfg = Config {
         iters: 10_000,
@@ -57,7 +61,11 @@ fn parse(args: &[String]) -> Result<(Vec<&'static str>, Config), String> {
     let mut it = args[1..].iter();
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = || value.parse::<u64>().map_err(|_| format!("{flag}: `{value}` is not a non-negative integer"));
+        let num = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: `{value}` is not a non-negative integer"))
+        };
         match flag.as_str() {
             "--iters" => cfg.iters = num()?,
             "--seed" => cfg.seed = num()?,
@@ -75,11 +83,16 @@ fn fuzz(names: &[&'static str], cfg: &Config) -> i32 {
     driver::install_panic_hook();
     println!(
         "eos-fuzz: seed {} inputs {}..{} per-input limit {:?}",
-        cfg.seed, cfg.from, cfg.from.saturating_add(cfg.iters), cfg.time_limit
+        cfg.seed,
+        cfg.from,
+        cfg.from.saturating_add(cfg.iters),
+        cfg.time_limit
     );
     let mut failed = false;
     for name in names {
-        let Some(t) = eos_fuzz::target(name) else { continue };
+        let Some(t) = eos_fuzz::target(name) else {
+            continue;
+        };
         let r = driver::run_target(t, cfg);
         print_report(&r);
         failed |= !r.failures.is_empty();
@@ -102,8 +115,14 @@ fn print_report(r: &Report) {
         r.max_peak
     );
     for f in &r.failures {
-        let saved = f.saved.as_ref().map_or_else(|| "(not saved)".into(), |p| p.display().to_string());
-        println!("  FAIL input #{} seed {}: {} [saved: {saved}]", f.index, r.seed, f.message);
+        let saved = f
+            .saved
+            .as_ref()
+            .map_or_else(|| "(not saved)".into(), |p| p.display().to_string());
+        println!(
+            "  FAIL input #{} seed {}: {} [saved: {saved}]",
+            f.index, r.seed, f.message
+        );
     }
 }
 

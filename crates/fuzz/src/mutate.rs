@@ -73,7 +73,13 @@ pub fn mutate_bytes(rng: &mut ChaCha8Rng, data: &mut Vec<u8>, other: &[u8]) {
 
 fn mutate_once(rng: &mut ChaCha8Rng, data: &mut Vec<u8>, other: &[u8]) {
     let len = data.len();
-    let at = |rng: &mut ChaCha8Rng| if len == 0 { 0 } else { rng.random_range(0..len) };
+    let at = |rng: &mut ChaCha8Rng| {
+        if len == 0 {
+            0
+        } else {
+            rng.random_range(0..len)
+        }
+    };
     match rng.random_range(0..11) {
         0 if len > 0 => {
             let i = at(rng);
@@ -84,7 +90,11 @@ fn mutate_once(rng: &mut ChaCha8Rng, data: &mut Vec<u8>, other: &[u8]) {
             data[i] = [0, 1, 0x7f, 0x80, 0xff, b'9', b'"', b'{'][rng.random_range(0..8)];
         }
         2 => {
-            let i = if len == 0 { 0 } else { rng.random_range(0..=len) };
+            let i = if len == 0 {
+                0
+            } else {
+                rng.random_range(0..=len)
+            };
             let n = rng.random_range(1..=16);
             let bytes: Vec<u8> = (0..n).map(|_| rng.random()).collect();
             data.splice(i..i, bytes);
@@ -94,7 +104,11 @@ fn mutate_once(rng: &mut ChaCha8Rng, data: &mut Vec<u8>, other: &[u8]) {
             let n = rng.random_range(1..=(len - i).min(64));
             data.drain(i..i + n);
         }
-        4 => data.truncate(if len == 0 { 0 } else { rng.random_range(0..len) }),
+        4 => data.truncate(if len == 0 {
+            0
+        } else {
+            rng.random_range(0..len)
+        }),
         5 if len > 0 => {
             let i = at(rng);
             let n = rng.random_range(1..=(len - i).min(256));
@@ -103,7 +117,11 @@ fn mutate_once(rng: &mut ChaCha8Rng, data: &mut Vec<u8>, other: &[u8]) {
             data.splice(j..j, chunk);
         }
         6 if !other.is_empty() => {
-            let i = if len == 0 { 0 } else { rng.random_range(0..=len) };
+            let i = if len == 0 {
+                0
+            } else {
+                rng.random_range(0..=len)
+            };
             let j = rng.random_range(0..other.len());
             data.truncate(i);
             data.extend_from_slice(&other[j..]);
@@ -130,7 +148,11 @@ fn overwrite_int(rng: &mut ChaCha8Rng, data: &mut [u8]) {
     } else {
         v.to_be_bytes()[8 - width..].to_vec()
     };
-    let span = if rng.random() { data.len().min(32) } else { data.len() };
+    let span = if rng.random() {
+        data.len().min(32)
+    } else {
+        data.len()
+    };
     let i = rng.random_range(0..span);
     for (k, b) in bytes.into_iter().enumerate() {
         if let Some(slot) = data.get_mut(i + k) {
@@ -145,8 +167,14 @@ pub fn edit_text(rng: &mut ChaCha8Rng, data: &mut Vec<u8>) {
     let spans = token_spans(data);
     let word = WORDS[rng.random_range(0..WORDS.len())].as_bytes().to_vec();
     if spans.is_empty() || rng.random_range(0..4) == 0 {
-        let i = if data.is_empty() { 0 } else { rng.random_range(0..data.len()) };
-        let c = [b'{', b'}', b'[', b']', b',', b':', b'"', b'\'', b'\\', b'-', b' '];
+        let i = if data.is_empty() {
+            0
+        } else {
+            rng.random_range(0..data.len())
+        };
+        let c = [
+            b'{', b'}', b'[', b']', b',', b':', b'"', b'\'', b'\\', b'-', b' ',
+        ];
         data.insert(i, c[rng.random_range(0..c.len())]);
         return;
     }

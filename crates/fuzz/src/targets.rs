@@ -14,7 +14,7 @@ use candle_core::Device;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::corpus::{self, StTensor};
+use crate::corpus::{self, StFile};
 use crate::mutate::{edit_text, mutate_bytes};
 
 /// What a reader did with an input.
@@ -128,10 +128,7 @@ fn pick(rng: &mut ChaCha8Rng) -> (bool, bool) {
     }
 }
 
-fn safetensors_input(
-    rng: &mut ChaCha8Rng,
-    build: fn(&mut ChaCha8Rng) -> (Vec<StTensor>, Vec<(String, String)>),
-) -> Vec<u8> {
+fn safetensors_input(rng: &mut ChaCha8Rng, build: fn(&mut ChaCha8Rng) -> StFile) -> Vec<u8> {
     let (structural, bytes) = pick(rng);
     let (tensors, meta) = build(rng);
     let mut out = corpus::safetensors_bytes(&tensors, &meta, |h| {
@@ -158,7 +155,12 @@ fn run_probe_case(input: &[u8]) -> Result<Outcome, String> {
         Err(_) => Ok(Outcome::Rejected),
         Ok(case) => {
             let p = &case.mlp.params;
-            let bytes = p.layers.iter().map(|l| l.weight.elem_count()).sum::<usize>() * 8;
+            let bytes = p
+                .layers
+                .iter()
+                .map(|l| l.weight.elem_count())
+                .sum::<usize>()
+                * 8;
             if p.layers.is_empty() {
                 return Err("accepted a model without layers".into());
             }
@@ -230,7 +232,11 @@ fn run_idx(input: &[u8]) -> Result<Outcome, String> {
         if let Ok(a) = eos_data::idx::parse_idx(&bytes, fuzz_path(), rank) {
             let count: Option<usize> = a.dims.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
             if a.dims.len() != rank as usize || count != Some(a.data.len()) {
-                return Err(format!("accepted dims {:?} with {} elements", a.dims, a.data.len()));
+                return Err(format!(
+                    "accepted dims {:?} with {} elements",
+                    a.dims,
+                    a.data.len()
+                ));
             }
             outcome = Outcome::Accepted(a.data.len());
         }
@@ -268,7 +274,11 @@ fn run_npy(input: &[u8]) -> Result<Outcome, String> {
             let values = a.to_f64();
             let count: Option<usize> = a.shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
             if count != Some(values.len()) {
-                return Err(format!("accepted shape {:?} with {} elements", a.shape, values.len()));
+                return Err(format!(
+                    "accepted shape {:?} with {} elements",
+                    a.shape,
+                    values.len()
+                ));
             }
             Ok(Outcome::Accepted(values.len() * 8))
         }
@@ -339,7 +349,11 @@ fn run_cifar(input: &[u8]) -> Result<Outcome, String> {
         Err(_) => Ok(Outcome::Rejected),
         Ok((x, labels)) => {
             if x.len() != labels.len() * 3072 || labels.iter().any(|&l| l >= 10) {
-                return Err(format!("accepted {} pixels with {} labels", x.len(), labels.len()));
+                return Err(format!(
+                    "accepted {} pixels with {} labels",
+                    x.len(),
+                    labels.len()
+                ));
             }
             let ds = eos_data::Dataset::classification(
                 x,
@@ -391,7 +405,11 @@ fn valid_tensors_file(rng: &mut ChaCha8Rng) -> Vec<u8> {
 
 fn valid_idx(rng: &mut ChaCha8Rng) -> Vec<u8> {
     let out = corpus::idx_bytes(rng);
-    if rng.random() { corpus::gzip(rng, &out) } else { out }
+    if rng.random() {
+        corpus::gzip(rng, &out)
+    } else {
+        out
+    }
 }
 
 fn valid_npy(rng: &mut ChaCha8Rng) -> Vec<u8> {
@@ -410,5 +428,9 @@ fn valid_npz(rng: &mut ChaCha8Rng) -> Vec<u8> {
 
 fn valid_cifar(rng: &mut ChaCha8Rng) -> Vec<u8> {
     let out = corpus::cifar_bytes(rng);
-    if rng.random() { corpus::gzip(rng, &out) } else { out }
+    if rng.random() {
+        corpus::gzip(rng, &out)
+    } else {
+        out
+    }
 }

@@ -31,8 +31,18 @@ fn every_target_survives_a_short_run_and_both_paths_are_taken() {
         assert_eq!(r.accepted + r.rejected, 3000, "{}", t.name);
         // At least 5 % of each: the mutator reaches both the readers' error paths and
         // their success paths.
-        assert!(r.accepted >= 150, "{}: only {} accepted", t.name, r.accepted);
-        assert!(r.rejected >= 150, "{}: only {} rejected", t.name, r.rejected);
+        assert!(
+            r.accepted >= 150,
+            "{}: only {} accepted",
+            t.name,
+            r.accepted
+        );
+        assert!(
+            r.rejected >= 150,
+            "{}: only {} rejected",
+            t.name,
+            r.rejected
+        );
     }
 }
 
@@ -60,7 +70,11 @@ fn inputs_are_a_function_of_seed_target_and_index() {
             .map(|i| generate(t, 3, i))
             .collect::<std::collections::HashSet<_>>()
             .len();
-        assert!(distinct >= 18, "{}: {distinct} distinct inputs of 20", t.name);
+        assert!(
+            distinct >= 18,
+            "{}: {distinct} distinct inputs of 20",
+            t.name
+        );
         assert_ne!(generate(t, 3, 17), generate(t, 4, 17), "{}", t.name);
     }
 }
@@ -92,7 +106,10 @@ static FAULTY: Target = Target {
 
 #[test]
 fn panics_invalid_results_and_big_allocations_are_reported_and_saved() {
-    let cfg = Config { max_failures: 1000, ..config(300, "faulty") };
+    let cfg = Config {
+        max_failures: 1000,
+        ..config(300, "faulty")
+    };
     let r = run_target(&FAULTY, &cfg);
     let first = |i: u64| generate(&FAULTY, cfg.seed, i)[0];
     let expect = |b: u8| (0..300).filter(|&i| first(i) == b).count();
@@ -101,8 +118,18 @@ fn panics_invalid_results_and_big_allocations_are_reported_and_saved() {
     assert_eq!(r.failures.len(), expect(1) + expect(2) + expect(3));
     for f in &r.failures {
         let kind = first(f.index);
-        let want = ["", "panic: planted panic", "invalid result: planted", "allocation: peak"][kind as usize];
-        assert!(f.message.starts_with(want), "input {} ({kind}): {}", f.index, f.message);
+        let want = [
+            "",
+            "panic: planted panic",
+            "invalid result: planted",
+            "allocation: peak",
+        ][kind as usize];
+        assert!(
+            f.message.starts_with(want),
+            "input {} ({kind}): {}",
+            f.index,
+            f.message
+        );
         let saved: &PathBuf = f.saved.as_ref().expect("saved");
         assert_eq!(std::fs::read(saved).expect("saved input"), vec![kind]);
     }
