@@ -132,6 +132,15 @@ mod tests {
     }
 
     #[test]
+    fn bytes_in_memory_parse_like_files() {
+        let bytes = cifar_bytes(&[4], |_, p| (p % 2) as u8 * 255);
+        let (x, labels) = parse_cifar10_batch(&bytes, Path::new("mem.bin")).expect("valid");
+        assert_eq!((labels, x.len(), x[0], x[1]), (vec![4], 3072, 0.0, 1.0));
+        let err = parse_cifar10_batch(&bytes[1..], Path::new("mem.bin")).expect_err("short");
+        assert!(err.to_string().contains("mem.bin"), "{err}");
+    }
+
+    #[test]
     fn label_above_9_is_rejected() {
         let dir = TempDir::new("cifar-label");
         let p = dir.write("l.bin", &cifar_bytes(&[1, 10], |_, _| 0));

@@ -213,6 +213,20 @@ mod tests {
     }
 
     #[test]
+    fn bytes_in_memory_parse_like_files() {
+        let bytes = idx_bytes(&[1, 2, 2], &[9, 8, 7, 6]);
+        let a = parse_idx(&bytes, Path::new("mem.idx"), 3).expect("valid bytes");
+        assert_eq!((a.dims, a.data), (vec![1, 2, 2], vec![9, 8, 7, 6]));
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&bytes).expect("in-memory write");
+        let gz = enc.finish().expect("in-memory gzip");
+        let plain = crate::read::gunzip_if_gzip(gz, Path::new("mem.gz")).expect("valid gzip");
+        assert_eq!(plain, bytes);
+        let err = parse_idx(&bytes[..10], Path::new("mem.idx"), 3).expect_err("short");
+        assert!(err.to_string().contains("mem.idx"), "{err}");
+    }
+
+    #[test]
     fn wrong_magic_is_reported_with_both_values() {
         let dir = TempDir::new("idx-magic");
         let (_, lab) = write_pair(&dir);

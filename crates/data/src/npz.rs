@@ -136,6 +136,9 @@ mod tests {
             let arrays = read_npz(&p).unwrap();
             assert_eq!(arrays[0].0, "x");
             assert_eq!(arrays[0].1.to_f64(), vec![0.5, -1.0, 2.0, 3.25, 0.0, 7.5]);
+            let bytes = std::fs::read(&p).unwrap();
+            let mem = parse_npz(std::io::Cursor::new(&bytes), Path::new("m")).unwrap();
+            assert_eq!(mem[1].1.to_f64(), vec![1.0, 0.0]);
             let ds = load_npz_dataset(&p, "x", "y", Targets::OneHot, "t").unwrap();
             assert_eq!(ds.len(), 2);
             assert_eq!(ds.x.to_vec2::<f64>().unwrap()[1], vec![3.25, 0.0, 7.5]);

@@ -186,6 +186,19 @@ mod tests {
         let err =
             load_safetensors_named(&p, "half", "classes", Targets::OneHot, "s").expect_err("f16");
         assert!(matches!(err, DataError::UnsupportedDtype { .. }), "{err}");
+        let bytes = std::fs::read(&p).expect("just written");
+        let ds = parse_safetensors_named(
+            &bytes,
+            Path::new("m"),
+            "inputs",
+            "classes",
+            Targets::OneHot,
+            "s",
+        );
+        assert!(
+            matches!(ds, Err(DataError::NonFinite { index: 1, .. })),
+            "{ds:?}"
+        );
         let bad = dir.write("bad.safetensors", &[1, 2, 3]);
         assert!(matches!(
             load_safetensors_dataset(&bad, Targets::OneHot, "s"),
