@@ -1,8 +1,8 @@
 //! The fuzz targets in the test suite: a short seeded run of every target finds no
 //! failure and exercises both the accepting and the rejecting paths of each reader;
 //! valid inputs are accepted; inputs are a function of (seed, target, index); the
-//! driver catches panics, invalid results and allocations over the bound, and saves
-//! the inputs.
+//! driver catches panics, invalid results and allocations over the soft bound, stops
+//! the process on a hang or an allocation over the hard limit, and saves the inputs.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -134,4 +134,81 @@ fn panics_invalid_results_and_big_allocations_are_reported_and_saved() {
         assert_eq!(std::fs::read(saved).expect("saved input"), vec![kind]);
     }
     std::fs::remove_dir_all(&cfg.save_dir).ok();
+}
+
+/// A target that hangs on inputs starting with 1 and asks for 4 GiB on 2.
+fn stuck(input: &[u8]) -> Result<Outcome, String> {
+    match input.first() {
+        Some(1) => loop {
+            std::thread::sleep(Duration::from_millis(10));
+        },
+        Some(2) => {
+            let v: Vec<u8> = Vec::with_capacity(4 << 30);
+            Ok(Outcome::Accepted(v.capacity()))
+        }
+        _ => Ok(Outcome::Rejected),
+    }
+}
+
+/// A target whose inputs are `which` (1 = hang, 2 = huge allocation) a quarter of the
+/// time, else 0.
+fn stuck_target(which: u8) -> &'static Target {
+    let generate: fn(&mut rand_chacha::ChaCha8Rng) -> Vec<u8> = if which == 1 {
+        |rng| vec![u8::from(rand::Rng::random_range(rng, 0..4u8) == 3)]
+    } else {
+        |rng| vec![2 * u8::from(rand::Rng::random_range(rng, 0..4u8) == 3)]
+    };
+    Box::leak(Box::new(Target {
+        name: "stuck",
+        about: "test target",
+        generate,
+        valid: |_| vec![0],
+        run: stuck,
+        effective_len: <[u8]>::len,
+        extra_base: 0,
+    }))
+}
+
+/// Run in a child process by `hangs_and_huge_allocations_stop_the_process`.
+#[test]
+#[ignore = "run as a child process by the test below"]
+fn child_stuck_run() {
+    let which: u8 = std::env::var("EOS_FUZZ_CHILD").map_or(0, |v| v.parse().unwrap_or(0));
+    let cfg = Config {
+        time_limit: Duration::from_millis(200),
+        ..config(1000, "stuck")
+    };
+    run_target(stuck_target(which), &cfg);
+}
+
+#[test]
+fn hangs_and_huge_allocations_stop_the_process_with_a_report() {
+    for (which, code, report) in [
+        (1u8, Some(3), "HANG: target stuck seed 20261207 input #"),
+        (
+            2,
+            None,
+            "ALLOCATION BEYOND BOUND: a request of 4294967296 bytes",
+        ),
+    ] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "child_stuck_run", "--nocapture"])
+            .env("EOS_FUZZ_CHILD", which.to_string())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        if code.is_some() {
+            assert_eq!(out.status.code(), code, "{stderr}");
+        }
+        assert!(stderr.contains(report), "{stderr}");
+        // The message names the saved input, which holds the offending byte.
+        let saved = stderr
+            .split("input saved to ")
+            .nth(1)
+            .and_then(|s| s.split(';').next())
+            .unwrap_or_else(|| panic!("no saved path in {stderr}"));
+        assert_eq!(std::fs::read(saved).unwrap(), vec![which]);
+        std::fs::remove_file(saved).ok();
+    }
 }
