@@ -79,6 +79,15 @@ pub(crate) fn dataset_from_arrays(
         return Dataset::classification(x.values, d, labels, num_classes, targets, name);
     }
     check_finite(&y.values, y_src.0, y_src.1)?;
+    if k == 0 {
+        return Err(DataError::header(
+            y_src.0,
+            format!(
+                "`{}` of shape {:?} has no target columns; expected [n] or [n, k] with k ≥ 1",
+                y_src.1, y.shape
+            ),
+        ));
+    }
     let inferred = infer_labels(&y.values, n, k);
     let xt = matrix(x.values, n, d, name, "x")?;
     let yt = matrix(y.values, n, k, name, "y")?;
@@ -115,7 +124,7 @@ fn rows_cols(shape: &[usize], src: (&Path, &str)) -> Result<(usize, usize)> {
 
 /// Labels from float targets that are exactly one-hot rows or exactly ±1 scalars.
 fn infer_labels(y: &[f64], n: usize, k: usize) -> Option<(Vec<u32>, usize)> {
-    if n == 0 {
+    if n == 0 || k == 0 {
         return None;
     }
     if k == 1 {
@@ -201,6 +210,32 @@ mod tests {
         assert_eq!(
             (ds.target_dim(), ds.labels.as_deref()),
             (MAX_CLASSES, Some(&[0, 65_535][..]))
+        );
+    }
+
+    /// Fuzz finding (eos-fuzz npz, seed 20261207, input 10993 and 11 more): a float `y`
+    /// of shape `[n, 0]` panicked in the label inference ("chunk size must be
+    /// non-zero").
+    #[test]
+    fn float_targets_without_columns_are_rejected() {
+        assert_eq!(infer_labels(&[], 2, 0), None);
+        let p = Path::new("nocols.npz");
+        let x = RawArray {
+            shape: vec![2, 1],
+            values: vec![0.5, 1.5],
+            integer: false,
+        };
+        let y = RawArray {
+            shape: vec![2, 0],
+            values: vec![],
+            integer: false,
+        };
+        let err = dataset_from_arrays(x, (p, "x"), y, (p, "y"), Targets::OneHot, "t").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::BadHeader { .. }), "{msg}");
+        assert!(
+            msg.contains("nocols.npz") && msg.contains("`y` of shape [2, 0]"),
+            "{msg}"
         );
     }
 
