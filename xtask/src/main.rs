@@ -50,6 +50,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&rest),
         Some("cuda-check") => cuda_check(&rest),
         Some("repro") => repro(&rest),
+        Some("fuzz") => fuzz(&rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  ci           fmt check + clippy -D warnings + all tests\n  \
@@ -78,8 +79,25 @@ fn ci() -> Result<()> {
         "warnings",
     ]))?;
     run(cargo().args(["test", "--workspace"]))?;
+    fuzz(&["all", "--iters", "20000", "--max-seconds", "8"])?;
     // The reduced reproductions: each checks a paper's headline result in numbers.
     repro(&["all"])
+}
+
+/// `cargo xtask fuzz [target|all] [--iters N] [--seed S] [--max-seconds M] …`: builds
+/// `eos-fuzz` in release and runs it (default: every target, 100 000 inputs each);
+/// see docs/fuzzing.md. CI runs 20 000 inputs per target, at most 8 s each.
+fn fuzz(args: &[&str]) -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "eos-fuzz"]))?;
+    let mut cmd = Command::new(root().join("target/release/eos-fuzz"));
+    cmd.current_dir(root());
+    if args.first().is_none_or(|a| a.starts_with("--")) {
+        cmd.arg("all");
+    }
+    if !args.contains(&"--iters") {
+        cmd.args(["--iters", "100000"]);
+    }
+    run(cmd.args(args))
 }
 
 /// `cargo xtask repro <name…|all> [--full] [--fresh]`: builds `eos` in release and

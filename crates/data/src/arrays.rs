@@ -17,6 +17,11 @@ use crate::error::{DataError, Result};
 use crate::read::check_finite;
 use crate::targets::Targets;
 
+/// The most classes integer labels may name: labels are `0..MAX_CLASSES`. One-hot
+/// targets take `n · (max label + 1) · 8` bytes, so without a cap a single stored
+/// label of 2³¹ asks for 16 GiB per sample (a fuzz finding).
+pub const MAX_CLASSES: usize = 1 << 16;
+
 /// A stored array converted to f64, with its shape and whether it held integers.
 #[derive(Debug, Clone)]
 pub(crate) struct RawArray {
@@ -60,12 +65,12 @@ pub(crate) fn dataset_from_arrays(
         }
         let mut labels = Vec::with_capacity(n);
         for (index, &v) in y.values.iter().enumerate() {
-            if v < 0.0 || v > f64::from(u32::MAX) {
+            if v < 0.0 || v >= MAX_CLASSES as f64 {
                 return Err(DataError::BadLabel {
                     source_name: format!("{} `{}`", y_src.0.display(), y_src.1),
                     index,
                     label: v as i64,
-                    num_classes: 0,
+                    num_classes: MAX_CLASSES,
                 });
             }
             labels.push(v as u32);
@@ -74,6 +79,15 @@ pub(crate) fn dataset_from_arrays(
         return Dataset::classification(x.values, d, labels, num_classes, targets, name);
     }
     check_finite(&y.values, y_src.0, y_src.1)?;
+    if k == 0 {
+        return Err(DataError::header(
+            y_src.0,
+            format!(
+                "`{}` of shape {:?} has no target columns; expected [n] or [n, k] with k ≥ 1",
+                y_src.1, y.shape
+            ),
+        ));
+    }
     let inferred = infer_labels(&y.values, n, k);
     let xt = matrix(x.values, n, d, name, "x")?;
     let yt = matrix(y.values, n, k, name, "y")?;
@@ -91,13 +105,26 @@ fn rows_cols(shape: &[usize], src: (&Path, &str)) -> Result<(usize, usize)> {
             format!("`{}` is a scalar; expected an array of shape [n, …]", src.1),
         )),
         [n] => Ok((*n, 1)),
-        [n, rest @ ..] => Ok((*n, rest.iter().product())),
+        // An empty array may have any trailing shape: the product must not overflow.
+        [n, rest @ ..] => rest
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .map(|d| (*n, d))
+            .ok_or_else(|| {
+                DataError::header(
+                    src.0,
+                    format!(
+                        "`{}` of shape {shape:?}: its rows hold more values than any file can",
+                        src.1
+                    ),
+                )
+            }),
     }
 }
 
 /// Labels from float targets that are exactly one-hot rows or exactly ±1 scalars.
 pub(crate) fn infer_labels(y: &[f64], n: usize, k: usize) -> Option<(Vec<u32>, usize)> {
-    if n == 0 {
+    if n == 0 || k == 0 {
         return None;
     }
     if k == 1 {
@@ -138,5 +165,101 @@ mod tests {
         assert_eq!(infer_labels(&[-1., 1., 1.], 3, 1), Some((vec![0, 1, 1], 2)));
         assert_eq!(infer_labels(&[0.5, 0.5], 1, 2), None);
         assert_eq!(infer_labels(&[0.3], 1, 1), None);
+    }
+
+    /// Fuzz finding: integer labels up to u32::MAX were accepted, so a file with the
+    /// single label 2³¹ made the one-hot encoder allocate 16 GiB.
+    #[test]
+    fn labels_beyond_max_classes_are_rejected_before_encoding() {
+        let p = Path::new("big-label.npz");
+        let x = || RawArray {
+            shape: vec![2, 1],
+            values: vec![0.5, 1.5],
+            integer: false,
+        };
+        let y = |top: f64| RawArray {
+            shape: vec![2],
+            values: vec![0.0, top],
+            integer: true,
+        };
+        let err = dataset_from_arrays(
+            x(),
+            (p, "x"),
+            y(2_147_483_648.0),
+            (p, "y"),
+            Targets::OneHot,
+            "t",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::BadLabel {
+                    index: 1,
+                    label: 2_147_483_648,
+                    num_classes: MAX_CLASSES,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("big-label.npz `y`"), "{err}");
+        let top = (MAX_CLASSES - 1) as f64;
+        let ds =
+            dataset_from_arrays(x(), (p, "x"), y(top), (p, "y"), Targets::OneHot, "t").unwrap();
+        assert_eq!(
+            (ds.target_dim(), ds.labels.as_deref()),
+            (MAX_CLASSES, Some(&[0, 65_535][..]))
+        );
+    }
+
+    /// Fuzz finding (eos-fuzz npz, seed 20261207, input 10993 and 11 more): a float `y`
+    /// of shape `[n, 0]` panicked in the label inference ("chunk size must be
+    /// non-zero").
+    #[test]
+    fn float_targets_without_columns_are_rejected() {
+        assert_eq!(infer_labels(&[], 2, 0), None);
+        let p = Path::new("nocols.npz");
+        let x = RawArray {
+            shape: vec![2, 1],
+            values: vec![0.5, 1.5],
+            integer: false,
+        };
+        let y = RawArray {
+            shape: vec![2, 0],
+            values: vec![],
+            integer: false,
+        };
+        let err = dataset_from_arrays(x, (p, "x"), y, (p, "y"), Targets::OneHot, "t").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::BadHeader { .. }), "{msg}");
+        assert!(
+            msg.contains("nocols.npz") && msg.contains("`y` of shape [2, 0]"),
+            "{msg}"
+        );
+    }
+
+    /// Fuzz finding (eos-fuzz npz, seed 1, input 20497): an empty `x` of shape
+    /// `[0, 2³², 2³²]` (a valid npy: 0 elements) overflowed the row length.
+    #[test]
+    fn empty_arrays_with_overflowing_rows_are_rejected() {
+        let p = Path::new("empty.npz");
+        let x = RawArray {
+            shape: vec![0, 1 << 32, 1 << 32],
+            values: vec![],
+            integer: false,
+        };
+        let y = RawArray {
+            shape: vec![0],
+            values: vec![],
+            integer: true,
+        };
+        let err = dataset_from_arrays(x, (p, "x"), y, (p, "y"), Targets::OneHot, "t").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::BadHeader { .. }), "{msg}");
+        assert!(
+            msg.contains("empty.npz") && msg.contains("`x` of shape [0, 4294967296, 4294967296]"),
+            "{msg}"
+        );
     }
 }

@@ -72,7 +72,12 @@ pub fn load_cifar10_shaped(
 
 /// Reads one batch file: pixels scaled to `[0, 1]` (row-major `[n, 3072]`) and labels.
 pub fn read_cifar10_batch(path: &Path) -> Result<(Vec<f64>, Vec<u32>)> {
-    let bytes = read_maybe_gzip(path)?;
+    parse_cifar10_batch(&read_maybe_gzip(path)?, path)
+}
+
+/// Parses the (decompressed) bytes of one batch file; `path` only names the file in
+/// errors.
+pub fn parse_cifar10_batch(bytes: &[u8], path: &Path) -> Result<(Vec<f64>, Vec<u32>)> {
     if bytes.is_empty() || bytes.len() % CIFAR10_RECORD != 0 {
         return Err(DataError::RecordSize {
             path: path.to_path_buf(),
@@ -159,6 +164,15 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("bad.bin") && msg.contains("3073"), "{msg}");
+    }
+
+    #[test]
+    fn bytes_in_memory_parse_like_files() {
+        let bytes = cifar_bytes(&[4], |_, p| (p % 2) as u8 * 255);
+        let (x, labels) = parse_cifar10_batch(&bytes, Path::new("mem.bin")).expect("valid");
+        assert_eq!((labels, x.len(), x[0], x[1]), (vec![4], 3072, 0.0, 1.0));
+        let err = parse_cifar10_batch(&bytes[1..], Path::new("mem.bin")).expect_err("short");
+        assert!(err.to_string().contains("mem.bin"), "{err}");
     }
 
     #[test]

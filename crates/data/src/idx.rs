@@ -46,7 +46,12 @@ pub struct IdxArray {
 
 /// Reads a u8 IDX file of rank `rank` (gzip or plain).
 pub fn read_idx(path: &Path, rank: u8) -> Result<IdxArray> {
-    let bytes = read_maybe_gzip(path)?;
+    parse_idx(&read_maybe_gzip(path)?, path, rank)
+}
+
+/// Parses the (decompressed) bytes of a u8 IDX file of rank `rank`; `path` only names
+/// the file in errors.
+pub fn parse_idx(bytes: &[u8], path: &Path, rank: u8) -> Result<IdxArray> {
     let expected_magic = u32::from_be_bytes([0, 0, IDX_U8, rank]);
     let format = match rank {
         1 => "IDX labels: u8, 1 dimension",
@@ -205,6 +210,20 @@ mod tests {
         enc.write_all(&bytes).expect("in-memory write");
         let p = dir.write("lab.idx.gz", &enc.finish().expect("in-memory gzip"));
         assert_eq!(read_idx_labels(&p).expect("valid gzip"), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn bytes_in_memory_parse_like_files() {
+        let bytes = idx_bytes(&[1, 2, 2], &[9, 8, 7, 6]);
+        let a = parse_idx(&bytes, Path::new("mem.idx"), 3).expect("valid bytes");
+        assert_eq!((a.dims, a.data), (vec![1, 2, 2], vec![9, 8, 7, 6]));
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&bytes).expect("in-memory write");
+        let gz = enc.finish().expect("in-memory gzip");
+        let plain = crate::read::gunzip_if_gzip(gz, Path::new("mem.gz")).expect("valid gzip");
+        assert_eq!(plain, bytes);
+        let err = parse_idx(&bytes[..10], Path::new("mem.idx"), 3).expect_err("short");
+        assert!(err.to_string().contains("mem.idx"), "{err}");
     }
 
     #[test]

@@ -134,7 +134,6 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
     let shape = dict_shape(header).ok_or_else(|| {
         DataError::header(path, format!("no integer tuple 'shape' in {header:?}"))
     })?;
-    let count: usize = shape.iter().product();
     let body = &bytes[end..];
     let width = match descr {
         "<f4" | "<i4" => 4,
@@ -149,12 +148,23 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
             })
         }
     };
-    let expected = (count * width) as u64;
+    // A corrupt header may announce any shape: the byte count must not overflow.
+    let expected = shape
+        .iter()
+        .try_fold(width, |acc: usize, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            DataError::header(
+                path,
+                format!("shape {shape:?} of {descr} holds more bytes than any file can"),
+            )
+        })?;
+    let count = expected / width;
+    let expected = expected as u64;
     let what = format!("{count} elements of {descr}, shape {shape:?}");
     if (body.len() as u64) < expected {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
-            expected: end as u64 + expected,
+            expected: (end as u64).saturating_add(expected),
             found: bytes.len() as u64,
             what,
         });
@@ -162,7 +172,7 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
     if (body.len() as u64) > expected {
         return Err(DataError::TrailingBytes {
             path: path.to_path_buf(),
-            expected: end as u64 + expected,
+            expected: (end as u64).saturating_add(expected),
             found: bytes.len() as u64,
             what,
         });
@@ -343,6 +353,36 @@ mod tests {
         assert!(matches!(read_npy(&p), Err(DataError::BadMagic { .. })));
         let p = dir.write("t.npy", &npy_bytes("<f8", "(3,)", &[0; 23]));
         assert!(matches!(read_npy(&p), Err(DataError::Truncated { .. })));
+    }
+
+    /// Fuzz findings (eos-fuzz npy, seed 1, inputs 1209, 1218, 2362): a shape whose
+    /// element or byte count overflows usize panicked (debug) or wrapped to a small
+    /// count that matched the body (release).
+    #[test]
+    fn shapes_whose_byte_count_overflows_are_rejected() {
+        let p = Path::new("o.npy");
+        for (descr, shape, body) in [
+            ("<f4", "(4611686018427387904, 4)", &[][..]),
+            ("<f8", "(2305843009213693952,)", &[][..]),
+            (
+                "<f8",
+                "(18446744073709551615, 18446744073709551615)",
+                &[0u8; 8][..],
+            ),
+            ("|u1", "(4294967296, 4294967296)", &[][..]),
+        ] {
+            let err = parse_npy(&npy_bytes(descr, shape, body), p).expect_err(shape);
+            let msg = err.to_string();
+            assert!(matches!(err, DataError::BadHeader { .. }), "{msg}");
+            assert!(msg.contains("o.npy") && msg.contains("more bytes"), "{msg}");
+        }
+        // The largest shape that does not overflow is merely truncated (header +
+        // body bytes saturate).
+        let err = parse_npy(&npy_bytes("<f8", "(2305843009213693951,)", &[]), p).unwrap_err();
+        assert!(
+            matches!(err, DataError::Truncated { expected, .. } if expected == u64::MAX),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,6 +18,12 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// The bytes of `path`, decompressed if the file is gzip.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    gunzip_if_gzip(raw, path)
+}
+
+/// `raw` decompressed if it is gzip, else `raw` itself; `path` only names the file in
+/// errors.
+pub fn gunzip_if_gzip(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if raw.len() >= 2 && raw[..2] == GZIP_MAGIC {
         let mut out = Vec::with_capacity(raw.len() * 4);
         MultiGzDecoder::new(&raw[..])

@@ -35,7 +35,20 @@ pub fn load_safetensors_named(
     name: &str,
 ) -> Result<Dataset> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
+    parse_safetensors_named(&bytes, path, x_name, y_name, targets, name)
+}
+
+/// [`load_safetensors_named`] on the bytes of a file already in memory; `path` only
+/// names the file in errors.
+pub fn parse_safetensors_named(
+    bytes: &[u8],
+    path: &Path,
+    x_name: &str,
+    y_name: &str,
+    targets: Targets,
+    name: &str,
+) -> Result<Dataset> {
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| DataError::header(path, format!("not a valid safetensors file: {e}")))?;
     let x = raw_tensor(&st, path, x_name)?;
     let y = raw_tensor(&st, path, y_name)?;
@@ -173,6 +186,19 @@ mod tests {
         let err =
             load_safetensors_named(&p, "half", "classes", Targets::OneHot, "s").expect_err("f16");
         assert!(matches!(err, DataError::UnsupportedDtype { .. }), "{err}");
+        let bytes = std::fs::read(&p).expect("just written");
+        let ds = parse_safetensors_named(
+            &bytes,
+            Path::new("m"),
+            "inputs",
+            "classes",
+            Targets::OneHot,
+            "s",
+        );
+        assert!(
+            matches!(ds, Err(DataError::NonFinite { index: 1, .. })),
+            "{ds:?}"
+        );
         let bad = dir.write("bad.safetensors", &[1, 2, 3]);
         assert!(matches!(
             load_safetensors_dataset(&bad, Targets::OneHot, "s"),

@@ -41,13 +41,24 @@ fn file_err(path: &Path, msg: impl Into<String>) -> Error {
 /// `layers.0.weight`); tensors land on `device`.
 pub fn load_case(path: &Path, dtype: Option<DType>, device: &Device) -> Result<ProbeCase> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+    load_case_bytes(&bytes, path, dtype, device)
+}
+
+/// [`load_case`] on the bytes of a file already in memory; `path` only names the file
+/// in errors.
+pub fn load_case_bytes(
+    bytes: &[u8],
+    path: &Path,
+    dtype: Option<DType>,
+    device: &Device,
+) -> Result<ProbeCase> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
         file_err(
             path,
             format!("not a valid safetensors file (truncated or corrupt?): {e}"),
         )
     })?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| file_err(path, format!("unreadable safetensors header: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
 

@@ -41,7 +41,7 @@ pub mod threads;
 pub use activation::Activation;
 pub use device::{device_name, pick_device};
 pub use hvp::HvpPrimal;
-pub use io::{load_case, save_case, ProbeCase};
+pub use io::{load_case, load_case_bytes, save_case, ProbeCase};
 pub use loss::Loss;
 pub use mlp::{Batch, Mlp, MlpSpec};
 pub use net::{LayerKind, NetParams, Network};

@@ -265,3 +265,40 @@ fn bad_files_give_one_clear_error() {
         "{e}"
     );
 }
+
+/// `load_case_bytes` (the fuzz target's entry point) reads what `load_case` reads, and
+/// its errors name the path it is given.
+#[test]
+fn load_case_bytes_matches_load_case() {
+    let (mlp, batch) = tiny_case(
+        &[2, 3, 1],
+        Activation::Tanh,
+        Loss::Mse,
+        true,
+        4,
+        2,
+        DType::F32,
+    )
+    .unwrap();
+    let p = tmp("bytes.safetensors");
+    save_case(&p, &mlp, Some(Loss::Mse), Some(&batch), None, &[], &[]).unwrap();
+    let bytes = std::fs::read(&p).unwrap();
+    let from_file = load_case(&p, None, &Device::Cpu).unwrap();
+    let from_bytes =
+        eos_model::load_case_bytes(&bytes, Path::new("mem.safetensors"), None, &Device::Cpu)
+            .unwrap();
+    assert_eq!(
+        from_bytes.mlp.params.to_f64_vec().unwrap(),
+        from_file.mlp.params.to_f64_vec().unwrap()
+    );
+    assert_eq!(from_bytes.loss, Some(Loss::Mse));
+    let err = eos_model::load_case_bytes(
+        &bytes[..bytes.len() - 1],
+        Path::new("mem.safetensors"),
+        None,
+        &Device::Cpu,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("mem.safetensors"), "{err}");
+}
