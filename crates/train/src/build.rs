@@ -6,17 +6,19 @@
 //! the task), through [`eos_model::rng::derive_seed`] with the stream numbers below,
 //! so a resumed run rebuilds exactly the same objects.
 
-use anyhow::{anyhow, bail, Context};
+use crate::error::Error;
 use candle_core::Device;
 use eos_data::{Sampler, Sampling};
 use eos_model::rng::derive_seed;
 use eos_model::{Activation, Mlp, MlpSpec};
 use eos_optim::{BuildContext, Optimizer, Schedule};
-use eos_param::Scalings;
+use eos_param::{ParamError, Scalings};
 
 use crate::config::{Config, SamplingName};
 
-/// Seed streams derived from `train.seed`.
+/// Seed streams derived from `train.seed`: each random draw of a run comes from
+/// `derive_seed(derive_seed(seed, STREAM), step)` (eos_model::rng). The numbers are
+/// frozen: changing one changes every run's metrics.
 pub mod streams {
     pub const MODEL: u64 = 1;
     pub const SAMPLER: u64 = 2;
@@ -24,6 +26,8 @@ pub mod streams {
     pub const LANCZOS: u64 = 4;
     pub const HUTCHINSON: u64 = 5;
     pub const BATCH_SHARPNESS: u64 = 6;
+    /// The Lanczos start of the S_eos probe (Gauss–Newton top eigenvalues).
+    pub const S_EOS: u64 = 7;
     /// Derived from the task seed (`data.seed`, default `train.seed`).
     pub const DATA_TRAIN: u64 = 11;
     pub const DATA_TEST: u64 = 12;
@@ -51,19 +55,24 @@ pub fn activation_gain(a: Activation) -> f64 {
 }
 
 /// The widths `[n₀, …, n_L]` for the data's input and output dimensions.
-pub fn widths(cfg: &Config, input_dim: usize, output_dim: usize) -> anyhow::Result<Vec<usize>> {
+pub fn widths(cfg: &Config, input_dim: usize, output_dim: usize) -> crate::Result<Vec<usize>> {
     let m = &cfg.model;
     if let Some(w) = &m.widths {
         let (first, last) = (w[0], w[w.len() - 1]);
         if first != input_dim || last != output_dim {
-            bail!(
-                "model.widths: {w:?} maps {first} → {last}, but the data has {input_dim} input \
+            return Err(Error::config(
+                "model.widths",
+                format!(
+                    "{w:?} maps {first} → {last}, but the data has {input_dim} input \
                  features and {output_dim} target columns"
-            );
+                ),
+            ));
         }
         return Ok(w.clone());
     }
-    let depth = m.depth.context("model.depth: missing")?;
+    let depth = m
+        .depth
+        .ok_or_else(|| Error::config("model.depth", "missing"))?;
     eos_param::widths(
         input_dim,
         output_dim,
@@ -71,7 +80,14 @@ pub fn widths(cfg: &Config, input_dim: usize, output_dim: usize) -> anyhow::Resu
         m.base_width.unwrap_or(1),
         &m.pattern,
     )
-    .map_err(|e| anyhow!("model.{}", e.to_string().trim_start_matches("widths.")))
+    .map_err(|e| {
+        // eos-param names the width keys `widths.<key>` (its table); here they live
+        // directly under [model].
+        param_err(e, |k| match k.strip_prefix("widths.") {
+            Some(rest) => format!("model.{rest}"),
+            None => format!("model.{k}"),
+        })
+    })
 }
 
 /// Builds the initial network (seeded by `train.seed`) on `device` in `dtype`.
@@ -80,14 +96,14 @@ pub fn build_model(
     input_dim: usize,
     output_dim: usize,
     device: &Device,
-) -> anyhow::Result<ModelSetup> {
+) -> crate::Result<ModelSetup> {
     let activation = cfg.activation()?;
     let widths = widths(cfg, input_dim, output_dim)?;
     let scalings = cfg
         .model
         .parameterization
         .scalings(&widths, 1.0, activation_gain(activation))
-        .map_err(|e| anyhow!("model.{e}"))?
+        .map_err(|e| param_err(e, |k| format!("model.{k}")))?
         .fold_output_scale();
     let spec = MlpSpec {
         widths: widths.clone(),
@@ -114,19 +130,55 @@ pub fn build_model(
 }
 
 /// The optimizer, with the parameterization's per-layer lr scales.
-pub fn build_optimizer(cfg: &Config, scalings: &Scalings) -> anyhow::Result<Box<dyn Optimizer>> {
+pub fn build_optimizer(cfg: &Config, scalings: &Scalings) -> crate::Result<Box<dyn Optimizer>> {
     cfg.optim
         .build(&BuildContext::from_scalings(scalings))
-        .map_err(|e| anyhow!("{}", e.to_string().replace("optimizer.", "optim.")))
+        .map_err(optim_err)
+}
+
+/// An eos-param error as a config error, its key placed by `key_of` (eos-param names
+/// keys relative to the table it reads, e.g. `parameterization.gamma`).
+fn param_err(e: ParamError, key_of: impl Fn(&str) -> String) -> Error {
+    match e {
+        ParamError::Invalid {
+            key,
+            found,
+            expected,
+        } => Error::config(key_of(&key), format!("got {found}; expected {expected}")),
+        #[allow(unreachable_patterns)]
+        other => other.into(),
+    }
+}
+
+/// An eos-optim build error as a config error: eos-optim names its keys under its own
+/// table name (`optimizer.momentum`), the config's table is `[optim]`.
+fn optim_err(e: eos_optim::Error) -> Error {
+    match e {
+        eos_optim::Error::Invalid {
+            key,
+            found,
+            expected,
+        } => {
+            let rest = key.strip_prefix("optimizer.").unwrap_or(&key);
+            Error::config(
+                format!("optim.{rest}"),
+                format!("got {found}; expected {expected}"),
+            )
+        }
+        other => Error::Context {
+            context: "optim".into(),
+            inner: Box::new(other.into()),
+        },
+    }
 }
 
 /// The learning-rate schedule.
-pub fn build_schedule(cfg: &Config) -> anyhow::Result<Box<dyn Schedule>> {
-    cfg.schedule.build().map_err(|e| anyhow!("{e}"))
+pub fn build_schedule(cfg: &Config) -> crate::Result<Box<dyn Schedule>> {
+    Ok(cfg.schedule.build()?)
 }
 
 /// The minibatch sampler over `n` training samples.
-pub fn build_sampler(cfg: &Config, n: usize) -> anyhow::Result<Sampler> {
+pub fn build_sampler(cfg: &Config, n: usize) -> crate::Result<Sampler> {
     let t = &cfg.train;
     let sampling = match (t.batch_size, t.sampling) {
         (None, _) => Sampling::FullBatch,
@@ -137,7 +189,7 @@ pub fn build_sampler(cfg: &Config, n: usize) -> anyhow::Result<Sampler> {
         },
     };
     Sampler::new(n, sampling, derive_seed(t.seed, streams::SAMPLER))
-        .map_err(|e| anyhow!("train.batch_size: {e}"))
+        .map_err(|e| Error::config("train.batch_size", format!("{e}")))
 }
 
 /// Total steps: `train.steps`, or `train.epochs` × steps per epoch.

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context};
+use crate::error::{Context, Error};
 use candle_core::{DType, Device, Tensor};
 use eos_model::{save_case, LayerParams, Loss, Mlp, ParamVec};
 use eos_optim::{Optimizer, Schedule, ScheduleState};
@@ -40,7 +40,7 @@ pub fn path(dir: &Path, step: u64) -> PathBuf {
 }
 
 /// The step of the latest checkpoint in `dir/ckpt`, if any.
-pub fn latest(dir: &Path) -> anyhow::Result<Option<u64>> {
+pub fn latest(dir: &Path) -> crate::Result<Option<u64>> {
     let ckpt = dir.join("ckpt");
     if !ckpt.is_dir() {
         return Ok(None);
@@ -72,7 +72,7 @@ pub struct State<'a> {
 }
 
 /// Writes `ckpt/step-N.safetensors` atomically.
-pub fn save(dir: &Path, mlp: &Mlp, loss: Loss, st: &State) -> anyhow::Result<PathBuf> {
+pub fn save(dir: &Path, mlp: &Mlp, loss: Loss, st: &State) -> crate::Result<PathBuf> {
     let p = path(dir, st.step);
     std::fs::create_dir_all(dir.join("ckpt"))?;
     let mut extra = st.theta0.named_tensors("theta0.");
@@ -105,13 +105,13 @@ fn read_params(
     t: &HashMap<String, Tensor>,
     prefix: &str,
     like: &ParamVec,
-) -> anyhow::Result<ParamVec> {
+) -> crate::Result<ParamVec> {
     let mut layers = Vec::new();
     for (i, l) in like.layers.iter().enumerate() {
-        let get = |name: String| -> anyhow::Result<Tensor> {
+        let get = |name: String| -> crate::Result<Tensor> {
             let x = t
                 .get(&name)
-                .with_context(|| format!("tensor `{name}` is missing"))?;
+                .ok_or_else(|| Error::Request(format!("tensor `{name}` is missing")))?;
             Ok(x.to_dtype(like.dtype())?.to_device(like.device())?)
         };
         let weight = get(format!("{prefix}layers.{i}.weight"))?;
@@ -134,27 +134,30 @@ pub fn load(
     like: &ParamVec,
     optimizer: &mut dyn Optimizer,
     schedule: &mut dyn Schedule,
-) -> anyhow::Result<Restored> {
-    let ctx = |e: anyhow::Error| anyhow!("{}: {e:#}", p.display());
+) -> crate::Result<Restored> {
+    let ctx = |e: Error| Error::Context {
+        context: p.display().to_string(),
+        inner: Box::new(e),
+    };
     let bytes = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| anyhow!("{}: not a safetensors file: {e}", p.display()))?;
+        .map_err(|e| Error::file(p, format!("not a safetensors file: {e}")))?;
     let meta = header.metadata().clone().unwrap_or_default();
     let get = |k: &str| {
         meta.get(k)
-            .ok_or_else(|| anyhow!("{}: metadata `{k}` missing", p.display()))
+            .ok_or_else(|| Error::file(p, format!("metadata `{k}` missing")))
     };
     if get("eos_checkpoint")? != "1" {
-        bail!("{}: not an eos checkpoint of format 1", p.display());
+        return Err(Error::file(p, "not an eos checkpoint of format 1"));
     }
     let step: u64 = get("step")?
         .parse()
-        .map_err(|e| anyhow!("{}: metadata `step`: {e}", p.display()))?;
+        .map_err(|e| Error::file(p, format!("metadata `step`: {e}")))?;
     let time_s: f64 = get("time_s")?.parse().unwrap_or(0.0);
     let sched: ScheduleState = toml::from_str(get("schedule_state")?)
-        .map_err(|e| anyhow!("{}: metadata `schedule_state`: {e}", p.display()))?;
+        .map_err(|e| Error::file(p, format!("metadata `schedule_state`: {e}")))?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-        .map_err(|e| anyhow!("{}: {e}", p.display()))?;
+        .with_context(|| p.display().to_string())?;
     let params = read_params(&tensors, "", like).map_err(ctx)?;
     let theta0 = read_params(&tensors, "theta0.", like).map_err(ctx)?;
     optimizer.load_state(&tensors).map_err(|e| ctx(e.into()))?;

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context};
+use crate::error::{Context, Error};
 use candle_core::{DType, Device};
 use eos_data::{
     class_subset, fashion_mnist_dir, load_fashion_mnist_from, Dataset, GaussianMixture, Generator,
@@ -20,7 +20,7 @@ use eos_model::rng::derive_seed;
 use eos_model::Batch;
 
 use crate::build::streams;
-use crate::config::{Config, DataConfig, FashionMnistData};
+use crate::config::{Config, DataConfig, ImageKeys};
 
 /// A boxed generator (any of the synthetic distributions).
 pub type AnyGenerator = Box<dyn Generator>;
@@ -44,16 +44,19 @@ impl std::fmt::Debug for Data {
     }
 }
 
-fn data_err(e: eos_data::DataError) -> anyhow::Error {
-    anyhow!("data: {e}")
+fn data_err(e: eos_data::DataError) -> Error {
+    Error::Context {
+        context: "data".into(),
+        inner: Box::new(e.into()),
+    }
 }
 
 /// Builds the datasets (or stream) the config describes.
-pub fn build_data(cfg: &Config) -> anyhow::Result<Data> {
+pub fn build_data(cfg: &Config) -> crate::Result<Data> {
     let seed = cfg.train.seed;
     let (gen, n, test_n, online, task_seed): (AnyGenerator, _, _, _, _) = match &cfg.data {
-        DataConfig::FashionMnist(d) => return image_data(d, false),
-        DataConfig::Cifar10(d) => return image_data(d, true),
+        DataConfig::FashionMnist(d) => return image_data(d.keys(), false),
+        DataConfig::Cifar10(d) => return image_data(d.keys(), true),
         DataConfig::Teacher(d) => {
             let output = if d.classes {
                 TeacherOutput::Classes {
@@ -111,7 +114,10 @@ pub fn build_data(cfg: &Config) -> anyhow::Result<Data> {
         }
     };
     if n == 0 {
-        bail!("data.n: got 0; expected ≥ 1 training samples");
+        return Err(Error::config(
+            "data.n",
+            "got 0; expected ≥ 1 training samples",
+        ));
     }
     let train = gen
         .dataset(n, derive_seed(task_seed, streams::DATA_TRAIN))
@@ -124,7 +130,7 @@ pub fn build_data(cfg: &Config) -> anyhow::Result<Data> {
         let b = cfg
             .train
             .batch_size
-            .context("train.batch_size: needed by online data")?;
+            .ok_or_else(|| Error::config("train.batch_size", "needed by online data"))?;
         let s = Stream::new(gen, b, derive_seed(task_seed, streams::DATA_STREAM));
         Some(s.map_err(data_err)?)
     } else {
@@ -138,23 +144,26 @@ pub fn build_data(cfg: &Config) -> anyhow::Result<Data> {
 }
 
 /// The directory of the CIFAR-10 binary batches: `$EOS_DATA_DIR/cifar-10-batches-bin`.
-fn cifar10_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::var_os("EOS_DATA_DIR").context(
-        "data (cifar10): no data.dir and EOS_DATA_DIR is not set; expected the folder \
-         cifar-10-batches-bin of the binary CIFAR-10 archive (eos does not download it)",
-    )?;
+fn cifar10_dir() -> crate::Result<PathBuf> {
+    let base = std::env::var_os("EOS_DATA_DIR").ok_or_else(|| {
+        Error::config(
+            "data.dir",
+            "missing for cifar10 and EOS_DATA_DIR is not set; expected the folder \
+             cifar-10-batches-bin of the binary CIFAR-10 archive (eos does not download it)",
+        )
+    })?;
     Ok(PathBuf::from(base).join("cifar-10-batches-bin"))
 }
 
 /// Fashion-MNIST or CIFAR-10: class subset → first n (train) / test_n (test) →
 /// standardise with the training statistics (Cohen et al.'s protocol, THEORY.md §1).
-fn image_data(d: &FashionMnistData, cifar: bool) -> anyhow::Result<Data> {
-    let dir = match (&d.dir, cifar) {
-        (Some(dir), _) => dir.clone(),
-        (None, false) => fashion_mnist_dir().map_err(|e| anyhow!("data (fashion_mnist): {e}"))?,
+fn image_data(d: ImageKeys<'_>, cifar: bool) -> crate::Result<Data> {
+    let dir = match (d.dir, cifar) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, false) => fashion_mnist_dir().context("data (fashion_mnist)")?,
         (None, true) => cifar10_dir()?,
     };
-    let load = |split| -> anyhow::Result<Dataset> {
+    let load = |split| -> crate::Result<Dataset> {
         // One-hot first: the requested encoding may only fit the class subset (±1).
         let ds = if cifar {
             let files = eos_data::cifar10_files(&dir, split);
@@ -162,24 +171,27 @@ fn image_data(d: &FashionMnistData, cifar: bool) -> anyhow::Result<Data> {
         } else {
             load_fashion_mnist_from(&dir, split, Targets::OneHot)
         }
-        .map_err(|e| anyhow!("data.dir: {e}"))?;
-        match &d.classes {
-            Some(c) => class_subset(&ds, c, d.targets).map_err(|e| anyhow!("data.classes: {e}")),
+        .map_err(|e| Error::config("data.dir", format!("{e}")))?;
+        match d.classes {
+            Some(c) => class_subset(&ds, c, d.targets)
+                .map_err(|e| Error::config("data.classes", format!("{e}"))),
             None if d.targets == Targets::OneHot => Ok(ds),
             None => ds
                 .with_targets(d.targets)
-                .map_err(|e| anyhow!("data.targets: {e}")),
+                .map_err(|e| Error::config("data.targets", format!("{e}"))),
         }
     };
     let mut train = load(Split::Train)?;
     if let Some(n) = d.n {
-        train = train.first_n(n).map_err(|e| anyhow!("data.n: {e}"))?;
+        train = train
+            .first_n(n)
+            .map_err(|e| Error::config("data.n", format!("{e}")))?;
     }
     let mut test = if d.test_n > 0 {
         let t = load(Split::Test)?;
         Some(
             t.first_n(d.test_n)
-                .map_err(|e| anyhow!("data.test_n: {e}"))?,
+                .map_err(|e| Error::config("data.test_n", format!("{e}")))?,
         )
     } else {
         None
@@ -197,7 +209,7 @@ fn image_data(d: &FashionMnistData, cifar: bool) -> anyhow::Result<Data> {
 }
 
 /// A dataset as a [`Batch`] in the run's dtype, on its device.
-pub fn to_batch(ds: &Dataset, dtype: DType, device: &Device) -> anyhow::Result<Batch> {
+pub fn to_batch(ds: &Dataset, dtype: DType, device: &Device) -> crate::Result<Batch> {
     let d = ds.to(dtype, device).map_err(data_err)?;
     Ok(Batch::new(d.x, d.y))
 }

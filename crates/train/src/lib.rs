@@ -13,6 +13,7 @@ pub mod build;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod error;
 pub mod example;
 pub mod metrics;
 pub mod probe;
@@ -22,5 +23,6 @@ pub mod stats;
 pub mod trainer;
 
 pub use config::Config;
+pub use error::{Error, Result};
 pub use run_dir::Status;
 pub use trainer::{interrupt, train, Summary, TrainArgs};

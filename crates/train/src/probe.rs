@@ -48,7 +48,7 @@ pub fn probe(
     v: Option<&ParamVec>,
     k: usize,
     seed: u64,
-) -> anyhow::Result<ProbeReport> {
+) -> crate::Result<ProbeReport> {
     let (v, direction) = match v {
         Some(v) => (v.clone(), "file"),
         None => {

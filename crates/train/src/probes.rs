@@ -12,7 +12,7 @@
 //! only state carried from one probe to the next are the Ritz vectors, which the
 //! checkpoints save, so a resumed run measures exactly what the original would have.
 
-use anyhow::Context;
+use crate::error::Context;
 use candle_core::{DType, D};
 use eos_hessian::{
     batch_sharpness, exact_trace, hutchinson, lanczos, soft_rank, update_cosine, LanczosConfig,
@@ -27,13 +27,13 @@ use crate::config::ProbesConfig;
 use crate::metrics::Line;
 
 /// Rows selected from a batch (offsets included).
-pub fn select(batch: &Batch, idx: &[usize]) -> anyhow::Result<Batch> {
+pub fn select(batch: &Batch, idx: &[usize]) -> crate::Result<Batch> {
     Ok(batch.select(idx)?)
 }
 
 /// Fraction of rows whose prediction matches `labels`: argmax of the outputs, or
 /// `f > 0` ↔ class 1 for a single output.
-pub fn accuracy(mlp: &Mlp, batch: &Batch, labels: &[u32]) -> anyhow::Result<f64> {
+pub fn accuracy(mlp: &Mlp, batch: &Batch, labels: &[u32]) -> crate::Result<f64> {
     let mut f = mlp.forward(&batch.x)?;
     if let Some(o) = &batch.offset {
         f = (f - o)?;
@@ -87,14 +87,14 @@ impl Probes {
         seed: u64,
         train: &Batch,
         train_batch: Option<usize>,
-    ) -> anyhow::Result<Self> {
+    ) -> crate::Result<Self> {
         let n = train.len();
         let mut perm: Vec<usize> = (0..n).collect();
         perm.shuffle(&mut eos_model::rng::rng(derive_seed(
             seed,
             streams::PROBE_SUBSET,
         )));
-        let subset = |m: usize| -> anyhow::Result<Batch> {
+        let subset = |m: usize| -> crate::Result<Batch> {
             if m == 0 || m >= n {
                 return Ok(train.clone());
             }
@@ -134,7 +134,7 @@ impl Probes {
         mlp: &Mlp,
         eval: &EvalSets,
         line: &mut Line,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         let c = &self.cfg;
         let sub = |stream: u64| derive_seed(derive_seed(self.seed, stream), step);
         if due(c.sharpness.every, step) {
@@ -188,7 +188,7 @@ impl Probes {
                 &self.seos_set,
                 self.loss,
                 c.s_eos.k,
-                sub(streams::LANCZOS) ^ 0x5e05,
+                sub(streams::S_EOS),
             )
             .context("s_eos probe")?;
             line.gn_trace = Some(trace);
@@ -234,7 +234,7 @@ impl Probes {
         update: &ParamVec,
         theta0: &ParamVec,
         line: &mut Line,
-    ) -> anyhow::Result<()> {
+    ) -> crate::Result<()> {
         let c = &self.cfg;
         if due(c.taylor.every, step) {
             // c0 is L_B(θ_t): report the gradient pass's value (the jet pass computes
@@ -257,18 +257,18 @@ impl Probes {
 }
 
 /// ‖v_l‖ per layer (weight and bias together).
-fn layer_norms(v: &ParamVec) -> anyhow::Result<Vec<f64>> {
+fn layer_norms(v: &ParamVec) -> crate::Result<Vec<f64>> {
     Ok(v.layer_norms_sq()?.into_iter().map(f64::sqrt).collect())
 }
 
 /// The mean of each layer's bias (`None` for a layer without one).
-fn bias_means(v: &ParamVec) -> anyhow::Result<Vec<Option<f64>>> {
+fn bias_means(v: &ParamVec) -> crate::Result<Vec<Option<f64>>> {
     v.layers
         .iter()
         .map(|l| {
             l.bias
                 .as_ref()
-                .map(|b| -> anyhow::Result<f64> {
+                .map(|b| -> crate::Result<f64> {
                     let b = b.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
                     Ok(b.iter().sum::<f64>() / b.len().max(1) as f64)
                 })
@@ -289,7 +289,7 @@ pub fn gn_spectrum(
     loss: Loss,
     k: usize,
     seed: u64,
-) -> anyhow::Result<(f64, Vec<f64>)> {
+) -> crate::Result<(f64, Vec<f64>)> {
     let op = ModelOperator::gauss_newton(mlp, batch, loss);
     let outputs = mlp.widths().last().copied().unwrap_or(1).max(1) as f64;
     let trace = match loss {

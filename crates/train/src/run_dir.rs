@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
+use crate::error::{Context, Error};
 use eos_model::Mlp;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -136,14 +136,14 @@ impl Meta {
     }
 
     /// Writes `dir/meta.json` atomically.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+    pub fn write(&self, dir: &Path) -> crate::Result<()> {
         let s = serde_json::to_string_pretty(self)?;
         eos_model::io::write_atomic(&dir.join("meta.json"), s.as_bytes())?;
         Ok(())
     }
 
     /// Reads `dir/meta.json`.
-    pub fn read(dir: &Path) -> anyhow::Result<Meta> {
+    pub fn read(dir: &Path) -> crate::Result<Meta> {
         let p = dir.join("meta.json");
         let s =
             std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
@@ -203,7 +203,7 @@ pub fn git_hash() -> Option<String> {
 
 /// On `--resume`: errors unless `resolved` (the config now) equals the run's
 /// `config.resolved.toml` up to `train.steps` / `train.epochs` (a run may be extended).
-pub fn check_same_config(dir: &Path, resolved: &str) -> anyhow::Result<()> {
+pub fn check_same_config(dir: &Path, resolved: &str) -> crate::Result<()> {
     let p = dir.join("config.resolved.toml");
     let old = std::fs::read_to_string(&p).with_context(|| {
         format!(
@@ -212,7 +212,7 @@ pub fn check_same_config(dir: &Path, resolved: &str) -> anyhow::Result<()> {
             dir.display()
         )
     })?;
-    let strip = |text: &str| -> anyhow::Result<toml::Table> {
+    let strip = |text: &str| -> crate::Result<toml::Table> {
         let mut t: toml::Table = text
             .parse()
             .with_context(|| format!("{}: not valid TOML", p.display()))?;
@@ -226,11 +226,8 @@ pub fn check_same_config(dir: &Path, resolved: &str) -> anyhow::Result<()> {
     let mut diffs = Vec::new();
     diff_keys("", &a, &b, &mut diffs);
     if !diffs.is_empty() {
-        anyhow::bail!(
-            "--resume: the config differs from {} at {}; only train.steps / train.epochs may change",
-            p.display(),
-            diffs.join(", ")
-        );
+        return Err(Error::Request(format!("--resume: the config differs from {} at {}; only train.steps / train.epochs may change", p.display(),
+            diffs.join(", "))));
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use crate::error::{Context, Error};
 use eos_model::{device_name, pick_device};
 use eos_optim::Observation;
 
@@ -59,11 +59,15 @@ pub struct Summary {
 }
 
 /// Runs (or resumes) the experiment of `args`.
-pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
+pub fn train(args: &TrainArgs) -> crate::Result<Summary> {
     let cfg = Config::load(&args.config, &args.set)?;
     let dir = match (&args.out, args.resume) {
         (Some(d), _) => d.clone(),
-        (None, true) => bail!("--resume: name the run directory with --out DIR"),
+        (None, true) => {
+            return Err(Error::Request(
+                "--resume: name the run directory with --out DIR".to_string(),
+            ))
+        }
         (None, false) => run_dir::default_dir(&args.config),
     };
     let device = pick_device(if args.device.is_empty() {
@@ -77,7 +81,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
 
     // Errors of values serde cannot check name the config file too.
     let origin = args.config.display().to_string();
-    let in_cfg = |e: anyhow::Error| anyhow::anyhow!("{origin}: {e:#}");
+    let in_cfg = |e: Error| e.in_config(&origin);
     let data = data::build_data(&cfg).map_err(in_cfg)?;
     let n = data.train.len();
     let setup = build::build_model(
@@ -124,10 +128,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
         (meta, start, time_offset, ritz)
     } else {
         if metrics_path.exists() {
-            bail!(
+            return Err(Error::Request(format!(
                 "{}: already holds a run; continue it with --resume or choose another --out",
                 dir.display()
-            );
+            )));
         }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
@@ -142,7 +146,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
     // Data on the device; centred models subtract the initial network's outputs.
     let mlp0 = mlp.with_params(theta0.clone())?;
     let center = setup.scalings.center;
-    let on_device = |ds: &eos_data::Dataset| -> anyhow::Result<eos_model::Batch> {
+    let on_device = |ds: &eos_data::Dataset| -> crate::Result<eos_model::Batch> {
         let mut b = data::to_batch(ds, dtype, &device)?;
         if center {
             b.offset = Some(mlp0.forward(&b.x)?);
@@ -153,7 +157,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
     let test = data
         .test
         .as_ref()
-        .map(|t| Ok::<_, anyhow::Error>((on_device(t)?, t.labels.clone())))
+        .map(|t| Ok::<_, crate::Error>((on_device(t)?, t.labels.clone())))
         .transpose()?;
     let eval = EvalSets {
         train: train_batch.clone(),
@@ -179,7 +183,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
     while step < stop {
         let t = step;
         let batch = match (&data.stream, &sampler) {
-            (Some(s), _) => on_device(&s.batch(t).map_err(|e| anyhow::anyhow!("data: {e}"))?)?,
+            (Some(s), _) => on_device(&s.batch(t).context("data")?)?,
             (None, Some(s)) if cfg.train.batch_size.is_some() => {
                 probes::select(&train_batch, &s.batch(t))?
             }
@@ -213,10 +217,13 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
         schedule.observe(&obs);
         let lr = schedule.lr(t) * factor;
         if !(lr.is_finite() && lr >= 0.0) {
-            bail!(
-                "schedule: no learning rate at step {t} (got {lr}); a schedule that reads the \
+            return Err(Error::config(
+                "schedule",
+                format!(
+                    "no learning rate at step {t} (got {lr}); a schedule that reads the \
                  sharpness needs [probes.sharpness] with every ≥ 1 (or an lr_init)"
-            );
+                ),
+            ));
         }
         let st = optimizer.step(&mlp.params, &grad, lr)?;
         probes.after_update(t, &mlp, &batch, &st.update, &theta0, &mut line)?;

@@ -254,6 +254,19 @@ fn config_errors_name_the_file_and_the_key() {
         e.contains("exp.toml") && e.contains("model.widths") && e.contains("4 input"),
         "{e}"
     );
+    // `[optimizer]` is an alias of `[optim]` that messages never name.
+    let alias = TINY.replace("[optim]", "[optimizer]");
+    let e = err(&alias, &["optim.momentum=1.5"]);
+    assert!(e.contains("given twice"), "{e}");
+    let e = err(&alias.replace("momentum = 0.9", "momentum = 1.5"), &[]);
+    assert!(
+        e.contains("optim.momentum") && !e.contains("optimizer"),
+        "{e}"
+    );
+    let e = err(&alias.replace("momentum = 0.9", "momentun = 0.9"), &[]);
+    assert!(e.contains("`optim") && !e.contains("optimizer"), "{e}");
+    let e = err(TINY, &["model.pattern.kind=nope"]);
+    assert!(e.contains("model.pattern"), "{e}");
     let e = err(TINY, &["bogus=1"]);
     assert!(e.contains("bogus"), "{e}");
     let fm = "[data]\nkind = \"fashion_mnist\"\ndir = \"/nonexistent/fmnist\"\nn = 10\n\

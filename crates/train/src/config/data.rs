@@ -25,7 +25,7 @@ pub enum DataConfig {
     /// Fashion-MNIST from the Debian package or `dir`.
     FashionMnist(FashionMnistData),
     /// CIFAR-10 (binary version) from `dir` or `$EOS_DATA_DIR/cifar-10-batches-bin`.
-    Cifar10(FashionMnistData),
+    Cifar10(Cifar10Data),
 }
 
 macro_rules! generated_data {
@@ -126,29 +126,71 @@ generated_data!(
     }
 );
 
-/// `kind = "fashion_mnist"` and `kind = "cifar10"` (same keys).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FashionMnistData {
-    /// The first n training images (Cohen et al.: 5 000; default all 60 000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+/// The keys of an image data set (`fashion_mnist`, `cifar10`), as the loader reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageKeys<'a> {
     pub n: Option<usize>,
-    /// The first test_n test images (default 0: no test set).
-    #[serde(default)]
     pub test_n: usize,
-    /// Per-feature standardisation with training statistics (default true).
-    #[serde(default = "yes")]
     pub standardize: bool,
-    /// Keep only these classes, relabelled 0, 1, … (default all 10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub classes: Option<Vec<u32>>,
-    #[serde(default)]
+    pub classes: Option<&'a [u32]>,
     pub targets: Targets,
-    /// Directory with the IDX files (default: `$EOS_DATA_DIR/fashion-mnist`, then the
-    /// Debian package's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dir: Option<PathBuf>,
+    pub dir: Option<&'a std::path::Path>,
 }
+
+macro_rules! image_data {
+    ($(#[$doc:meta])* $name:ident, $train_n:literal, $dir_doc:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            #[doc = concat!("The first n training images (default all ", $train_n, ").")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub n: Option<usize>,
+            /// The first test_n test images (default 0: no test set).
+            #[serde(default)]
+            pub test_n: usize,
+            /// Per-feature standardisation with training statistics (default true).
+            #[serde(default = "yes")]
+            pub standardize: bool,
+            /// Keep only these classes, relabelled 0, 1, … (default all 10).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub classes: Option<Vec<u32>>,
+            #[serde(default)]
+            pub targets: Targets,
+            #[doc = $dir_doc]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub dir: Option<PathBuf>,
+        }
+
+        impl $name {
+            /// The keys the image loader reads.
+            pub fn keys(&self) -> ImageKeys<'_> {
+                ImageKeys {
+                    n: self.n,
+                    test_n: self.test_n,
+                    standardize: self.standardize,
+                    classes: self.classes.as_deref(),
+                    targets: self.targets,
+                    dir: self.dir.as_deref(),
+                }
+            }
+        }
+    };
+}
+
+image_data!(
+    /// `kind = "fashion_mnist"` (Cohen et al. use n = 5 000).
+    FashionMnistData,
+    "60 000",
+    "Directory with the IDX files (default: `$EOS_DATA_DIR/fashion-mnist`, then the Debian package's)."
+);
+
+image_data!(
+    /// `kind = "cifar10"`: the binary version of CIFAR-10.
+    Cifar10Data,
+    "50 000",
+    "Directory with the binary batches (default: `$EOS_DATA_DIR/cifar-10-batches-bin`)."
+);
 
 fn one() -> usize {
     1

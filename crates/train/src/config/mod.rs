@@ -26,7 +26,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use crate::error::{Context, Error};
 use eos_model::{Activation, Loss};
 use eos_optim::{OptimizerConfig, ScheduleConfig};
 use eos_param::{Parameterization, WidthPattern};
@@ -37,7 +37,8 @@ pub mod overrides;
 pub mod probes;
 
 pub use data::{
-    DataConfig, FashionMnistData, MixtureData, RandomLabelsData, SparseCodingData, TeacherData,
+    Cifar10Data, DataConfig, FashionMnistData, ImageKeys, MixtureData, RandomLabelsData,
+    SparseCodingData, TeacherData,
 };
 pub use probes::{
     BatchSharpnessProbe, EveryProbe, HessianTraceProbe, ProbesConfig, SharpnessProbe,
@@ -197,76 +198,102 @@ impl DTypeName {
 impl Config {
     /// Reads `path`, applies the `key=value` overrides and validates. Errors name
     /// the file, the key and what was expected.
-    pub fn load(path: &Path, overrides: &[String]) -> anyhow::Result<Config> {
+    pub fn load(path: &Path, overrides: &[String]) -> crate::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read the config file", path.display()))?;
         Self::from_toml(&text, overrides, &path.display().to_string())
     }
 
     /// [`Config::load`] from a string; `origin` names it in errors.
-    pub fn from_toml(text: &str, overrides: &[String], origin: &str) -> anyhow::Result<Config> {
+    pub fn from_toml(text: &str, overrides: &[String], origin: &str) -> crate::Result<Config> {
         let mut table = overrides::parse(text, origin)?;
         for set in overrides {
             overrides::apply(&mut table, set)?;
         }
-        lr_shorthand(&mut table).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        optim_alias(&mut table).map_err(|e| e.in_config(origin))?;
+        lr_shorthand(&mut table).map_err(|e| e.in_config(origin))?;
         let config: Config = overrides::from_table(&table, origin)?;
-        config
-            .validate()
-            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        config.validate().map_err(|e| e.in_config(origin))?;
         Ok(config)
     }
 
     /// The resolved config (every default spelled out) as TOML.
-    pub fn to_toml(&self) -> anyhow::Result<String> {
+    pub fn to_toml(&self) -> crate::Result<String> {
         toml::to_string(self).context("cannot serialise the resolved config")
     }
 
     /// The activation (validated by [`Config::validate`]).
-    pub fn activation(&self) -> anyhow::Result<Activation> {
+    pub fn activation(&self) -> crate::Result<Activation> {
         Activation::parse(&self.model.activation)
-            .map_err(|e| anyhow::anyhow!("model.activation: {e}"))
+            .map_err(|e| Error::config("model.activation", format!("{e}")))
     }
 
     /// Checks values serde cannot: one of steps/epochs, positive sizes, the
     /// activation, a model shape.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> crate::Result<()> {
         self.activation()?;
         let t = &self.train;
         match (t.steps, t.epochs) {
-            (Some(_), Some(_)) => bail!("train.steps and train.epochs: give one of them, not both"),
-            (None, None) => bail!("train: missing `steps` (or `epochs`): how long to train"),
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "train.steps and train.epochs",
+                    "give one of them, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::config(
+                    "train",
+                    "missing `steps` (or `epochs`): how long to train",
+                ))
+            }
             _ => {}
         }
         if t.batch_size == Some(0) {
-            bail!("train.batch_size: got 0; expected ≥ 1 (or leave it out for full batch)");
+            return Err(Error::config(
+                "train.batch_size",
+                "got 0; expected ≥ 1 (or leave it out for full batch)",
+            ));
         }
         if t.log_every == 0 {
-            bail!("train.log_every: got 0; expected ≥ 1");
+            return Err(Error::config("train.log_every", "got 0; expected ≥ 1"));
         }
         if t.divergence_threshold.is_nan() || t.divergence_threshold <= 0.0 {
-            bail!(
-                "train.divergence_threshold: got {}; expected a number > 0",
-                t.divergence_threshold
-            );
+            return Err(Error::config(
+                "train.divergence_threshold",
+                format!("got {}; expected a number > 0", t.divergence_threshold),
+            ));
         }
         let m = &self.model;
         match (&m.widths, m.depth, m.base_width) {
             (Some(w), None, None) if w.len() >= 2 && !w.contains(&0) => {}
             (Some(w), None, None) => {
-                bail!("model.widths: got {w:?}; expected [n0, …, nL] with ≥ 2 widths ≥ 1")
+                return Err(Error::config(
+                    "model.widths",
+                    format!("got {w:?}; expected [n0, …, nL] with ≥ 2 widths ≥ 1"),
+                ))
             }
             (Some(_), _, _) => {
-                bail!("model.widths: give either widths or depth + base_width, not both")
+                return Err(Error::config(
+                    "model.widths",
+                    "give either widths or depth + base_width, not both",
+                ))
             }
             (None, Some(d), b) if d >= 1 && (d == 1 || b.is_some_and(|b| b >= 1)) => {}
             (None, Some(_), _) => {
-                bail!("model.base_width: missing or 0; expected the first hidden width ≥ 1")
+                return Err(Error::config(
+                    "model.base_width",
+                    "missing or 0; expected the first hidden width ≥ 1",
+                ))
             }
-            (None, None, _) => bail!("model: missing `depth` (with `base_width`) or `widths`"),
+            (None, None, _) => {
+                return Err(Error::config(
+                    "model",
+                    "missing `depth` (with `base_width`) or `widths`",
+                ))
+            }
         }
         if m.chunk_size == Some(0) {
-            bail!("model.chunk_size: got 0; expected ≥ 1");
+            return Err(Error::config("model.chunk_size", "got 0; expected ≥ 1"));
         }
         let online = match &self.data {
             DataConfig::Teacher(d) => d.online,
@@ -276,42 +303,63 @@ impl Config {
             DataConfig::FashionMnist(_) | DataConfig::Cifar10(_) => false,
         };
         if online && t.batch_size.is_none() {
-            bail!("train.batch_size: missing; online data (data.online = true) needs a batch size");
+            return Err(Error::config(
+                "train.batch_size",
+                "missing; online data (data.online = true) needs a batch size",
+            ));
         }
         let p = &self.probes;
         if p.sharpness.k == 0 {
-            bail!("probes.sharpness.k: got 0; expected ≥ 1");
+            return Err(Error::config("probes.sharpness.k", "got 0; expected ≥ 1"));
         }
         if p.hessian_trace.samples < 2 && !p.hessian_trace.exact {
-            bail!(
-                "probes.hessian_trace.samples: got {}; expected ≥ 2",
-                p.hessian_trace.samples
-            );
+            return Err(Error::config(
+                "probes.hessian_trace.samples",
+                format!("got {}; expected ≥ 2", p.hessian_trace.samples),
+            ));
         }
         if p.batch_sharpness.batches == 0 {
-            bail!("probes.batch_sharpness.batches: got 0; expected ≥ 1");
+            return Err(Error::config(
+                "probes.batch_sharpness.batches",
+                "got 0; expected ≥ 1",
+            ));
         }
         Ok(())
     }
+}
+
+/// `[optimizer]` is an old spelling of `[optim]`: it is renamed in the TOML tree before
+/// anything reads it, so that every message names `optim.…` (the serde alias on
+/// [`Config::optim`] only serves code that deserialises a [`Config`] directly).
+fn optim_alias(table: &mut toml::Table) -> crate::Result<()> {
+    if let Some(v) = table.remove("optimizer") {
+        if table.contains_key("optim") {
+            return Err(Error::config(
+                "optim",
+                "given twice (as [optim] and as its alias [optimizer]); keep [optim]",
+            ));
+        }
+        table.insert("optim".into(), v);
+    }
+    Ok(())
 }
 
 /// `[optim]` without `kind` is plain SGD, and `optim.lr = η` is a shorthand for
 /// `[schedule] kind = "constant", lr = η`. A
 /// `[schedule]` without `kind` (e.g. made by `--set schedule.lr=…`) becomes constant;
 /// one with a `kind` conflicts with `optim.lr`.
-fn lr_shorthand(table: &mut toml::Table) -> anyhow::Result<()> {
+fn lr_shorthand(table: &mut toml::Table) -> crate::Result<()> {
     let mut lr = None;
-    for key in ["optim", "optimizer"] {
-        if let Some(toml::Value::Table(t)) = table.get_mut(key) {
-            if let Some(v) = t.remove("lr") {
-                lr = Some((key, v));
-            }
-            t.entry("kind").or_insert_with(|| "sgd".into());
-        }
+    if let Some(toml::Value::Table(t)) = table.get_mut("optim") {
+        lr = t.remove("lr");
+        t.entry("kind").or_insert_with(|| "sgd".into());
     }
-    let Some((key, lr)) = lr else {
+    let Some(lr) = lr else {
         if !table.contains_key("schedule") {
-            bail!("no learning rate: give `lr` in [optim] or a [schedule] table");
+            return Err(Error::config(
+                "optim.lr",
+                "missing: no learning rate; give `lr` in [optim] or a [schedule] table",
+            ));
         }
         return Ok(());
     };
@@ -319,13 +367,19 @@ fn lr_shorthand(table: &mut toml::Table) -> anyhow::Result<()> {
         .entry("schedule")
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     let Some(s) = schedule.as_table_mut() else {
-        bail!("schedule: expected a table like {{ kind = \"constant\", lr = 0.1 }}");
+        return Err(Error::config(
+            "schedule",
+            r#"expected a table like { kind = "constant", lr = 0.1 }"#,
+        ));
     };
     if let Some(kind) = s.get("kind") {
-        bail!(
-            "{key}.lr: the config also has a [schedule] (kind = {kind}); \
-             give the learning rate there (schedule.lr) instead"
-        );
+        return Err(Error::config(
+            "optim.lr",
+            format!(
+                "the config also has a [schedule] (kind = {kind}); give the learning rate there \
+                 (schedule.lr) instead"
+            ),
+        ));
     }
     s.insert("kind".into(), toml::Value::String("constant".into()));
     s.entry("lr").or_insert(lr);

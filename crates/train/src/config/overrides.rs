@@ -7,14 +7,14 @@
 //! written back to TOML text and deserialised from it, so that serde errors come with
 //! a byte span; [`key_at`] turns the span into the dotted key it points at.
 
-use anyhow::{anyhow, bail, Context};
+use crate::error::Error;
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 /// Parses TOML text into a table; errors name `origin` and the line.
-pub fn parse(text: &str, origin: &str) -> anyhow::Result<Table> {
+pub fn parse(text: &str, origin: &str) -> crate::Result<Table> {
     text.parse::<Table>()
-        .map_err(|e| anyhow!("{origin}: not valid TOML: {e}"))
+        .map_err(|e| Error::Syntax(format!("not valid TOML: {e}")).in_config(origin))
 }
 
 /// Parses the value of an override: a TOML value, or else the raw text as a string.
@@ -27,14 +27,18 @@ pub fn parse_value(raw: &str) -> Value {
 }
 
 /// Applies one `a.b.c=value` override to `table`.
-pub fn apply(table: &mut Table, set: &str) -> anyhow::Result<()> {
-    let (key, raw) = set
-        .split_once('=')
-        .with_context(|| format!("--set `{set}`: expected KEY=VALUE, e.g. optim.lr=0.05"))?;
+pub fn apply(table: &mut Table, set: &str) -> crate::Result<()> {
+    let (key, raw) = set.split_once('=').ok_or_else(|| {
+        Error::Syntax(format!(
+            "--set `{set}`: expected KEY=VALUE, e.g. optim.lr=0.05"
+        ))
+    })?;
     let key = key.trim();
     let parts: Vec<&str> = key.split('.').map(str::trim).collect();
     if parts.iter().any(|p| p.is_empty()) {
-        bail!("--set `{set}`: `{key}` is not a dotted key like train.steps");
+        return Err(Error::Syntax(format!(
+            "--set `{set}`: `{key}` is not a dotted key like train.steps"
+        )));
     }
     let (last, parents) = parts.split_last().expect("split yields at least one part");
     let mut node = table;
@@ -44,11 +48,13 @@ pub fn apply(table: &mut Table, set: &str) -> anyhow::Result<()> {
             .or_insert_with(|| Value::Table(Table::new()));
         node = match entry {
             Value::Table(t) => t,
-            other => bail!(
-                "--set `{set}`: `{}` is a {}, not a table",
-                parts[..=i].join("."),
-                other.type_str()
-            ),
+            other => {
+                return Err(Error::Syntax(format!(
+                    "--set `{set}`: `{}` is a {}, not a table",
+                    parts[..=i].join("."),
+                    other.type_str()
+                )))
+            }
         };
     }
     node.insert(last.to_string(), parse_value(raw));
@@ -56,8 +62,8 @@ pub fn apply(table: &mut Table, set: &str) -> anyhow::Result<()> {
 }
 
 /// Deserialises `table` into `T`; errors are `origin: key `a.b`: message`.
-pub fn from_table<T: DeserializeOwned>(table: &Table, origin: &str) -> anyhow::Result<T> {
-    let text = toml::to_string(table).context("cannot write the config tree back to TOML")?;
+pub fn from_table<T: DeserializeOwned>(table: &Table, origin: &str) -> crate::Result<T> {
+    let text = toml::to_string(table)?;
     toml::from_str::<T>(&text).map_err(|e| {
         let msg = e.message().trim().to_string();
         // An empty span is an error of the top-level table (e.g. a missing section).
@@ -65,9 +71,13 @@ pub fn from_table<T: DeserializeOwned>(table: &Table, origin: &str) -> anyhow::R
         match span.map(|s| key_at(&text, s.start)) {
             Some(k) if !k.is_empty() => {
                 let k = refine(table, &k, &msg).unwrap_or(k);
-                anyhow!("{origin}: key `{k}`: {msg}")
+                Error::Schema {
+                    key: k,
+                    problem: msg,
+                }
+                .in_config(origin)
             }
-            _ => anyhow!("{origin}: {msg}"),
+            _ => Error::Syntax(msg).in_config(origin),
         }
     })
 }

@@ -17,7 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::error::Context;
 use serde::Serialize;
 
 /// One line of `metrics.jsonl`.
@@ -111,7 +111,7 @@ pub struct Writer {
 
 impl Writer {
     /// Opens (creating) `path` for appending.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    pub fn open(path: &Path) -> crate::Result<Self> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -124,7 +124,7 @@ impl Writer {
     }
 
     /// Writes one line and flushes it.
-    pub fn write(&mut self, line: &Line) -> anyhow::Result<()> {
+    pub fn write(&mut self, line: &Line) -> crate::Result<()> {
         let mut s = serde_json::to_string(line)?;
         s.push('\n');
         self.file
@@ -136,7 +136,7 @@ impl Writer {
 
 /// Keeps the complete lines of `path` whose `step` is below `step` (atomically
 /// rewritten); a missing file is left missing.
-pub fn truncate_before(path: &Path, step: u64) -> anyhow::Result<usize> {
+pub fn truncate_before(path: &Path, step: u64) -> crate::Result<usize> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),

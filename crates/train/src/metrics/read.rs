@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use crate::error::{Context, Error};
 use serde_json::{Map, Value};
 
 use crate::run_dir::Status;
@@ -46,7 +46,7 @@ impl Metrics {
     }
 
     /// Reads `path` (a `metrics.jsonl`).
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
+    pub fn read(path: &Path) -> crate::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
         Ok(Self::parse(&text))
@@ -152,7 +152,7 @@ pub struct RunMeta {
 impl RunMeta {
     /// Reads `dir/meta.json`: `Ok(None)` when there is none, an error naming the file
     /// when it is unreadable or has no string `status`.
-    pub fn read(dir: &Path) -> anyhow::Result<Option<Self>> {
+    pub fn read(dir: &Path) -> crate::Result<Option<Self>> {
         let p = dir.join("meta.json");
         if !p.exists() {
             return Ok(None);
@@ -164,9 +164,9 @@ impl RunMeta {
         let status = v
             .get("status")
             .and_then(Value::as_str)
-            .with_context(|| format!("{}: key `status`: expected a string", p.display()))?
+            .ok_or_else(|| Error::file(&p, "key `status`: expected a string"))?
             .parse::<Status>()
-            .map_err(|e| anyhow::anyhow!("{}: key `status`: {e}", p.display()))?;
+            .map_err(|e| Error::file(&p, format!("key `status`: {e}")))?;
         Ok(Some(RunMeta {
             status,
             steps_done: v.get("steps_done").and_then(Value::as_u64),
