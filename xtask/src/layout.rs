@@ -215,7 +215,7 @@ fn referenced_modules(text: &str, path: &[String]) -> Vec<String> {
     out
 }
 
-/// The first path segment(s) after `crate::`: `x::…` → [x]; `{x, y::z}` → [x, y].
+/// The first path segment(s) after `crate::`: `x::…` gives `x`; `{x, y::z}` gives `x`, `y`.
 fn first_idents(tail: &str) -> Vec<String> {
     let ident = |s: &str| -> String {
         s.chars()

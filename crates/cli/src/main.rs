@@ -2,6 +2,9 @@
 //! and the tracing subscriber, and runs one subcommand ([`commands`]). Errors are
 //! `anyhow` here and only here: the library crates return typed errors.
 
+// The clap help texts are doc comments written for the terminal (`DIR/<name>.png`).
+#![allow(rustdoc::invalid_html_tags)]
+
 mod args;
 mod bench;
 mod commands;
