@@ -7,7 +7,39 @@
 //! - [`run_dir`], [`metrics`], [`checkpoint`]: the run directory (`meta.json` with its
 //!   [`Status`], `metrics.jsonl` writer and reader, checkpoints);
 //! - [`probe`] and [`example`]: the library side of `eos probe` and `eos example`;
-//! - [`stats`]: small statistics shared by every crate above this one (the median).
+//! - [`stats`]: small statistics shared by every crate above this one (the median);
+//! - [`error`]: the typed [`Error`] whose messages name the config key or the file.
+//!
+//! Train a config for a few steps and read the sharpness back:
+//!
+//! ```
+//! use eos_train::{metrics::read::Metrics, train, Status, TrainArgs};
+//!
+//! let dir = std::env::temp_dir().join(format!("eos-train-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let config = dir.join("tiny.toml");
+//! std::fs::write(&config, r#"
+//!     [model]
+//!     widths = [4, 16, 1]
+//!     [data]
+//!     kind = "teacher"
+//!     n = 64
+//!     input_dim = 4
+//!     [optim]
+//!     lr = 0.05
+//!     [train]
+//!     steps = 10
+//!     [probes.sharpness]
+//!     every = 5
+//! "#)?;
+//! let run = dir.join("run");
+//! let s = train(&TrainArgs { config, out: Some(run.clone()), device: "cpu".into(), ..Default::default() })?;
+//! assert_eq!(s.status, Status::Finished);
+//! let sharpness = Metrics::read(&run.join("metrics.jsonl"))?.scalar("sharpness");
+//! assert_eq!(sharpness.len(), 2); // steps 0 and 5
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod build;
 pub mod checkpoint;
