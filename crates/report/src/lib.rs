@@ -11,14 +11,14 @@
 //! with a font compiled into the binary ([`plot`]): no system font is needed.
 
 pub mod axis;
+pub mod error;
 pub mod plot;
 pub mod run_plots;
 pub mod sweep_plots;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-
+pub use error::{Error, Result};
 pub use sweep_plots::SweepPlotOptions;
 
 /// What `eos report` was asked to do.
@@ -62,9 +62,9 @@ fn out_dir(dir: &Path, opts: &ReportOptions, several: bool) -> PathBuf {
 }
 
 /// Plots every directory of `dirs` (runs or sweeps).
-pub fn report(dirs: &[PathBuf], opts: &ReportOptions) -> anyhow::Result<ReportOutput> {
+pub fn report(dirs: &[PathBuf], opts: &ReportOptions) -> crate::Result<ReportOutput> {
     if dirs.is_empty() {
-        bail!("eos report: name at least one run or sweep directory");
+        return Err(Error::NoDirectory);
     }
     let mut out = ReportOutput::default();
     let several = dirs.len() > 1;
@@ -82,11 +82,7 @@ pub fn report(dirs: &[PathBuf], opts: &ReportOptions) -> anyhow::Result<ReportOu
         } else if dir.join("metrics.jsonl").exists() {
             out.files.extend(run_plots::plot_run(dir, &target)?);
         } else {
-            bail!(
-                "{}: neither a run directory (no metrics.jsonl) nor a sweep directory \
-                 (no results.jsonl)",
-                dir.display()
-            );
+            return Err(Error::NotARunOrSweep(dir.clone()));
         }
     }
     Ok(out)

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use anyhow::anyhow;
+use crate::error::Error;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -102,16 +102,16 @@ impl Figure {
     }
 
     /// Writes `dir/stem.png` and `dir/stem.svg`; returns their paths.
-    pub fn save(&self, dir: &Path, stem: &str) -> anyhow::Result<Vec<PathBuf>> {
+    pub fn save(&self, dir: &Path, stem: &str) -> crate::Result<Vec<PathBuf>> {
         register_fonts();
         std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow!("{}: cannot create the folder: {e}", dir.display()))?;
+            .map_err(|e| Error::file(dir, format!("cannot create the folder: {e}")))?;
         let png = dir.join(format!("{stem}.png"));
         let svg = dir.join(format!("{stem}.svg"));
         self.draw(BitMapBackend::new(&png, SIZE).into_drawing_area())
-            .map_err(|e| anyhow!("{}: {e}", png.display()))?;
+            .map_err(|e| Error::file(&png, e))?;
         self.draw(SVGBackend::new(&svg, SIZE).into_drawing_area())
-            .map_err(|e| anyhow!("{}: {e}", svg.display()))?;
+            .map_err(|e| Error::file(&svg, e))?;
         Ok(vec![png, svg])
     }
 

@@ -88,7 +88,7 @@ pub fn figures(m: &Metrics, name: &str) -> Vec<(&'static str, Figure)> {
 }
 
 /// Writes the panels of run directory `dir` into `out`; returns the files written.
-pub fn plot_run(dir: &Path, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn plot_run(dir: &Path, out: &Path) -> crate::Result<Vec<PathBuf>> {
     let m = Metrics::read(&dir.join("metrics.jsonl"))?;
     if m.skipped > 0 {
         tracing::warn!(

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::error::Error;
 use serde_json::Value;
 
 use super::axis::compact;
@@ -35,15 +35,15 @@ pub struct SweepPlotOptions {
 }
 
 /// The keys `sweep.json` records (defaults when it is missing).
-fn manifest(dir: &Path) -> anyhow::Result<(String, String)> {
+fn manifest(dir: &Path) -> crate::Result<(String, String)> {
     let p = dir.join("sweep.json");
     if !p.exists() {
         return Ok(("optim.lr".into(), "train.seed".into()));
     }
     let text =
-        std::fs::read_to_string(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+        std::fs::read_to_string(&p).map_err(|e| Error::file(&p, format!("cannot read: {e}")))?;
     let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| Error::file(&p, format!("not valid JSON: {e}")))?;
     let key = |k: &str, d: &str| v.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
     Ok((key("lr_key", "optim.lr"), key("seed_key", "train.seed")))
 }
@@ -76,7 +76,7 @@ pub fn plot_sweep(
     dir: &Path,
     out: &Path,
     opts: &SweepPlotOptions,
-) -> anyhow::Result<(Vec<PathBuf>, Vec<String>)> {
+) -> crate::Result<(Vec<PathBuf>, Vec<String>)> {
     let rows = read_rows(&dir.join("results.jsonl"))?;
     let (lr_key, seed_key) = manifest(dir)?;
     let best = best_per_group(&rows, &lr_key, &seed_key);

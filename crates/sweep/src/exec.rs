@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Condvar, Mutex};
 
-use anyhow::Context;
+use crate::error::{Context, Error};
 use serde_json::{Map, Value};
 
 use eos_train::Status;
@@ -60,7 +60,7 @@ impl Launcher {
     }
 
     /// The outcome recorded in `cell`'s directory, if its run is done.
-    pub fn done(&self, cell: &Cell) -> anyhow::Result<Option<Outcome>> {
+    pub fn done(&self, cell: &Cell) -> crate::Result<Option<Outcome>> {
         Ok(RunMeta::read(&self.dir(cell))?.and_then(|m| status_outcome(m.status)))
     }
 
@@ -83,13 +83,13 @@ impl Launcher {
         o
     }
 
-    fn failed(&self, cell: &Cell, e: anyhow::Error) -> Outcome {
+    fn failed(&self, cell: &Cell, e: crate::Error) -> Outcome {
         let msg = format!("{e:#}");
         let _ = write_atomic(&self.dir(cell).join(ERROR_FILE), msg.as_bytes());
         Outcome::Failed(msg)
     }
 
-    fn try_run(&self, cell: &Cell) -> anyhow::Result<Outcome> {
+    fn try_run(&self, cell: &Cell) -> crate::Result<Outcome> {
         let dir = self.dir(cell);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create the cell directory", dir.display()))?;
@@ -102,7 +102,7 @@ impl Launcher {
             .values
             .iter()
             .map(|(k, v)| Ok((k.clone(), serde_json::to_value(v)?)))
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<crate::Result<_>>()?;
         let file = CellFile {
             id: cell.id.clone(),
             values,
@@ -149,11 +149,10 @@ impl Launcher {
             (Some(m), true) => format!("the run ended with status `{}`", m.status),
             (_, _) => format!("`eos train` exited with {status}"),
         };
-        anyhow::bail!(
-            "cell {}: {why}; end of {}:\n{tail}",
-            cell.id,
-            log_path.display()
-        )
+        Err(Error::Cell {
+            cell: cell.id.clone(),
+            problem: format!("{why}; end of {}:\n{tail}", log_path.display()),
+        })
     }
 }
 

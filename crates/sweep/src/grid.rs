@@ -10,7 +10,7 @@
 //! The ladder of THEORY.md §3 (2 points per decade, from large to small) is
 //! η_k = η_max · 10^(−k / per_decade), k = 0, 1, …
 
-use anyhow::bail;
+use crate::error::Error;
 use toml::Value;
 
 /// (dotted key, value) pairs, in key order.
@@ -90,15 +90,15 @@ pub fn cell_id(values: &[(String, Value)], names: &[(String, String)]) -> String
 }
 
 /// Errors if two cells share an id (values equal to 6 significant digits).
-pub fn check_unique(cells: &[Cell]) -> anyhow::Result<()> {
+pub fn check_unique(cells: &[Cell]) -> crate::Result<()> {
     let mut ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-        bail!(
+        return Err(Error::Request(format!(
             "two grid cells get the id `{}`: their values agree to 6 significant digits; \
              make them differ more",
             w[0]
-        );
+        )));
     }
     Ok(())
 }

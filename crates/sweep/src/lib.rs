@@ -35,6 +35,7 @@
 //! `eos report`), `cells/<id>/` (one run each, see [`grid`] for ids and
 //! [`exec`] for restarts), `results.csv`, `results.jsonl`, `best.csv` ([`results`]).
 
+pub mod error;
 pub mod exec;
 pub mod fit;
 pub mod grid;
@@ -43,9 +44,10 @@ pub mod spec;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use crate::error::Context;
 use toml::Value;
 
+pub use error::{Error, Result};
 use exec::{Launcher, Outcome};
 use grid::Cell;
 pub use spec::{EtaSearch, SweepSpec};
@@ -84,7 +86,7 @@ enum Job {
 }
 
 /// Runs (or continues, or gathers, or scripts) the sweep of `opts`.
-pub fn sweep(opts: &SweepOptions) -> anyhow::Result<SweepSummary> {
+pub fn sweep(opts: &SweepOptions) -> crate::Result<SweepSummary> {
     let spec = SweepSpec::load(&opts.spec)?;
     let out = opts.out.clone().unwrap_or_else(|| {
         let stem = opts
@@ -128,10 +130,12 @@ pub fn sweep(opts: &SweepOptions) -> anyhow::Result<SweepSummary> {
     }
     if !opts.gather {
         let ids: Vec<usize> = match opts.cell {
-            Some(i) if i >= n_jobs => bail!(
-                "--cell {i}: the sweep has {n_jobs} jobs (0 … {})",
-                n_jobs.saturating_sub(1)
-            ),
+            Some(i) if i >= n_jobs => {
+                return Err(Error::Request(format!(
+                    "--cell {i}: the sweep has {n_jobs} jobs (0 … {})",
+                    n_jobs.saturating_sub(1)
+                )))
+            }
             Some(i) => vec![i],
             None => (0..n_jobs).collect(),
         };
@@ -211,7 +215,7 @@ fn search_group(
 }
 
 /// `DIR/sweep.json`: what `eos report` needs to read the tables.
-fn write_manifest(spec: &SweepSpec, out: &Path) -> anyhow::Result<()> {
+fn write_manifest(spec: &SweepSpec, out: &Path) -> crate::Result<()> {
     let m = serde_json::json!({
         "spec": spec.path.display().to_string(),
         "base": spec.base.display().to_string(),

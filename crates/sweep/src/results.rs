@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context;
+use crate::error::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -60,7 +60,7 @@ pub struct CellFile {
 }
 
 /// Reads one cell directory (`None` if it has no `cell.json`).
-pub fn read_cell(dir: &Path, fraction: f64) -> anyhow::Result<Option<CellRow>> {
+pub fn read_cell(dir: &Path, fraction: f64) -> crate::Result<Option<CellRow>> {
     let p = dir.join(CELL_FILE);
     if !p.exists() {
         return Ok(None);
@@ -125,7 +125,7 @@ fn cmp_all<'a>(
 
 /// Every cell of the sweep in `out` (directories `out/cells/*` with a `cell.json`),
 /// sorted by their values (numerically, keys in order), then by id.
-pub fn gather(out: &Path, fraction: f64) -> anyhow::Result<Vec<CellRow>> {
+pub fn gather(out: &Path, fraction: f64) -> crate::Result<Vec<CellRow>> {
     let cells = out.join("cells");
     if !cells.exists() {
         return Ok(Vec::new());
@@ -145,7 +145,7 @@ pub fn gather(out: &Path, fraction: f64) -> anyhow::Result<Vec<CellRow>> {
 }
 
 /// Reads a `results.jsonl`.
-pub fn read_rows(path: &Path) -> anyhow::Result<Vec<CellRow>> {
+pub fn read_rows(path: &Path) -> crate::Result<Vec<CellRow>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     text.lines()
@@ -218,7 +218,7 @@ pub fn write_tables(
     lr_key: &str,
     seed_key: &str,
     rows: &[CellRow],
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     let mut jsonl = String::new();
     for r in rows {
         jsonl.push_str(&serde_json::to_string(r)?);

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use crate::error::{spec_err, Context, Error};
 use serde::Deserialize;
 use toml::{Table, Value};
 
@@ -81,16 +81,18 @@ pub struct SweepSpec {
 
 impl SweepSpec {
     /// Reads and validates a sweep file; errors name the file and the key.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> crate::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read the sweep file", path.display()))?;
         Self::parse(&text, path)
     }
 
     /// Validates sweep-file text; `path` locates the base config and names errors.
-    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
-        let f = path.display();
-        let raw: RawSpec = toml::from_str(text).map_err(|e| anyhow::anyhow!("{f}: {e}"))?;
+    pub fn parse(text: &str, path: &Path) -> crate::Result<Self> {
+        let raw: RawSpec = toml::from_str(text).map_err(|e| Error::SpecFile {
+            file: path.to_path_buf(),
+            problem: e.to_string(),
+        })?;
         let folder = path.parent().unwrap_or(Path::new(""));
         let mut set = Vec::new();
         flatten("", &raw.set, &mut |k, v| set.push(grid::set_arg(&k, &v)));
@@ -100,39 +102,62 @@ impl SweepSpec {
             Value::Array(a) if !a.is_empty() => grid.push((k, a)),
             other => {
                 let what = format!("got {}", other.type_str());
-                bad.get_or_insert(format!(
-                    "{f}: [grid] key `{k}`: expected a non-empty array of values, {what}"
+                bad.get_or_insert(spec_err(
+                    path,
+                    format!("[grid] key `{k}`"),
+                    format!("expected a non-empty array of values, {what}"),
                 ));
             }
         });
-        if let Some(msg) = bad {
-            bail!(msg);
+        if let Some(e) = bad {
+            return Err(e);
         }
         grid.sort_by(|a, b| a.0.cmp(&b.0));
         let lr_key = raw.lr_key.unwrap_or_else(|| "optim.lr".into());
         let seed_key = raw.seed_key.unwrap_or_else(|| "train.seed".into());
         let final_fraction = raw.final_fraction.unwrap_or(DEFAULT_FINAL_FRACTION);
         if !(final_fraction > 0.0 && final_fraction <= 1.0) {
-            bail!("{f}: key `final_fraction`: expected a number in (0, 1], got {final_fraction}");
+            return Err(spec_err(
+                path,
+                "key `final_fraction`",
+                format!("expected a number in (0, 1], got {final_fraction}"),
+            ));
         }
         if let Some(s) = &raw.eta_search {
             if grid.iter().any(|(k, _)| *k == lr_key) {
-                bail!("{f}: [grid] key `{lr_key}`: remove it, [eta_search] chooses the learning rates");
+                return Err(spec_err(
+                    path,
+                    format!("[grid] key `{lr_key}`"),
+                    "remove it, [eta_search] chooses the learning rates",
+                ));
             }
             if !(s.max > 0.0 && s.max.is_finite()) {
-                bail!(
-                    "{f}: key `eta_search.max`: expected a positive number, got {}",
-                    s.max
-                );
+                return Err(spec_err(
+                    path,
+                    "key `eta_search.max`",
+                    format!("expected a positive number, got {}", s.max),
+                ));
             }
             if s.per_decade == 0 {
-                bail!("{f}: key `eta_search.per_decade`: expected at least 1");
+                return Err(spec_err(
+                    path,
+                    "key `eta_search.per_decade`",
+                    "expected at least 1",
+                ));
             }
             if !(s.decades_below >= 0.0 && s.decades_below.is_finite()) {
-                bail!("{f}: key `eta_search.decades_below`: expected a number ≥ 0");
+                return Err(spec_err(
+                    path,
+                    "key `eta_search.decades_below`",
+                    "expected a number ≥ 0",
+                ));
             }
             if let Some(m) = s.min.filter(|m| !(*m > 0.0 && *m <= s.max)) {
-                bail!("{f}: key `eta_search.min`: expected 0 < min ≤ max, got {m}");
+                return Err(spec_err(
+                    path,
+                    "key `eta_search.min`",
+                    format!("expected 0 < min ≤ max, got {m}"),
+                ));
             }
         }
         Ok(Self {
@@ -165,7 +190,7 @@ impl SweepSpec {
     }
 
     /// The cells of a plain grid (without `[eta_search]`), in a fixed order.
-    pub fn cells(&self) -> anyhow::Result<Vec<Cell>> {
+    pub fn cells(&self) -> crate::Result<Vec<Cell>> {
         let cells: Vec<Cell> = grid::product(&self.grid)
             .into_iter()
             .map(|v| self.cell(v))
