@@ -9,6 +9,7 @@ use eos_model::{load_case, pick_device, save_case};
 use eos_train::{example, probe};
 
 use crate::args::{Cmd, ExampleArgs, ProbeArgs, ReportArgs, SweepArgs, TrainArgs};
+use crate::progress::Progress;
 
 /// Runs one subcommand.
 pub fn run(cmd: Cmd) -> anyhow::Result<()> {
@@ -84,7 +85,15 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if let Err(e) = ctrlc::set_handler(eos_train::interrupt) {
         tracing::warn!("Ctrl-C handler not installed: {e}");
     }
-    let s = eos_train::train(&args)?;
+    let mut bar = None;
+    let s = eos_train::train_with(&args, |t| {
+        let b = bar.get_or_insert_with(|| Progress::new(t.total, t.step));
+        b.update(t.step, t.last_loss, t.last_sharpness, t.last_two_over_lr);
+    });
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    let s = s?;
     println!(
         "{}: {} ({}); metrics in {}",
         s.status,

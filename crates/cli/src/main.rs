@@ -8,6 +8,7 @@
 mod args;
 mod bench;
 mod commands;
+mod progress;
 
 use clap::Parser;
 

@@ -57,4 +57,4 @@ pub mod trainer;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use run_dir::Status;
-pub use trainer::{interrupt, train, Summary, TrainArgs};
+pub use trainer::{interrupt, train, train_with, Summary, TrainArgs, Trainer};

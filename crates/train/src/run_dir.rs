@@ -5,13 +5,11 @@
 //! count, seed, start/end times (UTC), the status (`running` while it trains — a run
 //! killed hard keeps it —, then `finished`, `diverged` or `interrupted`) and why.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Context, Error};
 use eos_model::Mlp;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 /// The state of a run, as `meta.json` (`status`), the sweep tables and the
@@ -244,40 +242,6 @@ fn diff_keys(prefix: &str, a: &toml::Table, b: &toml::Table, out: &mut Vec<Strin
             }
             (x, y) if x != y => out.push(format!("`{name}`")),
             _ => {}
-        }
-    }
-}
-
-/// A progress bar on stderr when it is a terminal; nothing otherwise.
-#[derive(Debug)]
-pub struct Progress(Option<ProgressBar>);
-
-impl Progress {
-    pub fn new(total: u64, done: u64) -> Self {
-        if !std::io::stderr().is_terminal() {
-            return Self(None);
-        }
-        let bar = ProgressBar::new(total).with_position(done);
-        let style = ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        Self(Some(bar))
-    }
-
-    /// Moves to `step` with the latest loss and sharpness.
-    pub fn update(&self, step: u64, loss: f64, sharpness: Option<f64>, two_over_lr: f64) {
-        if let Some(b) = &self.0 {
-            b.set_position(step);
-            let sh = sharpness.map(|s| format!("  sharpness {s:.4} (2/η {two_over_lr:.4})"));
-            b.set_message(format!("loss {loss:.5e}{}", sh.unwrap_or_default()));
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Some(b) = &self.0 {
-            b.finish();
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::error::{Context, Error};
 use crate::metrics::{self, Line};
 use crate::probes::{self, EvalSets, Probes};
-use crate::run_dir::{self, Meta, Progress, Status};
+use crate::run_dir::{self, Meta, Status};
 use crate::{build, checkpoint, data};
 
 /// What `eos train` was asked to do.
@@ -61,18 +61,24 @@ pub struct Summary {
 }
 
 /// Runs (or resumes) the experiment of `args` to its end (or to `--stop-after`, a
-/// divergence or [`interrupt`]), with a progress bar on a terminal.
+/// divergence or [`interrupt`]).
 pub fn train(args: &TrainArgs) -> crate::Result<Summary> {
+    train_with(args, |_| {})
+}
+
+/// [`train`], calling `on_step` after every step (and once before the first, with the
+/// trainer as opened): how the CLI draws its progress bar.
+pub fn train_with(args: &TrainArgs, mut on_step: impl FnMut(&Trainer)) -> crate::Result<Summary> {
     let mut t = Trainer::open(args)?;
     let stop = args.stop_after.map_or(t.total, |k| k.min(t.total));
-    let progress = Progress::new(t.total, t.step);
+    on_step(&t);
     let mut diverged = None;
     while t.step < stop {
         if let Some(reason) = t.step()? {
             diverged = Some(reason);
             break;
         }
-        progress.update(t.step, t.last_loss, t.last_sharpness, t.last_two_over_lr);
+        on_step(&t);
         let every = t.cfg.train.checkpoint_every;
         let interrupted = INTERRUPTED.load(Ordering::Relaxed);
         if (every > 0 && t.step % every == 0) || t.step == stop || interrupted {
@@ -82,7 +88,6 @@ pub fn train(args: &TrainArgs) -> crate::Result<Summary> {
             break;
         }
     }
-    progress.finish();
     t.finish(diverged)
 }
 
