@@ -1,4 +1,4 @@
-//! `eos sweep SWEEP.toml`: a grid of `eos train` runs, restart-safe, gathered into
+//! eos-sweep: `eos sweep SWEEP.toml`, a grid of `eos train` runs, restart-safe, gathered into
 //! one table with η* per group (DESIGN.md "Runner", THEORY.md §3).
 //!
 //! ```toml
@@ -34,6 +34,20 @@
 //! Output in DIR (default `runs/<sweep-stem>`): `sweep.json` (keys and settings, for
 //! `eos report`), `cells/<id>/` (one run each, see [`grid`] for ids and
 //! [`exec`] for restarts), `results.csv`, `results.jsonl`, `best.csv` ([`results`]).
+//!
+//! The cells of a grid, without running them:
+//!
+//! ```
+//! use std::path::Path;
+//! use eos_sweep::SweepSpec;
+//!
+//! let text = "base = \"quickstart.toml\"\n[grid]\n\"optim.lr\" = [0.01, 0.1]\n\"train.seed\" = [0, 1]\n";
+//! let spec = SweepSpec::parse(text, Path::new("experiments/gamma.toml"))?;
+//! let cells = spec.cells()?;
+//! assert_eq!(cells.len(), 4);
+//! assert_eq!(spec.keys(), ["optim.lr", "train.seed"]);
+//! # Ok::<(), eos_sweep::Error>(())
+//! ```
 
 pub mod error;
 pub mod exec;
