@@ -191,7 +191,7 @@ impl std::fmt::Debug for Trainer {
 }
 
 impl Trainer {
-    /// Builds the run of `args`: the config's parts ([`Parts::build`]), the run
+    /// Builds the run of `args`: the config's parts (data, model, optimizer, schedule, sampler), the run
     /// directory, new or (with `args.resume`) restored from its latest checkpoint,
     /// `config.resolved.toml`, `meta.json` (running), the data on the device, the probes.
     pub fn open(args: &TrainArgs) -> crate::Result<Trainer> {
