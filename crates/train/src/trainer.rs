@@ -191,9 +191,10 @@ impl std::fmt::Debug for Trainer {
 }
 
 impl Trainer {
-    /// Builds the run of `args`: the config's parts (data, model, optimizer, schedule, sampler), the run
-    /// directory, new or (with `args.resume`) restored from its latest checkpoint,
-    /// `config.resolved.toml`, `meta.json` (running), the data on the device, the probes.
+    /// Builds the run of `args`: the config's data, model, optimizer, schedule and
+    /// sampler; the run directory, new or (with `args.resume`) restored from its latest
+    /// checkpoint; `config.resolved.toml`, `meta.json` (running), the data on the
+    /// device, the probes.
     pub fn open(args: &TrainArgs) -> crate::Result<Trainer> {
         let cfg = Config::load(&args.config, &args.set)?;
         let dir = match (&args.out, args.resume) {
