@@ -244,20 +244,9 @@ impl Trainer {
             true => Some(mlp.with_params(theta0.clone())?),
             false => None,
         };
-        let on_device = |ds: &eos_data::Dataset| batch_on(ds, dtype, &device, mlp0.as_ref());
-        let train_batch = on_device(&p.data.train)?;
-        let test = p
-            .data
-            .test
-            .as_ref()
-            .map(|t| Ok::<_, Error>((on_device(t)?, t.labels.clone())))
-            .transpose()?;
-        let eval = EvalSets {
-            train: train_batch.clone(),
-            train_labels: p.data.train.labels.clone(),
-            test,
-            minibatch: cfg.train.batch_size.is_some(),
-        };
+        let minibatch = cfg.train.batch_size.is_some();
+        let eval = eval_sets(&p.data, dtype, &device, mlp0.as_ref(), minibatch)?;
+        let train_batch = eval.train.clone();
         let (loss, seed, b) = (cfg.loss.loss(), cfg.train.seed, cfg.train.batch_size);
         let mut probes = Probes::new(&cfg.probes, loss, seed, &train_batch, b)?;
         probes.ritz = start.ritz;
@@ -467,6 +456,27 @@ fn batch_on(
         b.offset = Some(m.forward(&b.x)?);
     }
     Ok(b)
+}
+
+/// The training set (and the test set) on the device, for the loop and the probes.
+fn eval_sets(
+    data: &data::Data,
+    dtype: DType,
+    device: &Device,
+    mlp0: Option<&Mlp>,
+    minibatch: bool,
+) -> crate::Result<EvalSets> {
+    let test = data
+        .test
+        .as_ref()
+        .map(|t| Ok::<_, Error>((batch_on(t, dtype, device, mlp0)?, t.labels.clone())))
+        .transpose()?;
+    Ok(EvalSets {
+        train: batch_on(&data.train, dtype, device, mlp0)?,
+        train_labels: data.train.labels.clone(),
+        test,
+        minibatch,
+    })
 }
 
 /// A new run directory (refused when it already holds a run).
