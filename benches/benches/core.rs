@@ -7,9 +7,9 @@
 
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use eos_benches::suites::suite;
 use eos_hessian::{lanczos, LanczosConfig, ModelOperator, Which};
 use eos_model::rng;
-use eos_runner::bench::suite;
 
 fn suites() -> Vec<String> {
     std::env::var("EOS_BENCH_SUITES")

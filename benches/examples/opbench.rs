@@ -7,9 +7,9 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device};
+use eos_benches::suites::suite;
 use eos_benches::{median, process_cpu_secs};
 use eos_hessian::{lanczos, power_iteration, LanczosConfig, ModelOperator, Which};
-use eos_runner::bench::suite;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,5 +1,7 @@
 //! Criterion benches of eos (see `benches/core.rs`); the shapes are the suites of
-//! `eos bench` (`eos_runner::bench`). Run with `cargo bench -p eos-benches`.
+//! `eos bench` ([`suites`]). Run with `cargo bench -p eos-benches`.
+
+pub mod suites;
 
 /// CPU time of all threads of this process, in seconds, from
 /// `/proc/self/task/*/schedstat` (0 where unavailable): less sensitive than wall time
@@ -21,14 +23,8 @@ pub fn process_cpu_secs() -> f64 {
     ns as f64 * 1e-9
 }
 
-/// The median (upper median for an even count) of `v`; NaN when empty.
-pub fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+/// The median of the timings (mean of the two middle ones for an even count).
+pub use eos_train::stats::median;
 
 #[cfg(test)]
 mod tests {
@@ -37,7 +33,7 @@ mod tests {
     #[test]
     fn median_and_cpu_time() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 3.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median(vec![]).is_nan());
         let c0 = process_cpu_secs();
         let mut x = 0u64;

@@ -1,6 +1,10 @@
 //! Build orchestration: `cargo xtask <command>` (alias in `.cargo/config.toml`).
 //!
-//! - `ci`: fmt check, clippy with `-D warnings`, the whole test suite;
+//! - `ci`: the layout checks, fmt check, clippy with `-D warnings`, `cargo doc` with
+//!   `-D warnings`, the whole test suite, the reduced reproductions;
+//! - `layout`: no module cycle, a `//!` header in every file, every `src/` folder
+//!   named in docs/ARCHITECTURE.md ([`layout`]);
+//! - `doc`: `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-D warnings`;
 //! - `data`: installs/locates the offline datasets (Debian `dataset-fashion-mnist`);
 //! - `bench [--suite S] [--peer]`: `eos bench` in release, optionally beside the JAX peer;
 //! - `repro <name|all> [--full]`: the seed papers' reproductions (`eos repro`, release);
@@ -16,6 +20,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+
+mod layout;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -46,6 +52,8 @@ fn main() -> Result<()> {
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("layout") => layout::check(&root()),
+        Some("doc") => doc(),
         Some("data") => data(),
         Some("bench") => bench(&rest),
         Some("cuda-check") => cuda_check(&rest),
@@ -53,7 +61,9 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  ci           fmt check + clippy -D warnings + all tests\n  \
+                "usage: cargo xtask <command>\n\n  ci           layout + fmt check + clippy -D warnings + docs + all tests\n  \
+                 layout       no module cycle, //! headers, ARCHITECTURE.md names every folder\n  \
+                 doc          cargo doc --workspace --no-deps with RUSTDOCFLAGS=-D warnings\n  \
                  data         install/locate offline datasets (Fashion-MNIST)\n  \
                  bench [--suite S] [--peer]   eos bench (release), optionally with the JAX peer\n  \
                  cuda-check [--build]   cargo check --features cuda with a CUDA toolkit from PyPI\n               \
@@ -69,6 +79,7 @@ fn ci() -> Result<()> {
     // The real-data tests and the reduced reproductions read Fashion-MNIST: install
     // or locate it first, so that the README's test command works on a fresh machine.
     data()?;
+    layout::check(&root())?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -78,6 +89,7 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    doc()?;
     run(cargo().args(["test", "--workspace"]))?;
     fuzz(&["all", "--iters", "20000", "--max-seconds", "8"])?;
     // The reduced reproductions: each checks a paper's headline result in numbers.
@@ -100,6 +112,14 @@ fn fuzz(args: &[&str]) -> Result<()> {
     run(cmd.args(args))
 }
 
+/// `cargo xtask doc`: the API docs of every crate, with rustdoc warnings (broken
+/// intra-doc links, bare URLs, …) as errors.
+fn doc() -> Result<()> {
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings"))
+}
+
 /// `cargo xtask repro <name…|all> [--full] [--fresh]`: builds `eos` in release and
 /// runs `eos repro`; with `--full`, the figures also go to `docs/figures/`.
 fn repro(args: &[&str]) -> Result<()> {
@@ -110,7 +130,7 @@ fn repro(args: &[&str]) -> Result<()> {
         );
     }
     data()?;
-    run(cargo().args(["build", "--release", "-p", "eos-runner"]))?;
+    run(cargo().args(["build", "--release", "-p", "eos-cli"]))?;
     let exe = root().join("target/release/eos");
     let mut cmd = Command::new(exe);
     cmd.current_dir(root()).arg("repro").args(args);
@@ -168,7 +188,7 @@ fn bench(rest: &[&str]) -> Result<()> {
             other => bail!("bench: unknown argument `{other}`"),
         }
     }
-    run(cargo().args(["build", "--release", "-p", "eos-runner"]))?;
+    run(cargo().args(["build", "--release", "-p", "eos-cli"]))?;
     let eos = root().join("target/release/eos");
     run(Command::new("taskset")
         .args(["-c", "0,1"])
@@ -254,7 +274,7 @@ const DEFAULT_CUDA_COMPUTE_CAP: &str = "90";
 /// 4. `cargo check` with its own target dir, `target/cuda-check`, so the CUDA build (whose
 ///    candle-kernels build script runs nvcc on every kernel) never invalidates
 ///    `target/debug`;
-/// 5. (`--build`) `cargo build -p eos-runner --bin eos` in the same target dir, then
+/// 5. (`--build`) `cargo build -p eos-cli --bin eos` in the same target dir, then
 ///    `eos probe --device auto` (must succeed) and `--device cuda` (must succeed on a
 ///    GPU, or end with one error, not a panic, without one).
 ///
@@ -425,13 +445,13 @@ fn cuda_check(rest: &[&str]) -> Result<()> {
     if build {
         step(
             5,
-            "cargo build -p eos-runner --bin eos --features cuda, then eos probe",
+            "cargo build -p eos-cli --bin eos --features cuda, then eos probe",
         );
         let t = Instant::now();
         run(&mut cuda_cargo(&[
             "build",
             "-p",
-            "eos-runner",
+            "eos-cli",
             "--bin",
             "eos",
             "--features",

@@ -4,6 +4,24 @@
 //! the algorithms (power iteration, Lanczos, Hutchinson, SLQ) know nothing of
 //! networks, and the model-specific quantities (Taylor coefficients, NTK trace,
 //! batch sharpness) are thin layers over eos-model's exact derivatives.
+//!
+//! The top Hessian eigenvalues of your own model on your own batch:
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use eos_hessian::{lanczos, LanczosConfig, ModelOperator, Which};
+//! use eos_model::{Activation, Batch, Loss, Mlp, MlpSpec};
+//!
+//! let dev = Device::Cpu;
+//! let mlp = Mlp::random(&MlpSpec::new(&[4, 16, 1], Activation::Tanh, true), 0, DType::F64, &dev)?;
+//! let x = Tensor::randn(0.0, 1.0, (32, 4), &dev)?;
+//! let batch = Batch::new(x, Tensor::randn(0.0, 1.0, (32, 1), &dev)?);
+//! let hessian = ModelOperator::hessian(&mlp, &batch, Loss::Mse);
+//! let cfg = LanczosConfig { k: 3, which: Which::Largest, max_iter: 60, ..Default::default() };
+//! let top = lanczos(&hessian, &cfg, &[])?;
+//! assert!(top.eigenvalues[0] >= top.eigenvalues[1]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 pub mod batch_sharpness;
 pub mod eigen;
 pub mod hutchinson;

@@ -105,7 +105,7 @@ fn driver_hint() -> String {
 
 /// Where `libcuda.so.1` is: the copy mapped into this process if there is one (always
 /// the case for a `dynamic-linking` build that started), else the first one in the
-/// directories the dynamic loader searches ([`loader_dirs`]). Best effort, Linux only;
+/// directories the dynamic loader searches (`loader_dirs`). Best effort, Linux only;
 /// it only words error messages and never decides whether CUDA is tried.
 pub fn find_libcuda() -> Option<PathBuf> {
     if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {

@@ -9,7 +9,7 @@
 //! | `logistic` | Σₖ softplus(−yₖ fₖ), y ∈ {±1} | −y σ(u), u = −y f | y² σ(u)σ(−u) ⊙ a |
 //!
 //! Third order (needed by the jets): mse has ℓ''' = 0; cross-entropy's third
-//! directional derivative is the third cumulant s(E_p[a³] − 3E_p[a²]E_p[a] + 2E_p[a]³);
+//! directional derivative is the third cumulant s(E_p\[a³\] − 3E_p\[a²\]E_p\[a\] + 2E_p\[a\]³);
 //! logistic has ℓ''' = −y³ σ(u)σ(−u)(1 − 2σ(u)) per coordinate.
 
 use candle_core::{Tensor, D};
@@ -152,7 +152,7 @@ impl Loss {
 
     /// Sums over the chunk of the derivatives dʲ/dtʲ ℓ(f(t)), j = 1, 2, 3, given the
     /// output jet f(t) = f + a t + b t²/2 + c t³/6:
-    /// d1 = ℓ'[a], d2 = ℓ''[a,a] + ℓ'[b], d3 = ℓ'''[a,a,a] + 3ℓ''[a,b] + ℓ'[c].
+    /// d1 = ℓ'\[a\], d2 = ℓ''\[a,a\] + ℓ'\[b\], d3 = ℓ'''\[a,a,a\] + 3ℓ''\[a,b\] + ℓ'\[c\].
     pub fn jet_sums(
         &self,
         ev: &LossEval,

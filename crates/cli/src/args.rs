@@ -1,0 +1,221 @@
+//! The command-line arguments of `eos` (clap): one `Args` struct per subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `--dtype`: the floating-point type of the computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    /// The candle dtype.
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            Dtype::F32 => candle_core::DType::F32,
+            Dtype::F64 => candle_core::DType::F64,
+        }
+    }
+
+    /// The flag value (`f32`, `f64`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F64 => "f64",
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "eos",
+    version,
+    about = "Exact curvature of neural networks at the edge of stability"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Curvature probes on a model + batch saved in the interchange format
+    /// (without FILE: the built-in example, a tanh MLP on generated data).
+    Probe(ProbeArgs),
+    /// Time the core operations on the standard suites, or (--scaling) how their time
+    /// and memory grow with the width and the number of samples.
+    Bench(BenchArgs),
+    /// Train the experiment of CONFIG.toml, recording the probes (see docs/config.md).
+    Train(TrainArgs),
+    /// Plot runs (loss, sharpness vs 2/η, Taylor coefficients, soft rank, update
+    /// cosine) and sweeps (loss vs η, η* vs γ with fitted slopes) as PNG + SVG.
+    Report(ReportArgs),
+    /// Run a grid of `eos train` cells (SWEEP.toml, see docs/sweep-and-report.md).
+    Sweep(SweepArgs),
+    /// Reproduce the seed papers' headline results: run, check (PASS/FAIL with the
+    /// measured and expected figures) and plot (see docs/reproductions.md).
+    Repro(ReproArgs),
+    /// Write the built-in example case to a safetensors file.
+    Example(ExampleArgs),
+}
+
+// `eos probe`: the variant of [`Cmd`] documents it.
+#[derive(Args)]
+pub struct ProbeArgs {
+    pub file: Option<PathBuf>,
+    /// Number of top Hessian eigenvalues.
+    #[arg(long, default_value_t = 5)]
+    pub k: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Compute in this dtype (default: the file's).
+    #[arg(long, value_enum)]
+    pub dtype: Option<Dtype>,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Seed of the random direction (when the file has none) and of Lanczos.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rows per chunk (bounds memory on large batches).
+    #[arg(long)]
+    pub chunk: Option<usize>,
+}
+
+// `eos bench`: the variant of [`Cmd`] documents it.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// small | medium | deep | all (comma-separated list allowed)
+    #[arg(long, default_value = "small")]
+    pub suite: String,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: Dtype,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Timed repetitions per operation, after one warm-up (median reported; default
+    /// 7; with --scaling default 3, up to 15 for points faster than 0.1 s).
+    #[arg(long)]
+    pub reps: Option<usize>,
+    /// The scaling study instead of the suites: time per gradient / HVP / operator
+    /// product against its FLOP count and peak RSS, over widths and n.
+    #[arg(long)]
+    pub scaling: bool,
+    /// With --scaling: width | n | all.
+    #[arg(long, default_value = "all", requires = "scaling")]
+    pub sweep: String,
+    /// With --scaling: rows per chunk (default: the model's, 2048).
+    #[arg(long, requires = "scaling")]
+    pub chunk_size: Option<usize>,
+    /// With --scaling: run every point in this process (by default each point runs
+    /// in a fresh process, so that memory freed by earlier points but kept by the
+    /// allocator does not count in later points' RSS).
+    #[arg(long, requires = "scaling")]
+    pub in_process: bool,
+    /// With --scaling: run only point INDEX of the sweep and print its JSON (what
+    /// each fresh process does).
+    #[arg(long, hide = true, requires = "scaling")]
+    pub point: Option<usize>,
+}
+
+// `eos train`: the variant of [`Cmd`] documents it.
+#[derive(Args)]
+pub struct TrainArgs {
+    pub config: PathBuf,
+    /// Override a config key, e.g. `--set optim.lr=0.05` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Run directory (default `runs/<config-stem>-<timestamp>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Debugging: stop (with a checkpoint) once this many steps are done.
+    #[arg(long, hide = true)]
+    pub stop_after: Option<u64>,
+}
+
+// `eos report`: the variant of [`Cmd`] documents it.
+#[derive(Args)]
+pub struct ReportArgs {
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Plot folder (default DIR/plots; DIR's name is appended for several DIRs).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Split between the γ ≪ 1 and γ ≫ 1 slope fits.
+    #[arg(long, default_value_t = 1.0)]
+    pub split: f64,
+    /// Grid key on the x axis of the η* plot (default: the one containing `gamma`).
+    #[arg(long)]
+    pub x_key: Option<String>,
+    /// Use the parabolic refinement of η* instead of the grid argmin.
+    #[arg(long)]
+    pub refined: bool,
+}
+
+// `eos sweep`: the variant of [`Cmd`] documents it.
+#[derive(Args)]
+pub struct SweepArgs {
+    pub spec: PathBuf,
+    /// Parallel worker processes.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Sweep directory (default `runs/<sweep-stem>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run only job INDEX (one cell, or one η search): a Slurm array task.
+    #[arg(long, value_name = "INDEX")]
+    pub cell: Option<usize>,
+    /// Write DIR/sweep.sbatch (a Slurm job array) instead of running.
+    #[arg(long)]
+    pub slurm: bool,
+    /// Only gather results.csv / results.jsonl / best.csv from the cells there.
+    #[arg(long)]
+    pub gather: bool,
+    /// --device for every cell.
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+// `eos repro`: the variant of [`Cmd`] documents it.
+#[derive(Args)]
+pub struct ReproArgs {
+    /// cohen-eos, catapult, richness-sweep, conservative-sharpening,
+    /// threshold-neurons, beyond-eos, or all.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// The full settings (default: the reduced version that CI runs).
+    #[arg(long)]
+    pub full: bool,
+    /// Output folder (default runs/repro or runs/repro-full).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also copy each figure's PNG to DIR/<name>-<figure>.png (e.g. docs/figures).
+    #[arg(long, value_name = "DIR")]
+    pub figures: Option<PathBuf>,
+    /// Run everything again instead of reusing finished runs.
+    #[arg(long)]
+    pub fresh: bool,
+    /// The experiments/ folder with the configs (default: the workspace's).
+    #[arg(long)]
+    pub experiments: Option<PathBuf>,
+}
+
+// `eos example`: the variant of [`Cmd`] documents it.
+#[derive(Args)]
+pub struct ExampleArgs {
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value = "f64")]
+    pub dtype: Dtype,
+}

@@ -1,0 +1,194 @@
+//! One function per subcommand: each turns its parsed arguments into a library call
+//! (eos-train, eos-sweep, eos-report, eos-repro, eos-benches) and prints the outcome.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use candle_core::DType;
+use eos_model::{load_case, pick_device, save_case};
+use eos_train::{example, probe};
+
+use crate::args::{Cmd, ExampleArgs, ProbeArgs, ReportArgs, SweepArgs, TrainArgs};
+use crate::progress::Progress;
+
+/// Runs one subcommand.
+pub fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Probe(a) => probe(a),
+        Cmd::Bench(a) => crate::bench::bench(a),
+        Cmd::Train(a) => train(a),
+        Cmd::Report(a) => report(a),
+        Cmd::Sweep(a) => sweep(a),
+        Cmd::Repro(a) => eos_repro::run_cli(&eos_repro::ReproArgs {
+            names: a.names,
+            full: a.full,
+            out: a.out,
+            figures: a.figures,
+            fresh: a.fresh,
+            experiments: a.experiments,
+        }),
+        Cmd::Example(a) => example(a),
+    }
+}
+
+/// `eos probe`: every curvature measurement on one saved (or the built-in) case.
+fn probe(a: ProbeArgs) -> anyhow::Result<()> {
+    let device = pick_device(&a.device)?;
+    let dtype = a.dtype.map(|d| d.dtype());
+    let (mut mlp, batch, loss, v) = match &a.file {
+        Some(path) => {
+            let case = load_case(path, dtype, &device)?;
+            let batch = case.batch.with_context(|| {
+                format!(
+                    "{}: no batch: tensors `x` and `y` are needed to probe",
+                    path.display()
+                )
+            })?;
+            let loss = case.loss.with_context(|| {
+                format!(
+                    "{}: metadata `loss` missing (mse, mse_mean_all, cross_entropy or logistic)",
+                    path.display()
+                )
+            })?;
+            (case.mlp, batch, loss, case.v)
+        }
+        None => {
+            let (m, b, l) = example::example_case(a.seed, dtype.unwrap_or(DType::F64), &device)?;
+            (m, b, l, None)
+        }
+    };
+    if let Some(c) = a.chunk {
+        mlp.chunk_size = c;
+    }
+    let report = probe::probe(&mlp, &batch, loss, v.as_ref(), a.k, a.seed)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// `eos train`: installs the Ctrl-C handler, trains, prints how the run ended, then
+/// plots it (`eos report DIR`).
+fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let args = eos_train::TrainArgs {
+        config: a.config,
+        set: a.set,
+        out: a.out,
+        resume: a.resume,
+        device: a.device,
+        stop_after: a.stop_after,
+    };
+    // A second Ctrl-C while the checkpoint is written is left to the default
+    // handler's successor: the atomic writes keep the run directory consistent.
+    if let Err(e) = ctrlc::set_handler(eos_train::interrupt) {
+        tracing::warn!("Ctrl-C handler not installed: {e}");
+    }
+    let mut bar = None;
+    let s = eos_train::train_with(&args, |t| {
+        let b = bar.get_or_insert_with(|| Progress::new(t.total, t.step));
+        b.update(t.step, t.last_loss, t.last_sharpness, t.last_two_over_lr);
+    });
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    let s = s?;
+    println!(
+        "{}: {} ({}); metrics in {}",
+        s.status,
+        s.reason,
+        format_args!("last loss {:.6e}", s.last_loss),
+        Path::new(&s.dir).join("metrics.jsonl").display()
+    );
+    // A picture beats numbers: every run ends with its plots (`eos report DIR`).
+    let dir = PathBuf::from(&s.dir);
+    match eos_report::report(std::slice::from_ref(&dir), &Default::default()) {
+        Ok(out) if !out.files.is_empty() => {
+            println!("plots in {}", dir.join("plots").display())
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: could not plot {}: {e:#}", dir.display()),
+    }
+    Ok(())
+}
+
+/// `eos report`: plots the given run and sweep directories.
+fn report(a: ReportArgs) -> anyhow::Result<()> {
+    let opts = eos_report::ReportOptions {
+        out: a.out,
+        split: a.split,
+        x_key: a.x_key,
+        refined: a.refined,
+    };
+    let out = eos_report::report(&a.dirs, &opts)?;
+    for l in &out.lines {
+        println!("{l}");
+    }
+    let folders: std::collections::BTreeSet<_> =
+        out.files.iter().filter_map(|f| f.parent()).collect();
+    for f in folders {
+        println!("wrote plots to {}", f.display());
+    }
+    Ok(())
+}
+
+/// `eos sweep`: runs (or gathers, or writes the Slurm script of) a grid of cells.
+fn sweep(a: SweepArgs) -> anyhow::Result<()> {
+    let opts = eos_sweep::SweepOptions {
+        spec: a.spec,
+        out: a.out,
+        workers: a.workers,
+        exe: std::env::current_exe().context("cannot locate the eos executable")?,
+        cell: a.cell,
+        slurm: a.slurm,
+        gather: a.gather,
+        device: a.device,
+    };
+    let s = eos_sweep::sweep(&opts)?;
+    if let Some(script) = &s.sbatch {
+        println!(
+            "wrote {}; submit it with: sbatch {}",
+            script.display(),
+            script.display()
+        );
+        return Ok(());
+    }
+    let count = |st: eos_train::Status| s.rows.iter().filter(|r| r.status == st).count();
+    let (finished, diverged, failed) = (
+        count(eos_train::Status::Finished),
+        count(eos_train::Status::Diverged),
+        count(eos_train::Status::Failed),
+    );
+    println!(
+        "{} cells: {finished} finished, {diverged} diverged, {failed} failed, {} other; tables \
+         in {} (results.csv, results.jsonl, best.csv)",
+        s.rows.len(),
+        s.rows.len() - finished - diverged - failed,
+        s.out.display()
+    );
+    if failed > 0 && !opts.gather {
+        bail!(
+            "{failed} cell(s) failed: see the `error` column of {}",
+            s.out.join("results.csv").display()
+        );
+    }
+    Ok(())
+}
+
+/// `eos example`: writes the built-in example case to a safetensors file.
+fn example(a: ExampleArgs) -> anyhow::Result<()> {
+    let (mlp, batch, loss) =
+        example::example_case(a.seed, a.dtype.dtype(), &candle_core::Device::Cpu)?;
+    save_case(
+        &a.out,
+        &mlp,
+        Some(loss),
+        Some(&batch),
+        None,
+        &[],
+        &[("generator".into(), "eos example".into())],
+    )?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}

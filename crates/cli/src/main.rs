@@ -1,0 +1,26 @@
+//! The `eos` command line: parses the arguments ([`args`]), sets up the thread count
+//! and the tracing subscriber, and runs one subcommand ([`commands`]). Errors are
+//! `anyhow` here and only here: the library crates return typed errors.
+
+// The clap help texts are doc comments written for the terminal (`DIR/<name>.png`).
+#![allow(rustdoc::invalid_html_tags)]
+
+mod args;
+mod bench;
+mod commands;
+mod progress;
+
+use clap::Parser;
+
+fn main() {
+    // Before any thread starts: decide the thread count once (eos_model::threads).
+    eos_model::threads::init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = commands::run(args::Cli::parse().cmd) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

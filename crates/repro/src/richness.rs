@@ -1,0 +1,348 @@
+//! `richness-sweep`: the optimal learning rate across the feature-learning strength γ
+//! (Atanasov, Meterez, Simon, Pehlevan, arXiv 2410.04642; THEORY.md §3).
+//!
+//! `eos sweep experiments/richness-sweep/sweep.toml` (reduced: depth L = 3, 9 γ from
+//! 10⁻⁴ to 10⁴, 2 seeds) or `sweep-full.toml` (L ∈ {2, 3, 4}, 17 γ, 3 seeds), online
+//! SGD for 2 000 steps, each γ with the divergence-aware η₀ ladder (4 rungs per
+//! decade). η* per (L, γ) is the parabolic refinement of the grid argmin of the
+//! seed-mean final loss ([`eos_sweep::fit`]). Checks per L: the least-squares log-log slope of η* on γ
+//! over γ ≤ 0.0316 (γ ≪ 1: the crossover starts near 0.1) is 2 ± 15 %, over γ ≥ 10
+//! it is 2/L ± 15 %. The ultra-rich plateau: at η* the number of steps until the loss
+//! first halves ([`escape_step`]) grows with γ over γ ≥ 10.
+
+use eos_train::Status;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{fmt, Check, Ctx};
+use eos_report::plot::{Figure, Series, Style};
+use eos_sweep::fit::{loglog_fit, Fit};
+use eos_sweep::results::{best_per_group, read_rows, CellRow, GroupBest};
+use eos_sweep::{self as sweep, SweepOptions};
+use eos_train::metrics::read::Metrics;
+
+const SOURCE: &str = "Atanasov et al. 2024, abstract and Fig. 1 (η* ∝ γ² for γ ≪ 1, γ^(2/L) for γ ≫ 1); THEORY.md §3";
+const GAMMA: &str = "model.parameterization.gamma";
+const DEPTH: &str = "model.depth";
+/// The base config's depth (when the sweep has no depth axis).
+const BASE_DEPTH: u64 = 3;
+/// The largest γ of the lazy fit, and the smallest of the rich fit.
+const LAZY_MAX: f64 = 0.0317;
+const RICH_MIN: f64 = 9.99;
+/// The plateau check: the escape step at the largest γ over the one at the smallest
+/// rich γ must reach this (longer plateau; 1.1 stays clear of the logging interval).
+const PLATEAU_GROWTH: f64 = 1.1;
+const PLATEAU_SOURCE: &str = "THEORY.md §3: the ultra-rich regime shows an initial loss plateau whose length grows with γ (Atanasov et al. 2024)";
+
+/// The end of the initial plateau: the first logged step at which the mean of the last
+/// five logged losses is below half the first logged loss (`None`: never).
+pub fn escape_step(loss: &[(f64, f64)]) -> Option<f64> {
+    let first = loss.first()?.1;
+    (0..loss.len()).find_map(|i| {
+        let w = &loss[i.saturating_sub(4)..=i];
+        let mean = w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64;
+        (mean < 0.5 * first).then_some(loss[i].0)
+    })
+}
+
+/// The value of `key` in a group's grid values.
+fn group_value<'a>(g: &'a GroupBest, key: &str) -> Option<&'a Value> {
+    g.group.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// (L, γ, seed-mean escape step) at each group's η* (its grid argmin), from the cells'
+/// metrics; groups without η* or with a seed that never escapes are left out.
+fn plateaus(
+    dir: &Path,
+    rows: &[CellRow],
+    best: &[GroupBest],
+) -> anyhow::Result<Vec<(u64, f64, f64)>> {
+    let mut out = Vec::new();
+    for g in best {
+        let Some(e) = g.eta else { continue };
+        let in_group = |r: &&CellRow| {
+            g.group.iter().all(|(k, v)| r.values.get(k) == Some(v))
+                && r.values.get("optim.lr").and_then(Value::as_f64) == Some(e.lr)
+                && r.status == Status::Finished
+        };
+        let mut steps = Vec::new();
+        for r in rows.iter().filter(in_group) {
+            let m = Metrics::read(&dir.join(&r.dir).join("metrics.jsonl"))?;
+            steps.push(escape_step(&m.scalar("loss")));
+        }
+        let get = |k: &str| group_value(g, k);
+        let (Some(gamma), Some(all)) = (
+            get(GAMMA).and_then(Value::as_f64),
+            steps.into_iter().collect::<Option<Vec<f64>>>(),
+        ) else {
+            continue;
+        };
+        if all.is_empty() {
+            continue;
+        }
+        let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
+        out.push((depth, gamma, all.iter().sum::<f64>() / all.len() as f64));
+    }
+    Ok(out)
+}
+
+/// (L, γ, η*) of every group with an η*.
+pub fn eta_stars(best: &[GroupBest]) -> Vec<(u64, f64, f64)> {
+    best.iter()
+        .filter_map(|g| {
+            let get = |k: &str| group_value(g, k);
+            let gamma = get(GAMMA).and_then(Value::as_f64)?;
+            let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
+            Some((depth, gamma, g.eta?.lr_refined))
+        })
+        .collect()
+}
+
+/// The lazy (γ ≤ 0.0316) and rich (γ ≥ 10) fits of depth `l`.
+pub fn regime_fits(stars: &[(u64, f64, f64)], l: u64) -> (Option<Fit>, Option<Fit>) {
+    let pts = |keep: &dyn Fn(f64) -> bool| -> Vec<(f64, f64)> {
+        stars
+            .iter()
+            .filter(|s| s.0 == l && keep(s.1))
+            .map(|s| (s.1, s.2))
+            .collect()
+    };
+    (
+        loglog_fit(&pts(&|g| g <= LAZY_MAX)),
+        loglog_fit(&pts(&|g| g >= RICH_MIN)),
+    )
+}
+
+pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+    let spec = ctx.config(if ctx.full {
+        "sweep-full.toml"
+    } else {
+        "sweep.toml"
+    });
+    let out = ctx.dir.join("sweep");
+    if ctx.fresh && out.exists() {
+        std::fs::remove_dir_all(&out)?;
+    }
+    eprintln!(
+        "[{}] sweeping {} into {}",
+        ctx.name,
+        spec.display(),
+        out.display()
+    );
+    let summary = sweep::sweep(&SweepOptions {
+        spec,
+        out: Some(out.clone()),
+        workers: 2,
+        exe: ctx.exe.clone(),
+        ..SweepOptions::default()
+    })?;
+    let failed = summary
+        .rows
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .count();
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} sweep cell(s) failed: see {}",
+            out.join("results.csv").display()
+        );
+    }
+    let rows = read_rows(&out.join("results.jsonl"))?;
+    let best = best_per_group(&rows, "optim.lr", "train.seed");
+    let stars = eta_stars(&best);
+    let mut depths: Vec<u64> = stars.iter().map(|s| s.0).collect();
+    depths.sort_unstable();
+    depths.dedup();
+
+    let plateau = plateaus(&out, &rows, &best)?;
+
+    let mut checks = Vec::new();
+    let mut plateau_fig = Figure {
+        title: "richness-sweep: the initial plateau at η* (steps until the loss halves)".into(),
+        x_label: "γ".into(),
+        y_label: "escape step (seed mean)".into(),
+        log_x: true,
+        log_y: true,
+        ..Figure::default()
+    };
+    let mut fig = Figure {
+        title: "richness-sweep: η* vs γ (online SGD, mean-field/μP, centred, 2000 steps)".into(),
+        x_label: "γ".into(),
+        y_label: "η* (η₀ of the lowest final loss)".into(),
+        log_x: true,
+        log_y: true,
+        ..Figure::default()
+    };
+    for &l in &depths {
+        let (lazy, rich) = regime_fits(&stars, l);
+        let expect_rich = 2.0 / l as f64;
+        let slope = |f: &Option<Fit>| f.map_or(f64::NAN, |f| f.slope);
+        checks.push(Check::within(
+            format!(
+                "L = {l}: slope of ln η* on ln γ, γ ≤ 0.0316 (n = {})",
+                lazy.map_or(0, |f| f.n)
+            ),
+            slope(&lazy),
+            2.0 * 0.85,
+            2.0 * 1.15,
+            SOURCE,
+        ));
+        checks.push(Check::within(
+            format!(
+                "L = {l}: slope of ln η* on ln γ, γ ≥ 10 (n = {}; 2/L = {})",
+                rich.map_or(0, |f| f.n),
+                fmt(expect_rich)
+            ),
+            slope(&rich),
+            expect_rich * 0.85,
+            expect_rich * 1.15,
+            SOURCE,
+        ));
+        let rich_plateau: Vec<(f64, f64)> = plateau
+            .iter()
+            .filter(|p| p.0 == l && p.1 >= RICH_MIN)
+            .map(|p| (p.1, p.2))
+            .collect();
+        // Fewer than two rich points (no η*, or a seed that never escapes) fails.
+        let (a, b) = match (rich_plateau.first(), rich_plateau.last()) {
+            (Some(&a), Some(&b)) if rich_plateau.len() >= 2 => (a, b),
+            _ => ((RICH_MIN, f64::NAN), (f64::NAN, f64::NAN)),
+        };
+        let ratio = b.1 / a.1;
+        checks.push(Check::holds(
+            format!(
+                "L = {l}: plateau at η* grows with γ: escape step at γ = {} over γ = {} ({} rich points)",
+                fmt(b.0),
+                fmt(a.0),
+                rich_plateau.len()
+            ),
+            ratio >= PLATEAU_GROWTH,
+            format!("{} ({} → {} steps)", fmt(ratio), fmt(a.1), fmt(b.1)),
+            format!("≥ {PLATEAU_GROWTH}"),
+            PLATEAU_SOURCE,
+        ));
+        plateau_fig.series.push(Series::new(
+            format!("L = {l}"),
+            plateau
+                .iter()
+                .filter(|p| p.0 == l)
+                .map(|p| (p.1, p.2))
+                .collect(),
+            Style::LinePoints,
+        ));
+        let pts: Vec<(f64, f64)> = stars
+            .iter()
+            .filter(|s| s.0 == l)
+            .map(|s| (s.1, s.2))
+            .collect();
+        fig.series
+            .push(Series::new(format!("η*, L = {l}"), pts, Style::LinePoints));
+        for (f, lo, hi, what) in [(lazy, 1e-4, 0.0316, "γ²"), (rich, 10.0, 1e4, "γ^(2/L)")] {
+            if let Some(f) = f {
+                fig.series.push(Series::new(
+                    format!("L = {l} fit {what}: slope {}", fmt(f.slope)),
+                    vec![(lo, f.eval(lo)), (hi, f.eval(hi))],
+                    Style::Dashed,
+                ));
+            }
+        }
+    }
+    fig.notes.push(format!(
+        "{} cells, {} diverged",
+        rows.len(),
+        rows.iter().filter(|r| r.status == Status::Diverged).count()
+    ));
+    ctx.save(&fig, "eta_star")?;
+    ctx.save(&plateau_fig, "plateau")?;
+    // The sweep's own panels (final loss vs η per γ, loss curves at η*).
+    let (files, _) = eos_report::sweep_plots::plot_sweep(
+        &out,
+        &ctx.dir.join("figures").join("sweep"),
+        &eos_report::SweepPlotOptions {
+            split: 1.0,
+            x_key: Some(GAMMA.into()),
+            refined: true,
+        },
+    )?;
+    for f in files.iter().filter(|f| {
+        f.file_stem().is_some_and(|s| s == "loss_at_eta_star")
+            && f.extension().is_some_and(|e| e == "png")
+    }) {
+        ctx.copy_png(f, "loss_at_eta_star")?;
+    }
+    Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eos_sweep::fit::EtaStar;
+
+    fn group(depth: Option<u64>, gamma: f64, lr: f64) -> GroupBest {
+        let mut g = vec![(GAMMA.to_string(), serde_json::json!(gamma))];
+        if let Some(d) = depth {
+            g.insert(0, (DEPTH.to_string(), serde_json::json!(d)));
+        }
+        GroupBest {
+            group: g,
+            eta: Some(EtaStar {
+                lr,
+                loss: 1.0,
+                lr_refined: lr,
+                n_lr: 5,
+                n_eligible: 3,
+            }),
+            cells: 5,
+            diverged: 2,
+        }
+    }
+
+    #[test]
+    fn escape_step_is_where_the_smoothed_loss_halves() {
+        // Plateau at 1.0 until step 40, then 0.1; the 5-point mean first drops below
+        // 0.5 at the third low point (mean of 1, 1, 0.1, 0.1, 0.1 = 0.46).
+        let loss: Vec<(f64, f64)> = (0..10)
+            .map(|i| (10.0 * i as f64, if i < 4 { 1.0 } else { 0.1 }))
+            .collect();
+        assert_eq!(escape_step(&loss), Some(60.0));
+        // A single low spike does not count.
+        let mut spike = vec![(0.0, 1.0); 8];
+        spike[3] = (30.0, 0.0);
+        for (i, p) in spike.iter_mut().enumerate() {
+            p.0 = 10.0 * i as f64;
+        }
+        assert_eq!(escape_step(&spike), None);
+        assert_eq!(escape_step(&[]), None);
+    }
+
+    #[test]
+    fn fits_follow_the_two_regimes() {
+        // η* = γ² below 1 and 3·γ^(2/3) above, depth 3 from the base config.
+        let gammas: [f64; 8] = [1e-3, 1e-2, 3e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0];
+        let best: Vec<GroupBest> = gammas
+            .iter()
+            .map(|&g| {
+                let lr = if g < 1.0 {
+                    g * g
+                } else {
+                    3.0 * g.powf(2.0 / 3.0)
+                };
+                group(None, g, lr)
+            })
+            .collect();
+        let stars = eta_stars(&best);
+        assert_eq!(stars.len(), 8);
+        assert!(stars.iter().all(|s| s.0 == BASE_DEPTH));
+        let (lazy, rich) = regime_fits(&stars, 3);
+        assert!((lazy.unwrap().slope - 2.0).abs() < 1e-12);
+        assert_eq!(lazy.unwrap().n, 3);
+        assert!((rich.unwrap().slope - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(rich.unwrap().n, 3);
+        // A depth axis separates the fits.
+        let best2 = vec![group(Some(2), 10.0, 1.0), group(Some(2), 100.0, 10.0)];
+        let (_, rich2) = regime_fits(&eta_stars(&best2), 2);
+        assert!((rich2.unwrap().slope - 1.0).abs() < 1e-12);
+        assert!(regime_fits(&eta_stars(&best2), 3).1.is_none());
+    }
+}

@@ -1,0 +1,90 @@
+//! The errors of eos-sweep: messages name the sweep file and key, the cell or the
+//! file of a cell directory, and what was expected. As in eos-train, every variant's
+//! message already contains the error it wraps, so none exposes a `source()` chain.
+
+use std::fmt::Display;
+use std::path::PathBuf;
+
+/// An error of a sweep.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key of the sweep file that is out of its domain.
+    #[error("{}: {key}: {problem}", file.display())]
+    Spec {
+        file: PathBuf,
+        /// The key as the message names it (`key `final_fraction``, `[grid] key `optim.lr``).
+        key: String,
+        problem: String,
+    },
+    /// A sweep file that is not valid TOML or does not fit the schema.
+    #[error("{}: {problem}", file.display())]
+    SpecFile { file: PathBuf, problem: String },
+    /// A cell whose `eos train` child failed.
+    #[error("cell {cell}: {problem}")]
+    Cell { cell: String, problem: String },
+    /// A request that cannot be carried out (e.g. `--cell` out of range).
+    #[error("{0}")]
+    Request(String),
+    /// Another error with what was being done when it happened.
+    #[error("{context}: {inner}")]
+    Context { context: String, inner: Box<Error> },
+    /// An I/O error (wrapped in [`Error::Context`] naming the path).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// JSON of `cell.json`, `results.jsonl`, `sweep.json`.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// Reading a run directory of a cell.
+    #[error(transparent)]
+    Train(#[from] eos_train::Error),
+    /// Atomic writes (eos-model's `write_atomic`).
+    #[error(transparent)]
+    Model(#[from] eos_model::Error),
+}
+
+/// Result alias of eos-sweep.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    fn spec(file: impl Into<PathBuf>, key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Spec {
+            file: file.into(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Shorthand for a [`Error::Spec`] about `key` of `file`.
+pub(crate) fn spec_err(
+    file: impl Into<PathBuf>,
+    key: impl Into<String>,
+    problem: impl Into<String>,
+) -> Error {
+    Error::spec(file, key, problem)
+}
+
+/// `.context(…)` / `.with_context(|| …)`: wraps an error in [`Error::Context`].
+pub trait Context<T> {
+    /// Wraps the error with `context`.
+    fn context(self, context: impl Display) -> Result<T>;
+    /// Wraps the error with the context `f` computes (only on error).
+    fn with_context<C: Display>(self, f: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T, X: Into<Error>> Context<T> for std::result::Result<T, X> {
+    fn context(self, context: impl Display) -> Result<T> {
+        self.map_err(|e| Error::Context {
+            context: context.to_string(),
+            inner: Box::new(e.into()),
+        })
+    }
+
+    fn with_context<C: Display>(self, f: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| Error::Context {
+            context: f().to_string(),
+            inner: Box::new(e.into()),
+        })
+    }
+}

@@ -1,0 +1,304 @@
+//! Running cells: one child process `eos train BASE --set k=v … --out DIR/cells/<id>`
+//! per cell, a pool of N worker threads each waiting on one child at a time, and the
+//! Slurm job-array script.
+//!
+//! Restart safety: a cell whose `meta.json` says `finished` or `diverged` is not run
+//! again; one with `meta.json` and `metrics.jsonl` but another status (`running`
+//! after a hard kill, `interrupted`) is continued with `--resume`; a failure (child
+//! exit status ≠ 0) is written to `sweep-error.txt` in the cell and retried on the
+//! next sweep. The child's stdout and stderr go to `train.log` in the cell.
+//!
+//! With N > 1 workers and no `RAYON_NUM_THREADS` in the environment, each child gets
+//! `RAYON_NUM_THREADS = max(1, cores / N)` so that the workers do not oversubscribe
+//! the CPU.
+
+use std::collections::VecDeque;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex};
+
+use crate::error::{Context, Error};
+use serde_json::{Map, Value};
+
+use eos_train::Status;
+
+use super::grid::Cell;
+use eos_model::io::write_atomic;
+
+use super::results::{CellFile, CELL_FILE, ERROR_FILE};
+use eos_train::metrics::read::RunMeta;
+
+/// How a cell ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    Diverged,
+    /// The child failed, or the run ended otherwise (`interrupted`); the message says.
+    Failed(String),
+}
+
+/// What every child needs: the `eos` executable, the base config, fixed overrides.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    pub exe: PathBuf,
+    pub base: PathBuf,
+    /// `key=value` overrides applied to every cell before the cell's own.
+    pub fixed: Vec<String>,
+    /// `DIR/cells`.
+    pub cells_dir: PathBuf,
+    /// `--device` for the children.
+    pub device: Option<String>,
+    /// `RAYON_NUM_THREADS` for the children.
+    pub threads: Option<usize>,
+}
+
+impl Launcher {
+    /// The directory of `cell`.
+    pub fn dir(&self, cell: &Cell) -> PathBuf {
+        self.cells_dir.join(&cell.id)
+    }
+
+    /// The outcome recorded in `cell`'s directory, if its run is done.
+    pub fn done(&self, cell: &Cell) -> crate::Result<Option<Outcome>> {
+        Ok(RunMeta::read(&self.dir(cell))?.and_then(|m| status_outcome(m.status)))
+    }
+
+    /// Runs `cell` unless it is done, and prints one line on how it ended (or that
+    /// it was done before); never errors (a failure is an [`Outcome`]).
+    pub fn run(&self, cell: &Cell) -> Outcome {
+        let (o, before) = match self.done(cell) {
+            Ok(Some(o)) => (o, " (done before)"),
+            Ok(None) => (
+                self.try_run(cell).unwrap_or_else(|e| self.failed(cell, e)),
+                "",
+            ),
+            Err(e) => (self.failed(cell, e), ""),
+        };
+        match &o {
+            Outcome::Finished => eprintln!("{}: finished{before}", cell.id),
+            Outcome::Diverged => eprintln!("{}: diverged{before}", cell.id),
+            Outcome::Failed(e) => eprintln!("{}: FAILED: {e}", cell.id),
+        }
+        o
+    }
+
+    fn failed(&self, cell: &Cell, e: crate::Error) -> Outcome {
+        let msg = format!("{e:#}");
+        let _ = write_atomic(&self.dir(cell).join(ERROR_FILE), msg.as_bytes());
+        Outcome::Failed(msg)
+    }
+
+    fn try_run(&self, cell: &Cell) -> crate::Result<Outcome> {
+        let dir = self.dir(cell);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create the cell directory", dir.display()))?;
+        let err_file = dir.join(ERROR_FILE);
+        if err_file.exists() {
+            std::fs::remove_file(&err_file)
+                .with_context(|| format!("{}: cannot remove", err_file.display()))?;
+        }
+        let values: Map<String, Value> = cell
+            .values
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), serde_json::to_value(v)?)))
+            .collect::<crate::Result<_>>()?;
+        let file = CellFile {
+            id: cell.id.clone(),
+            values,
+        };
+        write_atomic(
+            &dir.join(CELL_FILE),
+            serde_json::to_string_pretty(&file)?.as_bytes(),
+        )?;
+
+        let resume = dir.join("meta.json").exists() && dir.join("metrics.jsonl").exists();
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("train").arg(&self.base);
+        for s in self.fixed.iter().cloned().chain(cell.set_args()) {
+            cmd.arg("--set").arg(s);
+        }
+        cmd.arg("--out").arg(&dir);
+        if resume {
+            cmd.arg("--resume");
+        }
+        if let Some(d) = &self.device {
+            cmd.arg("--device").arg(d);
+        }
+        if let Some(t) = self.threads {
+            cmd.env("RAYON_NUM_THREADS", t.to_string());
+        }
+        let log_path = dir.join("train.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("{}: cannot open", log_path.display()))?;
+        let status = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()
+            .with_context(|| format!("cannot start `{} train`", self.exe.display()))?;
+        let meta = RunMeta::read(&dir)?;
+        if let Some(o) = meta.as_ref().and_then(|m| status_outcome(m.status)) {
+            return Ok(o);
+        }
+        let tail = last_lines(&log_path, 5);
+        let why = match (&meta, status.success()) {
+            (Some(m), true) => format!("the run ended with status `{}`", m.status),
+            (_, _) => format!("`eos train` exited with {status}"),
+        };
+        Err(Error::Cell {
+            cell: cell.id.clone(),
+            problem: format!("{why}; end of {}:\n{tail}", log_path.display()),
+        })
+    }
+}
+
+fn status_outcome(status: Status) -> Option<Outcome> {
+    match status {
+        Status::Finished => Some(Outcome::Finished),
+        Status::Diverged => Some(Outcome::Diverged),
+        _ => None,
+    }
+}
+
+fn last_lines(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `RAYON_NUM_THREADS` for `workers` children, unless the user set it.
+pub fn threads_per_child(workers: usize) -> Option<usize> {
+    if workers <= 1 || std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Some((cores / workers).max(1))
+}
+
+/// A work queue served by `workers` threads; a job may enqueue more jobs.
+///
+/// `handle(job, push)` runs one job; the pool ends when the queue is empty and no
+/// job is running (so none can push more).
+pub fn run_pool<J: Send>(jobs: Vec<J>, workers: usize, handle: impl Fn(J, &dyn Fn(J)) + Sync) {
+    let state = Mutex::new((VecDeque::from(jobs), 0usize));
+    let cv = Condvar::new();
+    let push = |j: J| {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.0.push_back(j);
+        cv.notify_one();
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            scope.spawn(|| loop {
+                let job = {
+                    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    loop {
+                        if let Some(j) = s.0.pop_front() {
+                            s.1 += 1;
+                            break Some(j);
+                        }
+                        if s.1 == 0 {
+                            break None;
+                        }
+                        s = cv.wait(s).unwrap_or_else(|p| p.into_inner());
+                    }
+                };
+                let Some(job) = job else {
+                    cv.notify_all();
+                    return;
+                };
+                handle(job, &push);
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.1 -= 1;
+                cv.notify_all();
+            });
+        }
+    });
+}
+
+/// The text of `DIR/sweep.sbatch`: a job array of `tasks` tasks, task i running
+/// `eos sweep SPEC --out DIR --cell i`.
+pub fn sbatch_script(
+    exe: &Path,
+    spec: &Path,
+    out: &Path,
+    tasks: usize,
+    options: &[String],
+) -> String {
+    let name = spec
+        .file_stem()
+        .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+    let q = |p: &Path| shell_quote(&p.display().to_string());
+    let mut s = String::from("#!/bin/bash\n");
+    s += &format!("#SBATCH --job-name=eos-{name}\n");
+    s += &format!("#SBATCH --array=0-{}\n", tasks.saturating_sub(1));
+    s += &format!("#SBATCH --output={}/slurm/%A_%a.out\n", out.display());
+    for o in options {
+        s += &format!("#SBATCH {o}\n");
+    }
+    s += "#\n# One sweep cell (or, with [eta_search], one learning-rate search) per array\n";
+    s += "# index. Each task gathers the tables when it ends; to gather once all are done:\n";
+    s += &format!(
+        "#   {} sweep {} --out {} --gather\n",
+        q(exe),
+        q(spec),
+        q(out)
+    );
+    s += "set -euo pipefail\n";
+    s += &format!(
+        "exec {} sweep {} --out {} --cell \"$SLURM_ARRAY_TASK_ID\"\n",
+        q(exe),
+        q(spec),
+        q(out)
+    );
+    s
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+=".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn pool_runs_pushed_jobs() {
+        let done = AtomicUsize::new(0);
+        // Jobs n > 0 push n − 1: 3 → 2 → 1 → 0, and 2 → 1 → 0: 7 jobs in all.
+        run_pool(vec![3usize, 2], 3, |n, push| {
+            done.fetch_add(1, Ordering::SeqCst);
+            if n > 0 {
+                push(n - 1);
+            }
+        });
+        assert_eq!(done.load(Ordering::SeqCst), 7);
+    }
+
+    #[test]
+    fn script() {
+        let s = sbatch_script(
+            Path::new("/bin/eos"),
+            Path::new("/x/my sweep.toml"),
+            Path::new("/r/out"),
+            12,
+            &["--time=01:00:00".into()],
+        );
+        assert!(s.contains("#SBATCH --array=0-11\n"), "{s}");
+        assert!(s.contains("#SBATCH --time=01:00:00\n"));
+        assert!(s.contains(
+            "exec /bin/eos sweep '/x/my sweep.toml' --out /r/out --cell \"$SLURM_ARRAY_TASK_ID\""
+        ));
+    }
+}

@@ -1,0 +1,176 @@
+//! Checkpoints: `ckpt/step-N.safetensors`, the state after N steps, written atomically
+//! (eos-model's `save_case`: temporary file + rename).
+//!
+//! The file is in the interchange format (DESIGN.md): the model as `layers.{i}.weight`
+//! / `layers.{i}.bias` with metadata `activation`, `loss`, `multipliers`, readable by
+//! any safetensors tool, plus, alongside:
+//!
+//! ```text
+//! theta0.layers.{i}.weight|bias   θ₀ (centring offsets, update cosine)      model dtype
+//! optim.*                         optimizer state (eos-optim's names)       as saved,
+//!                                 integers as f64
+//! probe.ritz                      [k, P] latest Ritz vectors (warm start)   f64
+//! metadata: eos_checkpoint = "1", step = N, time_s, schedule_state (TOML)
+//! ```
+//!
+//! The sampler and the stream need no state: the batch of step t is a pure function
+//! of (seed, t). Tensors keep their dtype, so a resumed run continues bit for bit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Context, Error};
+use candle_core::{DType, Device, Tensor};
+use eos_model::{save_case, LayerParams, Loss, Mlp, ParamVec};
+use eos_optim::{Optimizer, Schedule, ScheduleState};
+
+/// What a checkpoint restores.
+#[derive(Debug)]
+pub struct Restored {
+    pub step: u64,
+    pub time_s: f64,
+    pub params: ParamVec,
+    pub theta0: ParamVec,
+    pub ritz: Vec<Vec<f64>>,
+}
+
+/// `dir/ckpt/step-N.safetensors`.
+pub fn path(dir: &Path, step: u64) -> PathBuf {
+    dir.join("ckpt").join(format!("step-{step}.safetensors"))
+}
+
+/// The step of the latest checkpoint in `dir/ckpt`, if any.
+pub fn latest(dir: &Path) -> crate::Result<Option<u64>> {
+    let ckpt = dir.join("ckpt");
+    if !ckpt.is_dir() {
+        return Ok(None);
+    }
+    let mut best = None;
+    for entry in
+        std::fs::read_dir(&ckpt).with_context(|| format!("{}: cannot list", ckpt.display()))?
+    {
+        let name = entry?.file_name();
+        let step = name
+            .to_str()
+            .and_then(|s| s.strip_prefix("step-"))
+            .and_then(|s| s.strip_suffix(".safetensors"))
+            .and_then(|s| s.parse::<u64>().ok());
+        best = best.max(step);
+    }
+    Ok(best)
+}
+
+/// Everything a checkpoint holds besides the model.
+#[derive(Debug)]
+pub struct State<'a> {
+    pub step: u64,
+    pub time_s: f64,
+    pub theta0: &'a ParamVec,
+    pub optimizer: &'a dyn Optimizer,
+    pub schedule: &'a dyn Schedule,
+    pub ritz: &'a [Vec<f64>],
+}
+
+/// Writes `ckpt/step-N.safetensors` atomically.
+pub fn save(dir: &Path, mlp: &Mlp, loss: Loss, st: &State) -> crate::Result<PathBuf> {
+    let p = path(dir, st.step);
+    std::fs::create_dir_all(dir.join("ckpt"))?;
+    let mut extra = st.theta0.named_tensors("theta0.");
+    // Integer state (the optimizer's step counter) is stored as f64 (exact below 2⁵³)
+    // so that readers of the interchange format, which expect floats, can open it.
+    for (name, t) in st.optimizer.state() {
+        let t = match t.dtype() {
+            DType::F32 | DType::F64 => t,
+            _ => t.to_dtype(DType::F64)?,
+        };
+        extra.push((name, t));
+    }
+    if let Some(first) = st.ritz.first() {
+        let flat: Vec<f64> = st.ritz.iter().flatten().copied().collect();
+        let t = Tensor::from_vec(flat, (st.ritz.len(), first.len()), &Device::Cpu)?;
+        extra.push(("probe.ritz".into(), t));
+    }
+    let schedule = toml::to_string(&st.schedule.state()).context("schedule state")?;
+    let meta = [
+        ("eos_checkpoint".to_string(), "1".to_string()),
+        ("step".to_string(), st.step.to_string()),
+        ("time_s".to_string(), format!("{:?}", st.time_s)),
+        ("schedule_state".to_string(), schedule),
+    ];
+    save_case(&p, mlp, Some(loss), None, None, &extra, &meta)?;
+    Ok(p)
+}
+
+fn read_params(
+    t: &HashMap<String, Tensor>,
+    prefix: &str,
+    like: &ParamVec,
+) -> crate::Result<ParamVec> {
+    let mut layers = Vec::new();
+    for (i, l) in like.layers.iter().enumerate() {
+        let get = |name: String| -> crate::Result<Tensor> {
+            let x = t
+                .get(&name)
+                .ok_or_else(|| Error::Request(format!("tensor `{name}` is missing")))?;
+            Ok(x.to_dtype(like.dtype())?.to_device(like.device())?)
+        };
+        let weight = get(format!("{prefix}layers.{i}.weight"))?;
+        let bias = l
+            .bias
+            .as_ref()
+            .map(|_| get(format!("{prefix}layers.{i}.bias")))
+            .transpose()?;
+        layers.push(LayerParams { weight, bias });
+    }
+    let v = ParamVec { layers };
+    like.check_same_structure(&v)?;
+    Ok(v)
+}
+
+/// Loads a checkpoint into the optimizer and the schedule and returns the rest;
+/// `like` gives the model's structure, dtype and device.
+pub fn load(
+    p: &Path,
+    like: &ParamVec,
+    optimizer: &mut dyn Optimizer,
+    schedule: &mut dyn Schedule,
+) -> crate::Result<Restored> {
+    let ctx = |e: Error| Error::Context {
+        context: p.display().to_string(),
+        inner: Box::new(e),
+    };
+    let bytes = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::file(p, format!("not a safetensors file: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let get = |k: &str| {
+        meta.get(k)
+            .ok_or_else(|| Error::file(p, format!("metadata `{k}` missing")))
+    };
+    if get("eos_checkpoint")? != "1" {
+        return Err(Error::file(p, "not an eos checkpoint of format 1"));
+    }
+    let step: u64 = get("step")?
+        .parse()
+        .map_err(|e| Error::file(p, format!("metadata `step`: {e}")))?;
+    let time_s: f64 = get("time_s")?.parse().unwrap_or(0.0);
+    let sched: ScheduleState = toml::from_str(get("schedule_state")?)
+        .map_err(|e| Error::file(p, format!("metadata `schedule_state`: {e}")))?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .with_context(|| p.display().to_string())?;
+    let params = read_params(&tensors, "", like).map_err(ctx)?;
+    let theta0 = read_params(&tensors, "theta0.", like).map_err(ctx)?;
+    optimizer.load_state(&tensors).map_err(|e| ctx(e.into()))?;
+    schedule.load_state(&sched).map_err(|e| ctx(e.into()))?;
+    let ritz = match tensors.get("probe.ritz") {
+        Some(r) => r.to_dtype(DType::F64)?.to_vec2::<f64>()?,
+        None => Vec::new(),
+    };
+    Ok(Restored {
+        step,
+        time_s,
+        params,
+        theta0,
+        ritz,
+    })
+}
