@@ -63,8 +63,20 @@ fn grow(size: usize) {
     if live > limit {
         let _ = REPORTING.try_with(|r| r.set(true));
         let base = BASE.try_with(Cell::get).unwrap_or(0);
-        crate::driver::abort_over_limit(size, live - base, limit - base);
+        match OVER_LIMIT.get() {
+            Some(report) => report(size, live - base, limit - base),
+            None => std::process::abort(),
+        }
     }
+}
+
+/// What to do when an allocation would pass the hard limit (report and abort): set
+/// once by the driver through [`on_over_limit`], so this module does not import it.
+static OVER_LIMIT: std::sync::OnceLock<fn(usize, usize, usize) -> !> = std::sync::OnceLock::new();
+
+/// Installs the over-limit handler `(request, used, limit) -> !` (first call wins).
+pub(crate) fn on_over_limit(report: fn(usize, usize, usize) -> !) {
+    let _ = OVER_LIMIT.set(report);
 }
 
 /// Books `size` bytes freed on this thread.

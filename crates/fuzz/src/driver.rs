@@ -218,7 +218,7 @@ fn hang(shared: &Shared, limit: Duration) -> ! {
     std::process::exit(3);
 }
 
-/// Called by [`crate::alloc`] (on the worker thread, its counting suspended) when an
+/// Installed in [`crate::alloc`] and called there (on the worker thread, its counting suspended) when an
 /// allocation of `request` bytes would take the input's heap use to `used` bytes,
 /// past `limit`: reports, saves the input, aborts.
 pub(crate) fn abort_over_limit(request: usize, used: usize, limit: usize) -> ! {
@@ -315,6 +315,7 @@ pub fn check_one(
         Ok(n) => n,
         Err(p) => return (Err(panic_message(p)), 0, input.len()),
     };
+    alloc::on_over_limit(abort_over_limit);
     alloc::begin(HARD_BASE.saturating_add(HARD_FACTOR.saturating_mul(len)));
     let result = catch_unwind(AssertUnwindSafe(|| (target.run)(input)));
     let peak = alloc::end();
