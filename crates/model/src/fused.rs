@@ -337,9 +337,7 @@ pub(crate) fn fuse(
         _ => (None, false, None),
     };
     // The bias row by value (exact: f32 → f64 → f32 round-trips).
-    let bias = bias
-        .map(|b| b.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>())
-        .transpose()?;
+    let bias = bias.map(crate::host::values_f64).transpose()?;
     let op = Op {
         steps,
         add: add.is_some(),

@@ -19,6 +19,7 @@ pub mod activation;
 pub mod device;
 mod fused;
 pub mod grad;
+mod host;
 pub mod hvp;
 pub mod io;
 pub mod jet;
