@@ -1,7 +1,6 @@
 //! The first-layer products of the `small` bench shape (n = 1000, 3072 → 512, f32)
 //! through candle's matmul, with the weight as a transposed view (`x W₀ᵀ`, the layout
-//! the passes use) and contiguous, after [`eos_model::threads::init`] (which sets gemm's
-//! packing thresholds): issue 15 goal 5.
+//! the passes use) and contiguous, after [`eos_model::threads::init`]: issue 15 goal 5.
 //!
 //! `cargo run --release -p eos-model --example first_layer -- [reps]`
 

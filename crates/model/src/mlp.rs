@@ -565,7 +565,7 @@ mod tests {
     fn split_parts_match_chunks_at_the_same_rows() {
         let spec = MlpSpec::new(&[5, 16, 16, 3], Activation::Tanh, true);
         let mut mlp = Mlp::random(&spec, 7, DType::F64, &Device::Cpu).unwrap();
-        let n = 150;
+        let n = 100;
         let x = Tensor::from_vec(rng::normal_vec(1, n * 5), (n, 5), &Device::Cpu).unwrap();
         let y = Tensor::from_vec(rng::normal_vec(2, n * 3), (n, 3), &Device::Cpu).unwrap();
         let batch = Batch::new(x, y);

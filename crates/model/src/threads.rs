@@ -24,12 +24,6 @@ static COUNT: OnceLock<usize> = OnceLock::new();
 pub fn count() -> usize {
     *COUNT.get_or_init(|| {
         gemm::set_threading_threshold(GEMM_THREADING_WORK);
-        if let Some(t) = std::env::var("EOS_GEMM_RHS_PACK")
-            .ok()
-            .and_then(|s| s.parse().ok())
-        {
-            gemm::set_rhs_packing_threshold(t);
-        }
         decide()
     })
 }
