@@ -2,8 +2,8 @@
 //! freshly computed tensor (a matmul output), where candle's generic ops would take two
 //! or three passes and allocate a new tensor for each.
 //!
-//! One kernel covers every combination the passes need, applied row by row (a row stays
-//! in L1 while its sub-steps run, each a vectorisable loop):
+//! One kernel covers every combination the passes need, one loop per row with the
+//! steps present chosen at compile time (each element goes through them in this order):
 //!
 //! ```text
 //! v ← dst (+ add)            (add: a tensor of dst's shape)
