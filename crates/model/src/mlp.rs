@@ -115,7 +115,7 @@ pub struct Mlp {
 pub const DEFAULT_CHUNK: usize = 2048;
 
 /// Layers with at most this many weights (`in · out`) count as narrow: the passes then
-/// split the rows over threads ([`Mlp::parts`]) and each product runs single-threaded.
+/// split the rows over threads (`Mlp::parts`) and each product runs single-threaded.
 pub const NARROW: usize = 1 << 16;
 
 /// Fewest rows of a part: below this a chunk is not split further.
