@@ -7,6 +7,9 @@
 //! `n^{−a}` factors), and the samples of a batch are processed in chunks of
 //! `chunk_size` rows so memory stays bounded for large n.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
 use candle_core::{DType, Device, Tensor};
 
 use crate::activation::Act;
@@ -448,7 +451,9 @@ impl Mlp {
     }
 
     /// `f(start, len)` for every part of [`Mlp::parts`], results in part order; when a
-    /// chunk is split, its parts run concurrently on [`crate::threads::count`] threads.
+    /// chunk is split, [`crate::threads::count`] threads take the next part not yet
+    /// taken until none is left (a descheduled thread delays nothing: the others take
+    /// its parts). Which thread computes a part does not change its result.
     pub(crate) fn map_parts<R: Send>(
         &self,
         parts: &[(usize, usize)],
@@ -458,25 +463,28 @@ impl Mlp {
         if threads < 2 || parts.len() < 2 || self.split(self.chunk_size.max(1)) < 2 {
             return parts.iter().map(|&(s, c)| f(s, c)).collect();
         }
-        let mut out = Vec::with_capacity(parts.len());
-        for wave in parts.chunks(threads) {
-            let f = &f;
-            let res: Vec<Result<R>> = std::thread::scope(|sc| {
-                let handles: Vec<_> = wave[1..]
-                    .iter()
-                    .map(|&(s, c)| sc.spawn(move || f(s, c)))
-                    .collect();
-                let mut res = vec![f(wave[0].0, wave[0].1)];
-                for h in handles {
-                    res.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-                }
-                res
-            });
-            for r in res {
-                out.push(r?);
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Result<R>>>> = parts.iter().map(|_| Mutex::new(None)).collect();
+        let work = || loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(s, c)) = parts.get(k) else { break };
+            let r = f(s, c);
+            *slots[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        };
+        std::thread::scope(|sc| {
+            for _ in 1..threads.min(parts.len()) {
+                sc.spawn(work);
             }
-        }
-        Ok(out)
+            work();
+        });
+        slots
+            .into_iter()
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .expect("every part was taken")
+            })
+            .collect()
     }
 
     /// Forward pass over one chunk keeping what the derivatives need; `order` is the
