@@ -2,8 +2,8 @@
 //! freshly computed tensor (a matmul output), where candle's generic ops would take two
 //! or three passes and allocate a new tensor for each.
 //!
-//! One kernel covers every combination the passes need, applied row by row (a row stays
-//! in L1 while its sub-steps run, each a vectorisable loop):
+//! One kernel covers every combination the passes need, one loop per row with the
+//! steps present chosen at compile time (each element goes through them in this order):
 //!
 //! ```text
 //! v ← dst (+ add)            (add: a tensor of dst's shape)
@@ -71,13 +71,11 @@ const PAR_MIN: usize = 1 << 17;
 
 trait Real: Copy + PartialOrd + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
     const ZERO: Self;
-    const ONE: Self;
     fn of(x: f64) -> Self;
 }
 
 impl Real for f32 {
     const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
     fn of(x: f64) -> Self {
         x as f32
     }
@@ -85,7 +83,6 @@ impl Real for f32 {
 
 impl Real for f64 {
     const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
     fn of(x: f64) -> Self {
         x
     }
@@ -100,40 +97,78 @@ struct Srcs<'a, T> {
     dense: Option<&'a [T]>,
 }
 
-fn rows_kernel<T: Real>(dst: &mut [T], cols: usize, s: Srcs<'_, T>, scale: T, act: Option<T>) {
+/// One pass over the rows with the steps chosen at compile time (`ADD`, `BIAS`, `ACT`,
+/// `MASK`, `DENSE`: whether that step runs), each element going through the steps of
+/// the module docs in order. Multiplying by `scale` = 1 is exact, so it always runs.
+fn rows_pass<
+    T: Real,
+    const ADD: bool,
+    const BIAS: bool,
+    const ACT: bool,
+    const MASK: bool,
+    const DENSE: bool,
+>(
+    dst: &mut [T],
+    cols: usize,
+    s: Srcs<'_, T>,
+    scale: T,
+    act: Option<T>,
+) {
+    let low = act.unwrap_or(T::ZERO);
+    let (hs, mlow) = s.mask.unwrap_or((&[], T::ZERO));
+    let (adds, dense) = (s.add.unwrap_or(&[]), s.dense.unwrap_or(&[]));
+    let bias = &s.bias.unwrap_or(&[])[..if BIAS { cols } else { 0 }];
     for (r, row) in dst.chunks_exact_mut(cols).enumerate() {
-        let span = r * cols..(r + 1) * cols;
-        if let Some(a) = s.add {
-            for (v, a) in row.iter_mut().zip(&a[span.clone()]) {
-                *v = *v + *a;
+        let span = |on: bool| if on { r * cols..(r + 1) * cols } else { 0..0 };
+        let (a, h, d) = (&adds[span(ADD)], &hs[span(MASK)], &dense[span(DENSE)]);
+        for i in 0..cols {
+            let mut v = row[i];
+            if ADD {
+                v = v + a[i];
             }
-        }
-        if scale != T::ONE {
-            for v in row.iter_mut() {
-                *v = *v * scale;
+            v = v * scale;
+            if BIAS {
+                v = v + bias[i];
             }
-        }
-        if let Some(b) = s.bias {
-            for (v, b) in row.iter_mut().zip(b) {
-                *v = *v + *b;
+            if ACT {
+                v = if v > T::ZERO { v } else { v * low };
             }
-        }
-        if let Some(low) = act {
-            for v in row.iter_mut() {
-                *v = if *v > T::ZERO { *v } else { *v * low };
+            if MASK {
+                v = if h[i] > T::ZERO { v } else { v * mlow };
             }
-        }
-        if let Some((h, low)) = s.mask {
-            for (v, h) in row.iter_mut().zip(&h[span.clone()]) {
-                *v = if *h > T::ZERO { *v } else { *v * low };
+            if DENSE {
+                v = v * d[i];
             }
-        }
-        if let Some(d) = s.dense {
-            for (v, d) in row.iter_mut().zip(&d[span]) {
-                *v = *v * *d;
-            }
+            row[i] = v;
         }
     }
+}
+
+/// [`rows_pass`] for the steps present in `s` and `act`.
+fn rows_kernel<T: Real>(dst: &mut [T], cols: usize, s: Srcs<'_, T>, scale: T, act: Option<T>) {
+    macro_rules! go {
+        ($($a:literal $b:literal $c:literal $m:literal $d:literal),*) => {
+            match (s.add.is_some(), s.bias.is_some(), act.is_some(), s.mask.is_some(), s.dense.is_some()) {
+                $(($a, $b, $c, $m, $d) => rows_pass::<T, $a, $b, $c, $m, $d>(dst, cols, s, scale, act),)*
+                // One D1 is either a mask or dense φ' (Op::srcs), never both.
+                _ => unreachable!("fused: a mask and dense φ' together"),
+            }
+        };
+    }
+    go!(
+        false false false false false, true false false false false,
+        false true false false false, true true false false false,
+        false false true false false, true false true false false,
+        false true true false false, true true true false false,
+        false false false true false, true false false true false,
+        false true false true false, true true false true false,
+        false false true true false, true false true true false,
+        false true true true false, true true true true false,
+        false false false false true, true false false false true,
+        false true false false true, true true false false true,
+        false false true false true, true false true false true,
+        false true true false true, true true true false true
+    )
 }
 
 /// Runs the kernel on all rows, split over [`crate::threads::count`] threads when large.
@@ -337,9 +372,7 @@ pub(crate) fn fuse(
         _ => (None, false, None),
     };
     // The bias row by value (exact: f32 → f64 → f32 round-trips).
-    let bias = bias
-        .map(|b| b.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>())
-        .transpose()?;
+    let bias = bias.map(crate::host::values_f64).transpose()?;
     let op = Op {
         steps,
         add: add.is_some(),

@@ -10,7 +10,9 @@
 //! (THEORY.md §8; Rumelhart, Hinton & Williams 1986.) The input gradient δ_{−1} is never
 //! formed: the first layer costs one product less. The 1/n of the mean is applied to
 //! δ_{L−1} (`[c, K]`, tiny) rather than to the gradient blocks, and `φ'` with `m_l` are
-//! applied in one in-place pass over the product δ_l W_l.
+//! applied in one in-place pass over the product δ_l W_l. The rows are processed in
+//! parts ([`Mlp::parts`]: concurrently on narrow networks) whose sums are added in
+//! order.
 
 use candle_core::Tensor;
 
@@ -63,18 +65,24 @@ impl Mlp {
     pub fn loss_and_grad(&self, batch: &Batch, loss: Loss) -> Result<(f64, ParamVec)> {
         self.check_batch(batch)?;
         let n = batch.len();
-        let mut total = 0.0;
         let inv_n = 1.0 / n as f64;
-        let mut acc = ParamAcc::new(self.depth());
-        for (s, c) in self.chunks(n) {
+        let parts = self.parts(n);
+        let res = self.map_parts(&parts, |s, c| {
             let b = batch.rows(s, c)?;
             let cache = self.forward_cache(&b.x, 1)?;
             let f = self.output(&cache, b.offset.as_ref())?;
             let ev = loss.eval(&f, &b.y)?;
-            total += ev.value_sum;
+            let mut acc = ParamAcc::new(self.depth());
             self.backprop(&cache, ev.grad.affine(inv_n, 0.0)?, |l, d| {
                 self.accumulate_grad(&mut acc, &cache, l, d)
             })?;
+            Ok((ev.value_sum, acc))
+        })?;
+        let mut total = 0.0;
+        let mut acc = ParamAcc::new(self.depth());
+        for (v, a) in res {
+            total += v;
+            acc.merge(a)?;
         }
         Ok((total * inv_n, acc.finish(&self.params, 1.0)?))
     }

@@ -110,13 +110,10 @@ impl Mlp {
         self.check_batch(batch)?;
         let n = batch.len();
         let inv_n = 1.0 / n as f64;
-        let mut chunks = Vec::new();
-        let mut total = 0.0;
-        for (s, c) in self.chunks(n) {
-            let pc = self.primal_chunk(&batch.rows(s, c)?, s, loss, inv_n, false)?;
-            total += pc.ev.value_sum;
-            chunks.push(pc);
-        }
+        let chunks = self.map_parts(&self.parts(n), |s, c| {
+            self.primal_chunk(&batch.rows(s, c)?, s, loss, inv_n, false)
+        })?;
+        let total: f64 = chunks.iter().map(|pc| pc.ev.value_sum).sum();
         Ok(HvpPrimal {
             chunks,
             n,
@@ -128,22 +125,31 @@ impl Mlp {
     /// H v from a [`HvpPrimal`] computed by this model on this `batch`.
     pub fn hvp_with(&self, primal: &HvpPrimal, batch: &Batch, v: &ParamVec) -> Result<ParamVec> {
         self.params.check_same_structure(v)?;
+        let parts = self.parts(batch.len());
         let fits = primal.n == batch.len()
+            && primal.chunks.len() == parts.len()
             && primal
                 .chunks
                 .iter()
-                .zip(self.chunks(batch.len()))
-                .all(|(c, (s, len))| c.start == s && c.len == len)
-            && primal.chunks.len() == batch.len().div_ceil(self.chunk_size.max(1));
+                .zip(&parts)
+                .all(|(c, &(s, len))| c.start == s && c.len == len);
         if !fits {
             return invalid(
                 "hvp_with: the primal pass was computed for another batch or chunk size",
             );
         }
-        let mut hv = ParamAcc::new(self.depth());
-        for pc in &primal.chunks {
+        let inv_n = 1.0 / primal.n as f64;
+        let idx: Vec<(usize, usize)> = (0..primal.chunks.len()).map(|k| (k, 1)).collect();
+        let res = self.map_parts(&idx, |k, _| {
+            let pc = &primal.chunks[k];
             let x = batch.x.narrow(0, pc.start, pc.len)?;
-            self.tangent_chunk(pc, &x, primal.loss, v, 1.0 / primal.n as f64, &mut hv)?;
+            let mut hv = ParamAcc::new(self.depth());
+            self.tangent_chunk(pc, &x, primal.loss, v, inv_n, &mut hv)?;
+            Ok(hv)
+        })?;
+        let mut hv = ParamAcc::new(self.depth());
+        for part in res {
+            hv.merge(part)?;
         }
         hv.finish(&self.params, 1.0)
     }
@@ -161,20 +167,27 @@ impl Mlp {
         let depth = self.depth();
         let n = batch.len();
         let inv_n = 1.0 / n as f64;
-        let mut total = 0.0;
-        let mut hv = ParamAcc::new(depth);
-        let mut gr = ParamAcc::new(depth);
-        for (s, c) in self.chunks(n) {
+        let res = self.map_parts(&self.parts(n), |s, c| {
             let b = batch.rows(s, c)?;
             let pc = self.primal_chunk(&b, s, loss, inv_n, with_grad)?;
-            total += pc.ev.value_sum;
+            let mut gr = ParamAcc::new(depth);
             if with_grad {
                 for (l, d) in pc.deltas.iter().enumerate() {
                     let d = d.as_ref().expect("all δ_l are kept with the gradient");
                     self.accumulate_grad(&mut gr, &pc.cache, l, d)?;
                 }
             }
+            let mut hv = ParamAcc::new(depth);
             self.tangent_chunk(&pc, &b.x, loss, v, inv_n, &mut hv)?;
+            Ok((pc.ev.value_sum, gr, hv))
+        })?;
+        let mut total = 0.0;
+        let mut hv = ParamAcc::new(depth);
+        let mut gr = ParamAcc::new(depth);
+        for (value, g, h) in res {
+            total += value;
+            gr.merge(g)?;
+            hv.merge(h)?;
         }
         Ok(HvpOutput {
             loss: total * inv_n,

@@ -155,8 +155,8 @@ impl Mlp {
         self.check_batch(batch)?;
         self.params.check_same_structure(v)?;
         let n = batch.len();
-        let mut sums = [0.0f64; 4];
-        for (s, c) in self.chunks(n) {
+        let parts = self.parts(n);
+        let res = self.map_parts(&parts, |s, c| {
             let b = batch.rows(s, c)?;
             let jet = self.output_jet(&b.x, v, 3)?;
             let mut f = jet.t[0].clone().expect("primal");
@@ -166,10 +166,13 @@ impl Mlp {
             let ev = loss.eval(&f, &b.y)?;
             let a = jet.t[1].as_ref().expect("first-order output tangent");
             let [d1, d2, d3] = loss.jet_sums(&ev, a, jet.t[2].as_ref(), jet.t[3].as_ref())?;
-            sums[0] += ev.value_sum;
-            sums[1] += d1;
-            sums[2] += d2;
-            sums[3] += d3;
+            Ok([ev.value_sum, d1, d2, d3])
+        })?;
+        let mut sums = [0.0f64; 4];
+        for r in res {
+            for (s, x) in sums.iter_mut().zip(r) {
+                *s += x;
+            }
         }
         let n = n as f64;
         Ok([

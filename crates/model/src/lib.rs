@@ -20,12 +20,15 @@
 //!
 //! Notation (THEORY.md): `h_0 = x`, `z_l = m_l · h_l W_lᵀ + b_l`, `h_{l+1} = φ(z_l)`,
 //! `f = z_{L-1}`; the loss is the mean over the n samples of `ℓ(f_i, y_i)`. Samples are
-//! processed in chunks of [`Mlp::chunk_size`] rows so memory stays bounded.
+//! processed in chunks of [`Mlp::chunk_size`] rows so memory stays bounded; on narrow
+//! networks each chunk's rows are further split over the threads (`Mlp::parts`), each
+//! part with single-threaded products, and the parts' sums are added in order.
 
 pub mod activation;
 pub mod device;
 mod fused;
 pub mod grad;
+mod host;
 pub mod hvp;
 pub mod io;
 pub mod jet;

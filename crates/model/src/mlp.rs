@@ -7,6 +7,9 @@
 //! `n^{−a}` factors), and the samples of a batch are processed in chunks of
 //! `chunk_size` rows so memory stays bounded for large n.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
 use candle_core::{DType, Device, Tensor};
 
 use crate::activation::Act;
@@ -114,6 +117,13 @@ pub struct Mlp {
 /// chunk's activations of a 4096-wide network stay in the tens of MiB.
 pub const DEFAULT_CHUNK: usize = 2048;
 
+/// Layers with at most this many weights (`in · out`) count as narrow: the passes then
+/// split the rows over threads (`Mlp::parts`) and each product runs single-threaded.
+pub const NARROW: usize = 1 << 16;
+
+/// Fewest rows of a part: below this a chunk is not split further.
+const MIN_PART_ROWS: usize = 32;
+
 /// Activations cached by the forward pass over one chunk.
 #[derive(Debug)]
 pub(crate) struct Cache {
@@ -144,8 +154,12 @@ pub(crate) fn linear_out(h: &Tensor, w: &Tensor, m: f64, b: Option<&Tensor>) -> 
     fuse(h.matmul(&w.t()?)?, None, b, Steps::scale(m), None)
 }
 
-/// Σ over rows (as a matmul with a ones row: dim-0 sums are slow in candle).
+/// Σ over rows (one host pass for CPU tensors, else a matmul with a ones row: dim-0
+/// sums are slow in candle).
 pub(crate) fn row_sum(d: &Tensor) -> Result<Tensor> {
+    if let Some(t) = crate::host::row_sum(d) {
+        return t;
+    }
     let c = d.dims()[0];
     let ones = Tensor::ones((1, c), d.dtype(), d.device())?;
     Ok(ones.matmul(d)?.squeeze(0)?)
@@ -182,6 +196,19 @@ impl ParamAcc {
 
     pub fn add_b(&mut self, i: usize, t: Tensor) -> Result<()> {
         acc(&mut self.b[i], t)
+    }
+
+    /// Adds the sums of `other` (same depth) into these, layer by layer.
+    pub fn merge(&mut self, other: ParamAcc) -> Result<()> {
+        for (i, (w, b)) in other.w.into_iter().zip(other.b).enumerate() {
+            if let Some(w) = w {
+                self.add_w(i, w)?;
+            }
+            if let Some(b) = b {
+                self.add_b(i, b)?;
+            }
+        }
+        Ok(())
     }
 
     /// The accumulated sums times `scale`, with `template`'s structure.
@@ -386,6 +413,80 @@ impl Mlp {
         (0..n.div_ceil(c)).map(move |k| (k * c, c.min(n - k * c)))
     }
 
+    /// How many parts a chunk of `c` rows is split into for [`Mlp::map_parts`]: on
+    /// narrow networks on the CPU (every layer's `in · out` ≤ [`NARROW`]) the threads
+    /// each take a part of the rows with single-threaded products, instead of every
+    /// small product being split over threads (issue 15: on 100-64×8-1 the per-product
+    /// thread hand-offs took more time than the arithmetic). 1 otherwise.
+    fn split(&self, c: usize) -> usize {
+        let threads = crate::threads::count();
+        let narrow = self
+            .params
+            .layers
+            .iter()
+            .all(|l| l.weight.elem_count() <= NARROW);
+        if threads < 2 || !self.device().is_cpu() || !narrow {
+            return 1;
+        }
+        threads.min(c / MIN_PART_ROWS).max(1)
+    }
+
+    /// `(start, len)` of the row blocks a pass processes independently: each chunk of
+    /// [`Mlp::chunk_size`] rows, split into [`Mlp::split`] near-equal parts. Results
+    /// are summed over parts in this order, so they depend on the chunk size and the
+    /// thread count only through rounding, and are deterministic for both fixed.
+    pub(crate) fn parts(&self, n: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for (s, c) in self.chunks(n) {
+            let p = self.split(c);
+            let (base, extra) = (c / p, c % p);
+            let mut at = s;
+            for k in 0..p {
+                let len = base + usize::from(k < extra);
+                out.push((at, len));
+                at += len;
+            }
+        }
+        out
+    }
+
+    /// `f(start, len)` for every part of [`Mlp::parts`], results in part order; when a
+    /// chunk is split, [`crate::threads::count`] threads take the next part not yet
+    /// taken until none is left (a descheduled thread delays nothing: the others take
+    /// its parts). Which thread computes a part does not change its result.
+    pub(crate) fn map_parts<R: Send>(
+        &self,
+        parts: &[(usize, usize)],
+        f: impl Fn(usize, usize) -> Result<R> + Sync,
+    ) -> Result<Vec<R>> {
+        let threads = crate::threads::count();
+        if threads < 2 || parts.len() < 2 || self.split(self.chunk_size.max(1)) < 2 {
+            return parts.iter().map(|&(s, c)| f(s, c)).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Result<R>>>> = parts.iter().map(|_| Mutex::new(None)).collect();
+        let work = || loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(s, c)) = parts.get(k) else { break };
+            let r = f(s, c);
+            *slots[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        };
+        std::thread::scope(|sc| {
+            for _ in 1..threads.min(parts.len()) {
+                sc.spawn(work);
+            }
+            work();
+        });
+        slots
+            .into_iter()
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .expect("every part was taken")
+            })
+            .collect()
+    }
+
     /// Forward pass over one chunk keeping what the derivatives need; `order` is the
     /// highest φ derivative kept (0: none).
     pub(crate) fn forward_cache(&self, x: &Tensor, order: usize) -> Result<Cache> {
@@ -458,5 +559,49 @@ impl Mlp {
             total += loss.eval(&f, &b.y)?.value_sum;
         }
         Ok(total / n as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Loss;
+
+    /// A narrow network whose chunks are split over threads: the results equal (bit for
+    /// bit) those of chunks cut at the same rows, and repeat exactly.
+    #[test]
+    fn split_parts_match_chunks_at_the_same_rows() {
+        let spec = MlpSpec::new(&[5, 16, 16, 3], Activation::Tanh, true);
+        let mut mlp = Mlp::random(&spec, 7, DType::F64, &Device::Cpu).unwrap();
+        let n = 100;
+        let x = Tensor::from_vec(rng::normal_vec(1, n * 5), (n, 5), &Device::Cpu).unwrap();
+        let y = Tensor::from_vec(rng::normal_vec(2, n * 3), (n, 3), &Device::Cpu).unwrap();
+        let batch = Batch::new(x, y);
+        let v = mlp.params.randn_like(3).unwrap();
+        let run = |m: &Mlp| {
+            let (l, g) = m.loss_and_grad(&batch, Loss::CrossEntropy).unwrap();
+            let h = m.hvp_full(&batch, Loss::CrossEntropy, &v, true).unwrap();
+            let p = m.hvp_primal(&batch, Loss::CrossEntropy).unwrap();
+            let hw = m.hvp_with(&p, &batch, &v).unwrap();
+            let t = m.taylor(&batch, Loss::CrossEntropy, &v).unwrap();
+            let mut out = vec![l];
+            out.extend(g.to_f64_vec().unwrap());
+            out.push(h.loss);
+            out.extend(h.grad.unwrap().to_f64_vec().unwrap());
+            out.extend(h.hvp.to_f64_vec().unwrap());
+            out.extend(hw.to_f64_vec().unwrap());
+            out.extend(t);
+            out
+        };
+        let parts = mlp.parts(n);
+        let first = run(&mlp);
+        assert_eq!(first, run(&mlp), "repeatable");
+        // The same row blocks as chunks of their own (too small to be split again).
+        let len = parts[0].1;
+        if parts.len() > 1 && parts.iter().all(|&(_, c)| c == len) {
+            mlp.chunk_size = len;
+            assert_eq!(mlp.parts(n), parts);
+            assert_eq!(first, run(&mlp), "split = chunks at the same rows");
+        }
     }
 }

@@ -10,6 +10,8 @@
 //! it to `RAYON_NUM_THREADS`, so candle's per-op lookup becomes an environment read.
 //! [`count`] returns that number for eos's own parallel kernels.
 //!
+//! The first call also raises gemm's threading threshold ([`GEMM_THREADING_WORK`]).
+//!
 //! The value is frozen at the first call, so the thread count (and with it any
 //! result that depends on how work is split) cannot change in the middle of a run.
 
@@ -20,8 +22,18 @@ static COUNT: OnceLock<usize> = OnceLock::new();
 /// The number of threads eos and candle use in this process (≥ 1). The first call
 /// decides it (see the module header); later calls return the same number.
 pub fn count() -> usize {
-    *COUNT.get_or_init(decide)
+    *COUNT.get_or_init(|| {
+        gemm::set_threading_threshold(GEMM_THREADING_WORK);
+        decide()
+    })
 }
+
+/// Products with less work (`m · n · k` per gemm block) than this run single-threaded
+/// (gemm's default is 48·48·256 ≈ 0.6 M). On 64-wide layers the thread hand-off of each
+/// product cost more than the product (issue 15: 45 % of a deep-suite gradient in
+/// `sched_yield`/futex waits); narrow networks split the rows over threads instead
+/// ([`crate::Mlp`]'s passes).
+pub const GEMM_THREADING_WORK: usize = 1 << 22;
 
 /// Decides the thread count now. Call it first thing in a binary, before any
 /// threads are started; library code calls it implicitly through [`count`].
