@@ -152,9 +152,9 @@ impl<'a, M: Model> ModelOperator<'a, M> {
         Ok(self.model.hvp_with(p, self.batch, v)?)
     }
 
-    /// Bytes held by the cached primal pass ([`HvpPrimal::bytes`]), or `None` while none
+    /// Bytes held by the cached primal pass ([`eos_model::HvpPrimal::bytes`]), or `None` while none
     /// is cached: before the first Hessian product, for Gauss–Newton, or when it does not
-    /// fit in [`PRIMAL_CACHE_BYTES`] and every product recomputes it (a full `Mlp::hvp`).
+    /// fit in [`PRIMAL_CACHE_BYTES`] and every product recomputes it (a full `hvp`).
     pub fn cached_primal_bytes(&self) -> Option<usize> {
         self.primal
             .borrow()
@@ -167,7 +167,7 @@ impl<'a, M: Model> ModelOperator<'a, M> {
         self.applications.get()
     }
 
-    /// The product on a [`ParamVec`] (no f64 round trip).
+    /// The product on the model's own parameter vector (no f64 round trip).
     pub fn apply_params(&self, v: &M::Params) -> Result<M::Params> {
         self.applications.set(self.applications.get() + 1);
         Ok(match self.kind {
