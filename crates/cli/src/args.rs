@@ -210,10 +210,21 @@ pub struct ReproArgs {
     pub experiments: Option<PathBuf>,
 }
 
+/// `eos example --net`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NetKind {
+    Cnn,
+    Transformer,
+}
+
 // `eos example`: the variant of [`Cmd`] documents it.
 #[derive(Args)]
 pub struct ExampleArgs {
     pub out: PathBuf,
+    /// Write an eos-net/1 example network instead of the MLP: a small CNN on
+    /// generated images, or a 2-layer causal transformer on the sorting task.
+    #[arg(long, value_enum)]
+    pub net: Option<NetKind>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, value_enum, default_value = "f64")]

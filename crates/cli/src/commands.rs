@@ -35,32 +35,50 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
 fn probe(a: ProbeArgs) -> anyhow::Result<()> {
     let device = pick_device(&a.device)?;
     let dtype = a.dtype.map(|d| d.dtype());
-    let (mut mlp, batch, loss, v) = match &a.file {
+    let need = |path: &Path, batch: Option<eos_model::Batch>, loss: Option<eos_model::Loss>| {
+        let batch = batch.with_context(|| {
+            format!(
+                "{}: no batch: tensors `x` and `y` are needed to probe",
+                path.display()
+            )
+        })?;
+        let loss = loss.with_context(|| {
+            format!(
+                "{}: metadata `loss` missing (mse, mse_mean_all, cross_entropy or logistic)",
+                path.display()
+            )
+        })?;
+        anyhow::Ok((batch, loss))
+    };
+    let report = match &a.file {
+        // eos-net/1 files probe the layer network; MLP files keep the MLP's fast paths.
+        Some(path) if eos_model::net::is_net_file(path)? => {
+            let case = eos_model::net::load_net(path, dtype, &device)?;
+            let (batch, loss) = need(path, case.batch, case.loss)?;
+            let mut net = case.net;
+            if let Some(c) = a.chunk {
+                net.chunk_size = c;
+            }
+            probe::probe(&net, &batch, loss, case.v.as_ref(), a.k, a.seed)?
+        }
         Some(path) => {
             let case = load_case(path, dtype, &device)?;
-            let batch = case.batch.with_context(|| {
-                format!(
-                    "{}: no batch: tensors `x` and `y` are needed to probe",
-                    path.display()
-                )
-            })?;
-            let loss = case.loss.with_context(|| {
-                format!(
-                    "{}: metadata `loss` missing (mse, mse_mean_all, cross_entropy or logistic)",
-                    path.display()
-                )
-            })?;
-            (case.mlp, batch, loss, case.v)
+            let (batch, loss) = need(path, case.batch, case.loss)?;
+            let mut mlp = case.mlp;
+            if let Some(c) = a.chunk {
+                mlp.chunk_size = c;
+            }
+            probe::probe(&mlp, &batch, loss, case.v.as_ref(), a.k, a.seed)?
         }
         None => {
-            let (m, b, l) = example::example_case(a.seed, dtype.unwrap_or(DType::F64), &device)?;
-            (m, b, l, None)
+            let (mut mlp, batch, loss) =
+                example::example_case(a.seed, dtype.unwrap_or(DType::F64), &device)?;
+            if let Some(c) = a.chunk {
+                mlp.chunk_size = c;
+            }
+            probe::probe(&mlp, &batch, loss, None, a.k, a.seed)?
         }
     };
-    if let Some(c) = a.chunk {
-        mlp.chunk_size = c;
-    }
-    let report = probe::probe(&mlp, &batch, loss, v.as_ref(), a.k, a.seed)?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -178,6 +196,17 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
 
 /// `eos example`: writes the built-in example case to a safetensors file.
 fn example(a: ExampleArgs) -> anyhow::Result<()> {
+    if let Some(kind) = a.net {
+        let kind = match kind {
+            crate::args::NetKind::Cnn => example::ExampleNet::Cnn,
+            crate::args::NetKind::Transformer => example::ExampleNet::Transformer,
+        };
+        let (net, batch, loss) =
+            example::example_net(kind, a.seed, a.dtype.dtype(), &candle_core::Device::Cpu)?;
+        eos_model::net::save_net(&a.out, &net, loss, &batch, None)?;
+        println!("wrote {}", a.out.display());
+        return Ok(());
+    }
     let (mlp, batch, loss) =
         example::example_case(a.seed, a.dtype.dtype(), &candle_core::Device::Cpu)?;
     save_case(

@@ -14,7 +14,7 @@
 //! - **Fashion-MNIST offline** ([`fashion_mnist`]), found in `$EOS_DATA_DIR` or where
 //!   the Debian package `dataset-fashion-mnist` installs it.
 //!
-//! - **the `file` kind** ([`file`]): `x`, `y` of a safetensors / `.npz` / `.npy`-pair
+//! - **the `file` kind** ([`file`](mod@file)): `x`, `y` of a safetensors / `.npz` / `.npy`-pair
 //!   file with `x`'s full shape kept (images, token ids), for networks beyond the MLP;
 //! - **the sorting task** ([`sort`]): token ids `x [n, T]`, one-hot sorted `y [n, T, V]`.
 //!

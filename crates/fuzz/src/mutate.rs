@@ -162,7 +162,7 @@ fn overwrite_int(rng: &mut ChaCha8Rng, data: &mut [u8]) {
 }
 
 /// Replaces a decimal number, a quoted word or a single character of the text in
-/// `data` with a word of [`WORDS`] or a structural character.
+/// `data` with a word of `WORDS` or a structural character.
 pub fn edit_text(rng: &mut ChaCha8Rng, data: &mut Vec<u8>) {
     let spans = token_spans(data);
     let word = WORDS[rng.random_range(0..WORDS.len())].as_bytes().to_vec();

@@ -9,7 +9,7 @@
 //! and H_B the minibatch gradient and Hessian. Under SGD it, not λ_max, hovers at 2/η.
 //! g_Bᵀ H_B g_B = 2 c2 along g_B comes from one jet pass (no HVP needed).
 
-use eos_model::{rng, Batch, Loss, Mlp};
+use eos_model::{rng, Batch, Loss, Model, ParamSpace};
 use rand::seq::index::sample;
 
 use crate::{Error, Result};
@@ -24,8 +24,8 @@ pub struct BatchSharpness {
 
 /// Estimates batch sharpness from `num_batches` minibatches of `batch_size` rows
 /// drawn without replacement from `data` (seeded).
-pub fn batch_sharpness(
-    mlp: &Mlp,
+pub fn batch_sharpness<M: Model>(
+    mlp: &M,
     data: &Batch,
     loss: Loss,
     batch_size: usize,

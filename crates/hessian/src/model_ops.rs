@@ -17,7 +17,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use eos_model::{Batch, HvpPrimal, Loss, Mlp, ParamVec};
+use eos_model::{Batch, Loss, Mlp, Model, ParamSpace};
 
 use crate::{Error, LinearOperator, Result};
 
@@ -28,16 +28,17 @@ pub enum Curvature {
     GaussNewton,
 }
 
-/// A curvature matrix of `mlp`'s loss on `batch`.
+/// A curvature matrix of `model`'s loss on `batch`, for any [`Model`] (an [`Mlp`], the
+/// default, or an `eos_model::Network`).
 #[derive(Debug)]
-pub struct ModelOperator<'a> {
-    pub mlp: &'a Mlp,
+pub struct ModelOperator<'a, M: Model = Mlp> {
+    pub model: &'a M,
     pub batch: &'a Batch,
     pub loss: Loss,
     pub kind: Curvature,
     applications: Cell<usize>,
     /// The cached primal pass and what it was computed for (model, batch, loss).
-    primal: RefCell<Option<(PrimalKey, HvpPrimal)>>,
+    primal: RefCell<Option<(PrimalKey, M::Primal)>>,
     /// The cache is off (it would not fit in the budget).
     no_cache: Cell<bool>,
     /// The cache budget in bytes (`None`: [`primal_cache_budget`]).
@@ -80,22 +81,22 @@ pub fn primal_cache_budget() -> Result<usize> {
 type PrimalKey = (usize, usize, Loss, usize);
 
 /// `v ↦ H v`.
-pub type HessianOp<'a> = ModelOperator<'a>;
+pub type HessianOp<'a, M = Mlp> = ModelOperator<'a, M>;
 /// `v ↦ G v`.
-pub type GaussNewtonOp<'a> = ModelOperator<'a>;
+pub type GaussNewtonOp<'a, M = Mlp> = ModelOperator<'a, M>;
 
-impl<'a> ModelOperator<'a> {
-    pub fn hessian(mlp: &'a Mlp, batch: &'a Batch, loss: Loss) -> Self {
-        Self::new(mlp, batch, loss, Curvature::Hessian)
+impl<'a, M: Model> ModelOperator<'a, M> {
+    pub fn hessian(model: &'a M, batch: &'a Batch, loss: Loss) -> Self {
+        Self::new(model, batch, loss, Curvature::Hessian)
     }
 
-    pub fn gauss_newton(mlp: &'a Mlp, batch: &'a Batch, loss: Loss) -> Self {
-        Self::new(mlp, batch, loss, Curvature::GaussNewton)
+    pub fn gauss_newton(model: &'a M, batch: &'a Batch, loss: Loss) -> Self {
+        Self::new(model, batch, loss, Curvature::GaussNewton)
     }
 
-    pub fn new(mlp: &'a Mlp, batch: &'a Batch, loss: Loss, kind: Curvature) -> Self {
+    pub fn new(model: &'a M, batch: &'a Batch, loss: Loss, kind: Curvature) -> Self {
         Self {
-            mlp,
+            model,
             batch,
             loss,
             kind,
@@ -115,56 +116,50 @@ impl<'a> ModelOperator<'a> {
 
     fn key(&self) -> PrimalKey {
         (
-            std::ptr::from_ref(self.mlp) as usize,
+            std::ptr::from_ref(self.model) as usize,
             std::ptr::from_ref(self.batch) as usize,
             self.loss,
-            self.mlp.chunk_size,
+            self.model.chunk_size(),
         )
     }
 
-    /// Upper estimate of the primal cache's size: per sample and hidden unit the
-    /// activation and δ (plus φ', φ'' and g for smooth activations), and δ at the output.
-    fn primal_estimate(&self) -> usize {
-        let w = self.mlp.widths();
-        let per_unit = if self.mlp.activation.is_homogeneous() {
-            2
-        } else {
-            5
-        };
-        let units: usize = w[1..w.len() - 1].iter().sum::<usize>() * per_unit + w[w.len() - 1];
-        self.batch.len() * units * self.mlp.dtype().size_in_bytes()
-    }
-
     /// H v, from the cached primal pass when it fits.
-    fn hessian_product(&self, v: &ParamVec) -> Result<ParamVec> {
+    fn hessian_product(&self, v: &M::Params) -> Result<M::Params> {
         let limit = match self.cache_limit {
             Some(l) => l,
             None => primal_cache_budget()?,
         };
-        if self.no_cache.get() || self.primal_estimate() > limit {
+        let too_big = self
+            .model
+            .primal_estimate(self.batch.len())
+            .is_some_and(|e| e > limit);
+        if self.no_cache.get() || too_big {
             self.no_cache.set(true);
-            return Ok(self.mlp.hvp(self.batch, self.loss, v)?);
+            return Ok(self.model.hvp(self.batch, self.loss, v)?);
         }
         let key = self.key();
         let mut slot = self.primal.borrow_mut();
         if slot.as_ref().is_none_or(|(k, _)| *k != key) {
             *slot = None;
-            let p = self.mlp.hvp_primal(self.batch, self.loss)?;
-            if p.bytes() > limit {
+            let p = self.model.hvp_primal(self.batch, self.loss)?;
+            if M::primal_bytes(&p) > limit {
                 self.no_cache.set(true);
-                return Ok(self.mlp.hvp(self.batch, self.loss, v)?);
+                return Ok(self.model.hvp(self.batch, self.loss, v)?);
             }
             *slot = Some((key, p));
         }
         let (_, p) = slot.as_ref().expect("set above");
-        Ok(self.mlp.hvp_with(p, self.batch, v)?)
+        Ok(self.model.hvp_with(p, self.batch, v)?)
     }
 
-    /// Bytes held by the cached primal pass ([`HvpPrimal::bytes`]), or `None` while none
+    /// Bytes held by the cached primal pass ([`eos_model::HvpPrimal::bytes`]), or `None` while none
     /// is cached: before the first Hessian product, for Gauss–Newton, or when it does not
-    /// fit in [`PRIMAL_CACHE_BYTES`] and every product recomputes it (a full `Mlp::hvp`).
+    /// fit in [`PRIMAL_CACHE_BYTES`] and every product recomputes it (a full `hvp`).
     pub fn cached_primal_bytes(&self) -> Option<usize> {
-        self.primal.borrow().as_ref().map(|(_, p)| p.bytes())
+        self.primal
+            .borrow()
+            .as_ref()
+            .map(|(_, p)| M::primal_bytes(p))
     }
 
     /// How many matrix-vector products this operator has computed.
@@ -172,23 +167,23 @@ impl<'a> ModelOperator<'a> {
         self.applications.get()
     }
 
-    /// The product on a [`ParamVec`] (no f64 round trip).
-    pub fn apply_params(&self, v: &ParamVec) -> Result<ParamVec> {
+    /// The product on the model's own parameter vector (no f64 round trip).
+    pub fn apply_params(&self, v: &M::Params) -> Result<M::Params> {
         self.applications.set(self.applications.get() + 1);
         Ok(match self.kind {
             Curvature::Hessian => self.hessian_product(v)?,
-            Curvature::GaussNewton => self.mlp.gnvp(self.batch, self.loss, v)?,
+            Curvature::GaussNewton => self.model.gnvp(self.batch, self.loss, v)?,
         })
     }
 }
 
-impl LinearOperator for ModelOperator<'_> {
+impl<M: Model> LinearOperator for ModelOperator<'_, M> {
     fn dim(&self) -> usize {
-        self.mlp.params.numel()
+        self.model.n_params()
     }
 
     fn apply(&self, v: &[f64]) -> Result<Vec<f64>> {
-        let v = ParamVec::from_f64_slice(&self.mlp.params, v)?;
+        let v = M::Params::from_f64_slice(self.model.params(), v)?;
         Ok(self.apply_params(&v)?.to_f64_vec()?)
     }
 }
@@ -198,7 +193,7 @@ mod tests {
     use super::*;
     use candle_core::DType;
     use eos_model::testing::{dense_hessian, rel_err, tiny_case};
-    use eos_model::Activation;
+    use eos_model::{Activation, ParamVec};
 
     #[test]
     fn a_zero_cache_budget_recomputes_and_agrees() {

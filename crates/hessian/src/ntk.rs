@@ -12,12 +12,12 @@
 //! ```
 
 use candle_core::Tensor;
-use eos_model::Mlp;
+use eos_model::Model;
 
 use crate::{Error, Result};
 
 /// `(1/n) Σᵢ Σₖ ‖∂f_ik/∂θ‖²`, exact.
-pub fn ntk_trace(mlp: &Mlp, x: &Tensor) -> Result<f64> {
+pub fn ntk_trace<M: Model>(mlp: &M, x: &Tensor) -> Result<f64> {
     Ok(mlp.ntk_trace(x)?)
 }
 

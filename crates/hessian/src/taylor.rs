@@ -8,7 +8,7 @@
 //! Δθ = −η u, Terjék's coefficients are these with v = Δθ (t = 1). Computed in one
 //! Taylor-mode (jet) pass of eos-model, never by finite differences.
 
-use eos_model::{Batch, Loss, Mlp, ParamVec};
+use eos_model::{Batch, Loss, Model, ParamSpace};
 
 use crate::Result;
 
@@ -30,7 +30,7 @@ impl Taylor {
 }
 
 /// Taylor coefficients of `mlp`'s loss on `batch` along `v`.
-pub fn taylor(mlp: &Mlp, batch: &Batch, loss: Loss, v: &ParamVec) -> Result<Taylor> {
+pub fn taylor<M: Model>(mlp: &M, batch: &Batch, loss: Loss, v: &M::Params) -> Result<Taylor> {
     let c = mlp.taylor(batch, loss, v)?;
     let vv = v.dot(v)?;
     Ok(Taylor {

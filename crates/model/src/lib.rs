@@ -35,6 +35,7 @@ pub mod jet;
 pub mod jvp;
 pub mod loss;
 pub mod mlp;
+pub mod model;
 pub mod net;
 pub mod params;
 pub mod rng;
@@ -47,6 +48,7 @@ pub use hvp::HvpPrimal;
 pub use io::{load_case, load_case_bytes, save_case, ProbeCase};
 pub use loss::Loss;
 pub use mlp::{Batch, Mlp, MlpSpec};
+pub use model::{Model, ParamSpace};
 pub use net::{LayerKind, NetParams, Network};
 pub use params::{LayerParams, ParamVec};
 

@@ -7,7 +7,7 @@
 //! standard error), the Taylor coefficients c0..c3 along v and the NTK trace.
 
 use eos_hessian::{hutchinson, lanczos, LanczosConfig, LinearOperator, ModelOperator, Which};
-use eos_model::{device_name, Batch, Loss, Mlp, ParamVec};
+use eos_model::{device_name, Batch, Loss, Model, ParamSpace};
 use serde::Serialize;
 
 /// Models up to this many parameters get the exact trace (P HVPs).
@@ -40,25 +40,24 @@ pub struct ProbeReport {
     pub direction: &'static str,
 }
 
-/// Runs every probe.
-pub fn probe(
-    mlp: &Mlp,
+/// Runs every probe, on an `Mlp` or a `Network` (any [`Model`]).
+pub fn probe<M: Model>(
+    mlp: &M,
     batch: &Batch,
     loss: Loss,
-    v: Option<&ParamVec>,
+    v: Option<&M::Params>,
     k: usize,
     seed: u64,
 ) -> crate::Result<ProbeReport> {
     let (v, direction) = match v {
         Some(v) => (v.clone(), "file"),
         None => {
-            let r = mlp.params.randn_like(seed)?;
+            let r = mlp.params().randn_like(seed)?;
             let nrm = r.norm()?;
             (r.scale(1.0 / nrm)?, "random_unit")
         }
     };
-    let out = mlp.hvp_full(batch, loss, &v, true)?;
-    let grad = out.grad.expect("asked for the gradient");
+    let (loss_value, grad, hvp) = mlp.loss_grad_hvp(batch, loss, &v)?;
     let op = ModelOperator::hessian(mlp, batch, loss);
     let p = op.dim();
     let k = k.min(p);
@@ -77,10 +76,10 @@ pub fn probe(
         (t.mean, Some(t.stderr), "hutchinson")
     };
     Ok(ProbeReport {
-        loss: out.loss,
+        loss: loss_value,
         grad_norm: grad.norm()?,
-        vhv: v.dot(&out.hvp)?,
-        hvp_norm: out.hvp.norm()?,
+        vhv: v.dot(&hvp)?,
+        hvp_norm: hvp.norm()?,
         top_eigenvalues: lz.eigenvalues,
         eigen_residuals: lz.residuals,
         lanczos_hvps: lz.iterations,
@@ -92,7 +91,7 @@ pub fn probe(
         n_params: p,
         n_samples: batch.len(),
         dtype: format!("{:?}", mlp.dtype()).to_lowercase(),
-        device: device_name(mlp.device()),
+        device: device_name(&mlp.device()),
         direction,
     })
 }

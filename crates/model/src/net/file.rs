@@ -295,6 +295,19 @@ fn read_params(
     Ok(Some(NetParams::new(names, tensors)?))
 }
 
+/// Whether the safetensors file at `path` is an eos-net/1 file (metadata `format`);
+/// `false` for today's MLP format. Unreadable files are errors.
+pub fn is_net_file(path: &Path) -> Result<bool> {
+    let bytes = std::fs::read(path).map_err(|e| ferr(path, format!("cannot read: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| ferr(path, format!("not a valid safetensors file: {e}")))?;
+    Ok(meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("format"))
+        .is_some_and(|f| f == FORMAT))
+}
+
 /// An MLP-format file as a network.
 fn load_mlp_file(path: &Path, dtype: Option<DType>, device: &Device) -> Result<NetCase> {
     let case = crate::io::load_case(path, dtype, device)?;

@@ -46,7 +46,7 @@ pub use attention::Attention;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use embedding::{Embedding, PosEmbedding};
-pub use file::{load_net, save_net, NetCase};
+pub use file::{is_net_file, load_net, save_net, NetCase};
 pub use flatten::Flatten;
 pub use jet::Jet;
 pub use layernorm::LayerNorm;

@@ -48,6 +48,20 @@ pub struct NetHvpPrimal {
     inv: f64,
 }
 
+impl NetHvpPrimal {
+    /// Bytes held by the cached layer caches (every chunk, nested caches included).
+    pub fn bytes(&self) -> usize {
+        fn cache_bytes(c: &Cache) -> usize {
+            c.t.iter()
+                .flatten()
+                .map(|t| t.elem_count() * t.dtype().size_in_bytes())
+                .sum::<usize>()
+                + c.inner.iter().map(cache_bytes).sum::<usize>()
+        }
+        self.chunks.iter().map(|c| cache_bytes(&c.cache)).sum()
+    }
+}
+
 /// `[…, K]` → `[rows, K]`.
 fn rows(t: &Tensor) -> Result<Tensor> {
     let k = t.dims()[t.rank() - 1];
