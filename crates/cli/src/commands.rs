@@ -2,6 +2,7 @@
 //! (eos-train, eos-sweep, eos-report, eos-repro, eos-benches) and prints the outcome.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 use candle_core::DType;
@@ -11,14 +12,14 @@ use eos_train::{example, probe};
 use crate::args::{Cmd, ExampleArgs, ProbeArgs, ReportArgs, SweepArgs, TrainArgs};
 use crate::progress::Progress;
 
-/// Runs one subcommand.
-pub fn run(cmd: Cmd) -> anyhow::Result<()> {
-    match cmd {
+/// Runs one subcommand; returns the exit status.
+pub fn run(cmd: Cmd) -> anyhow::Result<i32> {
+    let r = match cmd {
         Cmd::Probe(a) => probe(a),
         Cmd::Bench(a) => crate::bench::bench(a),
-        Cmd::Train(a) => train(a),
+        Cmd::Train(a) => return train(a),
         Cmd::Report(a) => report(a),
-        Cmd::Sweep(a) => sweep(a),
+        Cmd::Sweep(a) => return sweep(a),
         Cmd::Repro(a) => eos_repro::run_cli(&eos_repro::ReproArgs {
             names: a.names,
             full: a.full,
@@ -28,7 +29,8 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             experiments: a.experiments,
         }),
         Cmd::Example(a) => example(a),
-    }
+    };
+    r.map(|()| 0)
 }
 
 /// `eos probe`: every curvature measurement on one saved (or the built-in) case.
@@ -60,6 +62,15 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
     if let Some(c) = a.chunk {
         mlp.chunk_size = c;
     }
+    let n = mlp.params.numel();
+    if a.k == 0 || a.k >= n {
+        bail!(
+            "--k {}: must be between 1 and {} (the model has {n} parameters; Lanczos needs \
+             k below that)",
+            a.k,
+            n.saturating_sub(1).max(1)
+        );
+    }
     let report = probe::probe(&mlp, &batch, loss, v.as_ref(), a.k, a.seed)?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -71,7 +82,7 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
 
 /// `eos train`: installs the Ctrl-C handler, trains, prints how the run ended, then
 /// plots it (`eos report DIR`).
-fn train(a: TrainArgs) -> anyhow::Result<()> {
+fn train(a: TrainArgs) -> anyhow::Result<i32> {
     let args = eos_train::TrainArgs {
         config: a.config,
         set: a.set,
@@ -80,9 +91,12 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         device: a.device,
         stop_after: a.stop_after,
     };
-    // A second Ctrl-C while the checkpoint is written is left to the default
-    // handler's successor: the atomic writes keep the run directory consistent.
-    if let Err(e) = ctrlc::set_handler(eos_train::interrupt) {
+    // Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature) stop the run after
+    // its current step; the atomic writes keep the run directory consistent.
+    if let Err(e) = ctrlc::set_handler(|| {
+        SIGNALLED.store(true, Ordering::SeqCst);
+        eos_train::interrupt();
+    }) {
         tracing::warn!("Ctrl-C handler not installed: {e}");
     }
     let mut bar = None;
@@ -110,7 +124,20 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => eprintln!("warning: could not plot {}: {e:#}", dir.display()),
     }
-    Ok(())
+    Ok(exit_code(s.status, SIGNALLED.load(Ordering::SeqCst)))
+}
+
+/// Set by the signal handler of `eos train` and `eos sweep`.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// The exit status of `eos train` (docs/config.md): 0 finished (or stopped by
+/// `--stop-after`), 2 diverged, 130 interrupted by a signal.
+pub fn exit_code(status: eos_train::Status, signalled: bool) -> i32 {
+    match status {
+        eos_train::Status::Diverged => 2,
+        eos_train::Status::Interrupted if signalled => 130,
+        _ => 0,
+    }
 }
 
 /// `eos report`: plots the given run and sweep directories.
@@ -134,7 +161,12 @@ fn report(a: ReportArgs) -> anyhow::Result<()> {
 }
 
 /// `eos sweep`: runs (or gathers, or writes the Slurm script of) a grid of cells.
-fn sweep(a: SweepArgs) -> anyhow::Result<()> {
+fn sweep(a: SweepArgs) -> anyhow::Result<i32> {
+    // Ctrl-C, SIGTERM, SIGHUP: no new cell; the running children get SIGINT, end
+    // `interrupted`, and the sweep gathers its tables and exits 130.
+    if let Err(e) = ctrlc::set_handler(eos_sweep::interrupt) {
+        tracing::warn!("signal handler not installed: {e}");
+    }
     let opts = eos_sweep::SweepOptions {
         spec: a.spec,
         out: a.out,
@@ -152,7 +184,7 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
             script.display(),
             script.display()
         );
-        return Ok(());
+        return Ok(0);
     }
     let count = |st: eos_train::Status| s.rows.iter().filter(|r| r.status == st).count();
     let (finished, diverged, failed) = (
@@ -173,11 +205,23 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
             s.out.join("results.csv").display()
         );
     }
-    Ok(())
+    if eos_sweep::interrupted() {
+        eprintln!(
+            "interrupted: the running cells checkpointed; continue with the same `eos sweep` command"
+        );
+        return Ok(130);
+    }
+    Ok(0)
 }
 
 /// `eos example`: writes the built-in example case to a safetensors file.
 fn example(a: ExampleArgs) -> anyhow::Result<()> {
+    if a.out.exists() && !a.force {
+        bail!(
+            "{}: exists; pass --force to overwrite it",
+            a.out.display()
+        );
+    }
     let (mlp, batch, loss) =
         example::example_case(a.seed, a.dtype.dtype(), &candle_core::Device::Cpu)?;
     save_case(

@@ -19,8 +19,12 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = commands::run(args::Cli::parse().cmd) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match commands::run(args::Cli::parse().cmd) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }

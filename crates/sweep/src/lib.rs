@@ -62,6 +62,7 @@ use crate::error::Context;
 use toml::Value;
 
 pub use error::{Error, Result};
+pub use exec::{interrupt, interrupted};
 use exec::{Launcher, Outcome};
 use grid::Cell;
 pub use spec::{EtaSearch, SweepSpec};
@@ -109,6 +110,12 @@ pub fn sweep(opts: &SweepOptions) -> crate::Result<SweepSummary> {
             .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
         PathBuf::from("runs").join(stem)
     });
+    // One sweep per directory (Slurm tasks, `--cell`, share it: each cell is locked
+    // by its own `eos train`).
+    let _lock = match opts.cell.is_none() && !opts.gather && !opts.slurm {
+        true => Some(eos_train::lock::DirLock::acquire(&out, "sweep")?),
+        false => None,
+    };
     std::fs::create_dir_all(out.join("cells"))
         .with_context(|| format!("{}: cannot create the sweep directory", out.display()))?;
     write_manifest(&spec, &out)?;
@@ -210,7 +217,7 @@ fn search_group(
             match launcher.run(&c) {
                 Outcome::Finished => {}
                 Outcome::Diverged => stable = false,
-                Outcome::Failed(_) => return,
+                Outcome::Failed(_) | Outcome::Interrupted => return,
             }
         }
         if stable {

@@ -47,6 +47,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod example;
+pub mod lock;
 pub mod metrics;
 pub mod probe;
 pub mod probes;

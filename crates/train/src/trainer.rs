@@ -148,6 +148,8 @@ struct Start {
 pub struct Trainer {
     cfg: Config,
     dir: PathBuf,
+    /// The run directory's lock (one writer), released when the trainer is dropped.
+    _lock: crate::lock::DirLock,
     dtype: DType,
     device: Device,
     loss: Loss,
@@ -212,6 +214,15 @@ impl Trainer {
             &args.device
         })?;
         let mut p = Parts::build(&cfg, &args.config, &device)?;
+        if args.resume && !dir.join("meta.json").is_file() {
+            return Err(Error::Request(format!(
+                "--resume: {} holds no run (no meta.json)",
+                dir.display()
+            )));
+        }
+        // One writer per run directory, before anything is written there.
+        let lock = crate::lock::DirLock::acquire(&dir, "run")?;
+        crate::lock::remove_stale_temps(&dir);
         let mut mlp = p.setup.mlp.clone();
         let mut theta0 = mlp.params.clone();
         let resolved = cfg.to_toml()?;
@@ -280,6 +291,7 @@ impl Trainer {
             last_sharpness: None,
             last_two_over_lr: f64::NAN,
             dir,
+            _lock: lock,
             device,
             cfg,
         })
