@@ -1,0 +1,269 @@
+//! Reliability through the `eos` binary (issue 16): one writer per run directory,
+//! exit statuses (2 diverged, 130 interrupted by SIGTERM), sweeps that stop on a
+//! signal, leftover temporary files, and flags that must be refused at once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+fn eos() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_eos"))
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("reliability")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A small full-batch run; long enough (`steps`) to be signalled while it trains.
+fn config(dir: &Path) -> PathBuf {
+    let p = dir.join("exp.toml");
+    std::fs::write(
+        &p,
+        "loss = \"mse\"\n[model]\ndepth = 3\nbase_width = 8\nactivation = \"tanh\"\n\
+         [data]\nkind = \"teacher\"\nn = 32\ninput_dim = 4\nhidden = [6]\noutput_dim = 2\n\
+         [optim]\nkind = \"sgd\"\nlr = 0.05\n[train]\nsteps = 20\ncheckpoint_every = 5\n\
+         [probes]\nsharpness = { every = 1, k = 1 }\n",
+    )
+    .unwrap();
+    p
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn meta(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap()
+}
+
+/// Starts `eos train CFG --out OUT --set train.steps=STEPS` in the background.
+fn spawn_train(cfg: &Path, out: &Path, steps: u64) -> Child {
+    eos()
+        .arg("train")
+        .arg(cfg)
+        .args(["--device", "cpu", "--set", &format!("train.steps={steps}")])
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (polling, no time assertion) until `file` has more than `n` lines.
+fn wait_lines(file: &Path, n: usize) {
+    for _ in 0..3000 {
+        let lines = std::fs::read_to_string(file).map_or(0, |t| t.lines().count());
+        if lines > n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} never reached {n} lines", file.display());
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn second_writer_is_refused_naming_the_holder_pid() {
+    let dir = scratch("lock");
+    let cfg = config(&dir);
+    let out = dir.join("run");
+    let mut first = spawn_train(&cfg, &out, 1_000_000);
+    wait_lines(&out.join("metrics.jsonl"), 2);
+    let second = eos()
+        .arg("train")
+        .arg(&cfg)
+        .args(["--device", "cpu", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let msg = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains(&format!("PID {}", first.id())),
+        "names the holder: {msg}"
+    );
+    // A resume while the first still runs is refused too.
+    let third = eos()
+        .arg("train")
+        .arg(&cfg)
+        .args(["--device", "cpu", "--resume", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(text(&third).contains(&format!("PID {}", first.id())));
+    // SIGTERM is handled like Ctrl-C: checkpoint, `interrupted`, exit status 130.
+    signal(&first, "-TERM");
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+    let m = meta(&out);
+    assert_eq!(m["status"], "interrupted");
+    let done = m["steps_done"].as_u64().unwrap();
+    assert!(out.join(format!("ckpt/step-{done}.safetensors")).exists());
+    assert!(!out.join(".lock").exists(), "the lock is released on exit");
+    // Every metrics line once: no second writer got in.
+    let steps: Vec<u64> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .collect();
+    let mut sorted = steps.clone();
+    sorted.dedup();
+    assert_eq!(steps, sorted, "no step written twice");
+}
+
+#[test]
+fn sighup_and_kill_9_leave_a_resumable_run_and_no_temp_files() {
+    let dir = scratch("hup");
+    let cfg = config(&dir);
+    let out = dir.join("run");
+    let mut child = spawn_train(&cfg, &out, 1_000_000);
+    wait_lines(&out.join("metrics.jsonl"), 2);
+    signal(&child, "-HUP");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(meta(&out)["status"], "interrupted");
+    // A kill -9 leaves a stale lock and temporary files: the next start cleans both.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    std::fs::write(
+        out.join(".lock"),
+        format!("pid=4000000\nhost={}\nstart=x\n", host.trim()),
+    )
+    .unwrap();
+    std::fs::write(out.join("meta.tmp-4000000"), "partial").unwrap();
+    std::fs::write(out.join("ckpt/step-99.tmp-4000000"), "partial").unwrap();
+    let done = meta(&out)["steps_done"].as_u64().unwrap();
+    let r = eos()
+        .arg("train")
+        .arg(&cfg)
+        .args(["--device", "cpu", "--set", &format!("train.steps={}", done + 3)])
+        .args(["--resume", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", text(&r));
+    assert_eq!(meta(&out)["status"], "finished");
+    assert!(!out.join("meta.tmp-4000000").exists());
+    assert!(!out.join("ckpt/step-99.tmp-4000000").exists());
+    assert!(!out.join(".lock").exists());
+}
+
+#[test]
+fn diverged_run_exits_2() {
+    let dir = scratch("diverge");
+    let cfg = config(&dir);
+    let o = eos()
+        .arg("train")
+        .arg(&cfg)
+        .args(["--device", "cpu", "--set", "optim.lr=1e6", "--out"])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(meta(&dir.join("run"))["status"], "diverged");
+}
+
+#[test]
+fn bad_flags_are_refused_at_once() {
+    let dir = scratch("flags");
+    let chunk = eos().args(["probe", "--chunk", "0"]).output().unwrap();
+    assert_eq!(chunk.status.code(), Some(2), "clap usage error");
+    assert!(text(&chunk).contains("must be at least 1"), "{}", text(&chunk));
+    let k = eos().args(["probe", "--k", "100000"]).output().unwrap();
+    assert_eq!(k.status.code(), Some(1));
+    assert!(text(&k).contains("--k 100000: must be between 1 and"), "{}", text(&k));
+    let spec = dir.join("s.toml");
+    std::fs::write(&spec, "base = \"b.toml\"\n[grid]\n\"optim.lr\" = [0.1]\n").unwrap();
+    let w = eos()
+        .arg("sweep")
+        .arg(&spec)
+        .args(["--workers", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(w.status.code(), Some(2));
+    assert!(text(&w).contains("must be at least 1"));
+    // `eos example` keeps an existing file unless --force.
+    let victim = dir.join("victim.toml");
+    std::fs::write(&victim, "precious").unwrap();
+    let e = eos().arg("example").arg(&victim).output().unwrap();
+    assert_eq!(e.status.code(), Some(1));
+    assert!(text(&e).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let f = eos().arg("example").arg(&victim).arg("--force").output().unwrap();
+    assert!(f.status.success());
+    assert_ne!(std::fs::read(&victim).unwrap(), b"precious");
+}
+
+#[test]
+fn sweep_stops_on_sigterm_and_records_interrupted() {
+    let dir = scratch("sweep");
+    let cfg = config(&dir);
+    let spec = dir.join("s.toml");
+    std::fs::write(
+        &spec,
+        "base = \"exp.toml\"\n[set]\n\"train.steps\" = 1000000\n\
+         [grid]\n\"optim.lr\" = [0.01, 0.02]\n",
+    )
+    .unwrap();
+    assert!(cfg.exists());
+    let out = dir.join("out");
+    let mut sweep = eos()
+        .arg("sweep")
+        .arg(&spec)
+        .args(["--device", "cpu", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the first cell's child to train, then SIGTERM the parent only.
+    let cell = loop {
+        let found = std::fs::read_dir(out.join("cells")).ok().and_then(|mut d| {
+            d.find_map(|e| {
+                let p = e.ok()?.path();
+                p.join("metrics.jsonl").exists().then_some(p)
+            })
+        });
+        match found {
+            Some(p) => break p,
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    wait_lines(&cell.join("metrics.jsonl"), 2);
+    // A second sweep on the same directory is refused while the first runs.
+    let second = eos()
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        text(&second).contains(&format!("PID {}", sweep.id())),
+        "{}",
+        text(&second)
+    );
+    signal(&sweep, "-TERM");
+    assert_eq!(sweep.wait().unwrap().code(), Some(130));
+    assert_eq!(meta(&cell)["status"], "interrupted", "the child checkpointed");
+    assert!(!cell.join("sweep-error.txt").exists(), "interrupted, not failed");
+    assert!(!cell.join(".lock").exists(), "the child ended");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.contains("interrupted"), "{csv}");
+    assert!(!csv.contains("failed"), "{csv}");
+}
