@@ -108,11 +108,20 @@ fn train(a: TrainArgs) -> anyhow::Result<i32> {
         b.finish();
     }
     let s = s?;
+    let metrics_path = Path::new(&s.dir).join("metrics.jsonl");
+    // A resumed run with no step left to do: the last loss is the one on record.
+    let last_loss = match s.last_loss.is_finite() {
+        true => s.last_loss,
+        false => eos_train::metrics::read::Metrics::read(&metrics_path)
+            .ok()
+            .and_then(|m| m.losses().last().copied())
+            .unwrap_or(f64::NAN),
+    };
     println!(
         "{}: {} ({}); metrics in {}",
         s.status,
         s.reason,
-        format_args!("last loss {:.6e}", s.last_loss),
+        format_args!("last loss {last_loss:.6e}"),
         Path::new(&s.dir).join("metrics.jsonl").display()
     );
     // A picture beats numbers: every run ends with its plots (`eos report DIR`).

@@ -16,7 +16,12 @@ fn main() {
     // Before any thread starts: decide the thread count once (eos_model::threads).
     eos_model::threads::init();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        // Warnings (a stale lock taken over, a corrupt metrics line) show by default.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::builder()
+                .with_default_directive(tracing_subscriber::filter::LevelFilter::WARN.into())
+                .from_env_lossy(),
+        )
         .with_writer(std::io::stderr)
         .init();
     match commands::run(args::Cli::parse().cmd) {

@@ -267,3 +267,82 @@ fn sweep_stops_on_sigterm_and_records_interrupted() {
     assert!(csv.contains("interrupted"), "{csv}");
     assert!(!csv.contains("failed"), "{csv}");
 }
+
+/// Runs `eos train` to the end; returns its output.
+fn train_out(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
+    eos()
+        .arg("train")
+        .arg(cfg)
+        .args(["--device", "cpu", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn resume_refuses_fewer_steps_reports_the_last_loss_and_skips_a_truncated_checkpoint() {
+    let dir = scratch("resume");
+    let cfg = config(&dir);
+    let (full, cut) = (dir.join("full"), dir.join("cut"));
+    assert!(train_out(&cfg, &full, &[]).status.success());
+    let o = train_out(&cfg, &cut, &["--stop-after", "15"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Fewer steps than are done: refused.
+    let fewer = train_out(&cfg, &cut, &["--resume", "--set", "train.steps=10"]);
+    assert_eq!(fewer.status.code(), Some(1));
+    assert!(text(&fewer).contains("has 15 steps done"), "{}", text(&fewer));
+    // The latest checkpoint truncated (step 15): the run restarts from step 10.
+    let ckpt = cut.join("ckpt/step-15.safetensors");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).unwrap();
+    let r = train_out(&cfg, &cut, &["--resume"]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(text(&r).contains("skipping an unreadable checkpoint"), "{}", text(&r));
+    let lines = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("time_s");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(lines(&full), lines(&cut), "resume = uninterrupted");
+    // Resuming a finished run: nothing to do, the recorded last loss is printed.
+    let again = train_out(&cfg, &cut, &["--resume"]);
+    assert!(again.status.success());
+    assert!(!text(&again).contains("NaN"), "{}", text(&again));
+    assert!(text(&again).contains("finished"), "{}", text(&again));
+}
+
+#[test]
+fn corrupt_metrics_line_keeps_the_valid_lines_and_warns() {
+    let dir = scratch("corrupt");
+    let cfg = config(&dir);
+    let (full, cut) = (dir.join("full"), dir.join("cut"));
+    assert!(train_out(&cfg, &full, &[]).status.success());
+    assert!(train_out(&cfg, &cut, &["--stop-after", "10"]).status.success());
+    let m = cut.join("metrics.jsonl");
+    let text0 = std::fs::read_to_string(&m).unwrap();
+    let mut lines: Vec<&str> = text0.lines().collect();
+    lines.insert(3, "{\"step\": garbage");
+    std::fs::write(&m, lines.join("\n") + "\n").unwrap();
+    let r = train_out(&cfg, &cut, &["--resume"]);
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(text(&r).contains("metrics.jsonl:4: not a metrics line"), "{}", text(&r));
+    let strip = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("time_s");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(strip(&full), strip(&cut), "no valid line lost");
+}

@@ -519,15 +519,21 @@ fn resume_dir(
 ) -> crate::Result<(Start, Option<(ParamVec, ParamVec)>)> {
     run_dir::check_same_config(dir, resolved)?;
     let mut meta = Meta::read(dir)?;
-    let (start, restored) = match checkpoint::latest(dir)? {
-        Some(step) => {
-            let path = checkpoint::path(dir, step);
-            let r = checkpoint::load(
-                &path,
-                &mlp.params,
-                p.optimizer.as_mut(),
-                p.schedule.as_mut(),
-            )?;
+    // The latest readable checkpoint: a truncated one (a crash mid-write on a
+    // filesystem without atomic rename) is skipped for the one before, with a warning.
+    let mut found = None;
+    for step in checkpoint::steps(dir)?.into_iter().rev() {
+        let path = checkpoint::path(dir, step);
+        match checkpoint::load(&path, &mlp.params, p.optimizer.as_mut(), p.schedule.as_mut()) {
+            Ok(r) => {
+                found = Some(r);
+                break;
+            }
+            Err(e) => tracing::warn!("skipping an unreadable checkpoint: {e}"),
+        }
+    }
+    let (start, restored) = match found {
+        Some(r) => {
             let s = Start {
                 meta: meta.clone(),
                 step: r.step,
@@ -546,6 +552,15 @@ fn resume_dir(
             (s, None)
         }
     };
+    if p.total < meta.steps_done.max(start.step) {
+        return Err(Error::Request(format!(
+            "--resume: {} has {} steps done; the config now asks for {} (train.steps / \
+             train.epochs can only grow)",
+            dir.display(),
+            meta.steps_done.max(start.step),
+            p.total
+        )));
+    }
     metrics::truncate_before(&dir.join("metrics.jsonl"), start.step)?;
     meta.resumed.push((run_dir::now_rfc3339(), start.step));
     meta.total_steps = p.total;
