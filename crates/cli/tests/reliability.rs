@@ -346,3 +346,23 @@ fn corrupt_metrics_line_keeps_the_valid_lines_and_warns() {
     };
     assert_eq!(strip(&full), strip(&cut), "no valid line lost");
 }
+
+#[test]
+fn oversized_model_is_refused_before_allocating() {
+    let dir = scratch("huge");
+    let cfg = config(&dir);
+    let out = dir.join("run");
+    let o = eos()
+        .arg("train")
+        .arg(&cfg)
+        .args(["--device", "cpu", "--set", "model.base_width=20000", "--out"])
+        .arg(&out)
+        .env("EOS_MEMORY_LIMIT", "1G")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let msg = text(&o);
+    assert!(msg.contains("model: widths [4, 20000, 20000, 2]"), "{msg}");
+    assert!(msg.contains("EOS_MEMORY_LIMIT"), "{msg}");
+    assert!(!out.join("meta.json").exists(), "nothing written, never `running`");
+}

@@ -72,13 +72,35 @@ pub fn train_with(args: &TrainArgs, mut on_step: impl FnMut(&Trainer)) -> crate:
     let mut t = Trainer::open(args)?;
     let stop = args.stop_after.map_or(t.total, |k| k.min(t.total));
     on_step(&t);
-    let mut diverged = None;
+    match run_loop(&mut t, stop, &mut on_step) {
+        Ok(diverged) => t.finish(diverged),
+        Err(e) => {
+            // A failure (a full disk, a device error) leaves a resumable run that says
+            // why, and no temporary file.
+            crate::lock::remove_stale_temps(&t.dir);
+            t.meta.status = Status::Interrupted;
+            t.meta.reason = Some(format!(
+                "failed after {} steps: {e}; continue with --resume",
+                t.meta.steps_done
+            ));
+            t.meta.end_time = Some(run_dir::now_rfc3339());
+            let _ = t.meta.write(&t.dir);
+            Err(e)
+        }
+    }
+}
+
+/// The steps up to `stop` (or a divergence, whose reason it returns, or an interrupt).
+fn run_loop(
+    t: &mut Trainer,
+    stop: u64,
+    on_step: &mut impl FnMut(&Trainer),
+) -> crate::Result<Option<String>> {
     while t.step < stop {
         if let Some(reason) = t.step()? {
-            diverged = Some(reason);
-            break;
+            return Ok(Some(reason));
         }
-        on_step(&t);
+        on_step(t);
         let every = t.cfg.train.checkpoint_every;
         let interrupted = INTERRUPTED.load(Ordering::Relaxed);
         if (every > 0 && t.step % every == 0) || t.step == stop || interrupted {
@@ -88,7 +110,7 @@ pub fn train_with(args: &TrainArgs, mut on_step: impl FnMut(&Trainer)) -> crate:
             break;
         }
     }
-    t.finish(diverged)
+    Ok(None)
 }
 
 /// What a config builds before the run directory is opened.
@@ -110,6 +132,11 @@ impl Parts {
         let data = data::build_data(cfg).map_err(in_cfg)?;
         let n = data.train.len();
         let (d_in, d_out) = (data.train.input_dim(), data.train.target_dim());
+        // Sized before it is allocated (crate::memory).
+        let widths = build::widths(cfg, d_in, d_out).map_err(in_cfg)?;
+        let rows = cfg.train.batch_size.unwrap_or(n);
+        crate::memory::check(&widths, rows, cfg.train.dtype.dtype().size_in_bytes())
+            .map_err(in_cfg)?;
         let setup = build::build_model(cfg, d_in, d_out, device).map_err(in_cfg)?;
         let optimizer = build::build_optimizer(cfg, &setup.scalings).map_err(in_cfg)?;
         let schedule = build::build_schedule(cfg).map_err(in_cfg)?;
