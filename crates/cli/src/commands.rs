@@ -52,6 +52,7 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
                     path.display()
                 )
             })?;
+            check_case(path, &case.mlp, &batch, &case.extra)?;
             (case.mlp, batch, loss, case.v)
         }
         None => {
@@ -76,6 +77,47 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// Refuses non-finite weights, `x` or `y` (naming the file and tensor) and warns of
+/// tensors `eos probe` does not read.
+fn check_case(
+    path: &Path,
+    mlp: &eos_model::Mlp,
+    batch: &eos_model::Batch,
+    extra: &std::collections::HashMap<String, candle_core::Tensor>,
+) -> anyhow::Result<()> {
+    let mut named = vec![("x".to_string(), &batch.x), ("y".to_string(), &batch.y)];
+    for (i, l) in mlp.params.layers.iter().enumerate() {
+        named.push((format!("layers.{i}.weight"), &l.weight));
+        if let Some(b) = &l.bias {
+            named.push((format!("layers.{i}.bias"), b));
+        }
+    }
+    for (name, t) in named {
+        let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            bail!(
+                "{}: tensor `{name}`: entry {i} is {} (weights and data must be finite)",
+                path.display(),
+                v[i]
+            );
+        }
+    }
+    let known = ["theta0.", "optim.", "probe.", "v.", "offset"];
+    let mut unknown: Vec<&String> = extra
+        .keys()
+        .filter(|k| !known.iter().any(|p| k.starts_with(p)))
+        .collect();
+    unknown.sort();
+    if !unknown.is_empty() {
+        eprintln!(
+            "warning: {}: tensors not used by eos probe (ignored): {}",
+            path.display(),
+            unknown.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        );
     }
     Ok(())
 }

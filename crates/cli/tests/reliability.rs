@@ -366,3 +366,80 @@ fn oversized_model_is_refused_before_allocating() {
     assert!(msg.contains("EOS_MEMORY_LIMIT"), "{msg}");
     assert!(!out.join("meta.json").exists(), "nothing written, never `running`");
 }
+
+#[test]
+fn config_and_sweep_messages_name_the_problem() {
+    let dir = scratch("messages");
+    let cfg = config(&dir);
+    let run = |set: &str| text(&train_out(&cfg, &dir.join("never"), &["--set", set]));
+    let depth = run("model.depth=0");
+    assert!(depth.contains("model.depth: 0;"), "{depth}");
+    let lrr = run("optim.lrr=0.1");
+    assert!(lrr.contains("unknown field `lrr`, expected one of `kind`, `lr`,"), "{lrr}");
+    let syntax = run("model.widths=[20,64");
+    assert!(syntax.contains("the value is not valid TOML"), "{syntax}");
+    assert!(!dir.join("never").join("meta.json").exists());
+    // A sweep whose base is missing: one error up front, no cell started.
+    let spec = dir.join("s.toml");
+    std::fs::write(&spec, "base = \"nope.toml\"\n[grid]\n\"optim.lr\" = [0.1, 0.2]\n").unwrap();
+    let out = dir.join("sweep");
+    let s = eos().arg("sweep").arg(&spec).arg("--out").arg(&out).output().unwrap();
+    let msg = text(&s);
+    assert_eq!(s.status.code(), Some(1));
+    assert_eq!(msg.matches("no such file").count(), 1, "{msg}");
+    assert!(msg.contains("key `base`"), "{msg}");
+    // --gather lists the cells that never ran.
+    let spec2 = dir.join("s2.toml");
+    std::fs::write(&spec2, "base = \"exp.toml\"\n[grid]\n\"optim.lr\" = [0.1, 0.2]\n").unwrap();
+    let g = eos()
+        .arg("sweep")
+        .arg(&spec2)
+        .arg("--gather")
+        .arg("--out")
+        .arg(dir.join("sweep2"))
+        .output()
+        .unwrap();
+    assert!(g.status.success(), "{}", text(&g));
+    let csv = std::fs::read_to_string(dir.join("sweep2/results.csv")).unwrap();
+    assert_eq!(csv.matches("not_run").count(), 2, "{csv}");
+}
+
+#[test]
+fn probe_file_with_nan_or_unknown_tensors() {
+    use candle_core::{DType, Device, Tensor};
+    let dir = scratch("nan");
+    let file = dir.join("case.safetensors");
+    assert!(eos().arg("example").arg(&file).status().unwrap().success());
+    let case = eos_model::load_case(&file, None, &Device::Cpu).unwrap();
+    let batch = case.batch.clone().unwrap();
+    let meta: Vec<(String, String)> = vec![("generator".into(), "test".into())];
+    let mystery = Tensor::zeros(3, DType::F64, &Device::Cpu).unwrap();
+    let unknown = dir.join("unknown.safetensors");
+    let extra = [("mystery".to_string(), mystery)];
+    eos_model::save_case(&unknown, &case.mlp, case.loss, Some(&batch), None, &extra, &meta)
+        .unwrap();
+    let o = eos().arg("probe").arg(&unknown).args(["--k", "1"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("not used by eos probe (ignored): `mystery`"),
+        "{}",
+        text(&o)
+    );
+    // A NaN in layers.0.weight: named at load.
+    let mut params = case.mlp.params.clone();
+    let w = &params.layers[0].weight;
+    let mut v = w.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+    v[2] = f64::NAN;
+    let nan = Tensor::from_vec(v, w.shape(), &Device::Cpu).unwrap().to_dtype(w.dtype()).unwrap();
+    params.layers[0].weight = nan;
+    let mlp = case.mlp.with_params(params).unwrap();
+    let bad = dir.join("nan.safetensors");
+    eos_model::save_case(&bad, &mlp, case.loss, Some(&batch), None, &[], &meta).unwrap();
+    let o = eos().arg("probe").arg(&bad).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("tensor `layers.0.weight`: entry 2 is NaN"),
+        "{}",
+        text(&o)
+    );
+}
