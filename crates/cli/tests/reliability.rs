@@ -443,3 +443,69 @@ fn probe_file_with_nan_or_unknown_tensors() {
         text(&o)
     );
 }
+
+/// `kill -9` at seeded moments (after a pseudo-random number of metrics lines, fixed
+/// by the seed), each followed by `--resume`: the metrics equal the uninterrupted run's.
+#[test]
+fn kill_9_at_seeded_moments_then_resume_reproduces_the_metrics() {
+    let dir = scratch("kill9");
+    let cfg = config(&dir);
+    let steps = ["--set", "train.steps=400", "--set", "train.checkpoint_every=7"];
+    let full = dir.join("full");
+    assert!(train_out(&cfg, &full, &steps).status.success());
+    let cut = dir.join("cut");
+    let mut state: u64 = 20_261_207;
+    let mut kills = 0;
+    for round in 0..4 {
+        // splitmix64: the moment of this round's kill, in metrics lines.
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let at = 20 + (z ^ (z >> 31)) % 60;
+        let before = std::fs::read_to_string(cut.join("metrics.jsonl"))
+            .map_or(0, |t| t.lines().count());
+        let mut cmd = eos();
+        cmd.arg("train").arg(&cfg).args(["--device", "cpu"]).args(steps);
+        if round > 0 {
+            cmd.arg("--resume");
+        }
+        let mut child = cmd
+            .arg("--out")
+            .arg(&cut)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for `at` new lines (or the end of the run), then kill -9.
+        for _ in 0..3000 {
+            let n = std::fs::read_to_string(cut.join("metrics.jsonl"))
+                .map_or(0, |t| t.lines().count());
+            if n >= before.saturating_sub(7) + at as usize || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if child.try_wait().unwrap().is_none() {
+            signal(&child, "-KILL");
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    let r = train_out(&cfg, &cut, &[steps.as_slice(), &["--resume"]].concat());
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(kills >= 1, "at least one kill landed mid-run");
+    let strip = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("time_s");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(strip(&full), strip(&cut), "kill -9 + resume = uninterrupted");
+    assert_eq!(meta(&cut)["status"], "finished");
+}
