@@ -116,7 +116,11 @@ fn check_case(
         eprintln!(
             "warning: {}: tensors not used by eos probe (ignored): {}",
             path.display(),
-            unknown.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            unknown
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())
@@ -268,10 +272,7 @@ fn sweep(a: SweepArgs) -> anyhow::Result<i32> {
 /// `eos example`: writes the built-in example case to a safetensors file.
 fn example(a: ExampleArgs) -> anyhow::Result<()> {
     if a.out.exists() && !a.force {
-        bail!(
-            "{}: exists; pass --force to overwrite it",
-            a.out.display()
-        );
+        bail!("{}: exists; pass --force to overwrite it", a.out.display());
     }
     let (mlp, batch, loss) =
         example::example_case(a.seed, a.dtype.dtype(), &candle_core::Device::Cpu)?;

@@ -121,7 +121,11 @@ fn second_writer_is_refused_naming_the_holder_pid() {
     let steps: Vec<u64> = std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     let mut sorted = steps.clone();
     sorted.dedup();
@@ -151,7 +155,12 @@ fn sighup_and_kill_9_leave_a_resumable_run_and_no_temp_files() {
     let r = eos()
         .arg("train")
         .arg(&cfg)
-        .args(["--device", "cpu", "--set", &format!("train.steps={}", done + 3)])
+        .args([
+            "--device",
+            "cpu",
+            "--set",
+            &format!("train.steps={}", done + 3),
+        ])
         .args(["--resume", "--out"])
         .arg(&out)
         .output()
@@ -183,10 +192,18 @@ fn bad_flags_are_refused_at_once() {
     let dir = scratch("flags");
     let chunk = eos().args(["probe", "--chunk", "0"]).output().unwrap();
     assert_eq!(chunk.status.code(), Some(2), "clap usage error");
-    assert!(text(&chunk).contains("must be at least 1"), "{}", text(&chunk));
+    assert!(
+        text(&chunk).contains("must be at least 1"),
+        "{}",
+        text(&chunk)
+    );
     let k = eos().args(["probe", "--k", "100000"]).output().unwrap();
     assert_eq!(k.status.code(), Some(1));
-    assert!(text(&k).contains("--k 100000: must be between 1 and"), "{}", text(&k));
+    assert!(
+        text(&k).contains("--k 100000: must be between 1 and"),
+        "{}",
+        text(&k)
+    );
     let spec = dir.join("s.toml");
     std::fs::write(&spec, "base = \"b.toml\"\n[grid]\n\"optim.lr\" = [0.1]\n").unwrap();
     let w = eos()
@@ -204,7 +221,12 @@ fn bad_flags_are_refused_at_once() {
     assert_eq!(e.status.code(), Some(1));
     assert!(text(&e).contains("--force"));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-    let f = eos().arg("example").arg(&victim).arg("--force").output().unwrap();
+    let f = eos()
+        .arg("example")
+        .arg(&victim)
+        .arg("--force")
+        .output()
+        .unwrap();
     assert!(f.status.success());
     assert_ne!(std::fs::read(&victim).unwrap(), b"precious");
 }
@@ -260,8 +282,15 @@ fn sweep_stops_on_sigterm_and_records_interrupted() {
     );
     signal(&sweep, "-TERM");
     assert_eq!(sweep.wait().unwrap().code(), Some(130));
-    assert_eq!(meta(&cell)["status"], "interrupted", "the child checkpointed");
-    assert!(!cell.join("sweep-error.txt").exists(), "interrupted, not failed");
+    assert_eq!(
+        meta(&cell)["status"],
+        "interrupted",
+        "the child checkpointed"
+    );
+    assert!(
+        !cell.join("sweep-error.txt").exists(),
+        "interrupted, not failed"
+    );
     assert!(!cell.join(".lock").exists(), "the child ended");
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert!(csv.contains("interrupted"), "{csv}");
@@ -291,14 +320,22 @@ fn resume_refuses_fewer_steps_reports_the_last_loss_and_skips_a_truncated_checkp
     // Fewer steps than are done: refused.
     let fewer = train_out(&cfg, &cut, &["--resume", "--set", "train.steps=10"]);
     assert_eq!(fewer.status.code(), Some(1));
-    assert!(text(&fewer).contains("has 15 steps done"), "{}", text(&fewer));
+    assert!(
+        text(&fewer).contains("has 15 steps done"),
+        "{}",
+        text(&fewer)
+    );
     // The latest checkpoint truncated (step 15): the run restarts from step 10.
     let ckpt = cut.join("ckpt/step-15.safetensors");
     let bytes = std::fs::read(&ckpt).unwrap();
     std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).unwrap();
     let r = train_out(&cfg, &cut, &["--resume"]);
     assert!(r.status.success(), "{}", text(&r));
-    assert!(text(&r).contains("skipping an unreadable checkpoint"), "{}", text(&r));
+    assert!(
+        text(&r).contains("skipping an unreadable checkpoint"),
+        "{}",
+        text(&r)
+    );
     let lines = |d: &Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(d.join("metrics.jsonl"))
             .unwrap()
@@ -324,7 +361,9 @@ fn corrupt_metrics_line_keeps_the_valid_lines_and_warns() {
     let cfg = config(&dir);
     let (full, cut) = (dir.join("full"), dir.join("cut"));
     assert!(train_out(&cfg, &full, &[]).status.success());
-    assert!(train_out(&cfg, &cut, &["--stop-after", "10"]).status.success());
+    assert!(train_out(&cfg, &cut, &["--stop-after", "10"])
+        .status
+        .success());
     let m = cut.join("metrics.jsonl");
     let text0 = std::fs::read_to_string(&m).unwrap();
     let mut lines: Vec<&str> = text0.lines().collect();
@@ -332,7 +371,11 @@ fn corrupt_metrics_line_keeps_the_valid_lines_and_warns() {
     std::fs::write(&m, lines.join("\n") + "\n").unwrap();
     let r = train_out(&cfg, &cut, &["--resume"]);
     assert!(r.status.success(), "{}", text(&r));
-    assert!(text(&r).contains("metrics.jsonl:4: not a metrics line"), "{}", text(&r));
+    assert!(
+        text(&r).contains("metrics.jsonl:4: not a metrics line"),
+        "{}",
+        text(&r)
+    );
     let strip = |d: &Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(d.join("metrics.jsonl"))
             .unwrap()
@@ -355,7 +398,13 @@ fn oversized_model_is_refused_before_allocating() {
     let o = eos()
         .arg("train")
         .arg(&cfg)
-        .args(["--device", "cpu", "--set", "model.base_width=20000", "--out"])
+        .args([
+            "--device",
+            "cpu",
+            "--set",
+            "model.base_width=20000",
+            "--out",
+        ])
         .arg(&out)
         .env("EOS_MEMORY_LIMIT", "1G")
         .output()
@@ -364,7 +413,10 @@ fn oversized_model_is_refused_before_allocating() {
     let msg = text(&o);
     assert!(msg.contains("model: widths [4, 20000, 20000, 2]"), "{msg}");
     assert!(msg.contains("EOS_MEMORY_LIMIT"), "{msg}");
-    assert!(!out.join("meta.json").exists(), "nothing written, never `running`");
+    assert!(
+        !out.join("meta.json").exists(),
+        "nothing written, never `running`"
+    );
 }
 
 #[test]
@@ -375,22 +427,39 @@ fn config_and_sweep_messages_name_the_problem() {
     let depth = run("model.depth=0");
     assert!(depth.contains("model.depth: 0;"), "{depth}");
     let lrr = run("optim.lrr=0.1");
-    assert!(lrr.contains("unknown field `lrr`, expected one of `kind`, `lr`,"), "{lrr}");
+    assert!(
+        lrr.contains("unknown field `lrr`, expected one of `kind`, `lr`,"),
+        "{lrr}"
+    );
     let syntax = run("model.widths=[20,64");
     assert!(syntax.contains("the value is not valid TOML"), "{syntax}");
     assert!(!dir.join("never").join("meta.json").exists());
     // A sweep whose base is missing: one error up front, no cell started.
     let spec = dir.join("s.toml");
-    std::fs::write(&spec, "base = \"nope.toml\"\n[grid]\n\"optim.lr\" = [0.1, 0.2]\n").unwrap();
+    std::fs::write(
+        &spec,
+        "base = \"nope.toml\"\n[grid]\n\"optim.lr\" = [0.1, 0.2]\n",
+    )
+    .unwrap();
     let out = dir.join("sweep");
-    let s = eos().arg("sweep").arg(&spec).arg("--out").arg(&out).output().unwrap();
+    let s = eos()
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     let msg = text(&s);
     assert_eq!(s.status.code(), Some(1));
     assert_eq!(msg.matches("no such file").count(), 1, "{msg}");
     assert!(msg.contains("key `base`"), "{msg}");
     // --gather lists the cells that never ran.
     let spec2 = dir.join("s2.toml");
-    std::fs::write(&spec2, "base = \"exp.toml\"\n[grid]\n\"optim.lr\" = [0.1, 0.2]\n").unwrap();
+    std::fs::write(
+        &spec2,
+        "base = \"exp.toml\"\n[grid]\n\"optim.lr\" = [0.1, 0.2]\n",
+    )
+    .unwrap();
     let g = eos()
         .arg("sweep")
         .arg(&spec2)
@@ -416,9 +485,22 @@ fn probe_file_with_nan_or_unknown_tensors() {
     let mystery = Tensor::zeros(3, DType::F64, &Device::Cpu).unwrap();
     let unknown = dir.join("unknown.safetensors");
     let extra = [("mystery".to_string(), mystery)];
-    eos_model::save_case(&unknown, &case.mlp, case.loss, Some(&batch), None, &extra, &meta)
+    eos_model::save_case(
+        &unknown,
+        &case.mlp,
+        case.loss,
+        Some(&batch),
+        None,
+        &extra,
+        &meta,
+    )
+    .unwrap();
+    let o = eos()
+        .arg("probe")
+        .arg(&unknown)
+        .args(["--k", "1"])
+        .output()
         .unwrap();
-    let o = eos().arg("probe").arg(&unknown).args(["--k", "1"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("not used by eos probe (ignored): `mystery`"),
@@ -428,9 +510,18 @@ fn probe_file_with_nan_or_unknown_tensors() {
     // A NaN in layers.0.weight: named at load.
     let mut params = case.mlp.params.clone();
     let w = &params.layers[0].weight;
-    let mut v = w.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+    let mut v = w
+        .flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
     v[2] = f64::NAN;
-    let nan = Tensor::from_vec(v, w.shape(), &Device::Cpu).unwrap().to_dtype(w.dtype()).unwrap();
+    let nan = Tensor::from_vec(v, w.shape(), &Device::Cpu)
+        .unwrap()
+        .to_dtype(w.dtype())
+        .unwrap();
     params.layers[0].weight = nan;
     let mlp = case.mlp.with_params(params).unwrap();
     let bad = dir.join("nan.safetensors");
@@ -450,7 +541,12 @@ fn probe_file_with_nan_or_unknown_tensors() {
 fn kill_9_at_seeded_moments_then_resume_reproduces_the_metrics() {
     let dir = scratch("kill9");
     let cfg = config(&dir);
-    let steps = ["--set", "train.steps=400", "--set", "train.checkpoint_every=7"];
+    let steps = [
+        "--set",
+        "train.steps=400",
+        "--set",
+        "train.checkpoint_every=7",
+    ];
     let full = dir.join("full");
     assert!(train_out(&cfg, &full, &steps).status.success());
     let cut = dir.join("cut");
@@ -463,10 +559,13 @@ fn kill_9_at_seeded_moments_then_resume_reproduces_the_metrics() {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         let at = 20 + (z ^ (z >> 31)) % 60;
-        let before = std::fs::read_to_string(cut.join("metrics.jsonl"))
-            .map_or(0, |t| t.lines().count());
+        let before =
+            std::fs::read_to_string(cut.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
         let mut cmd = eos();
-        cmd.arg("train").arg(&cfg).args(["--device", "cpu"]).args(steps);
+        cmd.arg("train")
+            .arg(&cfg)
+            .args(["--device", "cpu"])
+            .args(steps);
         if round > 0 {
             cmd.arg("--resume");
         }
@@ -479,8 +578,8 @@ fn kill_9_at_seeded_moments_then_resume_reproduces_the_metrics() {
             .unwrap();
         // Wait for `at` new lines (or the end of the run), then kill -9.
         for _ in 0..3000 {
-            let n = std::fs::read_to_string(cut.join("metrics.jsonl"))
-                .map_or(0, |t| t.lines().count());
+            let n =
+                std::fs::read_to_string(cut.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
             if n >= before.saturating_sub(7) + at as usize || child.try_wait().unwrap().is_some() {
                 break;
             }
@@ -506,6 +605,10 @@ fn kill_9_at_seeded_moments_then_resume_reproduces_the_metrics() {
             })
             .collect()
     };
-    assert_eq!(strip(&full), strip(&cut), "kill -9 + resume = uninterrupted");
+    assert_eq!(
+        strip(&full),
+        strip(&cut),
+        "kill -9 + resume = uninterrupted"
+    );
     assert_eq!(meta(&cut)["status"], "finished");
 }

@@ -474,7 +474,11 @@ fn config_input(rng: &mut ChaCha8Rng, mutate: bool) -> Vec<u8> {
         .as_bytes()
         .to_vec();
     let mut sets: Vec<Vec<u8>> = (0..rng.random_range(0..=3))
-        .map(|_| OVERRIDES[rng.random_range(0..OVERRIDES.len())].as_bytes().to_vec())
+        .map(|_| {
+            OVERRIDES[rng.random_range(0..OVERRIDES.len())]
+                .as_bytes()
+                .to_vec()
+        })
         .collect();
     if mutate {
         let (structural, bytes) = pick(rng);
@@ -511,7 +515,10 @@ fn valid_config(rng: &mut ChaCha8Rng) -> Vec<u8> {
 /// Parses the config with its overrides; an accepted config must write itself back
 /// as TOML that parses to the same config (what `--resume` relies on).
 fn run_config(input: &[u8]) -> Result<Outcome, String> {
-    let (text, sets) = match input.windows(SET_SEPARATOR.len()).position(|w| w == SET_SEPARATOR) {
+    let (text, sets) = match input
+        .windows(SET_SEPARATOR.len())
+        .position(|w| w == SET_SEPARATOR)
+    {
         Some(i) => (&input[..i], &input[i + SET_SEPARATOR.len()..]),
         None => (input, &[][..]),
     };
@@ -533,7 +540,9 @@ fn run_config(input: &[u8]) -> Result<Outcome, String> {
         .to_toml()
         .map_err(|e| format!("the re-read config cannot be written: {e}"))?;
     if twice != resolved {
-        return Err(format!("write → read → write changed the config:\n{resolved}\n---\n{twice}"));
+        return Err(format!(
+            "write → read → write changed the config:\n{resolved}\n---\n{twice}"
+        ));
     }
     Ok(Outcome::Accepted(resolved.len()))
 }

@@ -164,7 +164,11 @@ impl Launcher {
         if let Some(o) = meta.as_ref().and_then(|m| status_outcome(m.status)) {
             return Ok(o);
         }
-        if interrupted() && meta.as_ref().is_some_and(|m| m.status == Status::Interrupted) {
+        if interrupted()
+            && meta
+                .as_ref()
+                .is_some_and(|m| m.status == Status::Interrupted)
+        {
             return Ok(Outcome::Interrupted);
         }
         let tail = last_lines(&log_path, 5);
@@ -210,10 +214,7 @@ pub fn interrupted() -> bool {
 /// an interrupt is signalled here.
 fn wait_child(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
     let pid = child.id();
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(pid);
+    CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
     if interrupted() {
         let _ = Command::new("kill")
             .args(["-INT", &pid.to_string()])

@@ -551,7 +551,12 @@ fn resume_dir(
     let mut found = None;
     for step in checkpoint::steps(dir)?.into_iter().rev() {
         let path = checkpoint::path(dir, step);
-        match checkpoint::load(&path, &mlp.params, p.optimizer.as_mut(), p.schedule.as_mut()) {
+        match checkpoint::load(
+            &path,
+            &mlp.params,
+            p.optimizer.as_mut(),
+            p.schedule.as_mut(),
+        ) {
             Ok(r) => {
                 found = Some(r);
                 break;

@@ -205,8 +205,11 @@ mod tests {
             "{\"step\":0}\n{\"step\":1}\n"
         );
         // A corrupt line in the middle: the valid lines after it are kept.
-        std::fs::write(&p, "{\"step\":0}\n{\"st#\n{\"step\":2}\n{\"step\":4}\n{\"step\":6}\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "{\"step\":0}\n{\"st#\n{\"step\":2}\n{\"step\":4}\n{\"step\":6}\n",
+        )
+        .unwrap();
         assert_eq!(truncate_before(&p, 5).unwrap(), 3);
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
