@@ -612,3 +612,27 @@ fn kill_9_at_seeded_moments_then_resume_reproduces_the_metrics() {
     );
     assert_eq!(meta(&cut)["status"], "finished");
 }
+
+/// A write that fails mid-run (fault injected without privileges: `ckpt` is a file,
+/// so the first checkpoint cannot be written): exit 1, `meta.json` says why and is
+/// resumable, no lock and no temporary file are left.
+#[test]
+fn failed_write_leaves_a_reason_and_no_temp_files() {
+    let dir = scratch("fail");
+    let cfg = config(&dir);
+    let out = dir.join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("ckpt"), "in the way").unwrap();
+    let o = train_out(&cfg, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let m = meta(&out);
+    assert_eq!(m["status"], "interrupted");
+    let reason = m["reason"].as_str().unwrap();
+    assert!(reason.starts_with("failed after 0 steps:"), "{reason}");
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-") || n == ".lock")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
