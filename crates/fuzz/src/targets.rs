@@ -454,7 +454,9 @@ const CONFIGS: [&str; 4] = [
     include_str!("../../../experiments/richness-sweep/base.toml"),
 ];
 
-/// Valid `--set` overrides.
+/// `--set` overrides, each valid on its own; `optim.lr`, `model.depth` and
+/// `optim.kind` conflict with some of [`CONFIGS`] (a `[schedule]`, `widths`, Adam
+/// keys), so valid inputs skip them.
 const OVERRIDES: [&str; 8] = [
     "optim.lr=0.05",
     "train.steps=10",
@@ -475,9 +477,11 @@ fn config_input(rng: &mut ChaCha8Rng, mutate: bool) -> Vec<u8> {
         .to_vec();
     let mut sets: Vec<Vec<u8>> = (0..rng.random_range(0..=3))
         .map(|_| {
-            OVERRIDES[rng.random_range(0..OVERRIDES.len())]
-                .as_bytes()
-                .to_vec()
+            let mut i = rng.random_range(0..OVERRIDES.len());
+            if !mutate && matches!(i, 0 | 2 | 4) {
+                i += 1; // `train.steps`, `train.seed`, `probes.sharpness` instead
+            }
+            OVERRIDES[i].as_bytes().to_vec()
         })
         .collect();
     if mutate {
