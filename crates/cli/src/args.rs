@@ -81,9 +81,18 @@ pub struct ProbeArgs {
     /// Seed of the random direction (when the file has none) and of Lanczos.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Rows per chunk (bounds memory on large batches).
-    #[arg(long)]
+    /// Rows per chunk (bounds memory on large batches; at least 1).
+    #[arg(long, value_parser = positive)]
     pub chunk: Option<usize>,
+}
+
+/// A count that must be at least 1 (`--chunk`, `--workers`).
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a positive integer: {e}")),
+    }
 }
 
 // `eos bench`: the variant of [`Cmd`] documents it.
@@ -166,8 +175,8 @@ pub struct ReportArgs {
 #[derive(Args)]
 pub struct SweepArgs {
     pub spec: PathBuf,
-    /// Parallel worker processes.
-    #[arg(long, default_value_t = 1)]
+    /// Parallel worker processes (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = positive)]
     pub workers: usize,
     /// Sweep directory (default `runs/<sweep-stem>`).
     #[arg(long)]
@@ -225,6 +234,9 @@ pub struct ExampleArgs {
     /// generated images, or a 2-layer causal transformer on the sorting task.
     #[arg(long, value_enum)]
     pub net: Option<NetKind>,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, value_enum, default_value = "f64")]

@@ -2,6 +2,7 @@
 //! (eos-train, eos-sweep, eos-report, eos-repro, eos-benches) and prints the outcome.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 use candle_core::DType;
@@ -11,14 +12,14 @@ use eos_train::{example, probe};
 use crate::args::{Cmd, ExampleArgs, ProbeArgs, ReportArgs, SweepArgs, TrainArgs};
 use crate::progress::Progress;
 
-/// Runs one subcommand.
-pub fn run(cmd: Cmd) -> anyhow::Result<()> {
-    match cmd {
+/// Runs one subcommand; returns the exit status.
+pub fn run(cmd: Cmd) -> anyhow::Result<i32> {
+    let r = match cmd {
         Cmd::Probe(a) => probe(a),
         Cmd::Bench(a) => crate::bench::bench(a),
-        Cmd::Train(a) => train(a),
+        Cmd::Train(a) => return train(a),
         Cmd::Report(a) => report(a),
-        Cmd::Sweep(a) => sweep(a),
+        Cmd::Sweep(a) => return sweep(a),
         Cmd::Repro(a) => eos_repro::run_cli(&eos_repro::ReproArgs {
             names: a.names,
             full: a.full,
@@ -28,7 +29,8 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
             experiments: a.experiments,
         }),
         Cmd::Example(a) => example(a),
-    }
+    };
+    r.map(|()| 0)
 }
 
 /// `eos probe`: every curvature measurement on one saved (or the built-in) case.
@@ -59,15 +61,18 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
             if let Some(c) = a.chunk {
                 net.chunk_size = c;
             }
+            check_k(a.k, net.params.numel())?;
             probe::probe(&net, &batch, loss, case.v.as_ref(), a.k, a.seed)?
         }
         Some(path) => {
             let case = load_case(path, dtype, &device)?;
             let (batch, loss) = need(path, case.batch, case.loss)?;
+            check_case(path, &case.mlp, &batch, &case.extra)?;
             let mut mlp = case.mlp;
             if let Some(c) = a.chunk {
                 mlp.chunk_size = c;
             }
+            check_k(a.k, mlp.params.numel())?;
             probe::probe(&mlp, &batch, loss, case.v.as_ref(), a.k, a.seed)?
         }
         None => {
@@ -76,6 +81,7 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
             if let Some(c) = a.chunk {
                 mlp.chunk_size = c;
             }
+            check_k(a.k, mlp.params.numel())?;
             probe::probe(&mlp, &batch, loss, None, a.k, a.seed)?
         }
     };
@@ -87,9 +93,54 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses non-finite weights, `x` or `y` (naming the file and tensor) and warns of
+/// tensors `eos probe` does not read.
+fn check_case(
+    path: &Path,
+    mlp: &eos_model::Mlp,
+    batch: &eos_model::Batch,
+    extra: &std::collections::HashMap<String, candle_core::Tensor>,
+) -> anyhow::Result<()> {
+    let mut named = vec![("x".to_string(), &batch.x), ("y".to_string(), &batch.y)];
+    for (i, l) in mlp.params.layers.iter().enumerate() {
+        named.push((format!("layers.{i}.weight"), &l.weight));
+        if let Some(b) = &l.bias {
+            named.push((format!("layers.{i}.bias"), b));
+        }
+    }
+    for (name, t) in named {
+        let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            bail!(
+                "{}: tensor `{name}`: entry {i} is {} (weights and data must be finite)",
+                path.display(),
+                v[i]
+            );
+        }
+    }
+    let known = ["theta0.", "optim.", "probe.", "v.", "offset"];
+    let mut unknown: Vec<&String> = extra
+        .keys()
+        .filter(|k| !known.iter().any(|p| k.starts_with(p)))
+        .collect();
+    unknown.sort();
+    if !unknown.is_empty() {
+        eprintln!(
+            "warning: {}: tensors not used by eos probe (ignored): {}",
+            path.display(),
+            unknown
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// `eos train`: installs the Ctrl-C handler, trains, prints how the run ended, then
 /// plots it (`eos report DIR`).
-fn train(a: TrainArgs) -> anyhow::Result<()> {
+fn train(a: TrainArgs) -> anyhow::Result<i32> {
     let args = eos_train::TrainArgs {
         config: a.config,
         set: a.set,
@@ -98,9 +149,12 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         device: a.device,
         stop_after: a.stop_after,
     };
-    // A second Ctrl-C while the checkpoint is written is left to the default
-    // handler's successor: the atomic writes keep the run directory consistent.
-    if let Err(e) = ctrlc::set_handler(eos_train::interrupt) {
+    // Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature) stop the run after
+    // its current step; the atomic writes keep the run directory consistent.
+    if let Err(e) = ctrlc::set_handler(|| {
+        SIGNALLED.store(true, Ordering::SeqCst);
+        eos_train::interrupt();
+    }) {
         tracing::warn!("Ctrl-C handler not installed: {e}");
     }
     let mut bar = None;
@@ -112,11 +166,20 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         b.finish();
     }
     let s = s?;
+    let metrics_path = Path::new(&s.dir).join("metrics.jsonl");
+    // A resumed run with no step left to do: the last loss is the one on record.
+    let last_loss = match s.last_loss.is_finite() {
+        true => s.last_loss,
+        false => eos_train::metrics::read::Metrics::read(&metrics_path)
+            .ok()
+            .and_then(|m| m.losses().last().copied())
+            .unwrap_or(f64::NAN),
+    };
     println!(
         "{}: {} ({}); metrics in {}",
         s.status,
         s.reason,
-        format_args!("last loss {:.6e}", s.last_loss),
+        format_args!("last loss {last_loss:.6e}"),
         Path::new(&s.dir).join("metrics.jsonl").display()
     );
     // A picture beats numbers: every run ends with its plots (`eos report DIR`).
@@ -128,7 +191,20 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => eprintln!("warning: could not plot {}: {e:#}", dir.display()),
     }
-    Ok(())
+    Ok(exit_code(s.status, SIGNALLED.load(Ordering::SeqCst)))
+}
+
+/// Set by the signal handler of `eos train` and `eos sweep`.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// The exit status of `eos train` (docs/config.md): 0 finished (or stopped by
+/// `--stop-after`), 2 diverged, 130 interrupted by a signal.
+pub fn exit_code(status: eos_train::Status, signalled: bool) -> i32 {
+    match status {
+        eos_train::Status::Diverged => 2,
+        eos_train::Status::Interrupted if signalled => 130,
+        _ => 0,
+    }
 }
 
 /// `eos report`: plots the given run and sweep directories.
@@ -152,7 +228,12 @@ fn report(a: ReportArgs) -> anyhow::Result<()> {
 }
 
 /// `eos sweep`: runs (or gathers, or writes the Slurm script of) a grid of cells.
-fn sweep(a: SweepArgs) -> anyhow::Result<()> {
+fn sweep(a: SweepArgs) -> anyhow::Result<i32> {
+    // Ctrl-C, SIGTERM, SIGHUP: no new cell; the running children get SIGINT, end
+    // `interrupted`, and the sweep gathers its tables and exits 130.
+    if let Err(e) = ctrlc::set_handler(eos_sweep::interrupt) {
+        tracing::warn!("signal handler not installed: {e}");
+    }
     let opts = eos_sweep::SweepOptions {
         spec: a.spec,
         out: a.out,
@@ -170,7 +251,7 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
             script.display(),
             script.display()
         );
-        return Ok(());
+        return Ok(0);
     }
     let count = |st: eos_train::Status| s.rows.iter().filter(|r| r.status == st).count();
     let (finished, diverged, failed) = (
@@ -191,11 +272,32 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
             s.out.join("results.csv").display()
         );
     }
+    if eos_sweep::interrupted() {
+        eprintln!(
+            "interrupted: the running cells checkpointed; continue with the same `eos sweep` command"
+        );
+        return Ok(130);
+    }
+    Ok(0)
+}
+
+/// `--k`: Lanczos needs 1 ≤ k < P (P = the model's parameter count); never clamped.
+fn check_k(k: usize, n: usize) -> anyhow::Result<()> {
+    if k == 0 || k >= n {
+        bail!(
+            "--k {k}: must be between 1 and {} (the model has {n} parameters; Lanczos needs \
+             k below that)",
+            n.saturating_sub(1).max(1)
+        );
+    }
     Ok(())
 }
 
 /// `eos example`: writes the built-in example case to a safetensors file.
 fn example(a: ExampleArgs) -> anyhow::Result<()> {
+    if a.out.exists() && !a.force {
+        bail!("{}: exists; pass --force to overwrite it", a.out.display());
+    }
     if let Some(kind) = a.net {
         let kind = match kind {
             crate::args::NetKind::Cnn => example::ExampleNet::Cnn,

@@ -16,11 +16,20 @@ fn main() {
     // Before any thread starts: decide the thread count once (eos_model::threads).
     eos_model::threads::init();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        // Warnings (a stale lock taken over, a corrupt metrics line) show by default.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::builder()
+                .with_default_directive(tracing_subscriber::filter::LevelFilter::WARN.into())
+                .from_env_lossy(),
+        )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = commands::run(args::Cli::parse().cmd) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match commands::run(args::Cli::parse().cmd) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }

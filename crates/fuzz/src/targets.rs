@@ -47,7 +47,7 @@ pub struct Target {
 }
 
 /// Every target, in the order `all` runs them.
-pub const TARGETS: [Target; 6] = [
+pub const TARGETS: [Target; 7] = [
     Target {
         name: "probe-case",
         about: "eos_model::load_case (safetensors interchange format: model, batch, direction)",
@@ -104,6 +104,15 @@ pub const TARGETS: [Target; 6] = [
         valid: valid_cifar,
         run: run_cifar,
         effective_len: gunzipped_len,
+        extra_base: 0,
+    },
+    Target {
+        name: "config",
+        about: "eos_train::Config::from_toml (a TOML config + `--set` overrides)",
+        generate: gen_config,
+        valid: valid_config,
+        run: run_config,
+        effective_len: <[u8]>::len,
         extra_base: 0,
     },
 ];
@@ -435,4 +444,109 @@ fn valid_cifar(rng: &mut ChaCha8Rng) -> Vec<u8> {
     } else {
         out
     }
+}
+
+/// Valid configs (the repository's experiments) the config target starts from.
+const CONFIGS: [&str; 4] = [
+    include_str!("../../../experiments/quickstart.toml"),
+    include_str!("../../../experiments/catapult/wide-net.toml"),
+    include_str!("../../../experiments/beyond-eos/quadratic.toml"),
+    include_str!("../../../experiments/richness-sweep/base.toml"),
+];
+
+/// `--set` overrides, each valid on its own; `optim.lr`, `model.depth` and
+/// `optim.kind` conflict with some of [`CONFIGS`] (a `[schedule]`, `widths`, Adam
+/// keys), so valid inputs skip them.
+const OVERRIDES: [&str; 8] = [
+    "optim.lr=0.05",
+    "train.steps=10",
+    "model.depth=4",
+    "train.seed=3",
+    "optim.kind=\"momentum\"",
+    "probes.sharpness={ every = 2, k = 2 }",
+    "train.dtype=f32",
+    "model.activation=relu",
+];
+
+/// The separator between the config text and the overrides (one per line).
+const SET_SEPARATOR: &[u8] = b"\n\0--set\n";
+
+fn config_input(rng: &mut ChaCha8Rng, mutate: bool) -> Vec<u8> {
+    let mut text = CONFIGS[rng.random_range(0..CONFIGS.len())]
+        .as_bytes()
+        .to_vec();
+    let mut sets: Vec<Vec<u8>> = (0..rng.random_range(0..=3))
+        .map(|_| {
+            let mut i = rng.random_range(0..OVERRIDES.len());
+            if !mutate && matches!(i, 0 | 2 | 4) {
+                i += 1; // `train.steps`, `train.seed`, `probes.sharpness` instead
+            }
+            OVERRIDES[i].as_bytes().to_vec()
+        })
+        .collect();
+    if mutate {
+        let (structural, bytes) = pick(rng);
+        if structural || !bytes {
+            for _ in 0..rng.random_range(1..=3) {
+                match sets.is_empty() || rng.random_range(0..2) == 0 {
+                    true => edit_text(rng, &mut text),
+                    false => {
+                        let i = rng.random_range(0..sets.len());
+                        edit_text(rng, &mut sets[i]);
+                    }
+                }
+            }
+        }
+        if bytes {
+            let other = CONFIGS[rng.random_range(0..CONFIGS.len())].as_bytes();
+            mutate_bytes(rng, &mut text, other);
+        }
+    }
+    let mut out = text;
+    out.extend_from_slice(SET_SEPARATOR);
+    out.extend_from_slice(&sets.join(&b'\n'));
+    out
+}
+
+fn gen_config(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    config_input(rng, true)
+}
+
+fn valid_config(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    config_input(rng, false)
+}
+
+/// Parses the config with its overrides; an accepted config must write itself back
+/// as TOML that parses to the same config (what `--resume` relies on).
+fn run_config(input: &[u8]) -> Result<Outcome, String> {
+    let (text, sets) = match input
+        .windows(SET_SEPARATOR.len())
+        .position(|w| w == SET_SEPARATOR)
+    {
+        Some(i) => (&input[..i], &input[i + SET_SEPARATOR.len()..]),
+        None => (input, &[][..]),
+    };
+    let text = String::from_utf8_lossy(text);
+    let sets: Vec<String> = String::from_utf8_lossy(sets)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let Ok(cfg) = eos_train::Config::from_toml(&text, &sets, "fuzz-input") else {
+        return Ok(Outcome::Rejected);
+    };
+    let resolved = cfg
+        .to_toml()
+        .map_err(|e| format!("accepted a config that cannot be written back: {e}"))?;
+    let again = eos_train::Config::from_toml(&resolved, &[], "resolved")
+        .map_err(|e| format!("the written-back config does not parse: {e}\n{resolved}"))?;
+    let twice = again
+        .to_toml()
+        .map_err(|e| format!("the re-read config cannot be written: {e}"))?;
+    if twice != resolved {
+        return Err(format!(
+            "write → read → write changed the config:\n{resolved}\n---\n{twice}"
+        ));
+    }
+    Ok(Outcome::Accepted(resolved.len()))
 }

@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use crate::error::{Context, Error};
@@ -34,6 +35,9 @@ use eos_train::metrics::read::RunMeta;
 pub enum Outcome {
     Finished,
     Diverged,
+    /// The sweep was interrupted (Ctrl-C, SIGTERM, SIGHUP): the child checkpointed
+    /// and ended `interrupted`, or the cell was not started.
+    Interrupted,
     /// The child failed, or the run ended otherwise (`interrupted`); the message says.
     Failed(String),
 }
@@ -69,15 +73,29 @@ impl Launcher {
     pub fn run(&self, cell: &Cell) -> Outcome {
         let (o, before) = match self.done(cell) {
             Ok(Some(o)) => (o, " (done before)"),
-            Ok(None) => (
-                self.try_run(cell).unwrap_or_else(|e| self.failed(cell, e)),
-                "",
-            ),
+            Ok(None) if interrupted() => return Outcome::Interrupted,
+            Ok(None) => match eos_train::lock::holder(&self.dir(cell)) {
+                // A child of an earlier sweep (killed hard) still writes the cell.
+                Some(h) => (
+                    Outcome::Failed(format!(
+                        "another process (PID {} on {}) is writing {}; not started",
+                        h.pid,
+                        h.host,
+                        self.dir(cell).display()
+                    )),
+                    "",
+                ),
+                None => (
+                    self.try_run(cell).unwrap_or_else(|e| self.failed(cell, e)),
+                    "",
+                ),
+            },
             Err(e) => (self.failed(cell, e), ""),
         };
         match &o {
             Outcome::Finished => eprintln!("{}: finished{before}", cell.id),
             Outcome::Diverged => eprintln!("{}: diverged{before}", cell.id),
+            Outcome::Interrupted => eprintln!("{}: interrupted", cell.id),
             Outcome::Failed(e) => eprintln!("{}: FAILED: {e}", cell.id),
         }
         o
@@ -134,15 +152,24 @@ impl Launcher {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("{}: cannot open", log_path.display()))?;
-        let status = cmd
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .status()
+            .spawn()
             .with_context(|| format!("cannot start `{} train`", self.exe.display()))?;
+        let status = wait_child(&mut child)
+            .with_context(|| format!("waiting for `{} train`", self.exe.display()))?;
         let meta = RunMeta::read(&dir)?;
         if let Some(o) = meta.as_ref().and_then(|m| status_outcome(m.status)) {
             return Ok(o);
+        }
+        if interrupted()
+            && meta
+                .as_ref()
+                .is_some_and(|m| m.status == Status::Interrupted)
+        {
+            return Ok(Outcome::Interrupted);
         }
         let tail = last_lines(&log_path, 5);
         let why = match (&meta, status.success()) {
@@ -154,6 +181,51 @@ impl Launcher {
             problem: format!("{why}; end of {}:\n{tail}", log_path.display()),
         })
     }
+}
+
+/// Set by [`interrupt`]: no new cell starts.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The PIDs of the running children (for [`interrupt`] to forward the signal to).
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Stops the sweep: no new cell starts, and every running child gets SIGINT (it
+/// checkpoints and ends `interrupted`); the sweep waits for them and returns. Call
+/// it from a signal handler thread (the `ctrlc` crate's), not from a signal context.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    let pids = CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for pid in pids {
+        // `kill` the utility: no `unsafe` for libc::kill.
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether [`interrupt`] was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Waits for `child`, registered in [`CHILDREN`] meanwhile; a child started just after
+/// an interrupt is signalled here.
+fn wait_child(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    let pid = child.id();
+    CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+    if interrupted() {
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    }
+    let status = child.wait();
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|&p| p != pid);
+    status
 }
 
 fn status_outcome(status: Status) -> Option<Outcome> {

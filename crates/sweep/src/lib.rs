@@ -62,6 +62,7 @@ use crate::error::Context;
 use toml::Value;
 
 pub use error::{Error, Result};
+pub use exec::{interrupt, interrupted};
 use exec::{Launcher, Outcome};
 use grid::Cell;
 pub use spec::{EtaSearch, SweepSpec};
@@ -102,6 +103,14 @@ enum Job {
 /// Runs (or continues, or gathers, or scripts) the sweep of `opts`.
 pub fn sweep(opts: &SweepOptions) -> crate::Result<SweepSummary> {
     let spec = SweepSpec::load(&opts.spec)?;
+    if !opts.gather && !opts.slurm && !spec.base.is_file() {
+        // Once, up front, rather than once per cell.
+        return Err(error::spec_err(
+            &opts.spec,
+            "key `base`",
+            format!("{}: no such file", spec.base.display()),
+        ));
+    }
     let out = opts.out.clone().unwrap_or_else(|| {
         let stem = opts
             .spec
@@ -109,6 +118,12 @@ pub fn sweep(opts: &SweepOptions) -> crate::Result<SweepSummary> {
             .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
         PathBuf::from("runs").join(stem)
     });
+    // One sweep per directory (Slurm tasks, `--cell`, share it: each cell is locked
+    // by its own `eos train`).
+    let _lock = match opts.cell.is_none() && !opts.gather && !opts.slurm {
+        true => Some(eos_train::lock::DirLock::acquire(&out, "sweep")?),
+        false => None,
+    };
     std::fs::create_dir_all(out.join("cells"))
         .with_context(|| format!("{}: cannot create the sweep directory", out.display()))?;
     write_manifest(&spec, &out)?;
@@ -182,13 +197,37 @@ pub fn sweep(opts: &SweepOptions) -> crate::Result<SweepSummary> {
             }),
         });
     }
-    let rows = results::gather(&out, spec.final_fraction)?;
+    let mut rows = results::gather(&out, spec.final_fraction)?;
+    add_not_run(&mut rows, &cells)?;
     results::write_tables(&out, &spec.keys(), &spec.lr_key, &spec.seed_key, &rows)?;
     Ok(SweepSummary {
         out,
         rows,
         sbatch: None,
     })
+}
+
+/// A `not_run` row for every grid cell that has no directory yet (never started).
+fn add_not_run(rows: &mut Vec<results::CellRow>, cells: &[Cell]) -> crate::Result<()> {
+    let have: std::collections::HashSet<String> = rows.iter().map(|r| r.cell.clone()).collect();
+    for c in cells.iter().filter(|c| !have.contains(&c.id)) {
+        let values = c
+            .values
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), serde_json::to_value(v)?)))
+            .collect::<crate::Result<_>>()?;
+        rows.push(results::CellRow {
+            cell: c.id.clone(),
+            dir: format!("cells/{}", c.id),
+            values,
+            status: eos_train::Status::NotRun,
+            final_loss: None,
+            last_loss: None,
+            steps: None,
+            error: None,
+        });
+    }
+    Ok(())
 }
 
 /// The divergence-aware η ladder of one group (module docs); the rungs below the
@@ -210,7 +249,7 @@ fn search_group(
             match launcher.run(&c) {
                 Outcome::Finished => {}
                 Outcome::Diverged => stable = false,
-                Outcome::Failed(_) => return,
+                Outcome::Failed(_) | Outcome::Interrupted => return,
             }
         }
         if stable {

@@ -41,11 +41,16 @@ pub fn path(dir: &Path, step: u64) -> PathBuf {
 
 /// The step of the latest checkpoint in `dir/ckpt`, if any.
 pub fn latest(dir: &Path) -> crate::Result<Option<u64>> {
+    Ok(steps(dir)?.last().copied())
+}
+
+/// The steps of the checkpoints in `dir/ckpt`, in increasing order.
+pub fn steps(dir: &Path) -> crate::Result<Vec<u64>> {
     let ckpt = dir.join("ckpt");
     if !ckpt.is_dir() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let mut best = None;
+    let mut all = Vec::new();
     for entry in
         std::fs::read_dir(&ckpt).with_context(|| format!("{}: cannot list", ckpt.display()))?
     {
@@ -55,9 +60,10 @@ pub fn latest(dir: &Path) -> crate::Result<Option<u64>> {
             .and_then(|s| s.strip_prefix("step-"))
             .and_then(|s| s.strip_suffix(".safetensors"))
             .and_then(|s| s.parse::<u64>().ok());
-        best = best.max(step);
+        all.extend(step);
     }
-    Ok(best)
+    all.sort_unstable();
+    Ok(all)
 }
 
 /// Everything a checkpoint holds besides the model.

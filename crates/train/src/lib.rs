@@ -47,6 +47,8 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod example;
+pub mod lock;
+pub mod memory;
 pub mod metrics;
 pub mod probe;
 pub mod probes;

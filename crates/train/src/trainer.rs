@@ -72,13 +72,35 @@ pub fn train_with(args: &TrainArgs, mut on_step: impl FnMut(&Trainer)) -> crate:
     let mut t = Trainer::open(args)?;
     let stop = args.stop_after.map_or(t.total, |k| k.min(t.total));
     on_step(&t);
-    let mut diverged = None;
+    match run_loop(&mut t, stop, &mut on_step) {
+        Ok(diverged) => t.finish(diverged),
+        Err(e) => {
+            // A failure (a full disk, a device error) leaves a resumable run that says
+            // why, and no temporary file.
+            crate::lock::remove_stale_temps(&t.dir);
+            t.meta.status = Status::Interrupted;
+            t.meta.reason = Some(format!(
+                "failed after {} steps: {e}; continue with --resume",
+                t.meta.steps_done
+            ));
+            t.meta.end_time = Some(run_dir::now_rfc3339());
+            let _ = t.meta.write(&t.dir);
+            Err(e)
+        }
+    }
+}
+
+/// The steps up to `stop` (or a divergence, whose reason it returns, or an interrupt).
+fn run_loop(
+    t: &mut Trainer,
+    stop: u64,
+    on_step: &mut impl FnMut(&Trainer),
+) -> crate::Result<Option<String>> {
     while t.step < stop {
         if let Some(reason) = t.step()? {
-            diverged = Some(reason);
-            break;
+            return Ok(Some(reason));
         }
-        on_step(&t);
+        on_step(t);
         let every = t.cfg.train.checkpoint_every;
         let interrupted = INTERRUPTED.load(Ordering::Relaxed);
         if (every > 0 && t.step % every == 0) || t.step == stop || interrupted {
@@ -88,7 +110,7 @@ pub fn train_with(args: &TrainArgs, mut on_step: impl FnMut(&Trainer)) -> crate:
             break;
         }
     }
-    t.finish(diverged)
+    Ok(None)
 }
 
 /// What a config builds before the run directory is opened.
@@ -110,6 +132,11 @@ impl Parts {
         let data = data::build_data(cfg).map_err(in_cfg)?;
         let n = data.train.len();
         let (d_in, d_out) = (data.train.input_dim(), data.train.target_dim());
+        // Sized before it is allocated (crate::memory).
+        let widths = build::widths(cfg, d_in, d_out).map_err(in_cfg)?;
+        let rows = cfg.train.batch_size.unwrap_or(n);
+        crate::memory::check(&widths, rows, cfg.train.dtype.dtype().size_in_bytes())
+            .map_err(in_cfg)?;
         let setup = build::build_model(cfg, d_in, d_out, device).map_err(in_cfg)?;
         let optimizer = build::build_optimizer(cfg, &setup.scalings).map_err(in_cfg)?;
         let schedule = build::build_schedule(cfg).map_err(in_cfg)?;
@@ -148,6 +175,8 @@ struct Start {
 pub struct Trainer {
     cfg: Config,
     dir: PathBuf,
+    /// The run directory's lock (one writer), released when the trainer is dropped.
+    _lock: crate::lock::DirLock,
     dtype: DType,
     device: Device,
     loss: Loss,
@@ -212,6 +241,15 @@ impl Trainer {
             &args.device
         })?;
         let mut p = Parts::build(&cfg, &args.config, &device)?;
+        if args.resume && !dir.join("meta.json").is_file() {
+            return Err(Error::Request(format!(
+                "--resume: {} holds no run (no meta.json)",
+                dir.display()
+            )));
+        }
+        // One writer per run directory, before anything is written there.
+        let lock = crate::lock::DirLock::acquire(&dir, "run")?;
+        crate::lock::remove_stale_temps(&dir);
         let mut mlp = p.setup.mlp.clone();
         let mut theta0 = mlp.params.clone();
         let resolved = cfg.to_toml()?;
@@ -280,6 +318,7 @@ impl Trainer {
             last_sharpness: None,
             last_two_over_lr: f64::NAN,
             dir,
+            _lock: lock,
             device,
             cfg,
         })
@@ -507,15 +546,26 @@ fn resume_dir(
 ) -> crate::Result<(Start, Option<(ParamVec, ParamVec)>)> {
     run_dir::check_same_config(dir, resolved)?;
     let mut meta = Meta::read(dir)?;
-    let (start, restored) = match checkpoint::latest(dir)? {
-        Some(step) => {
-            let path = checkpoint::path(dir, step);
-            let r = checkpoint::load(
-                &path,
-                &mlp.params,
-                p.optimizer.as_mut(),
-                p.schedule.as_mut(),
-            )?;
+    // The latest readable checkpoint: a truncated one (a crash mid-write on a
+    // filesystem without atomic rename) is skipped for the one before, with a warning.
+    let mut found = None;
+    for step in checkpoint::steps(dir)?.into_iter().rev() {
+        let path = checkpoint::path(dir, step);
+        match checkpoint::load(
+            &path,
+            &mlp.params,
+            p.optimizer.as_mut(),
+            p.schedule.as_mut(),
+        ) {
+            Ok(r) => {
+                found = Some(r);
+                break;
+            }
+            Err(e) => tracing::warn!("skipping an unreadable checkpoint: {e}"),
+        }
+    }
+    let (start, restored) = match found {
+        Some(r) => {
             let s = Start {
                 meta: meta.clone(),
                 step: r.step,
@@ -534,6 +584,15 @@ fn resume_dir(
             (s, None)
         }
     };
+    if p.total < meta.steps_done.max(start.step) {
+        return Err(Error::Request(format!(
+            "--resume: {} has {} steps done; the config now asks for {} (train.steps / \
+             train.epochs can only grow)",
+            dir.display(),
+            meta.steps_done.max(start.step),
+            p.total
+        )));
+    }
     metrics::truncate_before(&dir.join("metrics.jsonl"), start.step)?;
     meta.resumed.push((run_dir::now_rfc3339(), start.step));
     meta.total_steps = p.total;

@@ -279,6 +279,12 @@ impl Config {
                 ))
             }
             (None, Some(d), b) if d >= 1 && (d == 1 || b.is_some_and(|b| b >= 1)) => {}
+            (None, Some(0), _) => {
+                return Err(Error::config(
+                    "model.depth",
+                    "0; expected the number of weight layers, at least 1",
+                ))
+            }
             (None, Some(_), _) => {
                 return Err(Error::config(
                     "model.base_width",

@@ -57,6 +57,17 @@ pub fn apply(table: &mut Table, set: &str) -> crate::Result<()> {
             }
         };
     }
+    // A value that opens an array, a table or a quoted string is meant as TOML: its
+    // syntax error is the message (not a string where a list was expected).
+    let opens = |c: char| raw.trim_start().starts_with(c);
+    if ['[', '{', '"', '\''].into_iter().any(opens) {
+        if let Err(e) = format!("v = {}", raw.trim()).parse::<Table>() {
+            return Err(Error::Syntax(format!(
+                "--set `{set}`: the value is not valid TOML: {}",
+                e.message().trim()
+            )));
+        }
+    }
     node.insert(last.to_string(), parse_value(raw));
     Ok(())
 }
@@ -71,6 +82,11 @@ pub fn from_table<T: DeserializeOwned>(table: &Table, origin: &str) -> crate::Re
         match span.map(|s| key_at(&text, s.start)) {
             Some(k) if !k.is_empty() => {
                 let k = refine(table, &k, &msg).unwrap_or(k);
+                // [optim] is read in two parts: `kind` and `lr` are valid there too.
+                let msg = match k == "optim" && msg.starts_with("unknown field") {
+                    true => msg.replacen("expected one of ", "expected one of `kind`, `lr`, ", 1),
+                    false => msg,
+                };
                 Error::Schema {
                     key: k,
                     problem: msg,

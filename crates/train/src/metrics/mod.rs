@@ -135,7 +135,10 @@ impl Writer {
 }
 
 /// Keeps the complete lines of `path` whose `step` is below `step` (atomically
-/// rewritten); a missing file is left missing.
+/// rewritten); a missing file is left missing. A line that is not a JSON object with
+/// a `step` is dropped with a warning naming its line number, and the valid lines
+/// after it are kept: a corrupt line never loses the data around it. Returns the
+/// number of lines kept.
 pub fn truncate_before(path: &Path, step: u64) -> crate::Result<usize> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -144,20 +147,25 @@ pub fn truncate_before(path: &Path, step: u64) -> crate::Result<usize> {
     };
     let mut kept = String::new();
     let mut n = 0;
-    for line in text.split_inclusive('\n') {
+    for (i, line) in text.split_inclusive('\n').enumerate() {
         if !line.ends_with('\n') {
             break; // a partial last line from a crash
         }
-        let v: serde_json::Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(_) => break,
-        };
-        match v.get("step").and_then(|s| s.as_u64()) {
+        let parsed = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("step").and_then(|s| s.as_u64()));
+        match parsed {
             Some(s) if s < step => {
                 kept.push_str(line);
                 n += 1;
             }
-            _ => break,
+            Some(_) => {}
+            None => tracing::warn!(
+                "{}:{}: not a metrics line (dropped on --resume): {}",
+                path.display(),
+                i + 1,
+                line.trim_end().chars().take(80).collect::<String>()
+            ),
         }
     }
     eos_model::io::write_atomic(path, kept.as_bytes())?;
@@ -195,6 +203,17 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
             "{\"step\":0}\n{\"step\":1}\n"
+        );
+        // A corrupt line in the middle: the valid lines after it are kept.
+        std::fs::write(
+            &p,
+            "{\"step\":0}\n{\"st#\n{\"step\":2}\n{\"step\":4}\n{\"step\":6}\n",
+        )
+        .unwrap();
+        assert_eq!(truncate_before(&p, 5).unwrap(), 3);
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"step\":0}\n{\"step\":2}\n{\"step\":4}\n"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
