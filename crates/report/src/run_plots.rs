@@ -50,7 +50,12 @@ pub fn figures(m: &Metrics, name: &str) -> Vec<(&'static str, Figure)> {
         f.y_max = Some(1.5 * peak.max(median(two.iter().map(|p| p.1))));
         push(&mut f, "λ_max (sharpness)", sharp, Style::LinePoints);
         push(&mut f, "batch sharpness", batch, Style::Line);
-        push(&mut f, "λ_eff (effective sharpness)", eff, Style::LinePoints);
+        push(
+            &mut f,
+            "λ_eff (effective sharpness)",
+            eff,
+            Style::LinePoints,
+        );
         // λ = 2/η is the edge of plain GD, λ_eff = 2/η that of a preconditioned step.
         push(&mut f, "2/η (ηλ = 2, ηλ_eff = 2)", two, Style::Dashed);
         out.push(("sharpness", f));
@@ -152,7 +157,11 @@ mod tests {
         let names: Vec<&str> = sharp.series.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["λ_max (sharpness)", "λ_eff (effective sharpness)", "2/η (ηλ = 2, ηλ_eff = 2)"]
+            [
+                "λ_max (sharpness)",
+                "λ_eff (effective sharpness)",
+                "2/η (ηλ = 2, ηλ_eff = 2)"
+            ]
         );
         // The null of step 2 is skipped; the axis follows λ_eff = 40 > 2/η = 20.
         assert_eq!(sharp.series[1].points, vec![(0.0, 40.0)]);

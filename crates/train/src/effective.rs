@@ -99,7 +99,11 @@ pub fn ritz_tensor(ritz: &[Vec<f64>]) -> crate::Result<Option<Tensor>> {
     };
     let flat: Vec<f64> = ritz.iter().flatten().copied().collect();
     let dev = candle_core::Device::Cpu;
-    Ok(Some(Tensor::from_vec(flat, (ritz.len(), first.len()), &dev)?))
+    Ok(Some(Tensor::from_vec(
+        flat,
+        (ritz.len(), first.len()),
+        &dev,
+    )?))
 }
 
 #[cfg(test)]
@@ -124,8 +128,16 @@ mod tests {
     /// dense Hessian with d = √m, and differs from λ_max(H).
     #[test]
     fn per_layer_scales_match_a_dense_computation() {
-        let (mlp, batch) =
-            tiny_case(&[3, 4, 2], Activation::Relu, Loss::Mse, true, 6, 4, DType::F64).unwrap();
+        let (mlp, batch) = tiny_case(
+            &[3, 4, 2],
+            Activation::Relu,
+            Loss::Mse,
+            true,
+            6,
+            4,
+            DType::F64,
+        )
+        .unwrap();
         let scales = [4.0, 0.25];
         let m = mlp.params.clone();
         let m = ParamVec {
@@ -135,7 +147,10 @@ mod tests {
                 .zip(scales)
                 .map(|(l, s)| eos_model::LayerParams {
                     weight: (l.weight.ones_like().unwrap() * s).unwrap(),
-                    bias: l.bias.as_ref().map(|b| (b.ones_like().unwrap() * s).unwrap()),
+                    bias: l
+                        .bias
+                        .as_ref()
+                        .map(|b| (b.ones_like().unwrap() * s).unwrap()),
                 })
                 .collect(),
         };
@@ -152,7 +167,10 @@ mod tests {
         let mut line = Line::default();
         pr.measure(0, &mlp, Ok(Some(m)), &mut line).unwrap();
         let eff = line.effective_sharpness.unwrap().unwrap();
-        assert!((eff - eff_dense).abs() < 1e-9 * eff_dense, "{eff} vs {eff_dense}");
+        assert!(
+            (eff - eff_dense).abs() < 1e-9 * eff_dense,
+            "{eff} vs {eff_dense}"
+        );
         assert!(
             (eff - plain_dense).abs() > 0.05 * plain_dense,
             "λ_eff {eff} should differ from λ_max {plain_dense}"
@@ -167,8 +185,16 @@ mod tests {
 
     #[test]
     fn an_unknown_preconditioner_gives_null_and_a_note() {
-        let (mlp, batch) =
-            tiny_case(&[2, 3, 1], Activation::Tanh, Loss::Mse, true, 4, 1, DType::F64).unwrap();
+        let (mlp, batch) = tiny_case(
+            &[2, 3, 1],
+            Activation::Tanh,
+            Loss::Mse,
+            true,
+            4,
+            1,
+            DType::F64,
+        )
+        .unwrap();
         let mut line = Line::default();
         let why = eos_optim::Error::State("not yet".into());
         probe(&batch).measure(0, &mlp, Err(why), &mut line).unwrap();

@@ -351,9 +351,7 @@ impl Trainer {
         if self.probes.effective.due(t) {
             // After step t (P_t known), before θ moves (H at θ_t).
             let m = self.optimizer.preconditioner(&self.mlp.params);
-            self.probes
-                .effective
-                .measure(t, &self.mlp, m, &mut line)?;
+            self.probes.effective.measure(t, &self.mlp, m, &mut line)?;
         }
         self.probes
             .after_update(t, &self.mlp, &batch, &st.update, &self.theta0, &mut line)?;

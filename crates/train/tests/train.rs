@@ -195,7 +195,9 @@ fn identical_runs_and_kill_and_resume_give_identical_metrics() {
     assert_eq!(metrics(&a), metrics(&c), "stop + resume = uninterrupted");
     // Momentum SGD has no preconditioner: the effective sharpness is the sharpness.
     let lines = metrics(&a);
-    let both = lines.iter().filter(|l| l.get("effective_sharpness").is_some());
+    let both = lines
+        .iter()
+        .filter(|l| l.get("effective_sharpness").is_some());
     assert_eq!(both.clone().count(), 6);
     for l in both {
         assert_eq!(l["effective_sharpness"], l["sharpness"]);
