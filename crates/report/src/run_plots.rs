@@ -3,7 +3,8 @@
 //! | file            | content                                                        |
 //! |-----------------|----------------------------------------------------------------|
 //! | `loss`          | `loss` (and `train_loss`, `test_loss` if logged), log y, vs step |
-//! | `sharpness`     | λ_max (`sharpness`), `batch_sharpness`, and the 2/η line         |
+//! | `sharpness`     | λ_max (`sharpness`), `batch_sharpness`, λ_max(P^−½HP^−½)         |
+//! |                 | (`effective_sharpness`) and the 2/η line (ηλ = 2 and ηλ_eff = 2) |
 //! | `taylor`        | c₁, c₂, c₃ of the loss along the update (`taylor[1..4]`)         |
 //! | `soft_rank`     | the soft rank of each hidden layer's features                    |
 //! | `update_cosine` | cos(Δθₜ, θₜ − θ₀), globally and per layer                        |
@@ -40,14 +41,23 @@ pub fn figures(m: &Metrics, name: &str) -> Vec<(&'static str, Figure)> {
 
     let sharp = m.scalar("sharpness");
     let batch = m.scalar("batch_sharpness");
-    if !sharp.is_empty() || !batch.is_empty() {
+    let eff = m.scalar("effective_sharpness");
+    if !sharp.is_empty() || !batch.is_empty() || !eff.is_empty() {
         let mut f = fig("sharpness vs 2/η", "eigenvalue");
         let two = m.two_over_lr();
-        let peak = sharp.iter().chain(&batch).map(|p| p.1).fold(0.0, f64::max);
+        let peak = sharp.iter().chain(&batch).chain(&eff);
+        let peak = peak.map(|p| p.1).fold(0.0, f64::max);
         f.y_max = Some(1.5 * peak.max(median(two.iter().map(|p| p.1))));
         push(&mut f, "λ_max (sharpness)", sharp, Style::LinePoints);
         push(&mut f, "batch sharpness", batch, Style::Line);
-        push(&mut f, "2/η", two, Style::Dashed);
+        push(
+            &mut f,
+            "λ_eff (effective sharpness)",
+            eff,
+            Style::LinePoints,
+        );
+        // λ = 2/η is the edge of plain GD, λ_eff = 2/η that of a preconditioned step.
+        push(&mut f, "2/η (ηλ = 2, ηλ_eff = 2)", two, Style::Dashed);
         out.push(("sharpness", f));
     }
 
@@ -134,5 +144,27 @@ mod tests {
         // 2/η = 20 is the larger scale: the axis stops at 30.
         assert_eq!(sharp.y_max, Some(30.0));
         assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+    }
+
+    #[test]
+    fn effective_sharpness_is_drawn_beside_the_sharpness() {
+        let m = Metrics::parse(
+            "{\"step\":0,\"loss\":1.0,\"lr\":0.1,\"sharpness\":12.0,\"effective_sharpness\":40.0}\n\
+             {\"step\":2,\"loss\":0.9,\"lr\":0.1,\"effective_sharpness\":null}\n",
+        );
+        let figs = figures(&m, "r");
+        let sharp = &figs.iter().find(|(n, _)| *n == "sharpness").unwrap().1;
+        let names: Vec<&str> = sharp.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "λ_max (sharpness)",
+                "λ_eff (effective sharpness)",
+                "2/η (ηλ = 2, ηλ_eff = 2)"
+            ]
+        );
+        // The null of step 2 is skipped; the axis follows λ_eff = 40 > 2/η = 20.
+        assert_eq!(sharp.series[1].points, vec![(0.0, 40.0)]);
+        assert_eq!(sharp.y_max, Some(60.0));
     }
 }

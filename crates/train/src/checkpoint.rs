@@ -10,6 +10,8 @@
 //! optim.*                         optimizer state (eos-optim's names)       as saved,
 //!                                 integers as f64
 //! probe.ritz                      [k, P] latest Ritz vectors (warm start)   f64
+//! probe.ritz_eff                  [k, P] the effective_sharpness probe's    f64
+//!                                 (in P^{-1/2}-scaled coordinates)
 //! metadata: eos_checkpoint = "1", step = N, time_s, schedule_state (TOML)
 //! ```
 //!
@@ -32,6 +34,8 @@ pub struct Restored {
     pub params: ParamVec,
     pub theta0: ParamVec,
     pub ritz: Vec<Vec<f64>>,
+    /// The effective_sharpness probe's Ritz vectors.
+    pub ritz_eff: Vec<Vec<f64>>,
 }
 
 /// `dir/ckpt/step-N.safetensors`.
@@ -75,6 +79,7 @@ pub struct State<'a> {
     pub optimizer: &'a dyn Optimizer,
     pub schedule: &'a dyn Schedule,
     pub ritz: &'a [Vec<f64>],
+    pub ritz_eff: &'a [Vec<f64>],
 }
 
 /// Writes `ckpt/step-N.safetensors` atomically.
@@ -91,10 +96,11 @@ pub fn save(dir: &Path, mlp: &Mlp, loss: Loss, st: &State) -> crate::Result<Path
         };
         extra.push((name, t));
     }
-    if let Some(first) = st.ritz.first() {
-        let flat: Vec<f64> = st.ritz.iter().flatten().copied().collect();
-        let t = Tensor::from_vec(flat, (st.ritz.len(), first.len()), &Device::Cpu)?;
+    if let Some(t) = crate::effective::ritz_tensor(st.ritz)? {
         extra.push(("probe.ritz".into(), t));
+    }
+    if let Some(t) = crate::effective::ritz_tensor(st.ritz_eff)? {
+        extra.push(("probe.ritz_eff".into(), t));
     }
     let schedule = toml::to_string(&st.schedule.state()).context("schedule state")?;
     let meta = [
@@ -168,15 +174,19 @@ pub fn load(
     let theta0 = read_params(&tensors, "theta0.", like).map_err(ctx)?;
     optimizer.load_state(&tensors).map_err(|e| ctx(e.into()))?;
     schedule.load_state(&sched).map_err(|e| ctx(e.into()))?;
-    let ritz = match tensors.get("probe.ritz") {
-        Some(r) => r.to_dtype(DType::F64)?.to_vec2::<f64>()?,
-        None => Vec::new(),
+    let ritz_of = |name: &str| -> crate::Result<Vec<Vec<f64>>> {
+        Ok(match tensors.get(name) {
+            Some(r) => r.to_dtype(DType::F64)?.to_vec2::<f64>()?,
+            None => Vec::new(),
+        })
     };
+    let (ritz, ritz_eff) = (ritz_of("probe.ritz")?, ritz_of("probe.ritz_eff")?);
     Ok(Restored {
         step,
         time_s,
         params,
         theta0,
         ritz,
+        ritz_eff,
     })
 }

@@ -45,6 +45,7 @@ pub mod build;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod effective;
 pub mod error;
 pub mod example;
 pub mod lock;

@@ -24,6 +24,7 @@ use rand::seq::SliceRandom;
 
 use crate::build::streams;
 use crate::config::ProbesConfig;
+use crate::effective::EffectiveProbe;
 use crate::metrics::Line;
 
 /// Rows selected from a batch (offsets included).
@@ -73,6 +74,8 @@ pub struct Probes {
     bs_size: usize,
     /// The latest Ritz vectors (warm start of the next sharpness probe).
     pub ritz: Vec<Vec<f64>>,
+    /// The effective-sharpness probe (runs after the optimizer's step).
+    pub effective: EffectiveProbe,
 }
 
 fn due(every: u64, step: u64) -> bool {
@@ -109,6 +112,12 @@ impl Probes {
             .unwrap_or(n)
             .min(n);
         Ok(Self {
+            effective: EffectiveProbe::new(
+                &cfg.effective_sharpness,
+                loss,
+                seed,
+                subset(cfg.effective_sharpness.subset)?,
+            ),
             sharp_set: subset(cfg.sharpness.subset)?,
             ntk_set: subset(cfg.ntk_trace.subset)?,
             trace_set: subset(cfg.hessian_trace.subset)?,

@@ -167,6 +167,7 @@ struct Start {
     step: u64,
     time_offset: f64,
     ritz: Vec<Vec<f64>>,
+    ritz_eff: Vec<Vec<f64>>,
 }
 
 /// A run in progress: everything one step needs, built from the config and, on
@@ -288,6 +289,7 @@ impl Trainer {
         let (loss, seed, b) = (cfg.loss.loss(), cfg.train.seed, cfg.train.batch_size);
         let mut probes = Probes::new(&cfg.probes, loss, seed, &train_batch, b)?;
         probes.ritz = start.ritz;
+        probes.effective.ritz = start.ritz_eff;
         let writer = metrics::Writer::open(&dir.join("metrics.jsonl"))?;
         tracing::info!(
             dir = %dir.display(), params = mlp.params.numel(), samples = p.data.train.len(),
@@ -385,6 +387,11 @@ impl Trainer {
             ));
         }
         let st = self.optimizer.step(&self.mlp.params, &grad, lr)?;
+        if self.probes.effective.due(t) {
+            // After step t (P_t known), before θ moves (H at θ_t).
+            let m = self.optimizer.preconditioner(&self.mlp.params);
+            self.probes.effective.measure(t, &self.mlp, m, &mut line)?;
+        }
         self.probes
             .after_update(t, &self.mlp, &batch, &st.update, &self.theta0, &mut line)?;
         if let Some(c) = line.taylor {
@@ -440,6 +447,7 @@ impl Trainer {
             optimizer: self.optimizer.as_ref(),
             schedule: self.schedule.as_ref(),
             ritz: &self.probes.ritz,
+            ritz_eff: &self.probes.effective.ritz,
         };
         checkpoint::save(&self.dir, &self.mlp, self.loss, &state)?;
         self.meta.steps_done = self.step;
@@ -532,6 +540,7 @@ fn new_dir(dir: &Path, meta: Meta) -> crate::Result<Start> {
         step: 0,
         time_offset: 0.0,
         ritz: Vec::new(),
+        ritz_eff: Vec::new(),
     })
 }
 
@@ -571,6 +580,7 @@ fn resume_dir(
                 step: r.step,
                 time_offset: r.time_s,
                 ritz: r.ritz,
+                ritz_eff: r.ritz_eff,
             };
             (s, Some((r.params, r.theta0)))
         }
@@ -580,6 +590,7 @@ fn resume_dir(
                 step: 0,
                 time_offset: 0.0,
                 ritz: Vec::new(),
+                ritz_eff: Vec::new(),
             };
             (s, None)
         }

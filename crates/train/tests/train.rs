@@ -74,6 +74,7 @@ batch_size = 16
 checkpoint_every = 4
 [probes]
 sharpness = { every = 2, k = 2, subset = 32 }
+effective_sharpness = { every = 2, k = 2, subset = 32 }
 taylor = { every = 1 }
 batch_sharpness = { every = 3, batches = 2 }
 ntk_trace = { every = 3 }
@@ -192,6 +193,16 @@ fn identical_runs_and_kill_and_resume_give_identical_metrics() {
     resume.resume = true;
     assert_eq!(train(&resume).unwrap().status, Status::Finished);
     assert_eq!(metrics(&a), metrics(&c), "stop + resume = uninterrupted");
+    // Momentum SGD has no preconditioner: the effective sharpness is the sharpness.
+    let lines = metrics(&a);
+    let both = lines
+        .iter()
+        .filter(|l| l.get("effective_sharpness").is_some());
+    assert_eq!(both.clone().count(), 6);
+    for l in both {
+        assert_eq!(l["effective_sharpness"], l["sharpness"]);
+        assert_eq!(l["effective_top_eigenvalues"], l["top_eigenvalues"]);
+    }
     // "Killed" at step 10: no checkpoint beyond step 8 and a torn last line.
     stop.out = Some(d.clone());
     stop.stop_after = Some(10);

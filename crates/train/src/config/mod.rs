@@ -318,6 +318,12 @@ impl Config {
         if p.sharpness.k == 0 {
             return Err(Error::config("probes.sharpness.k", "got 0; expected ≥ 1"));
         }
+        if p.effective_sharpness.k == 0 {
+            return Err(Error::config(
+                "probes.effective_sharpness.k",
+                "got 0; expected ≥ 1",
+            ));
+        }
         if p.hessian_trace.samples < 2 && !p.hessian_trace.exact {
             return Err(Error::config(
                 "probes.hessian_trace.samples",

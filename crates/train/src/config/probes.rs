@@ -17,6 +17,11 @@ fn yes() -> bool {
 pub struct ProbesConfig {
     #[serde(default)]
     pub sharpness: SharpnessProbe,
+    /// Top-k eigenvalues of P^{−½} H P^{−½} with the optimizer's preconditioner P of
+    /// the step (`effective_sharpness`; [`crate::effective`]); same fields as
+    /// `sharpness`, its own `every`, Ritz vectors and probe subset.
+    #[serde(default)]
+    pub effective_sharpness: SharpnessProbe,
     #[serde(default)]
     pub taylor: EveryProbe,
     #[serde(default)]

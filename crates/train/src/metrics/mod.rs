@@ -35,6 +35,16 @@ pub struct Line {
     /// The top-k Ritz values, descending.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_eigenvalues: Option<Vec<f64>>,
+    /// λ_max(P^{−½} H P^{−½}) with the preconditioner P of step t (effective_sharpness
+    /// probe); `null` when the optimizer cannot report P yet (see the note).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_sharpness: Option<Option<f64>>,
+    /// Its top-k Ritz values, descending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_top_eigenvalues: Option<Vec<f64>>,
+    /// Why `effective_sharpness` is `null` on this line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_sharpness_note: Option<String>,
     /// `[c0, c1, c2, c3]` of the minibatch loss along the update Δθ_t.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taylor: Option<[f64; 4]>,
@@ -88,6 +98,7 @@ impl Line {
     /// Whether any probe field is set.
     pub fn has_probe(&self) -> bool {
         self.sharpness.is_some()
+            || self.effective_sharpness.is_some()
             || self.taylor.is_some()
             || self.batch_sharpness.is_some()
             || self.ntk_trace.is_some()
