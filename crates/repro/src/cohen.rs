@@ -100,15 +100,8 @@ pub struct Eta {
 pub fn plan(full: bool) -> (Vec<Eta>, Vec<String>) {
     let e = |two, sharpen| Eta { two, sharpen };
     if full {
-        // Cohen et al.'s 30, 50, 70 start above or at λ₀ ≈ 68 (EoS only); 90 and 110
-        // start below with the margin.
-        let etas = vec![
-            e(30.0, false),
-            e(50.0, false),
-            e(70.0, false),
-            e(90.0, true),
-            e(110.0, true),
-        ];
+        // Cohen et al.'s 2/η; λ₀ ≈ 27 (gain 0.3) is above 0.8 · 30: EoS only.
+        let etas = vec![e(30.0, false), e(50.0, true), e(70.0, true), e(90.0, true)];
         (etas, vec!["train.log_every=1".into()])
     } else {
         let etas = vec![e(REDUCED_TWOS[0], true), e(REDUCED_TWOS[1], true)];
