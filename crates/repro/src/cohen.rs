@@ -238,8 +238,43 @@ mod tests {
         assert_eq!(p.lambda_onset, 49.0);
         assert_eq!(p.median, 50.0);
         assert_eq!(p.loss_rises, 1);
+        assert_eq!(p.lambda0, 60.0);
+        // 0.25, 0.3, 0.2, 0.18, 0.1: one rise in four steps.
+        assert_eq!(p.rise_frac, 0.25);
         assert_eq!((p.loss_onset, p.loss_final), (0.25, 0.1));
         // 2/η never reached.
         assert_eq!(eos_phase(&sharp, &loss, 80.0).onset, None);
+    }
+
+    fn phase(lambda0: f64, lambda_min: f64, rise_frac: f64) -> EosPhase {
+        EosPhase {
+            onset: Some(100.0),
+            lambda0,
+            lambda_min,
+            lambda_onset: 48.0,
+            median: 51.0,
+            loss_rises: 10,
+            rise_frac,
+            loss_onset: 0.2,
+            loss_final: 0.1,
+        }
+    }
+
+    #[test]
+    fn checks_gate_margin_rise_and_fraction() {
+        let eta = Eta { two: 50.0, sharpen: true };
+        let pass = |p: &EosPhase| checks(eta, true, "finished", p).iter().all(|c| c.pass);
+        assert!(pass(&phase(30.0, 29.0, 0.3)));
+        // λ₀ = 45 > 0.8 · 50: the precondition fails.
+        assert!(!pass(&phase(45.0, 40.0, 0.3)));
+        // λ_onset/λ_min = 48/43 < 1.15.
+        assert!(!pass(&phase(40.0, 43.0, 0.3)));
+        // the loss rises on 2 % of the EoS steps only.
+        assert!(!pass(&phase(30.0, 29.0, 0.02)));
+        // without `sharpen` the start above the EoS is not a check.
+        let eos_only = Eta { two: 50.0, sharpen: false };
+        let c = checks(eos_only, true, "finished", &phase(45.0, 40.0, 0.3));
+        assert_eq!(c.len(), 4);
+        assert!(c.iter().all(|c| c.pass));
     }
 }
