@@ -135,7 +135,7 @@ impl Interior {
 /// The argmin of `means` (ascending lr, `None` where a seed diverged) and its
 /// neighbours (the output of [`eos_sweep::fit::mean_over_seeds`]).
 pub fn interior(means: &[(f64, Option<f64>)]) -> Option<Interior> {
-    let (i, &(lr, loss)) = means
+    let (i, (lr, loss)) = means
         .iter()
         .enumerate()
         .filter_map(|(i, (lr, l))| l.map(|l| (i, (*lr, l))))
