@@ -190,8 +190,16 @@ pub fn one_sample_threshold(f: f64, y: f64) -> f64 {
 /// converged, smallest c that diverged) and its midpoint, or None when the grid has
 /// no bracket or a converged c lies above a diverged one.
 pub fn boundary(points: &[(f64, bool)]) -> Option<(f64, f64, f64)> {
-    let lo = points.iter().filter(|p| !p.1).map(|p| p.0).fold(f64::NAN, f64::max);
-    let hi = points.iter().filter(|p| p.1).map(|p| p.0).fold(f64::NAN, f64::min);
+    let lo = points
+        .iter()
+        .filter(|p| !p.1)
+        .map(|p| p.0)
+        .fold(f64::NAN, f64::max);
+    let hi = points
+        .iter()
+        .filter(|p| p.1)
+        .map(|p| p.0)
+        .fold(f64::NAN, f64::min);
     (lo.is_finite() && hi.is_finite() && lo < hi).then(|| (lo, hi, 0.5 * (lo + hi)))
 }
 
@@ -259,7 +267,10 @@ pub fn zero_target(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         }
         let b = boundary(&pts);
         eprintln!("[catapult] y = 0, width {w}: {pts:?} → {b:?}");
-        let xy = pts.iter().map(|p| (p.0, f64::from(u8::from(p.1)))).collect();
+        let xy = pts
+            .iter()
+            .map(|p| (p.0, f64::from(u8::from(p.1))))
+            .collect();
         fig.series
             .push(Series::new(format!("width {w}"), xy, Style::LinePoints));
         per_width.push((w, b));
@@ -288,16 +299,28 @@ mod tests {
     #[test]
     fn one_sample_step_matches_explicit_vectors() {
         // f = vᵀu/√m, λ = (|u|² + |v|²)/m, one GD step on ½(f − y)² done by hand.
-        let m = 64.0;
-        let u: Vec<f64> = (0..64).map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0).collect();
-        let v: Vec<f64> = (0..64).map(|i| ((i * 53 % 13) as f64 - 6.0) / 4.0).collect();
+        let m: f64 = 64.0;
+        let u: Vec<f64> = (0..64)
+            .map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0)
+            .collect();
+        let v: Vec<f64> = (0..64)
+            .map(|i| ((i * 53 % 13) as f64 - 6.0) / 4.0)
+            .collect();
         let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
         let f = dot(&u, &v) / m.sqrt();
         let lambda = (dot(&u, &u) + dot(&v, &v)) / m;
         for (y, eta) in [(0.0, 0.02), (1.5, 0.05), (-2.0, 0.01)] {
             let r = f - y;
-            let u1: Vec<f64> = u.iter().zip(&v).map(|(a, b)| a - eta * r * b / m.sqrt()).collect();
-            let v1: Vec<f64> = v.iter().zip(&u).map(|(a, b)| a - eta * r * b / m.sqrt()).collect();
+            let u1: Vec<f64> = u
+                .iter()
+                .zip(&v)
+                .map(|(a, b)| a - eta * r * b / m.sqrt())
+                .collect();
+            let v1: Vec<f64> = v
+                .iter()
+                .zip(&u)
+                .map(|(a, b)| a - eta * r * b / m.sqrt())
+                .collect();
             let (f1, l1) = one_sample_step(f, y, lambda, eta, m);
             assert!((f1 - dot(&u1, &v1) / m.sqrt()).abs() < 1e-9);
             assert!((l1 - (dot(&u1, &u1) + dot(&v1, &v1)) / m).abs() < 1e-9);

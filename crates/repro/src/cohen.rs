@@ -123,7 +123,13 @@ pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check
     let two = eta.two;
     let tag = format!("2/η = {two}");
     let mut out = vec![
-        Check::holds(format!("{tag}: run finished"), finished, status, "finished", SOURCE),
+        Check::holds(
+            format!("{tag}: run finished"),
+            finished,
+            status,
+            "finished",
+            SOURCE,
+        ),
         Check::holds(
             format!("{tag}: λ_max reaches 0.95·2/η"),
             p.onset.is_some(),
@@ -144,7 +150,12 @@ pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check
         out.push(Check::holds(
             format!("{tag}: progressive sharpening λ_onset/λ_min"),
             rise >= RISE_MIN,
-            format!("{} (λ₀ {}, λ_min {})", fmt(rise), fmt(p.lambda0), fmt(p.lambda_min)),
+            format!(
+                "{} (λ₀ {}, λ_min {})",
+                fmt(rise),
+                fmt(p.lambda0),
+                fmt(p.lambda_min)
+            ),
             format!("≥ {RISE_MIN}"),
             SOURCE,
         ));
@@ -262,7 +273,10 @@ mod tests {
 
     #[test]
     fn checks_gate_margin_rise_and_fraction() {
-        let eta = Eta { two: 50.0, sharpen: true };
+        let eta = Eta {
+            two: 50.0,
+            sharpen: true,
+        };
         let pass = |p: &EosPhase| checks(eta, true, "finished", p).iter().all(|c| c.pass);
         assert!(pass(&phase(30.0, 29.0, 0.3)));
         // λ₀ = 45 > 0.8 · 50: the precondition fails.
@@ -272,7 +286,10 @@ mod tests {
         // the loss rises on 2 % of the EoS steps only.
         assert!(!pass(&phase(30.0, 29.0, 0.02)));
         // without `sharpen` the start above the EoS is not a check.
-        let eos_only = Eta { two: 50.0, sharpen: false };
+        let eos_only = Eta {
+            two: 50.0,
+            sharpen: false,
+        };
         let c = checks(eos_only, true, "finished", &phase(45.0, 40.0, 0.3));
         assert_eq!(c.len(), 4);
         assert!(c.iter().all(|c| c.pass));

@@ -163,7 +163,9 @@ pub fn count_drops(loss: &[(f64, f64)]) -> usize {
         .collect();
     let falling: Vec<bool> = means.windows(2).map(|w| w[0] - w[1] >= DROP_FALL).collect();
     let starts = falling.iter().enumerate();
-    starts.filter(|&(i, &f)| f && (i == 0 || !falling[i - 1])).count()
+    starts
+        .filter(|&(i, &f)| f && (i == 0 || !falling[i - 1]))
+        .count()
 }
 
 /// Per depth: the γ whose η* is not interior ([`interior`]), and the count tried.
@@ -183,7 +185,9 @@ pub fn interior_failures(
             })
             .collect();
         let get = |k: &str| group_value(g, k);
-        let Some(gamma) = get(GAMMA).and_then(Value::as_f64) else { continue };
+        let Some(gamma) = get(GAMMA).and_then(Value::as_f64) else {
+            continue;
+        };
         let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
         out.push((depth, gamma, interior(&mean_over_seeds(&samples))));
     }
@@ -212,7 +216,11 @@ pub fn interior_check(l: u64, all: &[(u64, f64, Option<Interior>)]) -> Check {
     Check::holds(
         format!("L = {l}: η* interior at every γ ({} γ)", mine.len()),
         !mine.is_empty() && bad.is_empty(),
-        if bad.is_empty() { "all".into() } else { bad.join("; ") },
+        if bad.is_empty() {
+            "all".into()
+        } else {
+            bad.join("; ")
+        },
         format!("loss higher on the rung on each side; edge ≥ {EDGE_MARGIN}·η*"),
         SOURCE,
     )
@@ -504,14 +512,22 @@ mod tests {
             (1e-2, Some(0.3)),
             (3.2e-2, None),
         ]);
-        assert_eq!((ok.lr, ok.below, ok.above, ok.edge), (3.2e-3, Some(0.5), Some(0.3), Some(3.2e-2)));
+        assert_eq!(
+            (ok.lr, ok.below, ok.above, ok.edge),
+            (3.2e-3, Some(0.5), Some(0.3), Some(3.2e-2))
+        );
         assert!(ok.pass());
         // The best rung is the last stable one: no rung above, not interior.
         let edge = m(&[(1e-3, Some(0.5)), (3.2e-3, Some(0.2)), (1e-2, None)]);
         assert_eq!(edge.above, None);
         assert!(!edge.pass());
         // A higher rung above, but the edge only 2× away.
-        let close = m(&[(1e-3, Some(0.5)), (2e-3, Some(0.2)), (3e-3, Some(0.3)), (4e-3, None)]);
+        let close = m(&[
+            (1e-3, Some(0.5)),
+            (2e-3, Some(0.2)),
+            (3e-3, Some(0.3)),
+            (4e-3, None),
+        ]);
         assert!(!close.pass());
         assert!(interior(&[(1e-3, None)]).is_none());
     }
