@@ -186,10 +186,13 @@ pub fn one_sample_threshold(f: f64, y: f64) -> f64 {
     4.0 * f / (f - y)
 }
 
+/// (largest converging c, smallest diverging c, midpoint).
+pub type Bracket = (f64, f64, f64);
+
 /// The divergence boundary from `(c, diverged)` pairs: the bracket (largest c that
 /// converged, smallest c that diverged) and its midpoint, or None when the grid has
 /// no bracket or a converged c lies above a diverged one.
-pub fn boundary(points: &[(f64, bool)]) -> Option<(f64, f64, f64)> {
+pub fn boundary(points: &[(f64, bool)]) -> Option<Bracket> {
     let lo = points
         .iter()
         .filter(|p| !p.1)
@@ -200,12 +203,12 @@ pub fn boundary(points: &[(f64, bool)]) -> Option<(f64, f64, f64)> {
         .filter(|p| p.1)
         .map(|p| p.0)
         .fold(f64::NAN, f64::min);
-    (lo.is_finite() && hi.is_finite() && lo < hi).then(|| (lo, hi, 0.5 * (lo + hi)))
+    (lo.is_finite() && hi.is_finite() && lo < hi).then_some((lo, hi, 0.5 * (lo + hi)))
 }
 
 /// The check on the zero-target boundary at the largest width, from per-width
 /// `(width, boundary)` measurements.
-pub fn zero_target_check(per_width: &[(usize, Option<(f64, f64, f64)>)]) -> Check {
+pub fn zero_target_check(per_width: &[(usize, Option<Bracket>)]) -> Check {
     let all: Vec<String> = per_width
         .iter()
         .map(|(w, b)| match b {
