@@ -15,9 +15,27 @@
 //!   4/λ₀ is the one-sample, infinite-width value; with n = 256 samples at width
 //!   4096 the measured boundary lies between c = 4.5 (a catapult that converges) and
 //!   c = 4.8 (diverged).
+//!
+//! **Zero targets** (Lewkowycz et al.'s setting for η_max = 4/λ₀: y = 0, λ₀ the top
+//! NTK eigenvalue, width → ∞): the same network with the teacher's weights and noise
+//! set to 0, so y = 0 exactly. The schedule sets η = c/λ_H from the step-0 Hessian
+//! sharpness λ_H; the `s_eos` probe gives the top eigenvalue λ_NTK of the Gauss-Newton
+//! matrix (the NTK Gram for MSE) at step 0, and every run is placed at c_NTK = η·λ_NTK.
+//! Per width, the divergence boundary c* is the midpoint of the bracket (largest c_NTK
+//! that converges, smallest that diverges; [`boundary`]). Gate: c* at the largest
+//! width within [`ZERO_BAND`] (committed 2026-12-07 before the runs). Reduced: width
+//! 4096, c ∈ {3.5, 4.5}; full: widths 1 024 … 16 384 and a finer grid.
+//!
+//! **y ≠ 0, one sample** ([`one_sample_step`]): for f = vᵀu/√m with one input x = 1,
+//! r = f − y and the kernel λ = (|u|² + |v|²)/m, one GD step of ½r² gives
+//! f' = f − ηλr + η²r²f/m and λ' = λ + (ηr/m)(ηλr − 4f), so the kernel grows iff
+//! ηλ > 4f/(f − y) ([`one_sample_threshold`]); with y = 0 that is ηλ > 4.
 
 use super::{fmt, Check, Ctx};
 use eos_report::plot::{Figure, Series, Style};
+
+/// c* at the largest width of the zero-target runs within this band (±10 % of 4).
+pub const ZERO_BAND: (f64, f64) = (3.6, 4.4);
 
 const SOURCE: &str =
     "Lewkowycz et al. 2020, Fig. 1 (two-layer linear model: η_max = 4/λ₀); THEORY.md §2";
@@ -151,7 +169,117 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     ));
     ctx.save(&loss_fig, "loss")?;
     ctx.save(&curv_fig, "curvature")?;
+    checks.extend(zero_target(ctx)?);
     Ok(checks)
+}
+
+/// One GD step on ½(f − y)² for f = vᵀu/√m (module docs): (f', λ').
+pub fn one_sample_step(f: f64, y: f64, lambda: f64, eta: f64, m: f64) -> (f64, f64) {
+    let r = f - y;
+    let f1 = f - eta * lambda * r + eta * eta * r * r * f / m;
+    let l1 = lambda + eta * r / m * (eta * lambda * r - 4.0 * f);
+    (f1, l1)
+}
+
+/// The ηλ above which one GD step grows the kernel: 4f/(f − y) (module docs).
+pub fn one_sample_threshold(f: f64, y: f64) -> f64 {
+    4.0 * f / (f - y)
+}
+
+/// (largest converging c, smallest diverging c, midpoint).
+pub type Bracket = (f64, f64, f64);
+
+/// The divergence boundary from `(c, diverged)` pairs: the bracket (largest c that
+/// converged, smallest c that diverged) and its midpoint, or None when the grid has
+/// no bracket or a converged c lies above a diverged one.
+pub fn boundary(points: &[(f64, bool)]) -> Option<Bracket> {
+    let lo = points
+        .iter()
+        .filter(|p| !p.1)
+        .map(|p| p.0)
+        .fold(f64::NAN, f64::max);
+    let hi = points
+        .iter()
+        .filter(|p| p.1)
+        .map(|p| p.0)
+        .fold(f64::NAN, f64::min);
+    (lo.is_finite() && hi.is_finite() && lo < hi).then_some((lo, hi, 0.5 * (lo + hi)))
+}
+
+/// The check on the zero-target boundary at the largest width, from per-width
+/// `(width, boundary)` measurements.
+pub fn zero_target_check(per_width: &[(usize, Option<Bracket>)]) -> Check {
+    let all: Vec<String> = per_width
+        .iter()
+        .map(|(w, b)| match b {
+            Some((lo, hi, _)) => format!("{w}: ({}, {})", fmt(*lo), fmt(*hi)),
+            None => format!("{w}: no bracket"),
+        })
+        .collect();
+    let last = per_width.last().and_then(|p| p.1);
+    let c = last.map_or(f64::NAN, |b| b.2);
+    Check::holds(
+        format!(
+            "y = 0: boundary c* = η·λ_NTK at width {}",
+            per_width.last().map_or(0, |p| p.0)
+        ),
+        c >= ZERO_BAND.0 && c <= ZERO_BAND.1,
+        format!("{} (brackets {})", fmt(c), all.join("; ")),
+        format!("in [{}, {}]", fmt(ZERO_BAND.0), fmt(ZERO_BAND.1)),
+        "Lewkowycz et al. 2020, §2 (y = 0, wide limit: η_max = 4/λ₀); THEORY.md §2",
+    )
+}
+
+/// Zero-target runs: the per-width boundary in c_NTK and the gate (module docs).
+pub fn zero_target(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+    let (widths, cs): (&[usize], &[f64]) = if ctx.full {
+        (
+            &[1024, 2048, 4096, 8192, 16384],
+            &[3.0, 3.5, 3.8, 3.9, 4.0, 4.1, 4.2, 4.5, 5.0],
+        )
+    } else {
+        (&[4096], &[3.5, 4.5])
+    };
+    let mut per_width = Vec::new();
+    let mut fig = Figure {
+        title: "catapult, y = 0: diverged (1) or not (0) against c = η·λ_NTK".into(),
+        x_label: "c = η · λ_NTK(step 0)".into(),
+        y_label: "diverged".into(),
+        ..Figure::default()
+    };
+    for &w in widths {
+        let mut pts = Vec::new();
+        for &c in cs {
+            let set = vec![
+                format!("model.widths=[32, {w}, 1]"),
+                "data.weight_gain=0".into(),
+                "data.noise_std=0".into(),
+                "probes.sharpness.every=100".into(),
+                "probes.s_eos.every=1000".into(),
+                "probes.s_eos.k=1".into(),
+                format!("schedule.c={c}"),
+            ];
+            let run = ctx.train(&format!("y0-w{w}-c-{c}"), "wide-net.toml", &set)?;
+            let lr = run.series("lr").first().map_or(f64::NAN, |p| p.1);
+            let ntk = run
+                .metrics
+                .element("gn_top_eigenvalues", 0)
+                .first()
+                .map_or(f64::NAN, |p| p.1);
+            pts.push((lr * ntk, run.diverged()));
+        }
+        let b = boundary(&pts);
+        eprintln!("[catapult] y = 0, width {w}: {pts:?} → {b:?}");
+        let xy = pts
+            .iter()
+            .map(|p| (p.0, f64::from(u8::from(p.1))))
+            .collect();
+        fig.series
+            .push(Series::new(format!("width {w}"), xy, Style::LinePoints));
+        per_width.push((w, b));
+    }
+    ctx.save(&fig, "zero-target")?;
+    Ok(vec![zero_target_check(&per_width)])
 }
 
 #[cfg(test)]
@@ -169,5 +297,59 @@ mod tests {
         let p = phase(&loss, &sharp);
         assert_eq!((p.loss0, p.loss_max, p.loss_final), (1.0, 8.0, 0.1));
         assert_eq!((p.lambda0, p.lambda_final), (0.1, 0.07));
+    }
+
+    #[test]
+    fn one_sample_step_matches_explicit_vectors() {
+        // f = vᵀu/√m, λ = (|u|² + |v|²)/m, one GD step on ½(f − y)² done by hand.
+        let m: f64 = 64.0;
+        let u: Vec<f64> = (0..64)
+            .map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0)
+            .collect();
+        let v: Vec<f64> = (0..64)
+            .map(|i| ((i * 53 % 13) as f64 - 6.0) / 4.0)
+            .collect();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let f = dot(&u, &v) / m.sqrt();
+        let lambda = (dot(&u, &u) + dot(&v, &v)) / m;
+        for (y, eta) in [(0.0, 0.02), (1.5, 0.05), (-2.0, 0.01)] {
+            let r = f - y;
+            let u1: Vec<f64> = u
+                .iter()
+                .zip(&v)
+                .map(|(a, b)| a - eta * r * b / m.sqrt())
+                .collect();
+            let v1: Vec<f64> = v
+                .iter()
+                .zip(&u)
+                .map(|(a, b)| a - eta * r * b / m.sqrt())
+                .collect();
+            let (f1, l1) = one_sample_step(f, y, lambda, eta, m);
+            assert!((f1 - dot(&u1, &v1) / m.sqrt()).abs() < 1e-9);
+            assert!((l1 - (dot(&u1, &u1) + dot(&v1, &v1)) / m).abs() < 1e-9);
+        }
+        // The kernel's change flips sign exactly at ηλ = 4f/(f − y).
+        for y in [0.0, 0.3 * f, -f] {
+            let c = one_sample_threshold(f, y);
+            let grow = |ratio: f64| one_sample_step(f, y, lambda, ratio * c / lambda, m).1 > lambda;
+            assert!(grow(1.01) && !grow(0.99), "y = {y}, threshold {c}");
+        }
+        assert_eq!(one_sample_threshold(2.0, 0.0), 4.0);
+        assert_eq!(one_sample_threshold(2.0, 1.0), 8.0);
+    }
+
+    #[test]
+    fn boundary_brackets_and_rejects() {
+        let pts = [(3.0, false), (3.9, false), (4.1, true), (5.0, true)];
+        let (lo, hi, mid) = boundary(&pts).unwrap();
+        assert_eq!((lo, hi), (3.9, 4.1));
+        assert!((mid - 4.0).abs() < 1e-12);
+        assert!(boundary(&[(3.0, false), (4.0, false)]).is_none());
+        assert!(boundary(&[(3.0, true), (4.0, false)]).is_none());
+        let ok = zero_target_check(&[(1024, Some((4.2, 4.6, 4.4))), (4096, Some((3.9, 4.1, 4.0)))]);
+        assert!(ok.pass);
+        let bad = zero_target_check(&[(4096, Some((4.5, 4.8, 4.65)))]);
+        assert!(!bad.pass);
+        assert!(!zero_target_check(&[(4096, None)]).pass);
     }
 }
