@@ -279,7 +279,10 @@ pub fn zero_target(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         per_width.push((w, b));
     }
     ctx.save(&fig, "zero-target")?;
-    Ok(vec![zero_target_check(&per_width)])
+    // The claim is gated by the full version (widths 1k–16k); the reduced one (a single
+    // width, run by CI) reports it: it gates only what holds robustly at its size.
+    let check = zero_target_check(&per_width);
+    Ok(vec![if ctx.full { check } else { check.informative() }])
 }
 
 #[cfg(test)]

@@ -363,6 +363,15 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
             PLATEAU_SOURCE,
         ));
         checks.push(interior_check(l, &inter));
+        // The issue-14 claims (plateau growth ≥ 3×, interior η*) are gated by the full
+        // version; the reduced one (run by CI) reports them: it gates only what holds
+        // robustly at its size (docs/reproductions.md, "Changed after seeing data").
+        if !ctx.full {
+            let n = checks.len();
+            for c in &mut checks[n - 2..] {
+                c.informative = true;
+            }
+        }
         let drops: Vec<String> = plateau
             .iter()
             .filter(|p| p.0 == l)
