@@ -11,7 +11,7 @@
 //! formed: the first layer costs one product less. The 1/n of the mean is applied to
 //! δ_{L−1} (`[c, K]`, tiny) rather than to the gradient blocks, and `φ'` with `m_l` are
 //! applied in one in-place pass over the product δ_l W_l. The rows are processed in
-//! parts ([`Mlp::parts`]: concurrently on narrow networks) whose sums are added in
+//! parts (`Mlp::parts`: concurrently on narrow networks) whose sums are added in
 //! order.
 
 use candle_core::Tensor;

@@ -413,7 +413,7 @@ impl Mlp {
         (0..n.div_ceil(c)).map(move |k| (k * c, c.min(n - k * c)))
     }
 
-    /// How many parts a chunk of `c` rows is split into for [`Mlp::map_parts`]: on
+    /// How many parts a chunk of `c` rows is split into for `Mlp::map_parts`: on
     /// narrow networks on the CPU (every layer's `in · out` ≤ [`NARROW`]) the threads
     /// each take a part of the rows with single-threaded products, instead of every
     /// small product being split over threads (issue 15: on 100-64×8-1 the per-product
@@ -450,7 +450,7 @@ impl Mlp {
         out
     }
 
-    /// `f(start, len)` for every part of [`Mlp::parts`], results in part order; when a
+    /// `f(start, len)` for every part of `Mlp::parts`, results in part order; when a
     /// chunk is split, [`crate::threads::count`] threads take the next part not yet
     /// taken until none is left (a descheduled thread delays nothing: the others take
     /// its parts). Which thread computes a part does not change its result.
