@@ -19,6 +19,7 @@ pub mod beyond;
 pub mod catapult;
 pub mod cohen;
 pub mod conservative;
+pub mod quadratic;
 pub mod richness;
 pub mod threshold;
 
