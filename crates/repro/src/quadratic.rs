@@ -244,11 +244,13 @@ impl ModelSettings {
         Self {
             d: 100,
             p: 200,
-            q_scale: 1.0,
+            // q = 1/√D: a GD-only pilot (docs, "Changed after seeing data") diverged
+            // at q = 1 and reached the edge at q ≈ 1/√D within ≈ 10 steps.
+            q_scale: 0.1,
             eta_lambda0: 1.0,
             batches: vec![Some(16), Some(32), Some(64), None],
-            steps: 600,
-            every: 10,
+            steps: 100,
+            every: 1,
             seed: 0,
         }
     }
