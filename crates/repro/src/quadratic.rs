@@ -256,13 +256,24 @@ impl ModelSettings {
     }
 }
 
-/// One model run per batch size, with its η.
-pub fn run_model(set: &ModelSettings) -> anyhow::Result<(f64, Vec<(Option<usize>, Trajectory)>)> {
+/// The model's runs and what they show.
+#[derive(Debug, Clone)]
+pub struct ModelOutcome {
+    pub lr: f64,
+    pub runs: Vec<(Option<usize>, Trajectory)>,
+    /// s(B): the slope of λ_max(Θ) over GD's rising phase, per run.
+    pub slopes: Vec<f64>,
+    /// T₉₀(B) per run (None: never).
+    pub t90: Vec<Option<f64>>,
+}
+
+/// One model run per batch size (η = ηλ₀/λ₀ from the model at θ = 0), analysed as
+/// the network's runs are.
+pub fn run_model(set: &ModelSettings) -> anyhow::Result<ModelOutcome> {
     let m = QuadModel::random(set.d, set.p, set.q_scale, set.seed);
     let (_, jac) = m.residuals_and_jacobian(&vec![0.0; m.p]);
-    let lambda0 = top_eigenvalue(&ntk(&jac, m.d, m.p), m.d);
-    let lr = set.eta_lambda0 / lambda0;
-    let mut out = Vec::new();
+    let lr = set.eta_lambda0 / top_eigenvalue(&ntk(&jac, m.d, m.p), m.d);
+    let mut runs = Vec::new();
     for &b in &set.batches {
         let s = Schedule {
             lr,
@@ -271,71 +282,82 @@ pub fn run_model(set: &ModelSettings) -> anyhow::Result<(f64, Vec<(Option<usize>
             every: set.every,
             seed: set.seed,
         };
-        out.push((b, simulate(&m, &s)?));
+        runs.push((b, simulate(&m, &s)?));
     }
-    Ok((lr, out))
+    let level = REACH * 2.0 / lr;
+    let t90: Vec<Option<f64>> = runs.iter().map(|(_, t)| first_reach(&t.lambda, level)).collect();
+    let until = t90[t90.len() - 1].unwrap_or(set.steps as f64);
+    let slopes = runs.iter().map(|(_, t)| slope_until(&t.lambda, until)).collect();
+    Ok(ModelOutcome {
+        lr,
+        runs,
+        slopes,
+        t90,
+    })
 }
 
 fn label(b: Option<usize>) -> String {
     b.map_or("GD".into(), |b| format!("B = {b}"))
 }
 
-/// Gates 9 (the model slows down with B) and the side-by-side report (10).
+/// Gate 9 (the model slows down with B) and the side-by-side report (10).
 pub fn checks(ctx: &Ctx, full: bool, net: &[Summary]) -> anyhow::Result<Vec<Check>> {
     let set = ModelSettings::new(full);
-    let (lr, runs) = run_model(&set)?;
-    let two = 2.0 / lr;
-    let gd = &runs[runs.len() - 1].1;
-    let until = first_reach(&gd.lambda, REACH * two).unwrap_or(set.steps as f64);
-    let slopes: Vec<f64> = runs.iter().map(|(_, t)| slope_until(&t.lambda, until)).collect();
-    let s_gd = slopes[slopes.len() - 1];
+    let o = run_model(&set)?;
+    ctx.save(&figure(&o.runs, 2.0 / o.lr, set.steps as f64), "quadratic-model")?;
+    Ok(model_checks(&o, net))
+}
+
+/// The checks of [`checks`], from the model's outcome and the network's summaries.
+pub fn model_checks(o: &ModelOutcome, net: &[Summary]) -> Vec<Check> {
     let list = |f: &dyn Fn(usize) -> String| -> String {
-        runs.iter()
+        o.runs
+            .iter()
             .enumerate()
             .map(|(i, (b, _))| format!("{}: {}", label(*b), f(i)))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let k0 = list(&|i| fmt(runs[i].1.k.first().map_or(f64::NAN, |p| p.1)));
-    let finite = runs.iter().all(|(_, t)| t.finite);
+    let s_gd = o.slopes[o.slopes.len() - 1];
+    let finite = o.runs.iter().all(|(_, t)| t.finite);
+    let k0 = list(&|i| fmt(o.runs[i].1.k.first().map_or(f64::NAN, |p| p.1)));
+    let net_gd = net.last().map_or(f64::NAN, |s| s.slope);
     let net_ratio = net
         .iter()
-        .map(|s| format!("{}: {}", label(s.b), fmt(s.slope / net[net.len() - 1].slope)))
+        .map(|s| format!("{}: {}", label(s.b), fmt(s.slope / net_gd)))
         .collect::<Vec<_>>()
         .join(", ");
-    let out = vec![
+    vec![
         Check::holds(
             "quadratic model: every run finite; GD reaches 0.9·2/η",
-            finite && first_reach(&gd.lambda, REACH * two).is_some(),
-            format!("T₉₀: {}", list(&|i| first_reach(&runs[i].1.lambda, REACH * two).map_or("∞".into(), fmt))),
+            finite && o.t90[o.t90.len() - 1].is_some(),
+            format!("T₉₀: {}", list(&|i| o.t90[i].map_or("∞".into(), fmt))),
             "finite; GD's T₉₀ finite",
             SOURCE,
         ),
         Check::holds(
             "quadratic model: sharpening rate s(B) ordered by B",
-            monotone_within(&slopes, SLOPE_TOL),
-            list(&|i| fmt(slopes[i])),
+            monotone_within(&o.slopes, SLOPE_TOL),
+            list(&|i| fmt(o.slopes[i])),
             format!("non-decreasing in B ({} % tolerance)", SLOPE_TOL * 100.0),
             SOURCE,
         ),
         Check::holds(
-            format!("quadratic model: {} slower, s(B) / s(GD)", label(runs[0].0)),
-            slopes[0] <= SLOPE_RATIO_MAX * s_gd && s_gd > 0.0,
-            format!("{} (K at step 0: {k0})", fmt(slopes[0] / s_gd)),
+            format!("quadratic model: {} slower, s(B) / s(GD)", label(o.runs[0].0)),
+            o.slopes[0] <= SLOPE_RATIO_MAX * s_gd && s_gd > 0.0,
+            format!("{} (K at step 0: {k0})", fmt(o.slopes[0] / s_gd)),
             format!("≤ {SLOPE_RATIO_MAX}"),
             SOURCE,
         ),
         Check::holds(
             "model vs network: s(B)/s(GD)",
             true,
-            format!("model {}; network {net_ratio}", list(&|i| fmt(slopes[i] / s_gd))),
+            format!("model {}; network {net_ratio}", list(&|i| fmt(o.slopes[i] / s_gd))),
             "reported",
             SOURCE,
         )
         .informative(),
-    ];
-    ctx.save(&figure(&runs, two, set.steps as f64), "quadratic-model")?;
-    Ok(out)
+    ]
 }
 
 fn figure(runs: &[(Option<usize>, Trajectory)], two: f64, steps: f64) -> Figure {
@@ -451,5 +473,28 @@ mod tests {
         assert_eq!(a.lambda.len(), 5);
         let gd = simulate(&m, &Schedule { batch: None, ..s }).unwrap();
         assert!(gd.finite && gd.loss[4].1 < gd.loss[0].1);
+    }
+
+    #[test]
+    fn model_gates_pass_and_fail() {
+        let traj = |k0: f64| Trajectory {
+            lambda: vec![(0.0, 1.0)],
+            k: vec![(0.0, k0)],
+            loss: vec![(0.0, 1.0)],
+            finite: true,
+        };
+        let mut o = ModelOutcome {
+            lr: 1.0,
+            runs: vec![(Some(16), traj(0.9)), (Some(32), traj(0.4)), (None, traj(0.0))],
+            slopes: vec![0.01, 0.03, 0.05],
+            t90: vec![None, Some(12.0), Some(8.0)],
+        };
+        let c = model_checks(&o, &[]);
+        assert!(c[..3].iter().all(|c| c.pass), "{c:?}");
+        o.slopes = vec![0.05, 0.03, 0.05];
+        let c = model_checks(&o, &[]);
+        assert!(!c[1].pass && !c[2].pass);
+        o.t90[2] = None;
+        assert!(!model_checks(&o, &[])[0].pass);
     }
 }
