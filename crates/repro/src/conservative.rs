@@ -129,7 +129,10 @@ impl Settings {
             format!("train.steps={}", self.steps),
             format!("probes.sharpness.every={}", self.sharpness_every),
             format!("probes.s_eos.every={}", self.s_eos_every),
-            format!("probes.batch_sharpness.every={}", self.batch_sharpness_every),
+            format!(
+                "probes.batch_sharpness.every={}",
+                self.batch_sharpness_every
+            ),
         ];
         if let Some(b) = b {
             s.push(format!("train.batch_size={b}"));
@@ -424,11 +427,7 @@ pub fn s_eos_checks(sums: &[Summary], set: &Settings) -> Vec<Check> {
             Check::holds(
                 format!("{tag}: late batch sharpness tracks 2/η"),
                 (0.8 * two..=1.2 * two).contains(&l.batch_sharpness),
-                format!(
-                    "{} (late λ_max {})",
-                    fmt(l.batch_sharpness),
-                    fmt(l.lambda)
-                ),
+                format!("{} (late λ_max {})", fmt(l.batch_sharpness), fmt(l.lambda)),
                 format!("in [{}, {}]", fmt(0.8 * two), fmt(1.2 * two)),
                 SOURCE_BS,
             )
@@ -554,8 +553,11 @@ fn versus_b_figure(sums: &[Summary], set: &Settings) -> Figure {
         pts(&|s| s.late.half_eta_lambda),
         Style::LinePoints,
     ));
-    fig.series
-        .push(Series::new("K(η, B)", pts(&|s| s.late.k), Style::LinePoints));
+    fig.series.push(Series::new(
+        "K(η, B)",
+        pts(&|s| s.late.k),
+        Style::LinePoints,
+    ));
     fig.series.push(Series::new(
         "η·batch sharpness/2",
         pts(&|s| lr * s.late.batch_sharpness / 2.0),
@@ -684,7 +686,10 @@ mod tests {
         let o = s.overrides(Some(8));
         assert!(o.contains(&"train.steps=400".to_string()));
         assert!(o.contains(&"train.batch_size=8".to_string()));
-        assert!(!s.overrides(None).iter().any(|x| x.starts_with("train.batch_size")));
+        assert!(!s
+            .overrides(None)
+            .iter()
+            .any(|x| x.starts_with("train.batch_size")));
         assert!(!o.iter().any(|x| x.contains("s_eos.k")));
     }
 }

@@ -17,6 +17,10 @@
 //! eos-data's [`Sampler`] without replacement (drop-last), so a run is a pure function
 //! of its seed. K is the same formula, evaluated the same way (top eigenvalue exact,
 //! the rest of the trace in the small-ηλ form), as the network's `s_eos` probe.
+//!
+//! Controlled run (claim 11, "controlling the S-EOS can help optimization"): at every
+//! step η_t = the largest η' ≤ η with K(η', B) ≤ K_target, by bisection on that same K
+//! from λ₁ and tr Θ at the current θ.
 
 use super::conservative::{first_reach, monotone_within, slope_until, Summary, REACH};
 use super::{fmt, Check, Ctx};
@@ -27,6 +31,14 @@ use eos_report::plot::{Figure, Series, Style};
 const SOURCE: &str = "Agarwala & Pennington 2024 (arXiv 2404.19261), the simple high-dimensional \
      model (quadratic regression, inferred sizes); THEORY.md §4";
 
+const SOURCE_CONTROL: &str = "Agarwala & Pennington 2024 (abstract: controlling the S-EOS \
+     can help optimization); quadratic model, K-controlled η (inferred protocol)";
+
+/// The K-controlled run's final loss ≤ CONTROL_RATIO_MAX · the constant-η run's
+/// (committed 2026-12-07 before the runs), at batch CONTROL_B with K ≤ CONTROL_K.
+pub const CONTROL_RATIO_MAX: f64 = 0.8;
+pub const CONTROL_B: usize = 8;
+pub const CONTROL_K: f64 = 0.5;
 /// s(smallest B) ≤ SLOPE_RATIO_MAX · s(GD) (committed 2026-12-07 before the runs).
 pub const SLOPE_RATIO_MAX: f64 = 0.7;
 /// s non-decreasing in B up to this relative tolerance (same commit).
@@ -178,9 +190,46 @@ pub struct Schedule {
     pub steps: u64,
     pub every: u64,
     pub seed: u64,
+    /// Some(k): η_t at every step is the largest η' ≤ η with K(η', B) ≤ k (the
+    /// S-EOS kept at bay); None: constant η.
+    pub k_target: Option<f64>,
 }
 
-fn probe(m: &QuadModel, theta: &[f64], s: &Schedule, t: f64, v: &mut Vec<f64>, out: &mut Trajectory) {
+/// λ₁ (warm-started power iteration from `v`) and tr Θ at θ.
+fn spectrum(m: &QuadModel, theta: &[f64], v: &mut Vec<f64>) -> (f64, f64) {
+    let (_, jac) = m.residuals_and_jacobian(theta);
+    let th = ntk(&jac, m.d, m.p);
+    let tr = (0..m.d).map(|a| th[a * m.d + a]).sum();
+    (top_eigenvalue_from(&th, m.d, v), tr)
+}
+
+/// The largest η' ≤ `lr` with K(η', b) ≤ `target` (bisection, 60 halvings; K is
+/// increasing in η').
+pub fn controlled_lr(l1: f64, tr: f64, lr: f64, b: usize, n: usize, target: f64) -> f64 {
+    let k = |e: f64| eos_hessian::s_eos_k(&[l1], tr - l1, e, b, n).unwrap_or(f64::INFINITY);
+    if k(lr) <= target {
+        return lr;
+    }
+    let (mut lo, mut hi) = (0.0, lr);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if k(mid) <= target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+fn probe(
+    m: &QuadModel,
+    theta: &[f64],
+    s: &Schedule,
+    t: f64,
+    v: &mut Vec<f64>,
+    out: &mut Trajectory,
+) {
     let (r, jac) = m.residuals_and_jacobian(theta);
     let th = ntk(&jac, m.d, m.p);
     let l1 = top_eigenvalue_from(&th, m.d, v);
@@ -218,7 +267,14 @@ pub fn simulate(m: &QuadModel, s: &Schedule) -> anyhow::Result<Trajectory> {
             }
         }
         if t < s.steps {
-            theta = m.step(&theta, &sampler.batch(t), s.lr);
+            let lr = match s.k_target {
+                None => s.lr,
+                Some(k) => {
+                    let (l1, tr) = spectrum(m, &theta, &mut v);
+                    controlled_lr(l1, tr, s.lr, s.batch.unwrap_or(m.d), m.d, k)
+                }
+            };
+            theta = m.step(&theta, &sampler.batch(t), lr);
         }
     }
     Ok(out)
@@ -256,6 +312,57 @@ impl ModelSettings {
     }
 }
 
+/// The model of `set` and its η = ηλ₀/λ₀ (λ₀ at θ = 0).
+pub fn build(set: &ModelSettings) -> (QuadModel, f64) {
+    let m = QuadModel::random(set.d, set.p, set.q_scale, set.seed);
+    let (_, jac) = m.residuals_and_jacobian(&vec![0.0; m.p]);
+    let lr = set.eta_lambda0 / top_eigenvalue(&ntk(&jac, m.d, m.p), m.d);
+    (m, lr)
+}
+
+/// The median loss over the last 10 probes (+∞ when the run stopped being finite).
+pub fn final_loss(t: &Trajectory) -> f64 {
+    if !t.finite {
+        return f64::INFINITY;
+    }
+    let tail = &t.loss[t.loss.len().saturating_sub(10)..];
+    super::median(tail.iter().map(|p| p.1))
+}
+
+/// Claim 11: at batch CONTROL_B, constant η vs η_t keeping K ≤ CONTROL_K.
+pub fn control_check(set: &ModelSettings) -> anyhow::Result<Check> {
+    let (m, lr) = build(set);
+    let base = Schedule {
+        lr,
+        batch: Some(CONTROL_B),
+        steps: set.steps,
+        every: set.every,
+        seed: set.seed,
+        k_target: None,
+    };
+    let constant = final_loss(&simulate(&m, &base)?);
+    let controlled = final_loss(&simulate(
+        &m,
+        &Schedule {
+            k_target: Some(CONTROL_K),
+            ..base
+        },
+    )?);
+    let pass = controlled.is_finite() && controlled <= CONTROL_RATIO_MAX * constant;
+    Ok(Check::holds(
+        format!("quadratic model, B = {CONTROL_B}: K kept ≤ {CONTROL_K} lowers the final loss"),
+        pass,
+        format!(
+            "controlled {} vs constant η {} (ratio {})",
+            fmt(controlled),
+            fmt(constant),
+            fmt(controlled / constant)
+        ),
+        format!("controlled ≤ {CONTROL_RATIO_MAX} × constant"),
+        SOURCE_CONTROL,
+    ))
+}
+
 /// The model's runs and what they show.
 #[derive(Debug, Clone)]
 pub struct ModelOutcome {
@@ -270,9 +377,7 @@ pub struct ModelOutcome {
 /// One model run per batch size (η = ηλ₀/λ₀ from the model at θ = 0), analysed as
 /// the network's runs are.
 pub fn run_model(set: &ModelSettings) -> anyhow::Result<ModelOutcome> {
-    let m = QuadModel::random(set.d, set.p, set.q_scale, set.seed);
-    let (_, jac) = m.residuals_and_jacobian(&vec![0.0; m.p]);
-    let lr = set.eta_lambda0 / top_eigenvalue(&ntk(&jac, m.d, m.p), m.d);
+    let (m, lr) = build(set);
     let mut runs = Vec::new();
     for &b in &set.batches {
         let s = Schedule {
@@ -281,13 +386,20 @@ pub fn run_model(set: &ModelSettings) -> anyhow::Result<ModelOutcome> {
             steps: set.steps,
             every: set.every,
             seed: set.seed,
+            k_target: None,
         };
         runs.push((b, simulate(&m, &s)?));
     }
     let level = REACH * 2.0 / lr;
-    let t90: Vec<Option<f64>> = runs.iter().map(|(_, t)| first_reach(&t.lambda, level)).collect();
+    let t90: Vec<Option<f64>> = runs
+        .iter()
+        .map(|(_, t)| first_reach(&t.lambda, level))
+        .collect();
     let until = t90[t90.len() - 1].unwrap_or(set.steps as f64);
-    let slopes = runs.iter().map(|(_, t)| slope_until(&t.lambda, until)).collect();
+    let slopes = runs
+        .iter()
+        .map(|(_, t)| slope_until(&t.lambda, until))
+        .collect();
     Ok(ModelOutcome {
         lr,
         runs,
@@ -304,8 +416,13 @@ fn label(b: Option<usize>) -> String {
 pub fn checks(ctx: &Ctx, full: bool, net: &[Summary]) -> anyhow::Result<Vec<Check>> {
     let set = ModelSettings::new(full);
     let o = run_model(&set)?;
-    ctx.save(&figure(&o.runs, 2.0 / o.lr, set.steps as f64), "quadratic-model")?;
-    Ok(model_checks(&o, net))
+    ctx.save(
+        &figure(&o.runs, 2.0 / o.lr, set.steps as f64),
+        "quadratic-model",
+    )?;
+    let mut out = model_checks(&o, net);
+    out.push(control_check(&set)?);
+    Ok(out)
 }
 
 /// The checks of [`checks`], from the model's outcome and the network's summaries.
@@ -343,7 +460,10 @@ pub fn model_checks(o: &ModelOutcome, net: &[Summary]) -> Vec<Check> {
             SOURCE,
         ),
         Check::holds(
-            format!("quadratic model: {} slower, s(B) / s(GD)", label(o.runs[0].0)),
+            format!(
+                "quadratic model: {} slower, s(B) / s(GD)",
+                label(o.runs[0].0)
+            ),
             o.slopes[0] <= SLOPE_RATIO_MAX * s_gd && s_gd > 0.0,
             format!("{} (K at step 0: {k0})", fmt(o.slopes[0] / s_gd)),
             format!("≤ {SLOPE_RATIO_MAX}"),
@@ -352,7 +472,10 @@ pub fn model_checks(o: &ModelOutcome, net: &[Summary]) -> Vec<Check> {
         Check::holds(
             "model vs network: s(B)/s(GD)",
             true,
-            format!("model {}; network {net_ratio}", list(&|i| fmt(o.slopes[i] / s_gd))),
+            format!(
+                "model {}; network {net_ratio}",
+                list(&|i| fmt(o.slopes[i] / s_gd))
+            ),
             "reported",
             SOURCE,
         )
@@ -409,7 +532,11 @@ mod tests {
                 let fd = (m.output_and_row(a, &up, &mut scratch)
                     - m.output_and_row(a, &dn, &mut scratch))
                     / (2.0 * h);
-                assert!((fd - row[i]).abs() < 1e-9, "α {a} i {i}: {fd} vs {}", row[i]);
+                assert!(
+                    (fd - row[i]).abs() < 1e-9,
+                    "α {a} i {i}: {fd} vs {}",
+                    row[i]
+                );
             }
         }
     }
@@ -466,6 +593,7 @@ mod tests {
             steps: 20,
             every: 5,
             seed: 3,
+            k_target: None,
         };
         let a = simulate(&m, &s).unwrap();
         let b = simulate(&m, &s).unwrap();
@@ -485,7 +613,11 @@ mod tests {
         };
         let mut o = ModelOutcome {
             lr: 1.0,
-            runs: vec![(Some(16), traj(0.9)), (Some(32), traj(0.4)), (None, traj(0.0))],
+            runs: vec![
+                (Some(16), traj(0.9)),
+                (Some(32), traj(0.4)),
+                (None, traj(0.0)),
+            ],
             slopes: vec![0.01, 0.03, 0.05],
             t90: vec![None, Some(12.0), Some(8.0)],
         };
@@ -496,5 +628,14 @@ mod tests {
         assert!(!c[1].pass && !c[2].pass);
         o.t90[2] = None;
         assert!(!model_checks(&o, &[])[0].pass);
+    }
+
+    #[test]
+    fn controlled_lr_meets_the_target() {
+        // λ₁ = 1, tr Θ = 21, B = 4, n = 100: K(η = 1) = 0.24·(1 + 10) = 2.64.
+        let lr = controlled_lr(1.0, 21.0, 1.0, 4, 100, 0.5);
+        let k = eos_hessian::s_eos_k(&[1.0], 20.0, lr, 4, 100).unwrap();
+        assert!((k - 0.5).abs() < 1e-9 && lr < 1.0, "{lr} {k}");
+        assert_eq!(controlled_lr(1.0, 21.0, 0.01, 4, 100, 0.5), 0.01);
     }
 }
