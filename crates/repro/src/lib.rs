@@ -21,6 +21,7 @@ pub mod cohen;
 pub mod conservative;
 pub mod quadratic;
 pub mod richness;
+pub mod series;
 pub mod threshold;
 
 use eos_train::Status;
