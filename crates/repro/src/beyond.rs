@@ -37,7 +37,6 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use eos_optim::Optimizer;
 use eos_train::config::Config;
 use eos_train::{build, data, Status};
 
