@@ -9,8 +9,11 @@
 //! Runs per seed (Fashion-MNIST standing in for MNIST, MSE, ReLU MLPs without biases):
 //! - depth runs, L = 4, 8, 16: νP (hidden widths 4·l², η = 0.02) and SP (standard SGD,
 //!   He init, width 64, lr = 0.05);
+//!   and, as a NOTE added after the first reduced run, SP at lr = 0.01;
 //! - schedule runs: standard SGD on 784-16-64-144-10 with the geometry-aware schedule
-//!   (η_t = 2.5 / EMA(λ_t)) and at constant η over a grid.
+//!   (η_t = 2.5 / EMA(λ_t)) and at constant η over a grid (full {0.001, 0.003, 0.01,
+//!   0.03, 0.1, 0.3}, reduced {0.003, 0.01, 0.03}: extended downwards after the first
+//!   reduced run, docs/reproductions.md "Changed after seeing data").
 //!
 //! Definitions: late loss = mean minibatch loss over the last tenth; catapult steps =
 //! 10 × #{sharpness probes t: η_t λ_t > 2 and mean loss over (t, t+50] < mean over
@@ -56,7 +59,7 @@ fn plan(full: bool) -> Plan {
             test_n: 2000,
             depth_steps: 600,
             schedule_steps: 1500,
-            grid: vec![0.01, 0.03, 0.1, 0.3],
+            grid: vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
         }
     } else {
         Plan {
@@ -65,7 +68,7 @@ fn plan(full: bool) -> Plan {
             test_n: 500,
             depth_steps: 150,
             schedule_steps: 300,
-            grid: vec![0.03, 0.1],
+            grid: vec![0.003, 0.01, 0.03],
         }
     }
 }
@@ -76,6 +79,8 @@ type Group = Vec<(String, Vec<Run>)>;
 struct Runs {
     nup: Group,
     sp: Group,
+    /// SP at lr = 0.01 (sensitivity NOTE, added after the first reduced run).
+    sp_small: Group,
     geometry: Vec<Run>,
     constant: Group,
 }
@@ -84,6 +89,7 @@ fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
     let mut r = Runs {
         nup: DEPTHS.iter().map(|l| (format!("L = {l}"), vec![])).collect(),
         sp: DEPTHS.iter().map(|l| (format!("L = {l}"), vec![])).collect(),
+        sp_small: DEPTHS.iter().map(|l| (format!("L = {l}"), vec![])).collect(),
         geometry: vec![],
         constant: p.grid.iter().map(|lr| (format!("η = {lr}"), vec![])).collect(),
     };
@@ -111,6 +117,10 @@ fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
             r.sp[i]
                 .1
                 .push(ctx.train(&format!("sp-L{l}-s{seed}"), "depth.toml", &set)?);
+            set.push("optim.lr=0.01".into());
+            r.sp_small[i]
+                .1
+                .push(ctx.train(&format!("sp-small-L{l}-s{seed}"), "depth.toml", &set)?);
         }
         let set = base(p.schedule_steps);
         r.geometry
@@ -235,6 +245,7 @@ fn depth_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
         x.status == Status::Finished && x.series("loss").len() == x.metrics.lines.len()
     });
     let (sn, ss) = (log_spread(&r.nup), log_spread(&r.sp));
+    let sm = log_spread(&r.sp_small);
     vec![
         Check::holds(
             "Q1 νP at L = 4, 8, 16: every run finishes with finite losses",
@@ -262,6 +273,14 @@ fn depth_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
                 SOURCE,
             ),
         ),
+        Check::holds(
+            "N1 with SP at lr = 0.01 instead of 0.05 (sensitivity, added after seeing data)",
+            sn <= 0.5 * sm,
+            format!("{} vs {} (SP {})", fmt(sn), fmt(sm), group_text(&r.sp_small)),
+            "νP ≤ ½ × SP",
+            SOURCE,
+        )
+        .informative(),
     ]
 }
 
@@ -271,6 +290,7 @@ fn cosine_check(ctx: &Ctx, r: &Runs) -> Check {
         .nup
         .iter()
         .chain(&r.sp)
+        .chain(&r.sp_small)
         .chain(&r.constant)
         .flat_map(|g| &g.1)
         .chain(&r.geometry)
