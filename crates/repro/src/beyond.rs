@@ -51,6 +51,11 @@ const CONFIG: &str = "nup.toml";
 /// Scales s = 2^−k of the Taylor check (B8).
 const TAYLOR_SCALES: u32 = 8;
 
+/// A per-run measurement.
+type Measure<'a> = &'a dyn Fn(&Run) -> f64;
+/// (s, |error|) along the scaled update.
+type Curve = Vec<(f64, f64)>;
+
 /// The sizes of one version.
 struct Plan {
     seeds: Vec<u64>,
@@ -118,7 +123,10 @@ fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
         r.nup.push(nup);
         r.konst.push(run(
             format!("nup-const-s{seed}"),
-            &["model.pattern={kind=\"constant\"}".into(), "model.base_width=64".into()],
+            &[
+                "model.pattern={kind=\"constant\"}".into(),
+                "model.base_width=64".into(),
+            ],
         )?);
         let same = [sp.to_string(), format!("optim.lr={}", r.eta)];
         r.same.push(run(format!("sgd-same-s{seed}"), &same)?);
@@ -223,7 +231,10 @@ fn stability_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
         .map(|x| format!("{} {} → {}", x.status, fmt(spike(x).0), fmt(late_loss(x))))
         .collect();
     let mut out = vec![Check::holds(
-        format!("B1/R1 νP (η = {}): finishes, every loss finite, loss falls", r.eta),
+        format!(
+            "B1/R1 νP (η = {}): finishes, every loss finite, loss falls",
+            r.eta
+        ),
         ok.iter().all(|b| *b),
         losses.join("; "),
         "every seed finished, late loss < step-0 loss",
@@ -314,7 +325,10 @@ fn control_check(ctx: &Ctx, r: &Runs) -> Check {
     claim(
         ctx,
         Check::holds(
-            format!("B3 standard SGD (SP) on the same network at lr = η = {}", r.eta),
+            format!(
+                "B3 standard SGD (SP) on the same network at lr = η = {}",
+                r.eta
+            ),
             pass,
             each.join("; "),
             "every seed diverges or reaches ≥ 2× its step-0 loss",
@@ -353,10 +367,22 @@ fn comparison_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
     };
     let per = |runs: &[Run], f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<_>>();
     let mut out = Vec::new();
-    let cases: [(&str, &dyn Fn(&Run) -> f64, bool); 3] = [
-        ("B4 final soft rank of the last hidden layer", &last_soft_rank, true),
-        ("B5 final test accuracy", &|x| last(x, "test_accuracy"), true),
-        ("B6 final sharpness λ_max(H)", &|x| last(x, "sharpness"), false),
+    let cases: [(&str, Measure, bool); 3] = [
+        (
+            "B4 final soft rank of the last hidden layer",
+            &last_soft_rank,
+            true,
+        ),
+        (
+            "B5 final test accuracy",
+            &|x| last(x, "test_accuracy"),
+            true,
+        ),
+        (
+            "B6 final sharpness λ_max(H)",
+            &|x| last(x, "sharpness"),
+            false,
+        ),
     ];
     for (what, f, higher) in cases {
         let (a, b) = (per(&r.nup, f), per(base, f));
@@ -371,7 +397,11 @@ fn comparison_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
                 format!("{what}: νP vs best EoS baseline (SGD lr = {lr})"),
                 pass,
                 format!("{} vs {}", over_seeds(&a), over_seeds(&b)),
-                if higher { "νP higher (mean)" } else { "νP lower (mean)" },
+                if higher {
+                    "νP higher (mean)"
+                } else {
+                    "νP lower (mean)"
+                },
                 SOURCE,
             ),
         ));
@@ -385,7 +415,11 @@ fn comparison_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
         Check::holds(
             "final η·λ_eff: νP vs best baseline (units differ: νP's P⁻¹ carries ‖W‖/‖g‖)",
             mean(&per(&r.nup, &el)) < mean(&per(base, &el)),
-            format!("{} vs {}", over_seeds(&per(&r.nup, &el)), over_seeds(&per(base, &el))),
+            format!(
+                "{} vs {}",
+                over_seeds(&per(&r.nup, &el)),
+                over_seeds(&per(base, &el))
+            ),
             "νP lower",
             SOURCE,
         )
@@ -408,7 +442,9 @@ fn constant_note(r: &Runs) -> Check {
         .collect();
     Check::holds(
         "νP with constant widths 64 (no quadratic pattern) fails to train",
-        r.konst.iter().all(|x| x.diverged() || late_loss(x) >= spike(x).0),
+        r.konst
+            .iter()
+            .all(|x| x.diverged() || late_loss(x) >= spike(x).0),
         format!("{}; median η·λ_eff {}", kl.join("; "), over_seeds(&km)),
         "diverges or the loss does not fall",
         "reading of \"in tandem with a quadratic width pattern\" (abstract 000)",
@@ -436,7 +472,9 @@ pub fn taylor_at(
         let s = 0.5f64.powi(k as i32);
         let delta = step.update.scale(s)?;
         let c = mlp.taylor(batch, loss, &delta)?;
-        let actual = mlp.with_params(mlp.params.add(&delta)?)?.loss(batch, loss)?;
+        let actual = mlp
+            .with_params(mlp.params.add(&delta)?)?
+            .loss(batch, loss)?;
         out.push((
             s,
             (actual - c.iter().sum::<f64>()).abs(),
@@ -468,7 +506,7 @@ fn checkpoints(run: &Run) -> anyhow::Result<Vec<PathBuf>> {
 
 /// B7, B8: the Taylor coefficients on the trained ReLU run; returns the checks and
 /// the final checkpoint's (s, error) curve for the figure.
-fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Plan) -> anyhow::Result<(Vec<Check>, Vec<(f64, f64)>)> {
+fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Plan) -> anyhow::Result<(Vec<Check>, Curve)> {
     let run = &r.nup[0];
     let set = [
         "train.dtype=\"f64\"".to_string(),
@@ -521,7 +559,7 @@ fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Plan) -> anyhow::Result<(Vec<Check>, V
     Ok((checks, curve))
 }
 
-fn figures(ctx: &Ctx, r: &Runs, taylor: Vec<(f64, f64)>, steps: u64) -> anyhow::Result<()> {
+fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()> {
     let mut fig = Figure {
         title: "beyond-eos: η·λ_eff (νP) and η·λ_max (SGD, P = I), seed 0".into(),
         x_label: "step".into(),
@@ -564,16 +602,22 @@ fn figures(ctx: &Ctx, r: &Runs, taylor: Vec<(f64, f64)>, steps: u64) -> anyhow::
         log_y: true,
         ..Figure::default()
     };
-    loss.series
-        .push(Series::new("νP quadratic", r.nup[0].series("loss"), Style::Line));
+    loss.series.push(Series::new(
+        "νP quadratic",
+        r.nup[0].series("loss"),
+        Style::Line,
+    ));
     loss.series.push(Series::new(
         format!("SGD lr = η = {}", r.eta),
         r.same[0].series("loss"),
         Style::Line,
     ));
     for (lr, runs) in &r.grid {
-        loss.series
-            .push(Series::new(format!("SGD lr = {lr}"), runs[0].series("loss"), Style::Line));
+        loss.series.push(Series::new(
+            format!("SGD lr = {lr}"),
+            runs[0].series("loss"),
+            Style::Line,
+        ));
     }
     ctx.save(&loss, "loss")?;
     let mut t = Figure {
@@ -585,10 +629,14 @@ fn figures(ctx: &Ctx, r: &Runs, taylor: Vec<(f64, f64)>, steps: u64) -> anyhow::
         ..Figure::default()
     };
     if let Some(&(s0, e0)) = taylor.first() {
-        let ref4 = taylor.iter().map(|q| (q.0, e0 * (q.0 / s0).powi(4))).collect();
+        let ref4 = taylor
+            .iter()
+            .map(|q| (q.0, e0 * (q.0 / s0).powi(4)))
+            .collect();
         t.series.push(Series::new("∝ s⁴", ref4, Style::Dashed));
     }
-    t.series.push(Series::new("error", taylor, Style::LinePoints));
+    t.series
+        .push(Series::new("error", taylor, Style::LinePoints));
     ctx.save(&t, "taylor_error")
 }
 

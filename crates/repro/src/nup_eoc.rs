@@ -87,11 +87,24 @@ struct Runs {
 
 fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
     let mut r = Runs {
-        nup: DEPTHS.iter().map(|l| (format!("L = {l}"), vec![])).collect(),
-        sp: DEPTHS.iter().map(|l| (format!("L = {l}"), vec![])).collect(),
-        sp_small: DEPTHS.iter().map(|l| (format!("L = {l}"), vec![])).collect(),
+        nup: DEPTHS
+            .iter()
+            .map(|l| (format!("L = {l}"), vec![]))
+            .collect(),
+        sp: DEPTHS
+            .iter()
+            .map(|l| (format!("L = {l}"), vec![]))
+            .collect(),
+        sp_small: DEPTHS
+            .iter()
+            .map(|l| (format!("L = {l}"), vec![]))
+            .collect(),
         geometry: vec![],
-        constant: p.grid.iter().map(|lr| (format!("η = {lr}"), vec![])).collect(),
+        constant: p
+            .grid
+            .iter()
+            .map(|lr| (format!("η = {lr}"), vec![]))
+            .collect(),
     };
     for &seed in &p.seeds {
         let base = |steps: u64| {
@@ -118,9 +131,11 @@ fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
                 .1
                 .push(ctx.train(&format!("sp-L{l}-s{seed}"), "depth.toml", &set)?);
             set.push("optim.lr=0.01".into());
-            r.sp_small[i]
-                .1
-                .push(ctx.train(&format!("sp-small-L{l}-s{seed}"), "depth.toml", &set)?);
+            r.sp_small[i].1.push(ctx.train(
+                &format!("sp-small-L{l}-s{seed}"),
+                "depth.toml",
+                &set,
+            )?);
         }
         let set = base(p.schedule_steps);
         r.geometry
@@ -128,9 +143,11 @@ fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
         for (i, lr) in p.grid.iter().enumerate() {
             let mut set = set.clone();
             set.push(format!("schedule={{kind=\"constant\",lr={lr}}}"));
-            r.constant[i]
-                .1
-                .push(ctx.train(&format!("constant-{lr}-s{seed}"), "schedule.toml", &set)?);
+            r.constant[i].1.push(ctx.train(
+                &format!("constant-{lr}-s{seed}"),
+                "schedule.toml",
+                &set,
+            )?);
         }
     }
     Ok(r)
@@ -241,9 +258,9 @@ fn group_text(g: &Group) -> String {
 /// Q1 and N1.
 fn depth_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
     let all: Vec<&Run> = r.nup.iter().flat_map(|g| &g.1).collect();
-    let ok = all.iter().all(|x| {
-        x.status == Status::Finished && x.series("loss").len() == x.metrics.lines.len()
-    });
+    let ok = all
+        .iter()
+        .all(|x| x.status == Status::Finished && x.series("loss").len() == x.metrics.lines.len());
     let (sn, ss) = (log_spread(&r.nup), log_spread(&r.sp));
     let sm = log_spread(&r.sp_small);
     vec![
@@ -276,7 +293,12 @@ fn depth_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
         Check::holds(
             "N1 with SP at lr = 0.01 instead of 0.05 (sensitivity, added after seeing data)",
             sn <= 0.5 * sm,
-            format!("{} vs {} (SP {})", fmt(sn), fmt(sm), group_text(&r.sp_small)),
+            format!(
+                "{} vs {} (SP {})",
+                fmt(sn),
+                fmt(sm),
+                group_text(&r.sp_small)
+            ),
             "νP ≤ ½ × SP",
             SOURCE,
         )
@@ -332,12 +354,11 @@ fn schedule_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
         .skip(1)
         .map(|p| p.1)
         .collect();
-    let inside = el.iter().filter(|v| (1.5..=4.0).contains(*v)).count() as f64
-        / el.len().max(1) as f64;
+    let inside =
+        el.iter().filter(|v| (1.5..=4.0).contains(*v)).count() as f64 / el.len().max(1) as f64;
     let steps = |x: &Run| catapult_steps(&eta_lambda(x, "sharpness"), &x.series("loss"));
-    let seed_mean = |runs: &[Run], f: &dyn Fn(&Run) -> f64| {
-        mean(&runs.iter().map(f).collect::<Vec<_>>())
-    };
+    let seed_mean =
+        |runs: &[Run], f: &dyn Fn(&Run) -> f64| mean(&runs.iter().map(f).collect::<Vec<_>>());
     let geo = seed_mean(&r.geometry, &steps);
     let cons: Vec<(String, f64)> = r
         .constant
@@ -424,8 +445,11 @@ fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
         Style::LinePoints,
     ));
     for (k, runs) in &r.constant {
-        s.series
-            .push(Series::new(k.clone(), eta_lambda(&runs[0], "sharpness"), Style::Line));
+        s.series.push(Series::new(
+            k.clone(),
+            eta_lambda(&runs[0], "sharpness"),
+            Style::Line,
+        ));
     }
     ctx.save(&s, "schedule_eta_lambda")
 }
@@ -460,9 +484,20 @@ mod tests {
     fn catapult_steps_need_both_conditions() {
         // Loss falls every step until 100, then rises; probes every 10 steps.
         let loss: Vec<(f64, f64)> = (0..200)
-            .map(|t| (t as f64, if t < 100 { 1.0 - t as f64 * 1e-3 } else { 0.9 + t as f64 * 1e-3 }))
+            .map(|t| {
+                (
+                    t as f64,
+                    if t < 100 {
+                        1.0 - t as f64 * 1e-3
+                    } else {
+                        0.9 + t as f64 * 1e-3
+                    },
+                )
+            })
             .collect();
-        let el: Vec<(f64, f64)> = (0..20).map(|k| (k as f64 * 10.0, if k < 5 { 3.0 } else { 1.0 })).collect();
+        let el: Vec<(f64, f64)> = (0..20)
+            .map(|k| (k as f64 * 10.0, if k < 5 { 3.0 } else { 1.0 }))
+            .collect();
         // Probes t = 0 … 40 have ηλ > 2 and a falling loss (the past window of t = 0
         // is the step-0 loss alone): 5 probes → 50 steps.
         assert_eq!(catapult_steps(&el, &loss), 50.0);
