@@ -126,7 +126,7 @@ fn repro(args: &[&str]) -> Result<()> {
     if args.iter().all(|a| a.starts_with("--")) {
         bail!(
             "usage: cargo xtask repro <cohen-eos|catapult|richness-sweep|\
-             conservative-sharpening|threshold-neurons|beyond-eos|all>… [--full] [--fresh]"
+             conservative-sharpening|threshold-neurons|beyond-eos|nup-eoc|all>… [--full] [--fresh]"
         );
     }
     data()?;

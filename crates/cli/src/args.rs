@@ -199,7 +199,7 @@ pub struct SweepArgs {
 #[derive(Args)]
 pub struct ReproArgs {
     /// cohen-eos, catapult, richness-sweep, conservative-sharpening,
-    /// threshold-neurons, beyond-eos, or all.
+    /// threshold-neurons, beyond-eos, nup-eoc, or all.
     #[arg(required = true)]
     pub names: Vec<String>,
     /// The full settings (default: the reduced version that CI runs).

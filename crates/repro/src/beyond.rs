@@ -1,342 +1,656 @@
-//! `beyond-eos`: training beyond the edge of stability with a quadratic width pattern
-//! and depthwise gradient scaling (Terjék, arXiv 2502.13110 v2, and "MLPs at the
-//! EOC", v1; THEORY.md §6 — its definitions are all **inferred** defaults).
+//! `beyond-eos`: νP with a quadratic hidden-width pattern trained by SGD beyond the
+//! edge of stability (Terjék, "Feature Learning Beyond the Edge of Stability", arXiv
+//! 2502.13110 v2, abstract; THEORY.md §6, §9). The full text is not available to us:
+//! every setting the abstract and its summaries do not give is **(inferred)** and a
+//! key of `experiments/beyond-eos/nup.toml` (docs/reproductions.md, "Issue 13 rework",
+//! where these gates were committed before the runs that test them).
 //!
-//! Config `experiments/beyond-eos/quadratic.toml`: a homogeneous ReLU MLP (no
-//! biases) with hidden widths n₁·l², He init, SGD with the depthwise scaling
-//! s_l = (n_l/n̄)^(−q). Runs (reduced: 400 steps; full: 1 500):
-//! - `beyond`: q = 2, η = 0.05;
-//! - `sp`: the same network and η without gradient scaling (standard SGD);
-//! - `eos`: q = 1, η = 0.02, the run that settles at ηλ_max ≈ 2 (the EoS baseline);
-//! - `geometry`: standard SGD with the geometry-aware schedule (ηλ kept at c = 2.5),
-//!   against `sp-small`, standard SGD at the constant η = 0.02.
+//! Runs per seed (Fashion-MNIST standing in for MNIST, MSE, ReLU MLP without biases,
+//! widths 784-16-64-144-10, batch 128):
+//! - `nup`: νP (per-layer normalised updates ‖ΔW_l‖ = η‖W_l‖), η = η_ν = `optim.lr`;
+//! - `sgd-<lr>`: standard SGD (SP, same network and init) over a grid of lr, and at
+//!   lr = η_ν (the "same η" control); the *best EoS baseline* is the grid lr whose
+//!   seeds all finish with the highest mean final test accuracy;
+//! - `nup-const`: νP at η_ν with constant hidden widths 64 (NOTE only).
 //!
-//! Checks (THEORY.md §6, results 1-4):
-//! 1. `beyond` finishes with finite losses and a median ηλ_max ≥ 2.5 over the second
-//!    half; `sp` at the same η diverges, spikes (a loss ≥ 2× the initial one after
-//!    step 0) or cannot stay beyond the EoS (median ηλ_max < 2);
-//! 2. the Taylor probe: |L_B(θ + Δθ) − (c0 + c1 + c2 + c3)| falls like η⁴ along
-//!    Δθ = −η g (f64, the same network with tanh, fitted log-log slope in [3.5, 4.5];
-//!    with ReLU the law holds only below the first kink, ≈ 1e-4 here: plotted);
-//! 3. `beyond` vs `eos`: mean soft rank of the hidden features higher, final
-//!    sharpness lower;
-//! 4. `geometry` spends more probes with ηλ > 2 while the loss decreases than
-//!    `sp-small`; the update cosine is positive (median over the first quarter).
+//! Full: seeds 0, 1, 2, n = 4 096, 1 500 steps, grid {0.001, 0.003, 0.01, 0.03, 0.1,
+//! 0.3}. Reduced: seed 0, n = 1 024, 300 steps, grid {0.003, 0.01, 0.03} (both grids
+//! extended downwards after the first reduced run: docs/reproductions.md, "Changed
+//! after seeing data"). Gates of the full version:
+//! - B1: every `nup` seed finishes, every logged loss finite, mean loss of the last
+//!   tenth < the step-0 loss;
+//! - B2: every `nup` seed: median η·λ_eff over the second half ≥ 3 and ≥ 50 % of the
+//!   effective-sharpness probes (step > 0) with η·λ_eff > 2, where λ_eff =
+//!   λ_max(P^−½ H P^−½) with the step's preconditioner (THEORY.md §9);
+//! - B3: `sgd` at lr = η_ν diverges or reaches a loss ≥ 2× its step-0 loss, every seed;
+//! - B4: mean final soft rank of the last hidden layer: `nup` > best baseline;
+//! - B5: mean final test accuracy: `nup` > best baseline;
+//! - B6: mean final λ_max(H): `nup` < best baseline;
+//! - B7: at the seed-0 `nup` run's four checkpoints, along its own update rule (a νP
+//!   step on the first 128 training images, f64), the median of
+//!   |L(θ+Δθ) − (c0+c1+c2+c3)| / |L(θ+Δθ) − c0| ≤ 0.1;
+//! - B8: at its final checkpoint, the log-log slope of |L(θ+sΔθ) − Σ c_k(s)| over
+//!   s = 2^−k, k = 0…7 (errors > 1e-13, ≥ 3 points) in [3.5, 4.5] (Taylor: O(η⁴)).
 //!
-//! Checks of result 3 are *informative* (reported, not gating): with our inferred
-//! definitions the soft-rank claim does not reproduce (docs/reproductions.md).
+//! The reduced version gates only R1 (= B1 for its one `nup` run) and R2 (every
+//! effective-sharpness probe of `nup` finite; with P = I the `sgd` run's
+//! `effective_sharpness` equals its `sharpness` to a relative 1e-9); B1–B8 are NOTEs.
+
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use eos_train::Status;
+use eos_train::config::Config;
+use eos_train::{build, data, Status};
 
 use super::{fmt, median, Check, Ctx, Run};
 use eos_report::plot::{Figure, Series, Style};
 use eos_sweep::fit::loglog_fit;
-use eos_train::config::Config;
-use eos_train::{build, data};
 
-const SOURCE: &str = "Terjék 2025 (arXiv 2502.13110), abstract; THEORY.md §6";
+const SOURCE: &str = "Terjék 2025 (arXiv 2502.13110 v2), abstract; THEORY.md §6, §9";
+const CONFIG: &str = "nup.toml";
+/// Scales s = 2^−k of the Taylor check (B8).
+const TAYLOR_SCALES: u32 = 8;
 
-/// (step, η_t · λ_t) at the sharpness probes.
-pub fn eta_lambda(run: &Run) -> Vec<(f64, f64)> {
+/// A per-run measurement.
+type Measure<'a> = &'a dyn Fn(&Run) -> f64;
+/// (s, |error|) along the scaled update.
+type Curve = Vec<(f64, f64)>;
+
+/// The sizes of one version.
+struct Plan {
+    seeds: Vec<u64>,
+    steps: u64,
+    n: usize,
+    test_n: usize,
+    grid: Vec<f64>,
+}
+
+fn plan(full: bool) -> Plan {
+    if full {
+        Plan {
+            seeds: vec![0, 1, 2],
+            steps: 1500,
+            n: 4096,
+            test_n: 2000,
+            grid: vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+        }
+    } else {
+        Plan {
+            seeds: vec![0],
+            steps: 300,
+            n: 1024,
+            test_n: 500,
+            grid: vec![0.003, 0.01, 0.03],
+        }
+    }
+}
+
+/// Every run, by seed (index i ↔ `plan.seeds[i]`).
+struct Runs {
+    eta: f64,
+    nup: Vec<Run>,
+    konst: Vec<Run>,
+    /// `sgd` at lr = η_ν.
+    same: Vec<Run>,
+    grid: Vec<(f64, Vec<Run>)>,
+}
+
+fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
+    let sp = "model.parameterization={kind=\"sp\"}";
+    let mut r = Runs {
+        eta: f64::NAN,
+        nup: vec![],
+        konst: vec![],
+        same: vec![],
+        grid: p.grid.iter().map(|&lr| (lr, vec![])).collect(),
+    };
+    for &seed in &p.seeds {
+        let set = |extra: &[String]| -> Vec<String> {
+            let mut v = vec![
+                format!("train.steps={}", p.steps),
+                format!("train.checkpoint_every={}", p.steps / 4),
+                format!("train.seed={seed}"),
+                format!("data.n={}", p.n),
+                format!("data.test_n={}", p.test_n),
+            ];
+            v.extend_from_slice(extra);
+            v
+        };
+        let run = |name: String, extra: &[String]| ctx.train(&name, CONFIG, &set(extra));
+        let nup = run(format!("nup-s{seed}"), &[])?;
+        // η_ν as the run applied it (the config's optim.lr).
+        r.eta = nup.series("lr").first().map_or(f64::NAN, |q| q.1);
+        r.nup.push(nup);
+        r.konst.push(run(
+            format!("nup-const-s{seed}"),
+            &[
+                "model.pattern={kind=\"constant\"}".into(),
+                "model.base_width=64".into(),
+            ],
+        )?);
+        let same = [sp.to_string(), format!("optim.lr={}", r.eta)];
+        r.same.push(run(format!("sgd-same-s{seed}"), &same)?);
+        for (lr, runs) in r.grid.iter_mut() {
+            runs.push(run(
+                format!("sgd-{lr}-s{seed}"),
+                &[sp.into(), format!("optim.lr={lr}")],
+            )?);
+        }
+    }
+    Ok(r)
+}
+
+/// (step, lr_t · `key`_t) at the probes of `key` (`sharpness`, `effective_sharpness`).
+pub fn eta_lambda(run: &Run, key: &str) -> Vec<(f64, f64)> {
     let lr: std::collections::HashMap<u64, f64> = run
         .series("lr")
         .into_iter()
         .map(|(t, v)| (t as u64, v))
         .collect();
-    run.series("sharpness")
+    run.series(key)
         .into_iter()
         .filter_map(|(t, l)| Some((t, lr.get(&(t as u64))? * l)))
         .collect()
 }
 
-/// Probes with ηλ > 2 where the loss at the next probe is lower.
-pub fn catapult_probes(el: &[(f64, f64)], loss: &[(f64, f64)]) -> usize {
-    let at = |t: f64| loss.iter().find(|p| p.0 >= t).map(|p| p.1);
-    el.windows(2)
-        .filter(|w| w[0].1 > 2.0 && matches!((at(w[0].0), at(w[1].0)), (Some(a), Some(b)) if b < a))
-        .count()
+/// The values at steps ≥ half the last step.
+pub fn second_half(v: &[(f64, f64)]) -> Vec<f64> {
+    let t_end = v.last().map_or(0.0, |p| p.0);
+    v.iter()
+        .filter(|p| p.0 >= t_end / 2.0)
+        .map(|p| p.1)
+        .collect()
 }
 
-/// The Taylor probe against the true loss along Δθ = −η g for each η: (η, |error|).
-pub fn taylor_errors(
-    cfg_path: &std::path::Path,
-    activation: &str,
-    etas: &[f64],
-) -> anyhow::Result<Vec<(f64, f64)>> {
-    let set = [
-        "train.dtype=\"f64\"".to_string(),
-        format!("model.activation=\"{activation}\""),
-    ];
-    let cfg = Config::load(cfg_path, &set)?;
-    let d = data::build_data(&cfg)?;
-    let setup = build::build_model(
-        &cfg,
-        d.train.input_dim(),
-        d.train.target_dim(),
-        &Device::Cpu,
-    )?;
-    let batch = data::to_batch(&d.train, DType::F64, &Device::Cpu)?;
-    let b = batch.rows(
-        0,
-        cfg.train.batch_size.unwrap_or(batch.len()).min(batch.len()),
-    )?;
-    let loss = cfg.loss.loss();
-    let mlp = setup.mlp;
-    let (_, g) = mlp.loss_and_grad(&b, loss)?;
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Mean of the logged losses over the last tenth of the run.
+fn late_loss(run: &Run) -> f64 {
+    let l = run.series("loss");
+    let t_end = l.last().map_or(0.0, |p| p.0);
+    let v: Vec<f64> = l
+        .iter()
+        .filter(|p| p.0 >= 0.9 * t_end)
+        .map(|p| p.1)
+        .collect();
+    mean(&v)
+}
+
+fn last(run: &Run, key: &str) -> f64 {
+    run.series(key).last().map_or(f64::NAN, |p| p.1)
+}
+
+/// The soft rank of the last hidden layer at the last probe.
+fn last_soft_rank(run: &Run) -> f64 {
+    run.metrics
+        .lines
+        .iter()
+        .rev()
+        .find_map(|l| l.get("soft_rank")?.as_array()?.last()?.as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+/// "m (a, b, c)": the mean over seeds and each seed's value.
+fn over_seeds(v: &[f64]) -> String {
+    let each: Vec<String> = v.iter().map(|x| fmt(*x)).collect();
+    format!("{} ({})", fmt(mean(v)), each.join(", "))
+}
+
+/// A claim's check: gating in the full version, a NOTE in the reduced one.
+fn claim(ctx: &Ctx, c: Check) -> Check {
+    if ctx.full {
+        c
+    } else {
+        c.informative()
+    }
+}
+
+/// The loss at step 0 and the largest loss after it.
+fn spike(run: &Run) -> (f64, f64) {
+    let l = run.series("loss");
+    let l0 = l.first().map_or(f64::NAN, |p| p.1);
+    (l0, l.iter().skip(1).map(|p| p.1).fold(0.0, f64::max))
+}
+
+fn finished_finite(run: &Run) -> bool {
+    run.status == Status::Finished && run.series("loss").len() == run.metrics.lines.len()
+}
+
+/// B1/R1 and B2: stable training beyond the EoS in η·λ_eff.
+fn stability_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
+    let ok: Vec<bool> = r
+        .nup
+        .iter()
+        .map(|x| finished_finite(x) && late_loss(x) < spike(x).0)
+        .collect();
+    let losses: Vec<String> = r
+        .nup
+        .iter()
+        .map(|x| format!("{} {} → {}", x.status, fmt(spike(x).0), fmt(late_loss(x))))
+        .collect();
+    let mut out = vec![Check::holds(
+        format!(
+            "B1/R1 νP (η = {}): finishes, every loss finite, loss falls",
+            r.eta
+        ),
+        ok.iter().all(|b| *b),
+        losses.join("; "),
+        "every seed finished, late loss < step-0 loss",
+        SOURCE,
+    )];
+    let med: Vec<f64> = r
+        .nup
+        .iter()
+        .map(|x| median(second_half(&eta_lambda(x, "effective_sharpness"))))
+        .collect();
+    let frac: Vec<f64> = r
+        .nup
+        .iter()
+        .map(|x| {
+            let el: Vec<f64> = eta_lambda(x, "effective_sharpness")
+                .into_iter()
+                .filter(|p| p.0 > 0.0)
+                .map(|p| p.1)
+                .collect();
+            el.iter().filter(|v| **v > 2.0).count() as f64 / el.len().max(1) as f64
+        })
+        .collect();
+    out.push(claim(
+        ctx,
+        Check::holds(
+            "B2 νP: median η·λ_eff over the second half; share of probes with η·λ_eff > 2",
+            med.iter().all(|m| *m >= 3.0) && frac.iter().all(|f| *f >= 0.5),
+            format!("median {}; share {}", over_seeds(&med), over_seeds(&frac)),
+            "every seed: median ≥ 3 and share ≥ 0.5",
+            SOURCE,
+        ),
+    ));
+    out
+}
+
+/// R2: the effective-sharpness probe measures what it claims.
+fn probe_checks(r: &Runs) -> Check {
+    let eff = eta_lambda(&r.nup[0], "effective_sharpness");
+    let n_nup = r.nup[0]
+        .metrics
+        .lines
+        .iter()
+        .filter(|l| l.get("effective_sharpness").is_some())
+        .count();
+    // The SGD run (P = I) with the most probes: the same-η one may diverge early.
+    let s = r
+        .grid
+        .iter()
+        .map(|g| &g.1[0])
+        .chain(std::iter::once(&r.same[0]))
+        .max_by_key(|x| x.series("sharpness").len())
+        .unwrap_or(&r.same[0]);
+    let (a, b) = (s.series("sharpness"), s.series("effective_sharpness"));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| ((x.1 - y.1) / x.1).abs())
+        .fold(0.0, f64::max);
+    Check::holds(
+        "R2 effective sharpness: finite at every νP probe; equals sharpness when P = I (SGD)",
+        eff.len() == n_nup && n_nup > 0 && a.len() == b.len() && !a.is_empty() && worst <= 1e-9,
+        format!(
+            "{} of {} νP probes finite; SGD: {} probes, max relative difference {}",
+            eff.len(),
+            n_nup,
+            a.len(),
+            fmt(worst)
+        ),
+        "all finite; difference ≤ 1e-9",
+        "THEORY.md §9; docs/config.md (effective_sharpness)",
+    )
+}
+
+/// B3: standard SGD at the same η explodes.
+fn control_check(ctx: &Ctx, r: &Runs) -> Check {
+    let each: Vec<String> = r
+        .same
+        .iter()
+        .map(|x| {
+            let (l0, peak) = spike(x);
+            format!("{}, peak {} (step 0: {})", x.status, fmt(peak), fmt(l0))
+        })
+        .collect();
+    let pass = r.same.iter().all(|x| {
+        let (l0, peak) = spike(x);
+        x.diverged() || peak >= 2.0 * l0
+    });
+    claim(
+        ctx,
+        Check::holds(
+            format!(
+                "B3 standard SGD (SP) on the same network at lr = η = {}",
+                r.eta
+            ),
+            pass,
+            each.join("; "),
+            "every seed diverges or reaches ≥ 2× its step-0 loss",
+            SOURCE,
+        ),
+    )
+}
+
+/// The grid lr whose seeds all finish with the highest mean final test accuracy.
+fn best_baseline(r: &Runs) -> Option<(f64, &Vec<Run>)> {
+    r.grid
+        .iter()
+        .filter(|(_, runs)| runs.iter().all(|x| x.status == Status::Finished))
+        .map(|(lr, runs)| {
+            let acc: Vec<f64> = runs.iter().map(|x| last(x, "test_accuracy")).collect();
+            (*lr, runs, mean(&acc))
+        })
+        .filter(|p| p.2.is_finite())
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(lr, runs, _)| (lr, runs))
+}
+
+/// B4–B6 against the best EoS baseline, and the NOTEs.
+fn comparison_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
+    let Some((lr, base)) = best_baseline(r) else {
+        return vec![claim(
+            ctx,
+            Check::holds(
+                "B4-B6 best EoS baseline",
+                false,
+                "no grid lr finished on every seed",
+                "a baseline",
+                SOURCE,
+            ),
+        )];
+    };
+    let per = |runs: &[Run], f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<_>>();
     let mut out = Vec::new();
-    for &eta in etas {
-        let delta = g.scale(-eta)?;
-        let c = mlp.taylor(&b, loss, &delta)?;
-        let actual = mlp.with_params(mlp.params.add(&delta)?)?.loss(&b, loss)?;
-        out.push((eta, (actual - c.iter().sum::<f64>()).abs()));
+    let cases: [(&str, Measure, bool); 3] = [
+        (
+            "B4 final soft rank of the last hidden layer",
+            &last_soft_rank,
+            true,
+        ),
+        (
+            "B5 final test accuracy",
+            &|x| last(x, "test_accuracy"),
+            true,
+        ),
+        (
+            "B6 final sharpness λ_max(H)",
+            &|x| last(x, "sharpness"),
+            false,
+        ),
+    ];
+    for (what, f, higher) in cases {
+        let (a, b) = (per(&r.nup, f), per(base, f));
+        let pass = if higher {
+            mean(&a) > mean(&b)
+        } else {
+            mean(&a) < mean(&b)
+        };
+        out.push(claim(
+            ctx,
+            Check::holds(
+                format!("{what}: νP vs best EoS baseline (SGD lr = {lr})"),
+                pass,
+                format!("{} vs {}", over_seeds(&a), over_seeds(&b)),
+                if higher {
+                    "νP higher (mean)"
+                } else {
+                    "νP lower (mean)"
+                },
+                SOURCE,
+            ),
+        ));
+    }
+    let el = |x: &Run| {
+        eta_lambda(x, "effective_sharpness")
+            .last()
+            .map_or(f64::NAN, |p| p.1)
+    };
+    out.push(
+        Check::holds(
+            "final η·λ_eff: νP vs best baseline (units differ: νP's P⁻¹ carries ‖W‖/‖g‖)",
+            mean(&per(&r.nup, &el)) < mean(&per(base, &el)),
+            format!(
+                "{} vs {}",
+                over_seeds(&per(&r.nup, &el)),
+                over_seeds(&per(base, &el))
+            ),
+            "νP lower",
+            SOURCE,
+        )
+        .informative(),
+    );
+    out
+}
+
+/// NOTE: νP without the quadratic pattern (constant hidden widths 64).
+fn constant_note(r: &Runs) -> Check {
+    let km: Vec<f64> = r
+        .konst
+        .iter()
+        .map(|x| median(second_half(&eta_lambda(x, "effective_sharpness"))))
+        .collect();
+    let kl: Vec<String> = r
+        .konst
+        .iter()
+        .map(|x| format!("{} {} → {}", x.status, fmt(spike(x).0), fmt(late_loss(x))))
+        .collect();
+    Check::holds(
+        "νP with constant widths 64 (no quadratic pattern) fails to train",
+        r.konst
+            .iter()
+            .all(|x| x.diverged() || late_loss(x) >= spike(x).0),
+        format!("{}; median η·λ_eff {}", kl.join("; "), over_seeds(&km)),
+        "diverges or the loss does not fall",
+        "reading of \"in tandem with a quadratic width pattern\" (abstract 000)",
+    )
+    .informative()
+}
+
+/// The Taylor error at one checkpoint: for each scale s, (s, |L(θ+sΔθ) − Σc|, |L − c0|).
+pub fn taylor_at(
+    cfg: &Config,
+    ckpt: &Path,
+    batch: &eos_model::Batch,
+    dims: (usize, usize),
+    lr: f64,
+) -> anyhow::Result<Vec<(f64, f64, f64)>> {
+    let case = eos_model::io::load_case(ckpt, Some(DType::F64), &Device::Cpu)?;
+    let mlp = case.mlp;
+    let setup = build::build_model(cfg, dims.0, dims.1, &Device::Cpu)?;
+    let mut opt = build::build_optimizer(cfg, &setup.scalings)?;
+    let loss = cfg.loss.loss();
+    let (_, g) = mlp.loss_and_grad(batch, loss)?;
+    let step = opt.step(&mlp.params, &g, lr)?;
+    let mut out = Vec::new();
+    for k in 0..TAYLOR_SCALES {
+        let s = 0.5f64.powi(k as i32);
+        let delta = step.update.scale(s)?;
+        let c = mlp.taylor(batch, loss, &delta)?;
+        let actual = mlp
+            .with_params(mlp.params.add(&delta)?)?
+            .loss(batch, loss)?;
+        out.push((
+            s,
+            (actual - c.iter().sum::<f64>()).abs(),
+            (actual - c[0]).abs(),
+        ));
     }
     Ok(out)
 }
 
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
+/// The checkpoints of a run, by step.
+fn checkpoints(run: &Run) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = run.dir.join("ckpt");
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+        .map_err(|e| anyhow::anyhow!("{}: cannot list: {e}", dir.display()))?
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let step = p
+                .file_stem()?
+                .to_str()?
+                .strip_prefix("step-")?
+                .parse()
+                .ok()?;
+            Some((step, p))
+        })
+        .collect();
+    v.sort();
+    Ok(v.into_iter().map(|p| p.1).collect())
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let steps = if ctx.full { 1500 } else { 400 };
-    let base = [format!("train.steps={steps}")];
-    let with = |extra: &[&str]| -> Vec<String> {
-        base.iter()
-            .cloned()
-            .chain(extra.iter().map(|s| s.to_string()))
-            .collect()
+/// B7, B8: the Taylor coefficients on the trained ReLU run; returns the checks and
+/// the final checkpoint's (s, error) curve for the figure.
+fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Plan) -> anyhow::Result<(Vec<Check>, Curve)> {
+    let run = &r.nup[0];
+    let set = [
+        "train.dtype=\"f64\"".to_string(),
+        format!("data.n={}", p.n),
+        format!("data.test_n={}", p.test_n),
+    ];
+    let cfg = Config::load(&ctx.config(CONFIG), &set)?;
+    let d = data::build_data(&cfg)?;
+    let all = data::to_batch(&d.train, DType::F64, &Device::Cpu)?;
+    let batch = all.rows(0, 128.min(all.len()))?;
+    let dims = (d.train.input_dim(), d.train.target_dim());
+    let lr = run.series("lr").first().map_or(r.eta, |q| q.1);
+    let mut rel = Vec::new();
+    let mut curve = Vec::new();
+    for ck in checkpoints(run)? {
+        let e = taylor_at(&cfg, &ck, &batch, dims, lr)?;
+        rel.push(e[0].1 / e[0].2);
+        curve = e.iter().map(|q| (q.0, q.1)).collect();
+    }
+    let usable: Vec<(f64, f64)> = curve.iter().copied().filter(|q| q.1 > 1e-13).collect();
+    let slope = if usable.len() >= 3 {
+        loglog_fit(&usable).map_or(f64::NAN, |f| f.slope)
+    } else {
+        f64::NAN
     };
-    let beyond = ctx.train("beyond", "quadratic.toml", &with(&[]))?;
-    let sp = ctx.train(
-        "sp",
-        "quadratic.toml",
-        &with(&["optim.gradient_scaling={kind=\"none\"}"]),
-    )?;
-    let eos = ctx.train(
-        "eos",
-        "quadratic.toml",
-        &with(&[
-            "optim.gradient_scaling={kind=\"width_power\",q=1.0}",
-            "optim.lr=0.02",
-        ]),
-    )?;
-    let geometry = ctx.train("geometry", "geometry.toml", &with(&[]))?;
-    let sp_small = ctx.train(
-        "sp-small",
-        "quadratic.toml",
-        &with(&["optim.gradient_scaling={kind=\"none\"}", "optim.lr=0.02"]),
-    )?;
-    let mut checks = Vec::new();
-
-    // 1. Beyond the EoS without loss explosions; SP at that η cannot.
-    let el_beyond = eta_lambda(&beyond);
-    let half = |v: &[(f64, f64)]| -> Vec<f64> {
-        let t_end = v.last().map_or(0.0, |p| p.0);
-        v.iter()
-            .filter(|p| p.0 >= t_end / 2.0)
-            .map(|p| p.1)
-            .collect()
-    };
-    let finite = beyond.series("loss").len() == beyond.metrics.lines.len();
-    checks.push(Check::holds(
-        "quadratic widths + scaling (q = 2, η = 0.05): finishes with finite losses",
-        beyond.status == Status::Finished && finite,
-        beyond.status.to_string(),
-        "finished, every loss finite",
-        SOURCE,
-    ));
-    let med_beyond = median(half(&el_beyond));
-    checks.push(Check::holds(
-        "… median ηλ_max over the second half",
-        med_beyond >= 2.5,
-        fmt(med_beyond),
-        "≥ 2.5 (beyond the EoS)",
-        "THEORY.md §6 result 1",
-    ));
-    let sp_loss = sp.series("loss");
-    let sp0 = sp_loss.first().map_or(f64::NAN, |p| p.1);
-    let sp_peak = sp_loss.iter().skip(1).map(|p| p.1).fold(0.0, f64::max);
-    let med_sp = median(half(&eta_lambda(&sp)));
-    checks.push(Check::holds(
-        "standard SGD at the same η: diverges, spikes or stays at/below the EoS",
-        sp.diverged() || sp_peak >= 2.0 * sp0 || med_sp < 2.0,
-        format!(
-            "{}, peak loss {} (initial {}), median ηλ_max {}",
-            sp.status,
-            fmt(sp_peak),
-            fmt(sp0),
-            fmt(med_sp)
-        ),
-        "diverged, or peak ≥ 2× initial, or median ηλ_max < 2",
-        SOURCE,
-    ));
-
-    // 2. The Taylor probe is exact to O(η⁴): on the same network with tanh (smooth;
-    // a ReLU network's loss along a line is a polynomial only between kinks, which
-    // the larger steps cross — its errors are plotted beside).
-    let etas: Vec<f64> = (0..6).map(|k| 1e-2 / 2f64.powi(k)).collect();
-    let errs = taylor_errors(&ctx.config("quadratic.toml"), "tanh", &etas)?;
-    let relu_etas: Vec<f64> = (0..6).map(|k| 1e-3 / 2f64.powi(k)).collect();
-    let relu_errs = taylor_errors(&ctx.config("quadratic.toml"), "relu", &relu_etas)?;
-    let usable: Vec<(f64, f64)> = errs.iter().copied().filter(|p| p.1 > 1e-14).collect();
-    let slope = loglog_fit(&usable).map_or(f64::NAN, |f| f.slope);
-    let mut c = Check::within(
-        format!(
-            "Taylor probe (tanh, f64): slope of log |L(θ+Δθ) − Σc| on log η (η = {}…{})",
-            fmt(etas[etas.len() - 1]),
-            fmt(etas[0])
-        ),
+    let m = median(rel.clone());
+    let shown: Vec<String> = rel.iter().map(|x| fmt(*x)).collect();
+    let mut b8 = Check::within(
+        "B8 … the same error over Δθ scaled by s = 2^−k, k = 0…7: log-log slope (final checkpoint)",
         slope,
         3.5,
         4.5,
-        "Taylor's theorem: remainder O(η⁴); THEORY.md §6 result 2",
+        "Taylor's theorem (remainder O(η⁴)); abstract 000",
     );
-    let shown: Vec<String> = errs.iter().map(|p| fmt(p.1)).collect();
-    c.measured = format!("{} (errors {})", c.measured, shown.join(", "));
-    checks.push(c);
+    let errs: Vec<String> = curve.iter().map(|q| fmt(q.1)).collect();
+    b8.measured = format!("{} (errors {})", b8.measured, errs.join(", "));
+    let checks = vec![
+        claim(
+            ctx,
+            Check::holds(
+                "B7 ReLU νP run, its own update at its checkpoints: |L(θ+Δθ) − Σ_{k≤3} c_k| / |L(θ+Δθ) − c0|",
+                m <= 0.1,
+                format!("median {m:.4} (checkpoints: {})", shown.join(", ")),
+                "median ≤ 0.1",
+                SOURCE,
+            ),
+        ),
+        claim(ctx, b8),
+    ];
+    Ok((checks, curve))
+}
 
-    // 3. Features and implicit sharpness regularisation vs the EoS run (informative).
-    let last_rank = |r: &Run| -> f64 {
-        r.metrics
-            .lines
-            .iter()
-            .rev()
-            .find_map(|l| l.get("soft_rank")?.as_array().cloned())
-            .map_or(f64::NAN, |a| {
-                mean(&a.iter().filter_map(|v| v.as_f64()).collect::<Vec<_>>())
-            })
-    };
-    let (rb, re) = (last_rank(&beyond), last_rank(&eos));
-    checks.push(
-        Check::holds(
-            "final mean soft rank: beyond-EoS run vs EoS run (q = 1, η = 0.02)",
-            rb > re,
-            format!("{} vs {}", fmt(rb), fmt(re)),
-            "beyond > EoS",
-            "THEORY.md §6 result 3 (inferred soft rank)",
-        )
-        .informative(),
-    );
-    let last_sharp = |r: &Run| r.series("sharpness").last().map_or(f64::NAN, |p| p.1);
-    let (sb, se) = (last_sharp(&beyond), last_sharp(&eos));
-    checks.push(
-        Check::holds(
-            "final sharpness: beyond-EoS run vs EoS run",
-            sb < se,
-            format!("{} vs {}", fmt(sb), fmt(se)),
-            "beyond < EoS",
-            "THEORY.md §6 result 3",
-        )
-        .informative(),
-    );
-
-    // 4. The geometry-aware schedule prolongs the catapult phase.
-    let el_geo = eta_lambda(&geometry);
-    let el_small = eta_lambda(&sp_small);
-    let (ng, ns) = (
-        catapult_probes(&el_geo, &geometry.series("loss")),
-        catapult_probes(&el_small, &sp_small.series("loss")),
-    );
-    checks.push(Check::holds(
-        "probes with ηλ > 2 and the loss decreasing: geometry-aware vs constant η",
-        ng > ns,
-        format!("{ng} vs {ns}"),
-        "geometry-aware > constant",
-        "Terjék 2025 v1 (geometry-aware schedule); THEORY.md §6 result 4",
-    ));
-    let cos: Vec<f64> = beyond
-        .series("update_cosine")
-        .into_iter()
-        .filter(|p| p.0 <= steps as f64 / 4.0)
-        .map(|p| p.1)
-        .collect();
-    let mc = median(cos);
-    checks.push(Check::holds(
-        "update cosine cos(Δθ_t, θ_t − θ₀), median over the first quarter (beyond run)",
-        mc > 0.0,
-        fmt(mc),
-        "> 0",
-        "Terjék 2025 v1 (update cosine); THEORY.md §6 result 4",
-    ));
-
-    // Figures.
+fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()> {
     let mut fig = Figure {
-        title: "beyond-eos: normalised sharpness ηλ_max".into(),
+        title: "beyond-eos: η·λ_eff (νP) and η·λ_max (SGD, P = I), seed 0".into(),
         x_label: "step".into(),
-        y_label: "η · λ_max".into(),
+        y_label: "η · λ".into(),
+        log_y: true,
         ..Figure::default()
     };
-    for (name, r) in [
-        ("quadratic + scaling q=2, η=0.05", &beyond),
-        ("standard SGD, η=0.05", &sp),
-        ("EoS run: q=1, η=0.02", &eos),
-        ("geometry-aware (c=2.5)", &geometry),
-        ("standard SGD, η=0.02", &sp_small),
-    ] {
-        fig.series
-            .push(Series::new(name, eta_lambda(r), Style::LinePoints));
+    fig.series.push(Series::new(
+        format!("νP quadratic, η = {}: η·λ_eff", r.eta),
+        eta_lambda(&r.nup[0], "effective_sharpness"),
+        Style::LinePoints,
+    ));
+    fig.series.push(Series::new(
+        "νP quadratic: η·λ_max(H)",
+        eta_lambda(&r.nup[0], "sharpness"),
+        Style::Line,
+    ));
+    fig.series.push(Series::new(
+        "νP constant widths: η·λ_eff",
+        eta_lambda(&r.konst[0], "effective_sharpness"),
+        Style::Line,
+    ));
+    for (lr, runs) in &r.grid {
+        fig.series.push(Series::new(
+            format!("SGD lr = {lr}"),
+            eta_lambda(&runs[0], "sharpness"),
+            Style::Line,
+        ));
     }
-    let t_end = steps as f64;
     fig.series.push(Series::new(
         "2 (EoS)",
-        vec![(0.0, 2.0), (t_end, 2.0)],
+        vec![(0.0, 2.0), (steps as f64, 2.0)],
         Style::Dashed,
     ));
-    fig.y_max = Some(8.0);
     ctx.save(&fig, "eta_lambda")?;
     let mut loss = Figure {
-        title: "beyond-eos: minibatch loss".into(),
+        title: "beyond-eos: minibatch loss, seed 0".into(),
         x_label: "step".into(),
         y_label: "loss".into(),
         log_y: true,
         ..Figure::default()
     };
-    for (name, r) in [
-        ("quadratic + scaling q=2, η=0.05", &beyond),
-        ("standard SGD, η=0.05", &sp),
-        ("EoS run: q=1, η=0.02", &eos),
-        ("geometry-aware", &geometry),
-    ] {
-        loss.series
-            .push(Series::new(name, r.series("loss"), Style::Line));
+    loss.series.push(Series::new(
+        "νP quadratic",
+        r.nup[0].series("loss"),
+        Style::Line,
+    ));
+    loss.series.push(Series::new(
+        format!("SGD lr = η = {}", r.eta),
+        r.same[0].series("loss"),
+        Style::Line,
+    ));
+    for (lr, runs) in &r.grid {
+        loss.series.push(Series::new(
+            format!("SGD lr = {lr}"),
+            runs[0].series("loss"),
+            Style::Line,
+        ));
     }
     ctx.save(&loss, "loss")?;
-    let mut taylor = Figure {
-        title: "beyond-eos: Taylor probe error |L(θ+Δθ) − (c0+c1+c2+c3)|".into(),
-        x_label: "η (Δθ = −η g)".into(),
+    let mut t = Figure {
+        title: "beyond-eos: |L(θ+sΔθ) − (c0+c1+c2+c3)|, ReLU νP run, final checkpoint".into(),
+        x_label: "s (Δθ = the run's own νP update)".into(),
         y_label: "error".into(),
         log_x: true,
         log_y: true,
         ..Figure::default()
     };
-    taylor.series.push(Series::new(
-        "tanh network (f64)",
-        errs.clone(),
-        Style::LinePoints,
-    ));
-    taylor.series.push(Series::new(
-        "ReLU network (f64): kinks crossed above ≈ 1e-4",
-        relu_errs,
-        Style::LinePoints,
-    ));
-    if let Some(&(e0, r0)) = usable.first() {
-        let ref4: Vec<(f64, f64)> = etas.iter().map(|&e| (e, r0 * (e / e0).powi(4))).collect();
-        taylor.series.push(Series::new("∝ η⁴", ref4, Style::Dashed));
+    if let Some(&(s0, e0)) = taylor.first() {
+        let ref4 = taylor
+            .iter()
+            .map(|q| (q.0, e0 * (q.0 / s0).powi(4)))
+            .collect();
+        t.series.push(Series::new("∝ s⁴", ref4, Style::Dashed));
     }
-    ctx.save(&taylor, "taylor_error")?;
-    let mut cosf = Figure {
-        title: "beyond-eos: update cosine (beyond run)".into(),
-        x_label: "step".into(),
-        y_label: "cos(Δθ_t, θ_t − θ₀)".into(),
-        ..Figure::default()
-    };
-    cosf.series.push(Series::new(
-        "all layers",
-        beyond.series("update_cosine"),
-        Style::Line,
-    ));
-    ctx.save(&cosf, "update_cosine")?;
+    t.series
+        .push(Series::new("error", taylor, Style::LinePoints));
+    ctx.save(&t, "taylor_error")
+}
+
+pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+    let p = plan(ctx.full);
+    let r = train_all(ctx, &p)?;
+    let mut checks = stability_checks(ctx, &r);
+    checks.push(probe_checks(&r));
+    checks.push(control_check(ctx, &r));
+    checks.extend(comparison_checks(ctx, &r));
+    checks.push(constant_note(&r));
+    let (tc, curve) = taylor_checks(ctx, &r, &p)?;
+    checks.extend(tc);
+    figures(ctx, &r, curve, p.steps)?;
     Ok(checks)
 }
 
@@ -345,23 +659,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn catapult_probes_need_both_conditions() {
-        let el = vec![
-            (0.0, 3.0),
-            (10.0, 2.5),
-            (20.0, 1.0),
-            (30.0, 3.0),
-            (40.0, 3.0),
-        ];
-        let loss = vec![
-            (0.0, 1.0),
-            (10.0, 0.8),
-            (20.0, 0.9),
-            (30.0, 0.5),
-            (40.0, 0.6),
-        ];
-        // 0→10: ηλ 3 > 2, loss falls (counts); 10→20: rises; 20→30: ηλ 1;
-        // 30→40: rises.
-        assert_eq!(catapult_probes(&el, &loss), 1);
+    fn second_half_and_means() {
+        let v = vec![(0.0, 1.0), (10.0, 2.0), (20.0, 3.0), (40.0, 5.0)];
+        assert_eq!(second_half(&v), vec![3.0, 5.0]);
+        assert_eq!(mean(&[1.0, 2.0, 6.0]), 3.0);
+        assert_eq!(over_seeds(&[1.0, 3.0]), "2 (1, 3)");
     }
 }

@@ -19,6 +19,7 @@ pub mod beyond;
 pub mod catapult;
 pub mod cohen;
 pub mod conservative;
+pub mod nup_eoc;
 pub mod quadratic;
 pub mod richness;
 pub mod series;
@@ -252,8 +253,13 @@ pub fn registry() -> Vec<Repro> {
         },
         Repro {
             name: "beyond-eos",
-            title: "νP + quadratic widths + depthwise scaling train beyond the EoS (Terjék 2025)",
+            title: "νP + quadratic widths train beyond the EoS in η·λ_eff (Terjék 2025, v2)",
             run: beyond::run,
+        },
+        Repro {
+            name: "nup-eoc",
+            title: "νP across depth, update cosine, geometry-aware schedule (Terjék 2025, v1)",
+            run: nup_eoc::run,
         },
     ]
 }

@@ -1,0 +1,510 @@
+//! `nup-eoc`: the claims of "MLPs at the EOC: Dynamics of Feature Learning" (Terjék,
+//! arXiv 2502.13110 v1, abstract; THEORY.md §6): νP keeps the dynamics
+//! depth-independent, the cosine of new and cumulative updates explains feature
+//! learning, and a geometry-aware lr schedule prolongs the catapult phase. The full
+//! text is not available to us: every setting is **(inferred)** and a key of
+//! `experiments/nup-eoc/{depth,schedule}.toml`; the gates below were committed before
+//! the runs that test them (docs/reproductions.md, "nup-eoc").
+//!
+//! Runs per seed (Fashion-MNIST standing in for MNIST, MSE, ReLU MLPs without biases):
+//! - depth runs, L = 4, 8, 16: νP (hidden widths 4·l², η = 0.02) and SP (standard SGD,
+//!   He init, width 64, lr = 0.05);
+//!   and, as a NOTE added after the first reduced run, SP at lr = 0.01;
+//! - schedule runs: standard SGD on 784-16-64-144-10 with the geometry-aware schedule
+//!   (η_t = 2.5 / EMA(λ_t)) and at constant η over a grid (full {0.001, 0.003, 0.01,
+//!   0.03, 0.1, 0.3}, reduced {0.003, 0.01, 0.03}: extended downwards after the first
+//!   reduced run, docs/reproductions.md "Changed after seeing data").
+//!
+//! Definitions: late loss = mean minibatch loss over the last tenth; catapult steps =
+//! 10 × #{sharpness probes t: η_t λ_t > 2 and mean loss over (t, t+50] < mean over
+//! (t−50, t]}; early update cosine = median over the first 10 % of steps.
+//! Gates of the full version (seeds 0, 1, 2):
+//! - N1: spread over L of log10(seed-mean late loss): νP ≤ ½ × SP (diverged = +∞);
+//! - N3: Spearman ρ(early update cosine, final test accuracy) over every depth and
+//!   schedule run ≥ 0.5;
+//! - N4: catapult steps of the schedule run (seed mean) ≥ 3 × the largest seed mean
+//!   of the constant-η runs;
+//! - N5: seed-mean late loss of the schedule run ≤ the smallest seed-mean late loss
+//!   among the constant-η runs that finish.
+//!
+//! N2 (preactivation norms) is not measured (no probe). Reduced version (seed 0): only
+//! Q1 (every νP depth run finishes with finite losses) and Q2 (the schedule run's
+//! η_t λ_t in [1.5, 4] at ≥ 80 % of its probes after the first) gate; N1–N5 are NOTEs.
+
+use eos_train::Status;
+
+use super::beyond::eta_lambda;
+use super::{fmt, Check, Ctx, Run};
+use eos_report::plot::{Figure, Series, Style};
+
+const SOURCE: &str = "Terjék 2025 v1 (arXiv 2502.13110v1), abstract; THEORY.md §6";
+const DEPTHS: [usize; 3] = [4, 8, 16];
+/// Half-window (steps) of the catapult-phase loss comparison.
+const WINDOW: f64 = 50.0;
+
+struct Plan {
+    seeds: Vec<u64>,
+    n: usize,
+    test_n: usize,
+    depth_steps: u64,
+    schedule_steps: u64,
+    grid: Vec<f64>,
+}
+
+fn plan(full: bool) -> Plan {
+    if full {
+        Plan {
+            seeds: vec![0, 1, 2],
+            n: 4096,
+            test_n: 2000,
+            depth_steps: 600,
+            schedule_steps: 1500,
+            grid: vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+        }
+    } else {
+        Plan {
+            seeds: vec![0],
+            n: 1024,
+            test_n: 500,
+            depth_steps: 150,
+            schedule_steps: 300,
+            grid: vec![0.003, 0.01, 0.03],
+        }
+    }
+}
+
+/// Runs by (label, runs over seeds).
+type Group = Vec<(String, Vec<Run>)>;
+
+struct Runs {
+    nup: Group,
+    sp: Group,
+    /// SP at lr = 0.01 (sensitivity NOTE, added after the first reduced run).
+    sp_small: Group,
+    geometry: Vec<Run>,
+    constant: Group,
+}
+
+fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
+    let mut r = Runs {
+        nup: DEPTHS
+            .iter()
+            .map(|l| (format!("L = {l}"), vec![]))
+            .collect(),
+        sp: DEPTHS
+            .iter()
+            .map(|l| (format!("L = {l}"), vec![]))
+            .collect(),
+        sp_small: DEPTHS
+            .iter()
+            .map(|l| (format!("L = {l}"), vec![]))
+            .collect(),
+        geometry: vec![],
+        constant: p
+            .grid
+            .iter()
+            .map(|lr| (format!("η = {lr}"), vec![]))
+            .collect(),
+    };
+    for &seed in &p.seeds {
+        let base = |steps: u64| {
+            vec![
+                format!("train.steps={steps}"),
+                format!("train.seed={seed}"),
+                format!("data.n={}", p.n),
+                format!("data.test_n={}", p.test_n),
+            ]
+        };
+        for (i, l) in DEPTHS.iter().enumerate() {
+            let mut set = base(p.depth_steps);
+            set.push(format!("model.depth={l}"));
+            r.nup[i]
+                .1
+                .push(ctx.train(&format!("nup-L{l}-s{seed}"), "depth.toml", &set)?);
+            set.extend([
+                "model.parameterization={kind=\"sp\"}".to_string(),
+                "model.pattern={kind=\"constant\"}".into(),
+                "model.base_width=64".into(),
+                "optim.lr=0.05".into(),
+            ]);
+            r.sp[i]
+                .1
+                .push(ctx.train(&format!("sp-L{l}-s{seed}"), "depth.toml", &set)?);
+            set.push("optim.lr=0.01".into());
+            r.sp_small[i].1.push(ctx.train(
+                &format!("sp-small-L{l}-s{seed}"),
+                "depth.toml",
+                &set,
+            )?);
+        }
+        let set = base(p.schedule_steps);
+        r.geometry
+            .push(ctx.train(&format!("geometry-s{seed}"), "schedule.toml", &set)?);
+        for (i, lr) in p.grid.iter().enumerate() {
+            let mut set = set.clone();
+            set.push(format!("schedule={{kind=\"constant\",lr={lr}}}"));
+            r.constant[i].1.push(ctx.train(
+                &format!("constant-{lr}-s{seed}"),
+                "schedule.toml",
+                &set,
+            )?);
+        }
+    }
+    Ok(r)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Mean minibatch loss over the last tenth; +∞ for a diverged run.
+fn late_loss(run: &Run) -> f64 {
+    if run.diverged() {
+        return f64::INFINITY;
+    }
+    let l = run.series("loss");
+    let t_end = l.last().map_or(0.0, |p| p.0);
+    mean(
+        &l.iter()
+            .filter(|p| p.0 >= 0.9 * t_end)
+            .map(|p| p.1)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// max − min over groups of log10(seed-mean late loss).
+fn log_spread(g: &Group) -> f64 {
+    let v: Vec<f64> = g
+        .iter()
+        .map(|(_, runs)| mean(&runs.iter().map(late_loss).collect::<Vec<_>>()).log10())
+        .collect();
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    hi - lo
+}
+
+/// Steps in the catapult phase: 10 × the probes with ηλ > 2 where the mean loss over
+/// the next `WINDOW` steps is below the mean over the previous `WINDOW` steps.
+pub fn catapult_steps(el: &[(f64, f64)], loss: &[(f64, f64)]) -> f64 {
+    let avg = |a: f64, b: f64| {
+        let v: Vec<f64> = loss
+            .iter()
+            .filter(|p| p.0 > a && p.0 <= b)
+            .map(|p| p.1)
+            .collect();
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            mean(&v)
+        }
+    };
+    10.0 * el
+        .iter()
+        .filter(|p| p.1 > 2.0 && avg(p.0, p.0 + WINDOW) < avg(p.0 - WINDOW, p.0))
+        .count() as f64
+}
+
+/// Ranks (1-based, ties averaged).
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            r[k] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's ρ: the Pearson correlation of the ranks (NaN for < 3 points or a
+/// constant variable).
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    if x.len() < 3 || x.len() != y.len() {
+        return f64::NAN;
+    }
+    let (rx, ry) = (ranks(x), ranks(y));
+    let (mx, my) = (mean(&rx), mean(&ry));
+    let cov: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
+    let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+    cov / (vx * vy).sqrt()
+}
+
+fn claim(ctx: &Ctx, c: Check) -> Check {
+    if ctx.full {
+        c
+    } else {
+        c.informative()
+    }
+}
+
+fn group_text(g: &Group) -> String {
+    g.iter()
+        .map(|(k, runs)| {
+            let v: Vec<f64> = runs.iter().map(late_loss).collect();
+            format!("{k}: {}", fmt(mean(&v)))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Q1 and N1.
+fn depth_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
+    let all: Vec<&Run> = r.nup.iter().flat_map(|g| &g.1).collect();
+    let ok = all
+        .iter()
+        .all(|x| x.status == Status::Finished && x.series("loss").len() == x.metrics.lines.len());
+    let (sn, ss) = (log_spread(&r.nup), log_spread(&r.sp));
+    let sm = log_spread(&r.sp_small);
+    vec![
+        Check::holds(
+            "Q1 νP at L = 4, 8, 16: every run finishes with finite losses",
+            ok,
+            all.iter()
+                .map(|x| x.status.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            "all finished",
+            SOURCE,
+        ),
+        claim(
+            ctx,
+            Check::holds(
+                "N1 spread over depth of log10(late loss): νP vs SP",
+                sn <= 0.5 * ss,
+                format!(
+                    "{} vs {} (νP {}; SP {})",
+                    fmt(sn),
+                    fmt(ss),
+                    group_text(&r.nup),
+                    group_text(&r.sp)
+                ),
+                "νP ≤ ½ × SP",
+                SOURCE,
+            ),
+        ),
+        Check::holds(
+            "N1 with SP at lr = 0.01 instead of 0.05 (sensitivity, added after seeing data)",
+            sn <= 0.5 * sm,
+            format!(
+                "{} vs {} (SP {})",
+                fmt(sn),
+                fmt(sm),
+                group_text(&r.sp_small)
+            ),
+            "νP ≤ ½ × SP",
+            SOURCE,
+        )
+        .informative(),
+    ]
+}
+
+/// N3: early update cosine vs final test accuracy over every depth and schedule run.
+fn cosine_check(ctx: &Ctx, r: &Runs) -> Check {
+    let runs: Vec<&Run> = r
+        .nup
+        .iter()
+        .chain(&r.sp)
+        .chain(&r.sp_small)
+        .chain(&r.constant)
+        .flat_map(|g| &g.1)
+        .chain(&r.geometry)
+        .collect();
+    let (mut x, mut y) = (vec![], vec![]);
+    for run in runs {
+        let t_end = run.series("loss").last().map_or(0.0, |p| p.0);
+        let cos: Vec<f64> = run
+            .series("update_cosine")
+            .into_iter()
+            .filter(|p| p.0 <= 0.1 * t_end)
+            .map(|p| p.1)
+            .collect();
+        let acc = run.series("test_accuracy").last().map_or(f64::NAN, |p| p.1);
+        let c = super::median(cos);
+        if c.is_finite() && acc.is_finite() && !run.diverged() {
+            x.push(c);
+            y.push(acc);
+        }
+    }
+    let rho = spearman(&x, &y);
+    claim(
+        ctx,
+        Check::holds(
+            "N3 Spearman ρ(early update cosine, final test accuracy) over the runs",
+            rho >= 0.5,
+            format!("{} over {} runs", fmt(rho), x.len()),
+            "ρ ≥ 0.5",
+            SOURCE,
+        ),
+    )
+}
+
+/// Q2, N4, N5: the geometry-aware schedule.
+fn schedule_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
+    let g0 = &r.geometry[0];
+    let el: Vec<f64> = eta_lambda(g0, "sharpness")
+        .into_iter()
+        .skip(1)
+        .map(|p| p.1)
+        .collect();
+    let inside =
+        el.iter().filter(|v| (1.5..=4.0).contains(*v)).count() as f64 / el.len().max(1) as f64;
+    let steps = |x: &Run| catapult_steps(&eta_lambda(x, "sharpness"), &x.series("loss"));
+    let seed_mean =
+        |runs: &[Run], f: &dyn Fn(&Run) -> f64| mean(&runs.iter().map(f).collect::<Vec<_>>());
+    let geo = seed_mean(&r.geometry, &steps);
+    let cons: Vec<(String, f64)> = r
+        .constant
+        .iter()
+        .map(|(k, runs)| (k.clone(), seed_mean(runs, &steps)))
+        .collect();
+    let cmax = cons.iter().map(|c| c.1).fold(0.0, f64::max);
+    let gl = seed_mean(&r.geometry, &late_loss);
+    let best = r
+        .constant
+        .iter()
+        .filter(|(_, runs)| runs.iter().all(|x| x.status == Status::Finished))
+        .map(|(k, runs)| (k.clone(), seed_mean(runs, &late_loss)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let text = |v: &[(String, f64)]| {
+        v.iter()
+            .map(|(k, x)| format!("{k}: {}", fmt(*x)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        Check::holds(
+            "Q2 geometry-aware schedule: share of probes with η_t λ_t in [1.5, 4] (seed 0)",
+            inside >= 0.8,
+            format!("{} of {} probes", fmt(inside), el.len()),
+            "≥ 0.8",
+            "the schedule's definition (THEORY.md §6)",
+        ),
+        claim(
+            ctx,
+            Check::holds(
+                "N4 catapult steps (ηλ > 2, loss falling over ±50 steps): geometry-aware vs constant η",
+                geo >= 3.0 * cmax,
+                format!("{} vs {}", fmt(geo), text(&cons)),
+                "≥ 3 × the largest constant-η value",
+                SOURCE,
+            ),
+        ),
+        claim(
+            ctx,
+            Check::holds(
+                "N5 late loss: geometry-aware vs the best constant η",
+                best.as_ref().is_some_and(|b| gl <= b.1),
+                format!(
+                    "{} vs {}",
+                    fmt(gl),
+                    best.map_or("none finished".into(), |b| format!("{} ({})", fmt(b.1), b.0))
+                ),
+                "≤ the best constant η",
+                SOURCE,
+            ),
+        ),
+    ]
+}
+
+fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
+    let mut fig = Figure {
+        title: "nup-eoc: minibatch loss across depth, seed 0".into(),
+        x_label: "step".into(),
+        y_label: "loss".into(),
+        log_y: true,
+        ..Figure::default()
+    };
+    for (name, g, style) in [("νP", &r.nup, Style::Line), ("SP", &r.sp, Style::Dashed)] {
+        for (k, runs) in g {
+            fig.series.push(Series::new(
+                format!("{name} {k}"),
+                runs[0].series("loss"),
+                style,
+            ));
+        }
+    }
+    ctx.save(&fig, "depth_loss")?;
+    let mut s = Figure {
+        title: "nup-eoc: η·λ_max, geometry-aware vs constant η, seed 0".into(),
+        x_label: "step".into(),
+        y_label: "η · λ_max".into(),
+        log_y: true,
+        ..Figure::default()
+    };
+    s.series.push(Series::new(
+        "geometry-aware (c = 2.5)",
+        eta_lambda(&r.geometry[0], "sharpness"),
+        Style::LinePoints,
+    ));
+    for (k, runs) in &r.constant {
+        s.series.push(Series::new(
+            k.clone(),
+            eta_lambda(&runs[0], "sharpness"),
+            Style::Line,
+        ));
+    }
+    ctx.save(&s, "schedule_eta_lambda")
+}
+
+pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+    let p = plan(ctx.full);
+    let r = train_all(ctx, &p)?;
+    let mut checks = depth_checks(ctx, &r);
+    checks.push(cosine_check(ctx, &r));
+    checks.extend(schedule_checks(ctx, &r));
+    figures(ctx, &r)?;
+    Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_known_values() {
+        // Monotone: ρ = 1; reversed: −1; ties averaged: ranks of [1, 2, 2, 3].
+        assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 25.0, 90.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        assert_eq!(ranks(&[1.0, 5.0, 5.0, 7.0]), vec![1.0, 2.5, 2.5, 4.0]);
+        // x = 1..5, y = [2, 1, 4, 3, 5]: Σd² = 4, ρ = 1 − 6·4/(5·24) = 0.8.
+        let r = spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[2.0, 1.0, 4.0, 3.0, 5.0]);
+        assert!((r - 0.8).abs() < 1e-12, "{r}");
+        assert!(spearman(&[1.0, 2.0], &[1.0, 2.0]).is_nan());
+    }
+
+    #[test]
+    fn catapult_steps_need_both_conditions() {
+        // Loss falls every step until 100, then rises; probes every 10 steps.
+        let loss: Vec<(f64, f64)> = (0..200)
+            .map(|t| {
+                (
+                    t as f64,
+                    if t < 100 {
+                        1.0 - t as f64 * 1e-3
+                    } else {
+                        0.9 + t as f64 * 1e-3
+                    },
+                )
+            })
+            .collect();
+        let el: Vec<(f64, f64)> = (0..20)
+            .map(|k| (k as f64 * 10.0, if k < 5 { 3.0 } else { 1.0 }))
+            .collect();
+        // Probes t = 0 … 40 have ηλ > 2 and a falling loss (the past window of t = 0
+        // is the step-0 loss alone): 5 probes → 50 steps.
+        assert_eq!(catapult_steps(&el, &loss), 50.0);
+        let el_hi: Vec<(f64, f64)> = el.iter().map(|p| (p.0, 3.0)).collect();
+        // With ηλ > 2 everywhere, t = 50 and 60 count too (their next window holds a
+        // few risen values but still averages below the past one: 0.9265 < 0.9745,
+        // 0.9387 < 0.9645); at t = 70 it does not (0.9549 > 0.9545).
+        assert_eq!(catapult_steps(&el_hi, &loss), 70.0);
+    }
+}
