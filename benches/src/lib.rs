@@ -1,6 +1,9 @@
 //! Criterion benches of eos (see `benches/core.rs`); the shapes are the suites of
-//! `eos bench` ([`suites`]). Run with `cargo bench -p eos-benches`.
+//! `eos bench` ([`suites`] for MLPs, [`net_suites`] for the CNN and transformer). Run
+//! with `cargo bench -p eos-benches`.
 
+pub mod net_suites;
+pub mod run;
 pub mod suites;
 
 /// CPU time of all threads of this process, in seconds, from

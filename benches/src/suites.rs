@@ -31,7 +31,8 @@ pub struct Suite {
     pub n: usize,
 }
 
-/// The suites by name (`small`, `medium`, `deep`).
+/// The MLP suites by name (`small`, `medium`, `deep`; the network suites are
+/// [`crate::net_suites::net_suite`]).
 pub fn suite(name: &str) -> anyhow::Result<Suite> {
     Ok(match name {
         "small" => Suite {
@@ -55,7 +56,7 @@ pub fn suite(name: &str) -> anyhow::Result<Suite> {
             }
         }
         other => {
-            anyhow::bail!("--suite: unknown suite `{other}` (expected small, medium, deep or all)")
+            anyhow::bail!("--suite: unknown suite `{other}` (expected small, medium, deep, cnn, transformer or all)")
         }
     })
 }

@@ -29,6 +29,75 @@ impl Dtype {
     }
 }
 
+/// `--device`: where the computation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// CUDA device 0 when eos was built with `--features cuda` and one is present,
+    /// else the CPU.
+    Auto,
+    Cpu,
+    /// CUDA device 0 (needs `--features cuda`).
+    #[value(alias = "gpu")]
+    Cuda,
+}
+
+impl DeviceArg {
+    /// The flag value (`auto`, `cpu`, `cuda`), as eos-model's `pick_device` reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceArg::Auto => "auto",
+            DeviceArg::Cpu => "cpu",
+            DeviceArg::Cuda => "cuda",
+        }
+    }
+
+    /// The device (an error when CUDA is asked for and not available).
+    pub fn device(self) -> anyhow::Result<candle_core::Device> {
+        Ok(eos_model::pick_device(self.name())?)
+    }
+}
+
+/// `eos bench --suite`: the benchmark shapes (eos-benches' `suites` and `net_suites`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SuiteArg {
+    /// MLP 3072-512-512-10, n = 1000.
+    Small,
+    /// MLP 3072-1024-1024-1024-10, n = 5000.
+    Medium,
+    /// MLP 100-64×8-1, n = 256.
+    Deep,
+    /// CNN on 1×28×28 images, n = 256.
+    Cnn,
+    /// 2-layer causal transformer on the sorting task, 128 sequences of 16 tokens.
+    Transformer,
+    /// Every suite above.
+    All,
+}
+
+impl SuiteArg {
+    /// The suite names of a `--suite` list, `all` expanded, in order, without repeats.
+    pub fn names(list: &[SuiteArg]) -> Vec<&'static str> {
+        let every = ["small", "medium", "deep", "cnn", "transformer"];
+        let mut out: Vec<&'static str> = Vec::new();
+        for s in list {
+            let add: &[&'static str] = match s {
+                SuiteArg::All => &every,
+                SuiteArg::Small => &every[0..1],
+                SuiteArg::Medium => &every[1..2],
+                SuiteArg::Deep => &every[2..3],
+                SuiteArg::Cnn => &every[3..4],
+                SuiteArg::Transformer => &every[4..5],
+            };
+            for n in add {
+                if !out.contains(n) {
+                    out.push(n);
+                }
+            }
+        }
+        out
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "eos",
@@ -76,8 +145,8 @@ pub struct ProbeArgs {
     /// Compute in this dtype (default: the file's).
     #[arg(long, value_enum)]
     pub dtype: Option<Dtype>,
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
     /// Seed of the random direction (when the file has none) and of Lanczos.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -98,17 +167,18 @@ fn positive(s: &str) -> Result<usize, String> {
 // `eos bench`: the variant of [`Cmd`] documents it.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// small | medium | deep | all (comma-separated list allowed)
-    #[arg(long, default_value = "small")]
-    pub suite: String,
+    /// The suites to time (a comma-separated list).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "small")]
+    pub suite: Vec<SuiteArg>,
     #[arg(long)]
     pub json: bool,
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: Dtype,
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
     /// Timed repetitions per operation, after one warm-up (median reported; default
-    /// 7; with --scaling default 3, up to 15 for points faster than 0.1 s).
+    /// 7; with --scaling default 3, up to 15 for points faster than 0.1 s; with --run
+    /// default 1, each a run with probes and one without).
     #[arg(long)]
     pub reps: Option<usize>,
     /// The scaling study instead of the suites: time per gradient / HVP / operator
@@ -130,6 +200,17 @@ pub struct BenchArgs {
     /// each fresh process does).
     #[arg(long, hide = true, requires = "scaling")]
     pub point: Option<usize>,
+    /// Time a whole training run of CONFIG instead of the suites: steps/s with its
+    /// probes and with every probe off, and the share of time in probes.
+    #[arg(long, value_name = "CONFIG", conflicts_with = "scaling")]
+    pub run: Option<PathBuf>,
+    /// With --run: override a config key, e.g. `--set train.steps=500` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "run")]
+    pub set: Vec<String>,
+    /// With --run: keep only these probes on, e.g. `sharpness,taylor` (the protocol of
+    /// benches/jax/quickstart.py).
+    #[arg(long, value_delimiter = ',', requires = "run")]
+    pub only: Option<Vec<String>>,
 }
 
 // `eos train`: the variant of [`Cmd`] documents it.
@@ -145,8 +226,8 @@ pub struct TrainArgs {
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
     pub resume: bool,
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
     /// Debugging: stop (with a checkpoint) once this many steps are done.
     #[arg(long, hide = true)]
     pub stop_after: Option<u64>,
@@ -191,8 +272,8 @@ pub struct SweepArgs {
     #[arg(long)]
     pub gather: bool,
     /// --device for every cell.
-    #[arg(long)]
-    pub device: Option<String>,
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceArg>,
 }
 
 // `eos repro`: the variant of [`Cmd`] documents it.
@@ -241,4 +322,58 @@ pub struct ExampleArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value = "f64")]
     pub dtype: Dtype,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse_err(args: &[&str]) -> String {
+        match Cli::try_parse_from(args) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn suites_and_devices_are_checked_by_clap() {
+        let Ok(Cli { cmd: Cmd::Bench(b) }) =
+            Cli::try_parse_from(["eos", "bench", "--suite", "deep,cnn,all", "--device", "gpu"])
+        else {
+            panic!("bench did not parse");
+        };
+        assert_eq!(
+            SuiteArg::names(&b.suite),
+            ["deep", "cnn", "small", "medium", "transformer"]
+        );
+        assert_eq!(b.device, DeviceArg::Cuda);
+        let e = parse_err(&["eos", "bench", "--suite", "small,huge"]);
+        assert!(e.contains("invalid value 'huge' for '--suite"), "{e}");
+        assert!(
+            e.contains("[possible values: small, medium, deep, cnn, transformer, all]"),
+            "{e}"
+        );
+        let e = parse_err(&["eos", "train", "x.toml", "--device", "tpu"]);
+        assert!(e.contains("[possible values: auto, cpu, cuda]"), "{e}");
+        let e = parse_err(&["eos", "sweep", "s.toml", "--device", "tpu"]);
+        assert!(e.contains("invalid value 'tpu' for '--device"), "{e}");
+    }
+
+    #[test]
+    fn help_lists_the_valid_values() {
+        let mut cmd = Cli::command();
+        let bench = cmd.find_subcommand_mut("bench").expect("bench subcommand");
+        let help = bench.render_help().to_string();
+        assert!(
+            help.contains(
+                "[default: small] [possible values: small, medium, deep, cnn, transformer, all]"
+            ),
+            "{help}"
+        );
+        assert!(
+            help.contains("[default: auto] [possible values: auto, cpu, cuda]"),
+            "{help}"
+        );
+    }
 }

@@ -4,29 +4,27 @@
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
 use eos_benches::suites as bench;
-use eos_model::pick_device;
 
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, SuiteArg};
 
 /// Runs `eos bench` with its arguments.
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
-    let device = pick_device(&a.device)?;
+    let device = a.device.device()?;
     let dtype = a.dtype.dtype();
     if a.scaling {
         return scaling(&a, dtype, &device);
     }
+    if let Some(config) = &a.run {
+        return run(&a, config);
+    }
     let reps = a.reps.unwrap_or(7);
-    let names: Vec<&str> = if a.suite == "all" {
-        vec!["small", "medium", "deep"]
-    } else {
-        a.suite.split(',').collect()
-    };
-    let suites = names
-        .iter()
-        .map(|n| bench::suite(n))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    for s in suites {
-        let r = bench::run_suite(&s, dtype, &device, reps)?;
+    for name in SuiteArg::names(&a.suite) {
+        if let Some(s) = eos_benches::net_suites::net_suite(name) {
+            let r = eos_benches::net_suites::run_net_suite(&s, dtype, &device, reps)?;
+            print_net(&r, a.json)?;
+            continue;
+        }
+        let r = bench::run_suite(&bench::suite(name)?, dtype, &device, reps)?;
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -45,6 +43,60 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// One line of a network suite: JSON or a table row.
+fn print_net(r: &eos_benches::net_suites::NetBenchResult, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else {
+        println!(
+            "{:<11} grad {:>8.2} ms  hvp {:>8.2} ms ({:.2}× grad)  cached hvp {:>8.2} ms  \
+             lanczos5 {:>7.3} s ({} HVPs)  third {:>8.2} ms  ({} params, n = {})",
+            r.suite,
+            r.grad_ms,
+            r.hvp_ms,
+            r.hvp_over_grad,
+            r.hvp_cached_ms,
+            r.lanczos_top5_s,
+            r.lanczos_hvps,
+            r.third_deriv_ms,
+            r.n_params,
+            r.n
+        );
+    }
+    Ok(())
+}
+
+/// `eos bench --run CONFIG`: a whole training run, with and without its probes.
+fn run(a: &BenchArgs, config: &std::path::Path) -> anyhow::Result<()> {
+    let b = eos_benches::run::RunBench {
+        config: config.to_path_buf(),
+        set: a.set.clone(),
+        only: a.only.clone(),
+        reps: a.reps.unwrap_or(1),
+        device: a.device.name().to_string(),
+    };
+    let r = eos_benches::run::run_bench(&b)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let probes: Vec<String> = r.probes.iter().map(|(n, e)| format!("{n}/{e}")).collect();
+    println!(
+        "{}: {} steps, probes [{}]\n  with probes  {:>8.2} s  {:>8.1} steps/s\n  \
+         no probes    {:>8.2} s  {:>8.1} steps/s\n  time in probes {:.1} %  ({} threads)",
+        r.config,
+        r.steps,
+        probes.join(", "),
+        r.wall_s,
+        r.steps_per_s,
+        r.bare_wall_s,
+        r.bare_steps_per_s,
+        100.0 * r.probe_share,
+        r.threads
+    );
     Ok(())
 }
 
@@ -88,7 +140,7 @@ fn scaling(a: &BenchArgs, dtype: DType, device: &Device) -> anyhow::Result<()> {
             "--dtype",
             a.dtype.name(),
             "--device",
-            &a.device,
+            a.device.name(),
         ]
         .map(String::from)
         .to_vec();

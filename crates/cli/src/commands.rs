@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 use candle_core::DType;
-use eos_model::{load_case, pick_device, save_case};
+use eos_model::{load_case, save_case};
 use eos_train::{example, probe};
 
 use crate::args::{Cmd, ExampleArgs, ProbeArgs, ReportArgs, SweepArgs, TrainArgs};
@@ -35,7 +35,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<i32> {
 
 /// `eos probe`: every curvature measurement on one saved (or the built-in) case.
 fn probe(a: ProbeArgs) -> anyhow::Result<()> {
-    let device = pick_device(&a.device)?;
+    let device = a.device.device()?;
     let dtype = a.dtype.map(|d| d.dtype());
     let need = |path: &Path, batch: Option<eos_model::Batch>, loss: Option<eos_model::Loss>| {
         let batch = batch.with_context(|| {
@@ -146,7 +146,7 @@ fn train(a: TrainArgs) -> anyhow::Result<i32> {
         set: a.set,
         out: a.out,
         resume: a.resume,
-        device: a.device,
+        device: a.device.name().to_string(),
         stop_after: a.stop_after,
     };
     // Ctrl-C, SIGTERM and SIGHUP (ctrlc's `termination` feature) stop the run after
@@ -242,7 +242,7 @@ fn sweep(a: SweepArgs) -> anyhow::Result<i32> {
         cell: a.cell,
         slurm: a.slurm,
         gather: a.gather,
-        device: a.device,
+        device: a.device.map(|d| d.name().to_string()),
     };
     let s = eos_sweep::sweep(&opts)?;
     if let Some(script) = &s.sbatch {

@@ -10,7 +10,14 @@
 //! it to `RAYON_NUM_THREADS`, so candle's per-op lookup becomes an environment read.
 //! [`count`] returns that number for eos's own parallel kernels.
 //!
-//! The first call also raises gemm's threading threshold ([`GEMM_THREADING_WORK`]).
+//! The first call also raises gemm's threading threshold ([`GEMM_THREADING_WORK`]) and,
+//! unless the user set `CANDLE_NUM_THREADS`, sets it to 1: candle-core 0.11 runs every
+//! element-wise op on ≥ 65 536 elements on its own spinning barrier pool of that many
+//! threads, and on the networks' activations (e.g. 2048 × 64) the main thread then
+//! spins at the barrier while the other half of the op waits for a core — on 2 shared
+//! cores 2.5–13× slower transformer passes (docs/performance.md, 2026-12-07). Products
+//! keep `count()` threads (`RAYON_NUM_THREADS`); element-wise results do not depend on
+//! the split.
 //!
 //! The value is frozen at the first call, so the thread count (and with it any
 //! result that depends on how work is split) cannot change in the middle of a run.
@@ -42,6 +49,10 @@ pub fn init() -> usize {
 }
 
 fn decide() -> usize {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // Before candle's barrier pool exists (it is sized at its first use).
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     let user = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())

@@ -27,6 +27,9 @@ fn thread_count_is_decided_once_and_exported() {
         .expect("a number");
     assert_eq!(env, n);
     assert_eq!(candle_core::utils::get_num_threads(), n);
+    // candle's element-wise barrier pool runs single-threaded (tests run without
+    // CANDLE_NUM_THREADS; a value the user sets is kept).
+    assert_eq!(std::env::var("CANDLE_NUM_THREADS").as_deref(), Ok("1"));
 }
 
 #[test]
