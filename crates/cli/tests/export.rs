@@ -82,7 +82,11 @@ fn export_and_probe(dir: &Path) -> (f64, f64) {
         .args(["--step", "2"])
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let p = eos()
         .arg("probe")
         .arg(&out)
@@ -101,11 +105,17 @@ fn export_and_probe(dir: &Path) -> (f64, f64) {
 fn a_cnn_run_from_a_file_exports_a_checkpoint_that_probes_to_the_runs_loss() {
     let dir = tmp_dir("cnn");
     let file = ref_file();
-    let cfg = format!("{CNN}[data]\nkind = \"file\"\npath = {:?}\n", file.display().to_string());
+    let cfg = format!(
+        "{CNN}[data]\nkind = \"file\"\npath = {:?}\n",
+        file.display().to_string()
+    );
     let o = train(&dir, &cfg, &["--init-from", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (probed, logged) = export_and_probe(&dir);
-    assert!((probed - logged).abs() <= 1e-12 * logged, "{probed} vs {logged}");
+    assert!(
+        (probed - logged).abs() <= 1e-12 * logged,
+        "{probed} vs {logged}"
+    );
     // Step 0 starts from the file's weights: the JAX reference's initial loss.
     let text = std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
     let l0: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
@@ -117,7 +127,10 @@ fn a_cnn_run_from_a_file_exports_a_checkpoint_that_probes_to_the_runs_loss() {
     let o = train(&bad, &cfg4, &["--init-from", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("layers.0.weight") && err.contains("[4, 1, 3, 3]"), "{err}");
+    assert!(
+        err.contains("layers.0.weight") && err.contains("[4, 1, 3, 3]"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&bad).ok();
 }
@@ -128,7 +141,10 @@ fn an_mlp_run_exports_as_dense_and_act_layers() {
     let o = train(&dir, MLP, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (probed, logged) = export_and_probe(&dir);
-    assert!((probed - logged).abs() <= 1e-12 * logged, "{probed} vs {logged}");
+    assert!(
+        (probed - logged).abs() <= 1e-12 * logged,
+        "{probed} vs {logged}"
+    );
     // The export starts an MLP run again (eos-net/1 names of Network::from_mlp).
     let again = tmp_dir("mlp-again");
     let f = dir.join("export.safetensors");

@@ -15,7 +15,6 @@ use eos_optim::{BuildContext, Optimizer, Schedule};
 use eos_param::{ParamError, Scalings};
 
 use crate::config::{Config, SamplingName};
-use crate::model::TrainModel;
 
 /// Seed streams derived from `train.seed`: each random draw of a run comes from
 /// `derive_seed(derive_seed(seed, STREAM), step)` (eos_model::rng). The numbers are
@@ -128,54 +127,6 @@ pub fn build_model(
         lr_factor: scalings.lr,
         scalings,
     })
-}
-
-/// The model a run trains (an MLP or a layer network, then `model.init_from`'s
-/// weights when given), with what the optimizer and the loop need from its
-/// parameterization.
-#[derive(Debug)]
-pub struct TrainSetup {
-    pub model: TrainModel,
-    /// Centred model (outputs offset by f(θ₀); mean-field).
-    pub center: bool,
-    /// Global lr = schedule lr × this.
-    pub lr_factor: f64,
-    /// Per-layer (per-group) lr scales and widths for the optimizer.
-    pub context: BuildContext,
-}
-
-/// The [`TrainSetup`] of `cfg` for the training set `train`, on `device`. MLPs are
-/// sized before they are allocated (crate::memory) with `rows` rows per pass.
-pub fn build_train_model(
-    cfg: &Config,
-    train: &eos_data::Dataset,
-    rows: usize,
-    device: &Device,
-) -> crate::Result<TrainSetup> {
-    let mut s = if cfg.model.is_network() {
-        let s = crate::network::build(cfg, train, device)?;
-        TrainSetup {
-            model: s.model,
-            center: false,
-            lr_factor: 1.0,
-            context: s.context,
-        }
-    } else {
-        let (d_in, d_out) = (train.input_dim(), train.target_dim());
-        let widths = widths(cfg, d_in, d_out)?;
-        crate::memory::check(&widths, rows, cfg.train.dtype.dtype().size_in_bytes())?;
-        let setup = build_model(cfg, d_in, d_out, device)?;
-        TrainSetup {
-            model: TrainModel::Mlp(setup.mlp),
-            center: setup.scalings.center,
-            lr_factor: setup.lr_factor,
-            context: BuildContext::from_scalings(&setup.scalings),
-        }
-    };
-    if let Some(p) = &cfg.model.init_from {
-        s.model = crate::interchange::init_from(&s.model, p)?;
-    }
-    Ok(s)
 }
 
 /// The optimizer, with the parameterization's per-layer lr scales.

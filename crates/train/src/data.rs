@@ -58,7 +58,7 @@ fn data_err(e: eos_data::DataError) -> Error {
 /// `conv2d`); otherwise they are flat `[n, C·H·W]`.
 pub fn build_data(cfg: &Config) -> crate::Result<Data> {
     let seed = cfg.train.seed;
-    let image = crate::network::wants_images(&cfg.model);
+    let image = cfg.model.wants_images();
     let (gen, n, test_n, online, task_seed): (AnyGenerator, _, _, _, _) = match &cfg.data {
         DataConfig::FashionMnist(d) => return image_data(d.keys(), false, image),
         DataConfig::Cifar10(d) => return image_data(d.keys(), true, image),
@@ -219,9 +219,8 @@ fn image_data(d: ImageKeys<'_>, cifar: bool, image: bool) -> crate::Result<Data>
         } else {
             eos_data::FASHION_MNIST_CHW
         };
-        let shape = |ds| {
-            eos_data::shape_images(ds, eos_data::InputShape::Image, chw).map_err(data_err)
-        };
+        let shape =
+            |ds| eos_data::shape_images(ds, eos_data::InputShape::Image, chw).map_err(data_err);
         train = shape(train)?;
         test = test.map(shape).transpose()?;
     }
@@ -234,8 +233,8 @@ fn image_data(d: ImageKeys<'_>, cifar: bool, image: bool) -> crate::Result<Data>
 
 /// `kind = "file"`: the `x` and `y` of a file, as stored (no test set).
 fn file_data(f: &eos_data::FileConfig) -> crate::Result<Data> {
-    let train = eos_data::load_file_dataset(f)
-        .map_err(|e| Error::config("data.path", format!("{e}")))?;
+    let train =
+        eos_data::load_file_dataset(f).map_err(|e| Error::config("data.path", format!("{e}")))?;
     Ok(Data {
         train,
         test: None,

@@ -16,7 +16,13 @@
 //! to its last top-level `dense` layer (the readout), every position a row
 //! ([`Network::readout_features`]).
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use candle_core::{DType, Device, Tensor};
+use eos_model::net::is_net_file;
+
+use crate::error::{Context, Error};
 use eos_model::net::NetHvpPrimal;
 use eos_model::{Batch, HvpPrimal, Loss, Mlp, Model, NetParams, Network, ParamVec};
 
@@ -67,7 +73,12 @@ impl TrainModel {
     /// The parameter names (without prefix) in flat order, the model's own scheme.
     pub fn param_names(&self) -> Vec<String> {
         match self {
-            Self::Mlp(m) => m.params.named_tensors("").into_iter().map(|p| p.0).collect(),
+            Self::Mlp(m) => m
+                .params
+                .named_tensors("")
+                .into_iter()
+                .map(|p| p.0)
+                .collect(),
             Self::Net(g) => g.net.params.names.clone(),
         }
     }
@@ -175,11 +186,11 @@ impl Model for TrainModel {
     }
     fn with_params(&self, params: ParamVec) -> R<Self> {
         both!(self,
-            m => Ok(Self::Mlp(Model::with_params(m, params)?)),
-            g => {
-                let net = g.net.with_params(Self::named(g, &params)?)?;
-                Ok(Self::Net(GroupedNet { net, groups: params }))
-            })
+        m => Ok(Self::Mlp(Model::with_params(m, params)?)),
+        g => {
+            let net = g.net.with_params(Self::named(g, &params)?)?;
+            Ok(Self::Net(GroupedNet { net, groups: params }))
+        })
     }
     fn chunk_size(&self) -> usize {
         both!(self, m => m.chunk_size, g => g.net.chunk_size)
@@ -227,10 +238,9 @@ impl Model for TrainModel {
     fn hvp_with(&self, primal: &TrainPrimal, batch: &Batch, v: &ParamVec) -> R<ParamVec> {
         match (self, primal) {
             (Self::Mlp(m), TrainPrimal::Mlp(p)) => m.hvp_with(p, batch, v),
-            (Self::Net(g), TrainPrimal::Net(p)) => Ok(g
-                .net
-                .hvp_with(p, batch, &Self::named(g, v)?)?
-                .to_groups()),
+            (Self::Net(g), TrainPrimal::Net(p)) => {
+                Ok(g.net.hvp_with(p, batch, &Self::named(g, v)?)?.to_groups())
+            }
             _ => Err(eos_model::Error::Invalid(
                 "an HVP primal pass of another model kind".into(),
             )),
@@ -255,5 +265,32 @@ impl Model for TrainModel {
     fn taylor(&self, batch: &Batch, loss: Loss, v: &ParamVec) -> R<[f64; 4]> {
         both!(self, m => m.taylor(batch, loss, v),
             g => g.net.taylor(batch, loss, &Self::named(g, v)?))
+    }
+}
+
+/// The tensors of a safetensors file, on the host.
+pub(crate) fn read_tensors(path: &Path) -> crate::Result<HashMap<String, Tensor>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))
+}
+
+impl TrainModel {
+    /// The model with the weights stored in `path` (`model.init_from`, `eos train
+    /// --init-from`): an MLP file (`layers.{i}.weight|bias`) or an eos-net/1 file (the
+    /// network's names; for an MLP, those `Network::from_mlp` gives its dense layers);
+    /// shapes checked, errors name the file and the tensor; other tensors are ignored.
+    pub fn init_from(&self, path: &Path) -> crate::Result<TrainModel> {
+        let model = self;
+        let tensors = read_tensors(path)?;
+        let net_file = is_net_file(path).map_err(|e| Error::file(path, format!("{e}")))?;
+        let names = match model {
+            TrainModel::Mlp(m) if net_file => Network::from_mlp(m)?.params.names,
+            _ => model.param_names(),
+        };
+        let params = model
+            .read_named_as(&names, |n| tensors.get(n).cloned(), "")
+            .map_err(|e| Error::file(path, format!("model.init_from: {e}")))?;
+        Ok(model.with_params(params)?)
     }
 }

@@ -50,57 +50,6 @@ pub struct NetSetup {
     pub context: BuildContext,
 }
 
-/// Checks the `[model]` keys of a layer network (the MLP keys must be absent).
-pub fn validate(m: &ModelConfig) -> crate::Result<()> {
-    if m.widths.is_some() || m.base_width.is_some() {
-        return Err(Error::config(
-            "model.widths",
-            "an MLP key; a layer network (model.layers or model.kind) takes width/depth/heads",
-        ));
-    }
-    if let (Some(_), Some(k)) = (&m.layers, m.kind) {
-        return Err(Error::config(
-            "model.kind",
-            format!("{k:?} given together with model.layers; give one of them"),
-        ));
-    }
-    if matches!(&m.layers, Some(l) if l.is_empty()) {
-        return Err(Error::config(
-            "model.layers",
-            "empty; expected a list of layer objects",
-        ));
-    }
-    if m.kind.is_some() {
-        if m.width.is_none_or(|w| w == 0) {
-            return Err(Error::config("model.width", "missing or 0; expected ≥ 1"));
-        }
-        if m.depth == Some(0) {
-            return Err(Error::config("model.depth", "got 0; expected ≥ 1 blocks"));
-        }
-        let (w, h) = (m.width.unwrap_or(1), m.heads.unwrap_or(1));
-        if h == 0 || w % h != 0 {
-            return Err(Error::config(
-                "model.heads",
-                format!("got {h}; expected ≥ 1 dividing model.width = {w}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Whether image data should keep their `[n, C, H, W]` shape for this model.
-pub fn wants_images(m: &ModelConfig) -> bool {
-    match (&m.layers, m.kind) {
-        (Some(l), _) => l
-            .first()
-            .and_then(|v| v.get("type"))
-            .and_then(|t| t.as_str())
-            == Some("conv2d"),
-        (None, Some(k)) => matches!(k, NetKind::Cnn | NetKind::Resnet),
-        _ => false,
-    }
-}
-
 /// `model.layers` as layers; errors name `model.layers[i]` and the field.
 fn from_list(list: &[toml::Value]) -> crate::Result<Vec<LayerKind>> {
     let mut out = Vec::with_capacity(list.len());
@@ -147,7 +96,10 @@ fn preset(m: &ModelConfig, kind: NetKind, input: &[usize], k: usize) -> crate::R
                     s /= 2;
                 }
             }
-            l.extend([json!({"type": "flatten"}), json!({"type": "dense", "out": k})]);
+            l.extend([
+                json!({"type": "flatten"}),
+                json!({"type": "dense", "out": k}),
+            ]);
         }
         NetKind::Resnet => {
             let s = side()?;
@@ -157,7 +109,10 @@ fn preset(m: &ModelConfig, kind: NetKind, input: &[usize], k: usize) -> crate::R
                 l.push(json!({"type": "residual", "body": body}));
             }
             l.extend([act, json!({"type": "avgpool2d", "kernel": s})]);
-            l.extend([json!({"type": "flatten"}), json!({"type": "dense", "out": k})]);
+            l.extend([
+                json!({"type": "flatten"}),
+                json!({"type": "dense", "out": k}),
+            ]);
         }
         NetKind::Transformer => {
             let [t] = input else {
@@ -176,7 +131,10 @@ fn preset(m: &ModelConfig, kind: NetKind, input: &[usize], k: usize) -> crate::R
                 l.push(json!({"type": "residual", "body": att}));
                 l.push(json!({"type": "residual", "body": mlp}));
             }
-            l.extend([json!({"type": "layernorm"}), json!({"type": "dense", "out": k})]);
+            l.extend([
+                json!({"type": "layernorm"}),
+                json!({"type": "dense", "out": k}),
+            ]);
         }
     }
     Ok(Value::Array(l))
@@ -192,12 +150,67 @@ pub fn layers(m: &ModelConfig, train: &Dataset) -> crate::Result<Vec<LayerKind>>
     parse_layers(&v.to_string()).map_err(|e| Error::config("model.kind", format!("{e}")))
 }
 
+/// The model a run trains (an MLP or a layer network, then `model.init_from`'s
+/// weights when given), with what the optimizer and the loop need from its
+/// parameterization.
+#[derive(Debug)]
+pub struct TrainSetup {
+    pub model: TrainModel,
+    /// Centred model (outputs offset by f(θ₀); mean-field).
+    pub center: bool,
+    /// Global lr = schedule lr × this.
+    pub lr_factor: f64,
+    /// Per-layer (per-group) lr scales and widths for the optimizer.
+    pub context: BuildContext,
+}
+
+/// The [`TrainSetup`] of `cfg` for the training set `train`, on `device`. MLPs are
+/// sized before they are allocated (crate::memory) with `rows` rows per pass.
+pub fn build_train_model(
+    cfg: &Config,
+    train: &eos_data::Dataset,
+    rows: usize,
+    device: &Device,
+) -> crate::Result<TrainSetup> {
+    let mut s = if cfg.model.is_network() {
+        let s = build(cfg, train, device)?;
+        TrainSetup {
+            model: s.model,
+            center: false,
+            lr_factor: 1.0,
+            context: s.context,
+        }
+    } else {
+        let (d_in, d_out) = (train.input_dim(), train.target_dim());
+        let widths = crate::build::widths(cfg, d_in, d_out)?;
+        crate::memory::check(&widths, rows, cfg.train.dtype.dtype().size_in_bytes())?;
+        let setup = crate::build::build_model(cfg, d_in, d_out, device)?;
+        TrainSetup {
+            model: TrainModel::Mlp(setup.mlp),
+            center: setup.scalings.center,
+            lr_factor: setup.lr_factor,
+            context: BuildContext::from_scalings(&setup.scalings),
+        }
+    };
+    if let Some(p) = &cfg.model.init_from {
+        s.model = s.model.init_from(p)?;
+    }
+    Ok(s)
+}
+
 /// Builds the network of `cfg` for `train` (seeded by `train.seed`).
 pub fn build(cfg: &Config, train: &Dataset, device: &Device) -> crate::Result<NetSetup> {
     let mut layers = layers(&cfg.model, train)?;
     let input = train.sample_shape().to_vec();
-    let probe = Network::random(layers.clone(), &input, 0, 0.0, cfg.train.dtype.dtype(), device)
-        .map_err(|e| Error::config("model.layers", format!("{e}")))?;
+    let probe = Network::random(
+        layers.clone(),
+        &input,
+        0,
+        0.0,
+        cfg.train.dtype.dtype(),
+        device,
+    )
+    .map_err(|e| Error::config("model.layers", format!("{e}")))?;
     let out = probe.output_shape()?;
     if out.as_slice() != train.y.dims().get(1..).unwrap_or(&[]) {
         return Err(Error::config(
@@ -212,7 +225,11 @@ pub fn build(cfg: &Config, train: &Dataset, device: &Device) -> crate::Result<Ne
     let chain = Chain::of(&probe);
     let sc = chain.scalings(&cfg.model.parameterization, gain(&layers))?;
     set_multipliers(&mut layers, &mut sc.multipliers().into_iter());
-    let bias_std = sc.layers.iter().map(|l| l.bias_init_std).fold(0.0, f64::max);
+    let bias_std = sc
+        .layers
+        .iter()
+        .map(|l| l.bias_init_std)
+        .fold(0.0, f64::max);
     let seed = derive_seed(cfg.train.seed, streams::MODEL);
     let dtype = cfg.train.dtype.dtype();
     let mut net = Network::random(layers, &input, seed, bias_std, dtype, device)?;
@@ -345,7 +362,8 @@ impl Chain {
             w.push(l.map_or(1.0, |l| l.lr_scale));
             b.push(l.map_or(1.0, |l| l.bias_lr_scale));
         }
-        LayerLrScales::new(w, b).map_err(|e| Error::config("model.parameterization", format!("{e}")))
+        LayerLrScales::new(w, b)
+            .map_err(|e| Error::config("model.parameterization", format!("{e}")))
     }
 }
 

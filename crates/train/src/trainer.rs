@@ -137,7 +137,8 @@ impl Parts {
         let data = data::build_data(cfg).map_err(in_cfg)?;
         let n = data.train.len();
         let rows = cfg.train.batch_size.unwrap_or(n);
-        let setup = build::build_train_model(cfg, &data.train, rows, device).map_err(in_cfg)?;
+        let setup =
+            crate::network::build_train_model(cfg, &data.train, rows, device).map_err(in_cfg)?;
         let optimizer = cfg
             .optim
             .build(&setup.context)
@@ -568,12 +569,7 @@ fn resume_dir(
     let mut found = None;
     for step in checkpoint::steps(dir)?.into_iter().rev() {
         let path = checkpoint::path(dir, step);
-        match checkpoint::load(
-            &path,
-            mlp,
-            p.optimizer.as_mut(),
-            p.schedule.as_mut(),
-        ) {
+        match checkpoint::load(&path, mlp, p.optimizer.as_mut(), p.schedule.as_mut()) {
             Ok(r) => {
                 found = Some(r);
                 break;

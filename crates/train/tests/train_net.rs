@@ -54,7 +54,9 @@ eval = { every = 3 }
 /// 16 images 1×6×6 in 3 classes (one-hot), written as a safetensors data file.
 fn image_file(dir: &Path) -> PathBuf {
     let n = 16;
-    let x: Vec<f32> = (0..n * 36).map(|k| ((k * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let x: Vec<f32> = (0..n * 36)
+        .map(|k| ((k * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
     let mut y = vec![0f32; n * 3];
     for i in 0..n {
         y[i * 3 + i % 3] = 1.0;
@@ -163,7 +165,10 @@ fn a_tiny_cnn_trains_with_every_probe_and_resumes_bit_for_bit() {
     let lines = metrics(&a);
     check_every_probe(&lines);
     // conv, conv bias, conv (body), bias, dense, bias: 3 groups.
-    assert_eq!(lines[0]["weight_norms"].as_array().map(|a| a.len()), Some(3));
+    assert_eq!(
+        lines[0]["weight_norms"].as_array().map(|a| a.len()),
+        Some(3)
+    );
     let mut stop = args(&cfg, &b, &[]);
     stop.stop_after = Some(3);
     assert_eq!(train(&stop).unwrap().status, Status::Interrupted);

@@ -62,7 +62,9 @@ impl NetParams {
         let mut tensors = Vec::with_capacity(self.tensors.len());
         for (g, ((_, b), l)) in idx.iter().zip(&groups.layers).enumerate() {
             if b.is_some() != l.bias.is_some() {
-                return invalid(format!("parameter group {g}: bias present on one side only"));
+                return invalid(format!(
+                    "parameter group {g}: bias present on one side only"
+                ));
             }
             tensors.push(l.weight.clone());
             tensors.extend(l.bias.clone());

@@ -37,8 +37,8 @@ pub mod overrides;
 pub mod probes;
 
 pub use data::{
-    Cifar10Data, DataConfig, FashionMnistData, ImageKeys, MixtureData, RandomLabelsData,
-    SortData, SparseCodingData, TeacherData,
+    Cifar10Data, DataConfig, FashionMnistData, ImageKeys, MixtureData, RandomLabelsData, SortData,
+    SparseCodingData, TeacherData,
 };
 pub use probes::{
     BatchSharpnessProbe, EveryProbe, HessianTraceProbe, ProbesConfig, SharpnessProbe,
@@ -150,6 +150,60 @@ impl ModelConfig {
     /// Whether the model is a layer network (`layers` or a non-MLP preset).
     pub fn is_network(&self) -> bool {
         self.layers.is_some() || !matches!(self.kind, None | Some(NetKind::Mlp))
+    }
+
+    /// Checks the `[model]` keys of a layer network (the MLP keys must be absent).
+    pub fn validate_network(&self) -> crate::Result<()> {
+        let m = self;
+        if m.widths.is_some() || m.base_width.is_some() {
+            return Err(Error::config(
+                "model.widths",
+                "an MLP key; a layer network (model.layers or model.kind) takes width/depth/heads",
+            ));
+        }
+        if let (Some(_), Some(k)) = (&m.layers, m.kind) {
+            return Err(Error::config(
+                "model.kind",
+                format!("{k:?} given together with model.layers; give one of them"),
+            ));
+        }
+        if matches!(&m.layers, Some(l) if l.is_empty()) {
+            return Err(Error::config(
+                "model.layers",
+                "empty; expected a list of layer objects",
+            ));
+        }
+        if m.kind.is_some() {
+            if m.width.is_none_or(|w| w == 0) {
+                return Err(Error::config("model.width", "missing or 0; expected ≥ 1"));
+            }
+            if m.depth == Some(0) {
+                return Err(Error::config("model.depth", "got 0; expected ≥ 1 blocks"));
+            }
+            let (w, h) = (m.width.unwrap_or(1), m.heads.unwrap_or(1));
+            if h == 0 || w % h != 0 {
+                return Err(Error::config(
+                    "model.heads",
+                    format!("got {h}; expected ≥ 1 dividing model.width = {w}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether image data should keep their `[n, C, H, W]` shape for this model.
+    pub fn wants_images(&self) -> bool {
+        let m = self;
+        match (&m.layers, m.kind) {
+            (Some(l), _) => {
+                l.first()
+                    .and_then(|v| v.get("type"))
+                    .and_then(|t| t.as_str())
+                    == Some("conv2d")
+            }
+            (None, Some(k)) => matches!(k, NetKind::Cnn | NetKind::Resnet),
+            _ => false,
+        }
     }
 }
 
@@ -300,7 +354,7 @@ impl Config {
         }
         let m = &self.model;
         if m.is_network() {
-            crate::network::validate(m)?;
+            m.validate_network()?;
         } else {
             validate_mlp(m)?;
         }
