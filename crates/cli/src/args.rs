@@ -130,6 +130,21 @@ pub enum Cmd {
     Repro(ReproArgs),
     /// Write the built-in example case to a safetensors file.
     Example(ExampleArgs),
+    /// Write a run's checkpoint (default: the latest) as an eos-net/1 file with the
+    /// training batch, for `eos probe OUT`.
+    Export(ExportArgs),
+}
+
+// `eos export`: the variant of [`Cmd`] documents it.
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The eos-net/1 file to write.
+    pub out: PathBuf,
+    /// The checkpoint's step (default: the latest).
+    #[arg(long)]
+    pub step: Option<u64>,
 }
 
 // `eos probe`: the variant of [`Cmd`] documents it.
@@ -231,6 +246,10 @@ pub struct TrainArgs {
     /// Debugging: stop (with a checkpoint) once this many steps are done.
     #[arg(long, hide = true)]
     pub stop_after: Option<u64>,
+    /// Start from the weights of this safetensors file (MLP format or eos-net/1);
+    /// the same as `--set model.init_from=FILE`.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub init_from: Option<PathBuf>,
 }
 
 // `eos report`: the variant of [`Cmd`] documents it.

@@ -29,6 +29,11 @@ pub fn run(cmd: Cmd) -> anyhow::Result<i32> {
             experiments: a.experiments,
         }),
         Cmd::Example(a) => example(a),
+        Cmd::Export(a) => {
+            let step = eos_train::interchange::export(&a.run_dir, a.step, &a.out)?;
+            println!("wrote {} (step {step})", a.out.display());
+            Ok(())
+        }
     };
     r.map(|()| 0)
 }
@@ -141,9 +146,15 @@ fn check_case(
 /// `eos train`: installs the Ctrl-C handler, trains, prints how the run ended, then
 /// plots it (`eos report DIR`).
 fn train(a: TrainArgs) -> anyhow::Result<i32> {
+    let mut set = a.set;
+    if let Some(p) = &a.init_from {
+        // A JSON string literal is a TOML basic string.
+        let path = serde_json::to_string(&p.display().to_string())?;
+        set.push(format!("model.init_from={path}"));
+    }
     let args = eos_train::TrainArgs {
         config: a.config,
-        set: a.set,
+        set,
         out: a.out,
         resume: a.resume,
         device: a.device.name().to_string(),

@@ -152,7 +152,7 @@ fn param_err(e: ParamError, key_of: impl Fn(&str) -> String) -> Error {
 
 /// An eos-optim build error as a config error: eos-optim names its keys under its own
 /// table name (`optimizer.momentum`), the config's table is `[optim]`.
-fn optim_err(e: eos_optim::Error) -> Error {
+pub(crate) fn optim_err(e: eos_optim::Error) -> Error {
     match e {
         eos_optim::Error::Invalid {
             key,

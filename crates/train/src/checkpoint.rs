@@ -1,12 +1,14 @@
 //! Checkpoints: `ckpt/step-N.safetensors`, the state after N steps, written atomically
 //! (eos-model's `save_case`: temporary file + rename).
 //!
-//! The file is in the interchange format (DESIGN.md): the model as `layers.{i}.weight`
-//! / `layers.{i}.bias` with metadata `activation`, `loss`, `multipliers`, readable by
-//! any safetensors tool, plus, alongside:
+//! The file is in the interchange format (DESIGN.md): an MLP as `layers.{i}.weight`
+//! / `layers.{i}.bias` with metadata `activation`, `loss`, `multipliers`; a layer
+//! network under its eos-net/1 names (`layers.{i}.weight`, `layers.{i}.qkv.weight`,
+//! `layers.{i}.body.{j}.bias`, …) with metadata `format = "eos-net/1"`, `model` (the
+//! layer list as JSON) and `loss` — readable by any safetensors tool, plus, alongside:
 //!
 //! ```text
-//! theta0.layers.{i}.weight|bias   θ₀ (centring offsets, update cosine)      model dtype
+//! theta0.<parameter name>         θ₀ (centring offsets, update cosine)      model dtype
 //! optim.*                         optimizer state (eos-optim's names)       as saved,
 //!                                 integers as f64
 //! probe.ritz                      [k, P] latest Ritz vectors (warm start)   f64
@@ -22,8 +24,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error};
+use crate::model::TrainModel;
 use candle_core::{DType, Device, Tensor};
-use eos_model::{save_case, LayerParams, Loss, Mlp, ParamVec};
+use eos_model::{save_case, Loss, ParamVec};
 use eos_optim::{Optimizer, Schedule, ScheduleState};
 
 /// What a checkpoint restores.
@@ -83,10 +86,10 @@ pub struct State<'a> {
 }
 
 /// Writes `ckpt/step-N.safetensors` atomically.
-pub fn save(dir: &Path, mlp: &Mlp, loss: Loss, st: &State) -> crate::Result<PathBuf> {
+pub fn save(dir: &Path, model: &TrainModel, loss: Loss, st: &State) -> crate::Result<PathBuf> {
     let p = path(dir, st.step);
     std::fs::create_dir_all(dir.join("ckpt"))?;
-    let mut extra = st.theta0.named_tensors("theta0.");
+    let mut extra = model.named_tensors(st.theta0, "theta0.")?;
     // Integer state (the optimizer's step counter) is stored as f64 (exact below 2⁵³)
     // so that readers of the interchange format, which expect floats, can open it.
     for (name, t) in st.optimizer.state() {
@@ -109,41 +112,51 @@ pub fn save(dir: &Path, mlp: &Mlp, loss: Loss, st: &State) -> crate::Result<Path
         ("time_s".to_string(), format!("{:?}", st.time_s)),
         ("schedule_state".to_string(), schedule),
     ];
-    save_case(&p, mlp, Some(loss), None, None, &extra, &meta)?;
+    match model {
+        TrainModel::Mlp(mlp) => save_case(&p, mlp, Some(loss), None, None, &extra, &meta)?,
+        TrainModel::Net(g) => {
+            let mut tensors = g.net.params.named_tensors("");
+            tensors.extend(extra);
+            let mut m: HashMap<String, String> = meta.into_iter().collect();
+            m.insert("format".into(), eos_model::net::file::FORMAT.into());
+            m.insert("model".into(), eos_model::net::layers_json(&g.net.layers));
+            m.insert("loss".into(), loss.name().into());
+            write_tensors(&p, tensors, m)?;
+        }
+    }
     Ok(p)
+}
+
+/// Writes named tensors (moved to the host, contiguous) and metadata atomically.
+pub fn write_tensors(
+    p: &Path,
+    tensors: Vec<(String, Tensor)>,
+    meta: HashMap<String, String>,
+) -> crate::Result<()> {
+    let tensors: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| Ok((n, t.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<crate::Result<_>>()?;
+    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
+        .map_err(|e| Error::file(p, format!("cannot serialise: {e}")))?;
+    eos_model::io::write_atomic(p, &bytes)?;
+    Ok(())
 }
 
 fn read_params(
     t: &HashMap<String, Tensor>,
     prefix: &str,
-    like: &ParamVec,
+    like: &TrainModel,
 ) -> crate::Result<ParamVec> {
-    let mut layers = Vec::new();
-    for (i, l) in like.layers.iter().enumerate() {
-        let get = |name: String| -> crate::Result<Tensor> {
-            let x = t
-                .get(&name)
-                .ok_or_else(|| Error::Request(format!("tensor `{name}` is missing")))?;
-            Ok(x.to_dtype(like.dtype())?.to_device(like.device())?)
-        };
-        let weight = get(format!("{prefix}layers.{i}.weight"))?;
-        let bias = l
-            .bias
-            .as_ref()
-            .map(|_| get(format!("{prefix}layers.{i}.bias")))
-            .transpose()?;
-        layers.push(LayerParams { weight, bias });
-    }
-    let v = ParamVec { layers };
-    like.check_same_structure(&v)?;
-    Ok(v)
+    like.read_named(|n| t.get(n).cloned(), prefix)
+        .map_err(Error::Request)
 }
 
 /// Loads a checkpoint into the optimizer and the schedule and returns the rest;
 /// `like` gives the model's structure, dtype and device.
 pub fn load(
     p: &Path,
-    like: &ParamVec,
+    like: &TrainModel,
     optimizer: &mut dyn Optimizer,
     schedule: &mut dyn Schedule,
 ) -> crate::Result<Restored> {

@@ -52,11 +52,22 @@ fn data_err(e: eos_data::DataError) -> Error {
 }
 
 /// Builds the datasets (or stream) the config describes.
+///
+/// Image data keep their shape `[n, C, H, W]` when the model is a layer network whose
+/// first layer is convolutional (presets cnn and resnet, or `layers` starting with
+/// `conv2d`); otherwise they are flat `[n, C·H·W]`.
 pub fn build_data(cfg: &Config) -> crate::Result<Data> {
     let seed = cfg.train.seed;
+    let image = cfg.model.wants_images();
     let (gen, n, test_n, online, task_seed): (AnyGenerator, _, _, _, _) = match &cfg.data {
-        DataConfig::FashionMnist(d) => return image_data(d.keys(), false),
-        DataConfig::Cifar10(d) => return image_data(d.keys(), true),
+        DataConfig::FashionMnist(d) => return image_data(d.keys(), false, image),
+        DataConfig::Cifar10(d) => return image_data(d.keys(), true, image),
+        DataConfig::File(f) => return file_data(f),
+        DataConfig::Sort(d) => {
+            let g = eos_data::SortTask::new(d.len, d.vocab)
+                .map_err(|e| Error::config("data.len", format!("{e}")))?;
+            (Box::new(g), d.n, d.test_n, d.online, d.seed.unwrap_or(seed))
+        }
         DataConfig::Teacher(d) => {
             let output = if d.classes {
                 TeacherOutput::Classes {
@@ -157,7 +168,7 @@ fn cifar10_dir() -> crate::Result<PathBuf> {
 
 /// Fashion-MNIST or CIFAR-10: class subset → first n (train) / test_n (test) →
 /// standardise with the training statistics (Cohen et al.'s protocol, THEORY.md §1).
-fn image_data(d: ImageKeys<'_>, cifar: bool) -> crate::Result<Data> {
+fn image_data(d: ImageKeys<'_>, cifar: bool, image: bool) -> crate::Result<Data> {
     let dir = match (d.dir, cifar) {
         (Some(dir), _) => dir.to_path_buf(),
         (None, false) => fashion_mnist_dir().context("data (fashion_mnist)")?,
@@ -201,9 +212,32 @@ fn image_data(d: ImageKeys<'_>, cifar: bool) -> crate::Result<Data> {
         train = s.apply(&train).map_err(data_err)?;
         test = test.map(|t| s.apply(&t)).transpose().map_err(data_err)?;
     }
+    if image {
+        // Standardised per pixel on the flat vectors, then shaped NCHW.
+        let chw = if cifar {
+            eos_data::CIFAR10_CHW
+        } else {
+            eos_data::FASHION_MNIST_CHW
+        };
+        let shape =
+            |ds| eos_data::shape_images(ds, eos_data::InputShape::Image, chw).map_err(data_err);
+        train = shape(train)?;
+        test = test.map(shape).transpose()?;
+    }
     Ok(Data {
         train,
         test,
+        stream: None,
+    })
+}
+
+/// `kind = "file"`: the `x` and `y` of a file, as stored (no test set).
+fn file_data(f: &eos_data::FileConfig) -> crate::Result<Data> {
+    let train =
+        eos_data::load_file_dataset(f).map_err(|e| Error::config("data.path", format!("{e}")))?;
+    Ok(Data {
+        train,
+        test: None,
         stream: None,
     })
 }

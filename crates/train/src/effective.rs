@@ -20,7 +20,7 @@
 use candle_core::Tensor;
 use eos_hessian::{effective_sharpness, LanczosConfig, ModelOperator, Which};
 use eos_model::rng::derive_seed;
-use eos_model::{Batch, Loss, Mlp, ParamVec};
+use eos_model::{Batch, Loss, Model, ParamVec};
 
 use crate::build::streams;
 use crate::config::SharpnessProbe;
@@ -57,10 +57,10 @@ impl EffectiveProbe {
 
     /// Measures at θ_t (`mlp`) with the lr multiplier `m = P_t⁻¹` the optimizer
     /// reported for step t (`Ok(None)`: the identity; `Err(State)`: not known yet).
-    pub fn measure(
+    pub fn measure<M: Model<Params = ParamVec>>(
         &mut self,
         step: u64,
-        mlp: &Mlp,
+        mlp: &M,
         m: eos_optim::Result<Option<ParamVec>>,
         line: &mut Line,
     ) -> crate::Result<()> {
@@ -74,7 +74,7 @@ impl EffectiveProbe {
             Err(e) => return Err(e.into()),
         };
         let op = ModelOperator::hessian(mlp, &self.set, self.loss);
-        let (c, p) = (&self.cfg, mlp.params.numel());
+        let (c, p) = (&self.cfg, mlp.params().numel());
         let cfg = LanczosConfig {
             k: c.k.min(p),
             which: Which::Largest,

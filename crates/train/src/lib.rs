@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: the TOML schema of `eos train`, `--set` overrides, the resolved config;
 //! - [`data`] and [`build`]: the data set, model, optimizer, schedule and sampler of a config;
+//! - [`model`]: the model a run trains (an MLP or a layer network) behind one `Model`;
 //! - [`trainer`]: the training loop ([`train`]), resumable bit for bit;
 //! - [`probes`]: the curvature measurements taken during training;
 //! - [`run_dir`], [`metrics`], [`checkpoint`]: the run directory (`meta.json` with its
@@ -48,9 +49,12 @@ pub mod data;
 pub mod effective;
 pub mod error;
 pub mod example;
+pub mod interchange;
 pub mod lock;
 pub mod memory;
 pub mod metrics;
+pub mod model;
+pub mod network;
 pub mod probe;
 pub mod probes;
 pub mod run_dir;

@@ -19,13 +19,14 @@ use eos_hessian::{
     ModelOperator, Which,
 };
 use eos_model::rng::derive_seed;
-use eos_model::{Batch, Loss, Mlp, ParamVec};
+use eos_model::{Batch, Loss, Model, ParamVec};
 use rand::seq::SliceRandom;
 
 use crate::build::streams;
 use crate::config::ProbesConfig;
 use crate::effective::EffectiveProbe;
 use crate::metrics::Line;
+use crate::model::TrainModel;
 
 /// Rows selected from a batch (offsets included).
 pub fn select(batch: &Batch, idx: &[usize]) -> crate::Result<Batch> {
@@ -34,7 +35,7 @@ pub fn select(batch: &Batch, idx: &[usize]) -> crate::Result<Batch> {
 
 /// Fraction of rows whose prediction matches `labels`: argmax of the outputs, or
 /// `f > 0` ↔ class 1 for a single output.
-pub fn accuracy(mlp: &Mlp, batch: &Batch, labels: &[u32]) -> crate::Result<f64> {
+pub fn accuracy(mlp: &TrainModel, batch: &Batch, labels: &[u32]) -> crate::Result<f64> {
     let mut f = mlp.forward(&batch.x)?;
     if let Some(o) = &batch.offset {
         f = (f - o)?;
@@ -140,7 +141,7 @@ impl Probes {
     pub fn before_update(
         &mut self,
         step: u64,
-        mlp: &Mlp,
+        mlp: &TrainModel,
         eval: &EvalSets,
         line: &mut Line,
     ) -> crate::Result<()> {
@@ -148,7 +149,7 @@ impl Probes {
         let sub = |stream: u64| derive_seed(derive_seed(self.seed, stream), step);
         if due(c.sharpness.every, step) {
             let op = ModelOperator::hessian(mlp, &self.sharp_set, self.loss);
-            let p = mlp.params.numel();
+            let p = mlp.params().numel();
             let cfg = LanczosConfig {
                 k: c.sharpness.k.min(p),
                 which: Which::Largest,
@@ -214,8 +215,8 @@ impl Probes {
             line.soft_rank = Some(ranks);
         }
         if due(c.norms.every, step) {
-            line.weight_norms = Some(layer_norms(&mlp.params)?);
-            line.bias_mean = Some(bias_means(&mlp.params)?);
+            line.weight_norms = Some(layer_norms(mlp.params())?);
+            line.bias_mean = Some(bias_means(mlp.params())?);
         }
         if due(c.eval.every, step) {
             if eval.minibatch {
@@ -238,7 +239,7 @@ impl Probes {
     pub fn after_update(
         &self,
         step: u64,
-        mlp: &Mlp,
+        mlp: &TrainModel,
         batch: &Batch,
         update: &ParamVec,
         theta0: &ParamVec,
@@ -253,7 +254,7 @@ impl Probes {
             line.taylor = Some(c);
         }
         if due(c.update_cosine.every, step) {
-            let cum = mlp.params.sub(theta0)?;
+            let cum = mlp.params().sub(theta0)?;
             let uc = update_cosine(update, &cum)?;
             line.update_cosine = Some(uc.global);
             line.update_cosine_layers = Some(uc.layers);
@@ -293,22 +294,22 @@ fn bias_means(v: &ParamVec) -> crate::Result<Vec<Option<f64>>> {
 /// exact trace of the Gauss-Newton operator (P products: small models) when P ≤ 4096,
 /// else Hutchinson with 32 Rademacher probes.
 pub fn gn_spectrum(
-    mlp: &Mlp,
+    mlp: &TrainModel,
     batch: &Batch,
     loss: Loss,
     k: usize,
     seed: u64,
 ) -> crate::Result<(f64, Vec<f64>)> {
     let op = ModelOperator::gauss_newton(mlp, batch, loss);
-    let outputs = mlp.widths().last().copied().unwrap_or(1).max(1) as f64;
+    let outputs = mlp.n_outputs()?.max(1) as f64;
     let trace = match loss {
         Loss::Mse => eos_hessian::ntk_trace(mlp, &batch.x)?,
         Loss::MseMeanAll => eos_hessian::ntk_trace(mlp, &batch.x)? * 2.0 / outputs,
-        _ if mlp.params.numel() <= 4096 => exact_trace(&op, 16)?,
+        _ if mlp.params().numel() <= 4096 => exact_trace(&op, 16)?,
         _ => hutchinson(&op, 32, 8, seed)?.mean,
     };
     let top = if k > 0 {
-        let p = mlp.params.numel();
+        let p = mlp.params().numel();
         let cfg = LanczosConfig {
             k: k.min(p),
             which: Which::Largest,

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Context, Error};
-use eos_model::Mlp;
 use serde::{Deserialize, Serialize};
 
 /// The state of a run, as `meta.json` (`status`), the sweep tables and the
@@ -113,7 +112,15 @@ pub struct Meta {
 
 impl Meta {
     /// The metadata of a new run of `mlp` (status `running`).
-    pub fn new(device: &str, dtype: candle_core::DType, seed: u64, mlp: &Mlp, total: u64) -> Meta {
+    /// `widths`: the MLP's widths (empty for a layer network).
+    pub fn new(
+        device: &str,
+        dtype: candle_core::DType,
+        seed: u64,
+        n_params: usize,
+        widths: Vec<usize>,
+        total: u64,
+    ) -> Meta {
         Meta {
             version: env!("CARGO_PKG_VERSION").into(),
             git_hash: git_hash(),
@@ -121,8 +128,8 @@ impl Meta {
             dtype: format!("{dtype:?}").to_lowercase(),
             threads: eos_model::threads::count(),
             seed,
-            n_params: mlp.params.numel(),
-            widths: mlp.widths(),
+            n_params,
+            widths,
             total_steps: total,
             start_time: now_rfc3339(),
             end_time: None,

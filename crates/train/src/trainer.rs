@@ -24,12 +24,13 @@ use std::time::Instant;
 
 use candle_core::{DType, Device};
 use eos_data::Sampler;
-use eos_model::{device_name, pick_device, Batch, Loss, Mlp, ParamVec};
+use eos_model::{device_name, pick_device, Batch, Loss, Model, ParamVec};
 use eos_optim::{Observation, Optimizer, Schedule};
 
 use crate::config::Config;
 use crate::error::{Context, Error};
 use crate::metrics::{self, Line};
+use crate::model::TrainModel;
 use crate::probes::{self, EvalSets, Probes};
 use crate::run_dir::{self, Meta, Status};
 use crate::{build, checkpoint, data};
@@ -116,7 +117,11 @@ fn run_loop(
 /// What a config builds before the run directory is opened.
 struct Parts {
     data: data::Data,
-    setup: build::ModelSetup,
+    model: TrainModel,
+    /// Centred model (outputs offset by f(θ₀)).
+    center: bool,
+    /// Global lr = schedule lr × this.
+    lr_factor: f64,
     optimizer: Box<dyn Optimizer>,
     schedule: Box<dyn Schedule>,
     sampler: Option<Sampler>,
@@ -131,14 +136,15 @@ impl Parts {
         let in_cfg = |e: Error| e.in_config(file);
         let data = data::build_data(cfg).map_err(in_cfg)?;
         let n = data.train.len();
-        let (d_in, d_out) = (data.train.input_dim(), data.train.target_dim());
-        // Sized before it is allocated (crate::memory).
-        let widths = build::widths(cfg, d_in, d_out).map_err(in_cfg)?;
         let rows = cfg.train.batch_size.unwrap_or(n);
-        crate::memory::check(&widths, rows, cfg.train.dtype.dtype().size_in_bytes())
+        let setup =
+            crate::network::build_train_model(cfg, &data.train, rows, device).map_err(in_cfg)?;
+        let optimizer = cfg
+            .optim
+            .build(&setup.context)
+            .map_err(build::optim_err)
             .map_err(in_cfg)?;
-        let setup = build::build_model(cfg, d_in, d_out, device).map_err(in_cfg)?;
-        let optimizer = build::build_optimizer(cfg, &setup.scalings).map_err(in_cfg)?;
+        let (model, center, lr_factor) = (setup.model, setup.center, setup.lr_factor);
         let schedule = build::build_schedule(cfg).map_err(in_cfg)?;
         let sampler = match data.stream {
             None => Some(build::build_sampler(cfg, n).map_err(in_cfg)?),
@@ -151,7 +157,9 @@ impl Parts {
         let total = build::total_steps(cfg, steps_per_epoch);
         Ok(Parts {
             data,
-            setup,
+            model,
+            center,
+            lr_factor,
             optimizer,
             schedule,
             sampler,
@@ -184,8 +192,8 @@ pub struct Trainer {
     data: data::Data,
     sampler: Option<Sampler>,
     /// The initial network, when the model is centred (outputs offset by f(θ₀)).
-    mlp0: Option<Mlp>,
-    mlp: Mlp,
+    mlp0: Option<TrainModel>,
+    mlp: TrainModel,
     theta0: ParamVec,
     optimizer: Box<dyn Optimizer>,
     schedule: Box<dyn Schedule>,
@@ -251,8 +259,8 @@ impl Trainer {
         // One writer per run directory, before anything is written there.
         let lock = crate::lock::DirLock::acquire(&dir, "run")?;
         crate::lock::remove_stale_temps(&dir);
-        let mut mlp = p.setup.mlp.clone();
-        let mut theta0 = mlp.params.clone();
+        let mut mlp = p.model.clone();
+        let mut theta0 = mlp.params().clone();
         let resolved = cfg.to_toml()?;
         let start = if args.resume {
             let (start, restored) = resume_dir(&dir, &resolved, &mut p, &mlp)?;
@@ -266,7 +274,8 @@ impl Trainer {
                 &device_name(&device),
                 cfg.train.dtype.dtype(),
                 cfg.train.seed,
-                &mlp,
+                mlp.n_params(),
+                mlp.widths(),
                 p.total,
             );
             new_dir(&dir, meta)?
@@ -279,7 +288,7 @@ impl Trainer {
 
         // Data on the device; centred models subtract the initial network's outputs.
         let dtype = cfg.train.dtype.dtype();
-        let mlp0 = match p.setup.scalings.center {
+        let mlp0 = match p.center {
             true => Some(mlp.with_params(theta0.clone())?),
             false => None,
         };
@@ -292,7 +301,7 @@ impl Trainer {
         probes.effective.ritz = start.ritz_eff;
         let writer = metrics::Writer::open(&dir.join("metrics.jsonl"))?;
         tracing::info!(
-            dir = %dir.display(), params = mlp.params.numel(), samples = p.data.train.len(),
+            dir = %dir.display(), params = mlp.n_params(), samples = p.data.train.len(),
             steps = p.total, device = %device_name(&device), "training"
         );
         Ok(Trainer {
@@ -303,7 +312,7 @@ impl Trainer {
             theta0,
             optimizer: p.optimizer,
             schedule: p.schedule,
-            lr_factor: p.setup.lr_factor,
+            lr_factor: p.lr_factor,
             sampler: p.sampler,
             data: p.data,
             train_batch,
@@ -386,10 +395,10 @@ impl Trainer {
                 ),
             ));
         }
-        let st = self.optimizer.step(&self.mlp.params, &grad, lr)?;
+        let st = self.optimizer.step(self.mlp.params(), &grad, lr)?;
         if self.probes.effective.due(t) {
             // After step t (P_t known), before θ moves (H at θ_t).
-            let m = self.optimizer.preconditioner(&self.mlp.params);
+            let m = self.optimizer.preconditioner(self.mlp.params());
             self.probes.effective.measure(t, &self.mlp, m, &mut line)?;
         }
         self.probes
@@ -496,7 +505,7 @@ fn batch_on(
     ds: &eos_data::Dataset,
     dtype: DType,
     device: &Device,
-    mlp0: Option<&Mlp>,
+    mlp0: Option<&TrainModel>,
 ) -> crate::Result<Batch> {
     let mut b = data::to_batch(ds, dtype, device)?;
     if let Some(m) = mlp0 {
@@ -510,7 +519,7 @@ fn eval_sets(
     data: &data::Data,
     dtype: DType,
     device: &Device,
-    mlp0: Option<&Mlp>,
+    mlp0: Option<&TrainModel>,
     minibatch: bool,
 ) -> crate::Result<EvalSets> {
     let test = data
@@ -551,7 +560,7 @@ fn resume_dir(
     dir: &Path,
     resolved: &str,
     p: &mut Parts,
-    mlp: &Mlp,
+    mlp: &TrainModel,
 ) -> crate::Result<(Start, Option<(ParamVec, ParamVec)>)> {
     run_dir::check_same_config(dir, resolved)?;
     let mut meta = Meta::read(dir)?;
@@ -560,12 +569,7 @@ fn resume_dir(
     let mut found = None;
     for step in checkpoint::steps(dir)?.into_iter().rev() {
         let path = checkpoint::path(dir, step);
-        match checkpoint::load(
-            &path,
-            &mlp.params,
-            p.optimizer.as_mut(),
-            p.schedule.as_mut(),
-        ) {
+        match checkpoint::load(&path, mlp, p.optimizer.as_mut(), p.schedule.as_mut()) {
             Ok(r) => {
                 found = Some(r);
                 break;

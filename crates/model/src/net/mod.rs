@@ -28,6 +28,7 @@ pub mod dense;
 pub mod embedding;
 pub mod file;
 pub mod flatten;
+pub mod groups;
 pub mod jet;
 pub mod layernorm;
 pub mod params;

@@ -120,6 +120,30 @@ impl Network {
         Ok(Tensor::cat(&outs, 0)?)
     }
 
+    /// The features feeding the readout: the input of the last top-level `dense`
+    /// layer (the readout in Tensor Programs V's sense), as rows `[m, d]` (for
+    /// sequences every position is a row, m = n·T); `None` when the network has no
+    /// top-level dense layer. The soft-rank probe measures these.
+    pub fn readout_features(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let Some(last) = self
+            .layers
+            .iter()
+            .rposition(|l| matches!(l, super::LayerKind::Dense(_)))
+        else {
+            return Ok(None);
+        };
+        let body = &self.layers[..last];
+        let np = super::offsets(body)[body.len()];
+        let mut ws = Workspace::new(0);
+        let mut outs = Vec::new();
+        for (s, c) in self.chunks(x.dims()[0]) {
+            let xc = x.narrow(0, s, c)?;
+            let h = seq_forward(body, &self.params.tensors[..np], &xc, &mut ws)?.0;
+            outs.push(rows(&h)?);
+        }
+        Ok(Some(Tensor::cat(&outs, 0)?))
+    }
+
     /// f − offset and the loss on one chunk.
     fn eval(&self, f: Tensor, b: &Batch, loss: Loss) -> Result<(Tensor, LossEval)> {
         let f = match &b.offset {

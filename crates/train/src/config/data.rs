@@ -26,6 +26,10 @@ pub enum DataConfig {
     FashionMnist(FashionMnistData),
     /// CIFAR-10 (binary version) from `dir` or `$EOS_DATA_DIR/cifar-10-batches-bin`.
     Cifar10(Cifar10Data),
+    /// The sorting task (eos-data's `SortTask`): ids `[n, T]`, one-hot `[n, T, V]`.
+    Sort(SortData),
+    /// `x` and `y` read from a file (safetensors, `.npz`, a `.npy` pair).
+    File(eos_data::FileConfig),
 }
 
 macro_rules! generated_data {
@@ -123,6 +127,17 @@ generated_data!(
         pub input_std: f64,
         #[serde(default)]
         pub targets: Targets,
+    }
+);
+
+generated_data!(
+    /// `kind = "sort"`: sequences of `len` tokens from `vocab` ids, targets the sorted
+    /// sequence (cross-entropy at every position).
+    SortData {
+        /// Sequence length T.
+        pub len: usize,
+        /// Vocabulary size V.
+        pub vocab: usize,
     }
 );
 

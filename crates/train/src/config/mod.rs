@@ -37,7 +37,7 @@ pub mod overrides;
 pub mod probes;
 
 pub use data::{
-    Cifar10Data, DataConfig, FashionMnistData, ImageKeys, MixtureData, RandomLabelsData,
+    Cifar10Data, DataConfig, FashionMnistData, ImageKeys, MixtureData, RandomLabelsData, SortData,
     SparseCodingData, TeacherData,
 };
 pub use probes::{
@@ -116,6 +116,95 @@ pub struct ModelConfig {
     /// Rows per chunk in every pass (bounds memory; default eos-model's 2048).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_size: Option<usize>,
+    /// A layer network instead of an MLP: the eos-net/1 layer objects
+    /// (`{type = "conv2d", out = 16, kernel = 3, padding = 1}`, …; [`crate::network`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<toml::Value>>,
+    /// A preset network: mlp (default: `widths`/`depth`) | cnn | resnet | transformer,
+    /// shaped by `width`, `depth`, `heads` ([`crate::network`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<NetKind>,
+    /// Preset width: channels (cnn, resnet) or model dimension d (transformer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    /// Attention heads of the transformer preset (default 1; must divide `width`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
+    /// Start from the weights of this safetensors file (MLP interchange format or
+    /// eos-net/1; shapes checked against the model; `eos train --init-from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
+}
+
+/// `model.kind`: which network a preset builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetKind {
+    Mlp,
+    Cnn,
+    Resnet,
+    Transformer,
+}
+
+impl ModelConfig {
+    /// Whether the model is a layer network (`layers` or a non-MLP preset).
+    pub fn is_network(&self) -> bool {
+        self.layers.is_some() || !matches!(self.kind, None | Some(NetKind::Mlp))
+    }
+
+    /// Checks the `[model]` keys of a layer network (the MLP keys must be absent).
+    pub fn validate_network(&self) -> crate::Result<()> {
+        let m = self;
+        if m.widths.is_some() || m.base_width.is_some() {
+            return Err(Error::config(
+                "model.widths",
+                "an MLP key; a layer network (model.layers or model.kind) takes width/depth/heads",
+            ));
+        }
+        if let (Some(_), Some(k)) = (&m.layers, m.kind) {
+            return Err(Error::config(
+                "model.kind",
+                format!("{k:?} given together with model.layers; give one of them"),
+            ));
+        }
+        if matches!(&m.layers, Some(l) if l.is_empty()) {
+            return Err(Error::config(
+                "model.layers",
+                "empty; expected a list of layer objects",
+            ));
+        }
+        if m.kind.is_some() {
+            if m.width.is_none_or(|w| w == 0) {
+                return Err(Error::config("model.width", "missing or 0; expected ≥ 1"));
+            }
+            if m.depth == Some(0) {
+                return Err(Error::config("model.depth", "got 0; expected ≥ 1 blocks"));
+            }
+            let (w, h) = (m.width.unwrap_or(1), m.heads.unwrap_or(1));
+            if h == 0 || w % h != 0 {
+                return Err(Error::config(
+                    "model.heads",
+                    format!("got {h}; expected ≥ 1 dividing model.width = {w}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether image data should keep their `[n, C, H, W]` shape for this model.
+    pub fn wants_images(&self) -> bool {
+        let m = self;
+        match (&m.layers, m.kind) {
+            (Some(l), _) => {
+                l.first()
+                    .and_then(|v| v.get("type"))
+                    .and_then(|t| t.as_str())
+                    == Some("conv2d")
+            }
+            (None, Some(k)) => matches!(k, NetKind::Cnn | NetKind::Resnet),
+            _ => false,
+        }
+    }
 }
 
 fn default_activation() -> String {
@@ -264,39 +353,10 @@ impl Config {
             ));
         }
         let m = &self.model;
-        match (&m.widths, m.depth, m.base_width) {
-            (Some(w), None, None) if w.len() >= 2 && !w.contains(&0) => {}
-            (Some(w), None, None) => {
-                return Err(Error::config(
-                    "model.widths",
-                    format!("got {w:?}; expected [n0, …, nL] with ≥ 2 widths ≥ 1"),
-                ))
-            }
-            (Some(_), _, _) => {
-                return Err(Error::config(
-                    "model.widths",
-                    "give either widths or depth + base_width, not both",
-                ))
-            }
-            (None, Some(d), b) if d >= 1 && (d == 1 || b.is_some_and(|b| b >= 1)) => {}
-            (None, Some(0), _) => {
-                return Err(Error::config(
-                    "model.depth",
-                    "0; expected the number of weight layers, at least 1",
-                ))
-            }
-            (None, Some(_), _) => {
-                return Err(Error::config(
-                    "model.base_width",
-                    "missing or 0; expected the first hidden width ≥ 1",
-                ))
-            }
-            (None, None, _) => {
-                return Err(Error::config(
-                    "model",
-                    "missing `depth` (with `base_width`) or `widths`",
-                ))
-            }
+        if m.is_network() {
+            m.validate_network()?;
+        } else {
+            validate_mlp(m)?;
         }
         if m.chunk_size == Some(0) {
             return Err(Error::config("model.chunk_size", "got 0; expected ≥ 1"));
@@ -306,7 +366,8 @@ impl Config {
             DataConfig::Mixture(d) => d.online,
             DataConfig::SparseCoding(d) => d.online,
             DataConfig::RandomLabels(d) => d.online,
-            DataConfig::FashionMnist(_) | DataConfig::Cifar10(_) => false,
+            DataConfig::Sort(d) => d.online,
+            DataConfig::FashionMnist(_) | DataConfig::Cifar10(_) | DataConfig::File(_) => false,
         };
         if online && t.batch_size.is_none() {
             return Err(Error::config(
@@ -338,6 +399,45 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The MLP's shape: `widths`, or `depth` (+ `base_width`).
+fn validate_mlp(m: &ModelConfig) -> crate::Result<()> {
+    match (&m.widths, m.depth, m.base_width) {
+        (Some(w), None, None) if w.len() >= 2 && !w.contains(&0) => {}
+        (Some(w), None, None) => {
+            return Err(Error::config(
+                "model.widths",
+                format!("got {w:?}; expected [n0, …, nL] with ≥ 2 widths ≥ 1"),
+            ))
+        }
+        (Some(_), _, _) => {
+            return Err(Error::config(
+                "model.widths",
+                "give either widths or depth + base_width, not both",
+            ))
+        }
+        (None, Some(d), b) if d >= 1 && (d == 1 || b.is_some_and(|b| b >= 1)) => {}
+        (None, Some(0), _) => {
+            return Err(Error::config(
+                "model.depth",
+                "0; expected the number of weight layers, at least 1",
+            ))
+        }
+        (None, Some(_), _) => {
+            return Err(Error::config(
+                "model.base_width",
+                "missing or 0; expected the first hidden width ≥ 1",
+            ))
+        }
+        (None, None, _) => {
+            return Err(Error::config(
+                "model",
+                "missing `depth` (with `base_width`) or `widths`",
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// `[optimizer]` is an old spelling of `[optim]`: it is renamed in the TOML tree before
