@@ -206,6 +206,12 @@ pub trait Layer: fmt::Debug + Send + Sync {
     fn out_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
     /// `(name relative to the layer's path, shape)` of each parameter, in flat order.
     fn param_shapes(&self, input: &[usize]) -> Result<Vec<ParamShape>>;
+    /// [`Layer::out_shape`] and [`Layer::param_shapes`] at once; a layer with nested
+    /// layers overrides it to walk them once (so nested blocks cost linear time, not
+    /// 2^depth).
+    fn shapes(&self, input: &[usize]) -> Result<(Vec<usize>, Vec<ParamShape>)> {
+        Ok((self.out_shape(input)?, self.param_shapes(input)?))
+    }
     /// The initialisation of the parameter `name` with `shape`.
     fn init(&self, name: &str, shape: &[usize]) -> Init {
         if name.ends_with("bias") {
@@ -310,10 +316,11 @@ pub(crate) fn seq_shapes(
         let l = l.layer();
         let ctx =
             |e: crate::Error| crate::Error::Invalid(format!("{prefix}{i} ({}): {e}", l.kind()));
-        for (n, s) in l.param_shapes(&shape).map_err(ctx)? {
+        let (out, ps) = l.shapes(&shape).map_err(ctx)?;
+        for (n, s) in ps {
             params.push((format!("{prefix}{i}.{n}"), s));
         }
-        shape = l.out_shape(&shape).map_err(ctx)?;
+        shape = out;
         check_dims(&shape).map_err(|e| ctx(crate::Error::Invalid(format!("output {e}"))))?;
     }
     Ok((shape, params))

@@ -250,8 +250,11 @@ fn parse_layer(v: &Value, path: &str) -> Result<LayerKind> {
         }),
         "flatten" => LayerKind::Flatten(Flatten),
         "residual" => {
-            let body = match f.get("body").cloned() {
-                Some(b) => parse_list(&b, &format!("{path}.body."))?,
+            // By reference: a clone of the body at every level would copy the nested
+            // blocks once per level (fuzz net-case seed 20261207, input 39542).
+            f.used.push("body");
+            let body = match obj.get("body") {
+                Some(b) => parse_list(b, &format!("{path}.body."))?,
                 None => return f.err("missing field `body`".into()),
             };
             LayerKind::Residual(Residual { body })
