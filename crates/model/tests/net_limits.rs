@@ -58,7 +58,9 @@ fn nesting_built_in_code_is_refused_by_the_network() {
 
 #[test]
 fn too_many_layers_are_refused_naming_the_limit() {
-    let ok = vec![r#"{"type": "act"}"#; MAX_LAYERS].join(",");
+    let ok = std::iter::repeat_n(r#"{"type": "act"}"#, MAX_LAYERS)
+        .collect::<Vec<_>>()
+        .join(",");
     assert_eq!(parse_layers(&format!("[{ok}]")).unwrap().len(), MAX_LAYERS);
     let msg = err(&format!(r#"[{ok}, {{"type": "flatten"}}]"#));
     assert!(
@@ -68,7 +70,9 @@ fn too_many_layers_are_refused_naming_the_limit() {
         "{msg}"
     );
     // A layer list over 1 MiB of text is refused before it is parsed.
-    let long = vec![r#"{"type": "act"}"#; 70_000].join(",");
+    let long = std::iter::repeat_n(r#"{"type": "act"}"#, 70_000)
+        .collect::<Vec<_>>()
+        .join(",");
     let msg = err(&format!("[{long}]"));
     assert!(
         msg.contains(&format!(
@@ -145,7 +149,9 @@ fn parameters_are_sized_before_they_are_allocated() {
 /// body twice, 2^16 walks of the innermost one).
 #[test]
 fn shapes_of_nested_blocks_are_walked_once() {
-    let acts = vec![r#"{"type": "act"}"#; 40].join(",");
+    let acts = std::iter::repeat_n(r#"{"type": "act"}"#, 40)
+        .collect::<Vec<_>>()
+        .join(",");
     let mut json = format!("[{acts}]");
     for _ in 0..MAX_NESTING {
         json = format!(r#"[{acts}, {{"type": "residual", "body": {json}}}]"#);
