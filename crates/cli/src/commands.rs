@@ -10,7 +10,7 @@ use eos_model::{load_case, save_case};
 use eos_train::{example, probe};
 
 use crate::args::{Cmd, ExampleArgs, ProbeArgs, ReportArgs, SweepArgs, TrainArgs};
-use crate::progress::Progress;
+use crate::progress::{ProductProgress, Progress};
 
 /// Runs one subcommand; returns the exit status.
 pub fn run(cmd: Cmd) -> anyhow::Result<i32> {
@@ -38,8 +38,16 @@ pub fn run(cmd: Cmd) -> anyhow::Result<i32> {
     r.map(|()| 0)
 }
 
+/// Stages of `eos probe` with at least this many Hessian-vector products print
+/// progress to stderr (Lanczos with k > 125, the exact trace above 500 parameters).
+const PROGRESS_MIN_PRODUCTS: usize = 500;
+/// At most one progress line per this interval (and the first and last).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// `eos probe`: every curvature measurement on one saved (or the built-in) case.
 fn probe(a: ProbeArgs) -> anyhow::Result<()> {
+    let bar = ProductProgress::new(PROGRESS_MIN_PRODUCTS, PROGRESS_EVERY);
+    let progress = |stage: &'static str, done: usize, total: usize| bar.report(stage, done, total);
     let device = a.device.device()?;
     let dtype = a.dtype.map(|d| d.dtype());
     let need = |path: &Path, batch: Option<eos_model::Batch>, loss: Option<eos_model::Loss>| {
@@ -67,7 +75,7 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
                 net.chunk_size = c;
             }
             check_k(a.k, net.params.numel())?;
-            probe::probe(&net, &batch, loss, case.v.as_ref(), a.k, a.seed)?
+            probe::probe_with(&net, &batch, loss, case.v.as_ref(), a.k, a.seed, &progress)?
         }
         Some(path) => {
             let case = load_case(path, dtype, &device)?;
@@ -78,7 +86,7 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
                 mlp.chunk_size = c;
             }
             check_k(a.k, mlp.params.numel())?;
-            probe::probe(&mlp, &batch, loss, case.v.as_ref(), a.k, a.seed)?
+            probe::probe_with(&mlp, &batch, loss, case.v.as_ref(), a.k, a.seed, &progress)?
         }
         None => {
             let (mut mlp, batch, loss) =
@@ -87,7 +95,7 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
                 mlp.chunk_size = c;
             }
             check_k(a.k, mlp.params.numel())?;
-            probe::probe(&mlp, &batch, loss, None, a.k, a.seed)?
+            probe::probe_with(&mlp, &batch, loss, None, a.k, a.seed, &progress)?
         }
     };
     if a.json {

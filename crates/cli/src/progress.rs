@@ -1,7 +1,13 @@
 //! The progress bar of `eos train` on a terminal (indicatif): step, loss, sharpness
 //! against 2/η. Nothing is drawn when stderr is not a terminal.
+//!
+//! [`ProductProgress`]: progress lines of the long stages of `eos probe` (Lanczos,
+//! the exact trace) on stderr, terminal or not; stdout (the `--json` object) is never
+//! touched.
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -38,5 +44,49 @@ impl Progress {
         if let Some(b) = &self.0 {
             b.finish();
         }
+    }
+}
+
+/// Progress lines `eos probe: STAGE D/T Hessian-vector products, S s elapsed` on stderr
+/// for stages of at least `min` products: the first product, then at most one line
+/// per `every`, and the last (`D = T`; Lanczos may converge before its bound `T`).
+#[derive(Debug)]
+pub struct ProductProgress {
+    min: usize,
+    every: Duration,
+    /// The current stage, when it started, when a line was last printed.
+    state: Mutex<Option<(&'static str, Instant, Instant)>>,
+}
+
+impl ProductProgress {
+    pub fn new(min: usize, every: Duration) -> Self {
+        Self {
+            min,
+            every,
+            state: Mutex::new(None),
+        }
+    }
+
+    /// After product `done` of at most `total` in `stage`.
+    pub fn report(&self, stage: &'static str, done: usize, total: usize) {
+        if total < self.min {
+            return;
+        }
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let start = match *state {
+            Some((s, start, last)) if s == stage => {
+                if done < total && now.duration_since(last) < self.every {
+                    return;
+                }
+                start
+            }
+            _ => now,
+        };
+        *state = Some((stage, start, now));
+        eprintln!(
+            "eos probe: {stage} {done}/{total} Hessian-vector products, {:.1} s elapsed",
+            now.duration_since(start).as_secs_f64()
+        );
     }
 }

@@ -636,3 +636,143 @@ fn failed_write_leaves_a_reason_and_no_temp_files() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The crash atomic writes exist for: the process dies after a checkpoint's temporary
+/// file is written and before its rename (fault injected by eos-model's
+/// `EOS_FAULT_ABORT_BEFORE_RENAME`, an abort). The checkpoint is absent, its temporary
+/// file is left; `--resume` removes it, restarts from the previous checkpoint and
+/// reproduces the uninterrupted `metrics.jsonl` exactly (all keys but `time_s`).
+#[test]
+fn abort_between_checkpoint_write_and_rename_then_resume_reproduces_the_metrics() {
+    let dir = scratch("rename");
+    let cfg = config(&dir);
+    let steps = [
+        "--set",
+        "train.steps=60",
+        "--set",
+        "train.checkpoint_every=7",
+    ];
+    let full = dir.join("full");
+    assert!(train_out(&cfg, &full, &steps).status.success());
+    let cut = dir.join("cut");
+    // `ulimit -c 0`: the abort leaves no core file behind.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -c 0; exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_eos"))
+        .arg("train")
+        .arg(&cfg)
+        .args(["--device", "cpu"])
+        .args(steps)
+        .arg("--out")
+        .arg(&cut)
+        .env(
+            eos_model::io::FAULT_ABORT_BEFORE_RENAME,
+            "step-28.safetensors",
+        )
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(6),
+        "SIGABRT: {}",
+        text(&o)
+    );
+    let ckpt = cut.join("ckpt");
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let left = names(&ckpt);
+    assert!(
+        left.contains(&"step-21.safetensors".to_string()),
+        "{left:?}"
+    );
+    assert!(
+        !left.contains(&"step-28.safetensors".to_string()),
+        "{left:?}"
+    );
+    assert!(
+        left.iter().any(|n| n.starts_with("step-28.tmp-")),
+        "died between the write and the rename: {left:?}"
+    );
+    assert_eq!(meta(&cut)["status"], "running", "a crash updates nothing");
+
+    let r = train_out(&cfg, &cut, &[steps.as_slice(), &["--resume"]].concat());
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(
+        !names(&ckpt).iter().any(|n| n.contains(".tmp-")),
+        "{:?}",
+        names(&ckpt)
+    );
+    let strip = |d: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("time_s");
+                v
+            })
+            .collect()
+    };
+    let (a, b) = (strip(&full), strip(&cut));
+    assert_eq!(a.len(), 60, "one line per step");
+    assert_eq!(a, b, "abort before rename + resume = uninterrupted");
+    assert_eq!(meta(&cut)["status"], "finished");
+}
+
+/// Long Lanczos runs in `eos probe` print progress to stderr (issue 16 item 4): with
+/// `--k 130` on a 522-parameter MLP, Lanczos may take 520 products and the exact
+/// trace takes 522, both over the 500-product threshold; stdout stays one JSON object.
+/// With `--k 2` (at most 200 products) Lanczos prints nothing.
+#[test]
+fn long_lanczos_in_probe_prints_progress_to_stderr_only() {
+    use eos_model::{Activation, Batch, Loss, Mlp, MlpSpec};
+    let dir = scratch("probe-progress");
+    let file = dir.join("case.safetensors");
+    let spec = MlpSpec::new(&[10, 40, 2], Activation::Tanh, true);
+    let mlp = Mlp::random(&spec, 3, candle_core::DType::F64, &candle_core::Device::Cpu).unwrap();
+    let vals = |n: usize, s: u64| eos_model::rng::normal_vec(s, n);
+    let x = candle_core::Tensor::from_vec(vals(16 * 10, 1), (16, 10), &candle_core::Device::Cpu);
+    let y = candle_core::Tensor::from_vec(vals(16 * 2, 2), (16, 2), &candle_core::Device::Cpu);
+    let batch = Batch::new(x.unwrap(), y.unwrap());
+    eos_model::save_case(&file, &mlp, Some(Loss::Mse), Some(&batch), None, &[], &[]).unwrap();
+    let run = |k: &str| {
+        eos()
+            .arg("probe")
+            .arg(&file)
+            .args(["--json", "--device", "cpu", "--k", k])
+            .output()
+            .unwrap()
+    };
+    let o = run("130");
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8(o.stdout.clone()).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON object: {stdout}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["n_params"], 522);
+    assert_eq!(j["top_eigenvalues"].as_array().unwrap().len(), 130);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let done = j["lanczos_hvps"].as_u64().unwrap();
+    for want in [
+        "eos probe: lanczos 1/520 Hessian-vector products, 0.0 s elapsed".to_string(),
+        "eos probe: exact trace 8/522 Hessian-vector products, 0.0 s elapsed".to_string(),
+        "eos probe: exact trace 522/522 Hessian-vector products, ".to_string(),
+    ] {
+        assert!(stderr.contains(&want), "{want} in {stderr}");
+    }
+    assert!(done > 130 && done <= 520, "{done}");
+    let quiet = run("2");
+    assert!(quiet.status.success(), "{}", text(&quiet));
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!stderr.contains("lanczos"), "{stderr}");
+    assert!(stderr.contains("exact trace 522/522"), "{stderr}");
+    serde_json::from_slice::<serde_json::Value>(&quiet.stdout).unwrap();
+}

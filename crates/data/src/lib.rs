@@ -25,6 +25,23 @@
 //! [`Sampler`]s. All randomness is derived from `(seed, purpose, index)`
 //! ([`eos_model::rng::derived_rng`]), so
 //! every batch is reproducible and a resumed run draws what the original would have.
+//!
+//! A seeded Gaussian-mixture dataset and the minibatches of two SGD steps (the same
+//! seed gives the same data and the same batches on any machine):
+//!
+//! ```
+//! use eos_data::{GaussianMixture, Generator, MixtureConfig, Sampler, Sampling};
+//!
+//! let mixture = GaussianMixture::new(MixtureConfig { dim: 4, num_classes: 3, ..Default::default() }, 7)?;
+//! let data = mixture.dataset(100, 7)?;
+//! assert_eq!((data.len(), data.input_dim(), data.target_dim()), (100, 4, 3));
+//! let sampler = Sampler::new(data.len(), Sampling::WithReplacement { batch_size: 8 }, 7)?;
+//! let batch = data.subset(&sampler.batch(0))?;
+//! assert_eq!(batch.x.dims(), &[8, 4]);
+//! assert_eq!(sampler.batch(1), Sampler::new(100, Sampling::WithReplacement { batch_size: 8 }, 7)?.batch(1));
+//! assert_eq!(data.x_vec()?, mixture.dataset(100, 7)?.x_vec()?);
+//! # Ok::<(), eos_data::DataError>(())
+//! ```
 
 pub mod arrays;
 pub mod cifar;

@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod corpus;
 pub mod driver;
 pub mod mutate;
+pub mod net_corpus;
 pub mod targets;
 
 pub use driver::{run_target, Config, Report};

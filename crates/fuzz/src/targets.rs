@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::corpus::{self, StFile};
 use crate::mutate::{edit_text, mutate_bytes};
+use crate::net_corpus;
 
 /// What a reader did with an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,13 +48,22 @@ pub struct Target {
 }
 
 /// Every target, in the order `all` runs them.
-pub const TARGETS: [Target; 7] = [
+pub const TARGETS: [Target; 8] = [
     Target {
         name: "probe-case",
         about: "eos_model::load_case (safetensors interchange format: model, batch, direction)",
         generate: gen_probe_case,
         valid: valid_probe_case,
         run: run_probe_case,
+        effective_len: <[u8]>::len,
+        extra_base: 0,
+    },
+    Target {
+        name: "net-case",
+        about: "eos_model::net::load_net (eos-net/1: layer list, parameters, batch, direction)",
+        generate: gen_net_case,
+        valid: valid_net_case,
+        run: run_net_case,
         effective_len: <[u8]>::len,
         extra_base: 0,
     },
@@ -178,6 +188,65 @@ fn run_probe_case(input: &[u8]) -> Result<Outcome, String> {
             Ok(Outcome::Accepted(bytes))
         }
     }
+}
+
+fn gen_net_case(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let (structural, bytes) = pick(rng);
+    let (tensors, meta) = net_corpus::net_case(rng, |r, model| {
+        if structural && r.random() {
+            net_corpus::mutate_model(r, model);
+        }
+    });
+    let mut out = corpus::safetensors_bytes(&tensors, &meta, |h| {
+        if structural && rng.random() {
+            edit_text(rng, h);
+        }
+    });
+    if bytes {
+        let (t2, m2) = net_corpus::net_case(rng, |_, _| {});
+        let other = corpus::safetensors_bytes(&t2, &m2, |_| {});
+        mutate_bytes(rng, &mut out, &other);
+    }
+    out
+}
+
+fn valid_net_case(rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let (t, m) = net_corpus::net_case(rng, |_, _| {});
+    corpus::safetensors_bytes(&t, &m, |_| {})
+}
+
+/// An accepted network must be consistent: parameter names and shapes as its layers
+/// say, a batch of the network's input and output shapes.
+fn run_net_case(input: &[u8]) -> Result<Outcome, String> {
+    let Ok(case) = eos_model::net::load_net_bytes(input, fuzz_path(), None, &Device::Cpu) else {
+        return Ok(Outcome::Rejected);
+    };
+    let net = &case.net;
+    let count = eos_model::net::param_count(&net.layers, &net.input_shape)
+        .map_err(|e| format!("accepted a network whose shapes fail: {e}"))?;
+    if count != net.params.numel() as u128 {
+        return Err(format!(
+            "accepted {} parameters where the layers hold {count}",
+            net.params.numel()
+        ));
+    }
+    let net_format = case.metadata.get("format").map(String::as_str) == Some("eos-net/1");
+    let rows = match &case.batch {
+        Some(b) => {
+            net.check_batch(b)
+                .map_err(|e| format!("accepted a batch that does not fit: {e}"))?;
+            b.x.elem_count() + b.y.elem_count()
+        }
+        // MLP-format files (a mutation can remove `format`) may come without a batch.
+        None if !net_format => 0,
+        None => return Err("accepted an eos-net/1 file without a batch".into()),
+    };
+    if let Some(v) = &case.v {
+        net.params
+            .check_same_structure(v)
+            .map_err(|e| format!("accepted a direction of another structure: {e}"))?;
+    }
+    Ok(Outcome::Accepted((net.params.numel() + rows) * 8))
 }
 
 fn gen_tensors_file(rng: &mut ChaCha8Rng) -> Vec<u8> {

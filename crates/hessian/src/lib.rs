@@ -44,7 +44,7 @@ pub use hutchinson::{exact_trace, hutchinson, TraceEstimate};
 pub use lanczos::{lanczos, lanczos_tridiag, LanczosConfig, LanczosResult, LanczosTridiag, Which};
 pub use model_ops::{Curvature, GaussNewtonOp, HessianOp, ModelOperator};
 pub use ntk::{ntk_trace, s_eos_k, s_eos_k_from_trace};
-pub use operator::{DenseOperator, LinearOperator};
+pub use operator::{DenseOperator, LinearOperator, Observed};
 pub use power::{power_iteration, PowerResult};
 pub use preconditioned::{effective_sharpness, Preconditioned};
 pub use slq::{density_on_grid, slq, slq_trace, SpectralDensity};

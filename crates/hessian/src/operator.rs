@@ -5,6 +5,12 @@
 //! batched `apply_block`). Vectors are flat `f64` slices in the parameter order of
 //! [`eos_model::ParamVec::to_f64_vec`]: recurrences and reorthogonalisation run in
 //! f64 whatever the model's dtype (THEORY.md §8, "Precision").
+//!
+//! [`Observed`] wraps an operator and reports the running count of products to a
+//! callback (progress output of long runs, e.g. `eos probe`), leaving every algorithm
+//! and every result unchanged.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::Result;
 
@@ -20,6 +26,60 @@ pub trait LinearOperator {
     /// vectors (one forward pass for k Hessian-vector products) override this.
     fn apply_block(&self, vs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
         vs.iter().map(|v| self.apply(v)).collect()
+    }
+}
+
+/// `inner` with `on_products(n)` called after each application, `n` the products so
+/// far (a block of k vectors counts k). The products themselves are `inner`'s.
+pub struct Observed<'a, A: ?Sized> {
+    inner: &'a A,
+    done: AtomicUsize,
+    on_products: &'a (dyn Fn(usize) + Sync),
+}
+
+impl<'a, A: LinearOperator + ?Sized> Observed<'a, A> {
+    pub fn new(inner: &'a A, on_products: &'a (dyn Fn(usize) + Sync)) -> Self {
+        Self {
+            inner,
+            done: AtomicUsize::new(0),
+            on_products,
+        }
+    }
+
+    /// Products so far.
+    pub fn products(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, k: usize) {
+        let n = self.done.fetch_add(k, Ordering::Relaxed) + k;
+        (self.on_products)(n);
+    }
+}
+
+impl<A: ?Sized> std::fmt::Debug for Observed<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observed")
+            .field("products", &self.done.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: LinearOperator + ?Sized> LinearOperator for Observed<'_, A> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn apply(&self, v: &[f64]) -> Result<Vec<f64>> {
+        let r = self.inner.apply(v)?;
+        self.count(1);
+        Ok(r)
+    }
+
+    fn apply_block(&self, vs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
+        let r = self.inner.apply_block(vs)?;
+        self.count(vs.len());
+        Ok(r)
     }
 }
 
@@ -54,5 +114,25 @@ impl LinearOperator for DenseOperator {
                 row.iter().zip(v).map(|(a, b)| a * b).sum()
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn observed_counts_products_and_changes_nothing() {
+        let a = DenseOperator::new(2, vec![2.0, 1.0, 1.0, 3.0]);
+        let seen = Mutex::new(Vec::new());
+        let record = |n: usize| seen.lock().unwrap().push(n);
+        let o = Observed::new(&a, &record);
+        assert_eq!(o.dim(), 2);
+        assert_eq!(o.apply(&[1.0, 0.0]).unwrap(), vec![2.0, 1.0]);
+        let b = o.apply_block(&[vec![0.0, 1.0], vec![1.0, 1.0]]).unwrap();
+        assert_eq!(b, vec![vec![1.0, 3.0], vec![3.0, 4.0]]);
+        assert_eq!(o.products(), 3);
+        assert_eq!(*seen.lock().unwrap(), vec![1, 3]);
     }
 }

@@ -61,62 +61,160 @@ pub fn load_case_bytes(
     let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| file_err(path, format!("unreadable safetensors header: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
-
-    let raw = |name: &str| -> Result<Option<Tensor>> {
-        let view = match st.tensor(name) {
-            Ok(v) => v,
-            Err(_) => return Ok(None),
-        };
-        let dt = match view.dtype() {
-            Dtype::F32 => DType::F32,
-            Dtype::F64 => DType::F64,
-            other => {
-                return Err(file_err(
-                    path,
-                    format!("tensor `{name}`: unsupported dtype {other:?} (expected F32 or F64)"),
-                ))
-            }
-        };
-        let t = Tensor::from_raw_buffer(view.data(), dt, view.shape(), &Device::Cpu)?;
-        Ok(Some(t))
-    };
-    let first = raw("layers.0.weight")?.ok_or_else(|| {
+    let first = raw_tensor(&st, "layers.0.weight", path)?.ok_or_else(|| {
         file_err(
             path,
             "missing tensor `layers.0.weight` (expected layers.{i}.weight [out, in])",
         )
     })?;
-    let dtype = dtype.unwrap_or(first.dtype());
-    let conv = |t: Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.to_device(device)?) };
-    let get = |name: &str| -> Result<Option<Tensor>> { raw(name)?.map(conv).transpose() };
+    let r = Reader {
+        st: &st,
+        path,
+        dtype: dtype.unwrap_or(first.dtype()),
+        device,
+    };
+    let layers = r.layers("")?;
+    r.check_no_orphan_layers(layers.len())?;
+    let mlp = mlp_of(layers, &metadata, path)?;
+    let loss = metadata
+        .get("loss")
+        .map(|l| Loss::parse(l).map_err(|e| file_err(path, format!("metadata `loss`: {e}"))))
+        .transpose()?;
+    let batch = r.batch(&mlp)?;
+    let v = r.direction(&mlp)?;
+    let extra = r.extra()?;
+    Ok(ProbeCase {
+        mlp,
+        loss,
+        batch,
+        v,
+        extra,
+        metadata,
+    })
+}
 
-    let read_layers = |prefix: &str| -> Result<Vec<LayerParams>> {
+/// A tensor of the file on the host in its own float dtype; `None` when absent.
+fn raw_tensor(st: &SafeTensors, name: &str, path: &Path) -> Result<Option<Tensor>> {
+    let Ok(view) = st.tensor(name) else {
+        return Ok(None);
+    };
+    let dt = match view.dtype() {
+        Dtype::F32 => DType::F32,
+        Dtype::F64 => DType::F64,
+        other => {
+            return Err(file_err(
+                path,
+                format!("tensor `{name}`: unsupported dtype {other:?} (expected F32 or F64)"),
+            ))
+        }
+    };
+    let t = Tensor::from_raw_buffer(view.data(), dt, view.shape(), &Device::Cpu)?;
+    Ok(Some(t))
+}
+
+/// Reads the tensors of one file in the case's dtype, on its device.
+struct Reader<'a> {
+    st: &'a SafeTensors<'a>,
+    path: &'a Path,
+    dtype: DType,
+    device: &'a Device,
+}
+
+impl Reader<'_> {
+    fn get(&self, name: &str) -> Result<Option<Tensor>> {
+        raw_tensor(self.st, name, self.path)?
+            .map(|t| Ok(t.to_dtype(self.dtype)?.to_device(self.device)?))
+            .transpose()
+    }
+
+    /// `{prefix}layers.{i}.weight|bias` for i = 0, 1, … up to the first missing weight.
+    fn layers(&self, prefix: &str) -> Result<Vec<LayerParams>> {
         let mut layers = Vec::new();
-        while let Some(w) = get(&format!("{prefix}layers.{}.weight", layers.len()))? {
-            let b = get(&format!("{prefix}layers.{}.bias", layers.len()))?;
+        while let Some(w) = self.get(&format!("{prefix}layers.{}.weight", layers.len()))? {
+            let b = self.get(&format!("{prefix}layers.{}.bias", layers.len()))?;
             layers.push(LayerParams { weight: w, bias: b });
         }
         Ok(layers)
-    };
-    let layers = read_layers("")?;
-    let depth = layers.len();
-    // A later layer without its predecessors is a broken file, not a shorter model.
-    for name in st.names() {
-        if let Some(rest) = name.strip_prefix("layers.") {
-            let idx: Option<usize> = rest.split('.').next().and_then(|s| s.parse().ok());
-            if let Some(i) = idx {
-                if i >= depth {
-                    return Err(file_err(
-                        path,
-                        format!("tensor `{name}` present but `layers.{depth}.weight` is missing"),
-                    ));
-                }
+    }
+
+    /// A later layer without its predecessors is a broken file, not a shorter model.
+    fn check_no_orphan_layers(&self, depth: usize) -> Result<()> {
+        for name in self.st.names() {
+            let idx: Option<usize> = name
+                .strip_prefix("layers.")
+                .and_then(|rest| rest.split('.').next())
+                .and_then(|s| s.parse().ok());
+            if idx.is_some_and(|i| i >= depth) {
+                return Err(file_err(
+                    self.path,
+                    format!("tensor `{name}` present but `layers.{depth}.weight` is missing"),
+                ));
             }
+        }
+        Ok(())
+    }
+
+    /// `x` and `y` (both or neither), checked against the model.
+    fn batch(&self, mlp: &Mlp) -> Result<Option<Batch>> {
+        match (self.get("x")?, self.get("y")?) {
+            (Some(x), Some(y)) => {
+                let b = Batch::new(x, y);
+                mlp.check_batch(&b)
+                    .map_err(|e| file_err(self.path, e.to_string()))?;
+                Ok(Some(b))
+            }
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(file_err(self.path, "tensor `x` present but `y` missing")),
+            (None, Some(_)) => Err(file_err(self.path, "tensor `y` present but `x` missing")),
         }
     }
 
+    /// The direction `v.layers.*`, of the model's structure, if present.
+    fn direction(&self, mlp: &Mlp) -> Result<Option<ParamVec>> {
+        let layers = self.layers("v.")?;
+        if layers.is_empty() {
+            return Ok(None);
+        }
+        let v = ParamVec { layers };
+        mlp.params
+            .check_same_structure(&v)
+            .map_err(|e| file_err(self.path, format!("direction `v.`: {e}")))?;
+        Ok(Some(v))
+    }
+
+    /// Float tensors with other names; extras of other dtypes (integer step counters,
+    /// …) are not ours to read.
+    fn extra(&self) -> Result<HashMap<String, Tensor>> {
+        let mut extra = HashMap::new();
+        for name in self.st.names() {
+            let known = name.starts_with("layers.")
+                || name.starts_with("v.layers.")
+                || name == "x"
+                || name == "y";
+            let float = matches!(
+                self.st.tensor(name).map(|v| v.dtype()),
+                Ok(Dtype::F32 | Dtype::F64)
+            );
+            if !known && float {
+                if let Some(t) = self.get(name)? {
+                    extra.insert(name.to_string(), t);
+                }
+            }
+        }
+        Ok(extra)
+    }
+}
+
+/// The MLP of `layers` with the metadata's `activation` and `multipliers`.
+fn mlp_of(
+    layers: Vec<LayerParams>,
+    metadata: &HashMap<String, String>,
+    path: &Path,
+) -> Result<Mlp> {
+    let depth = layers.len();
     let activation = match metadata.get("activation") {
-        Some(a) => Activation::parse(a).map_err(|e| file_err(path, format!("metadata `activation`: {e}")))?,
+        Some(a) => Activation::parse(a)
+            .map_err(|e| file_err(path, format!("metadata `activation`: {e}")))?,
         None => {
             return Err(file_err(
                 path,
@@ -124,10 +222,6 @@ pub fn load_case_bytes(
             ))
         }
     };
-    let loss = metadata
-        .get("loss")
-        .map(|l| Loss::parse(l).map_err(|e| file_err(path, format!("metadata `loss`: {e}"))))
-        .transpose()?;
     let multipliers = match metadata.get("multipliers") {
         Some(s) => s
             .split(',')
@@ -142,57 +236,15 @@ pub fn load_case_bytes(
             .collect::<Result<Vec<f64>>>()?,
         None => vec![1.0; depth],
     };
-    let params = ParamVec { layers };
-    let mlp =
-        Mlp::new(params, multipliers, activation).map_err(|e| file_err(path, e.to_string()))?;
-
-    let batch = match (get("x")?, get("y")?) {
-        (Some(x), Some(y)) => {
-            let b = Batch::new(x, y);
-            mlp.check_batch(&b)
-                .map_err(|e| file_err(path, e.to_string()))?;
-            Some(b)
-        }
-        (None, None) => None,
-        (Some(_), None) => return Err(file_err(path, "tensor `x` present but `y` missing")),
-        (None, Some(_)) => return Err(file_err(path, "tensor `y` present but `x` missing")),
-    };
-    let v_layers = read_layers("v.")?;
-    let v = if v_layers.is_empty() {
-        None
-    } else {
-        let v = ParamVec { layers: v_layers };
-        mlp.params
-            .check_same_structure(&v)
-            .map_err(|e| file_err(path, format!("direction `v.`: {e}")))?;
-        Some(v)
-    };
-    let mut extra = HashMap::new();
-    for name in st.names() {
-        let known = name.starts_with("layers.")
-            || name.starts_with("v.layers.")
-            || name == "x"
-            || name == "y";
-        // Extras of other dtypes (integer step counters, ...) are not ours to read.
-        let float = matches!(
-            st.tensor(name).map(|v| v.dtype()),
-            Ok(Dtype::F32 | Dtype::F64)
-        );
-        if !known && float {
-            if let Some(t) = get(name)? {
-                extra.insert(name.to_string(), t);
-            }
-        }
-    }
-    Ok(ProbeCase {
-        mlp,
-        loss,
-        batch,
-        v,
-        extra,
-        metadata,
-    })
+    Mlp::new(ParamVec { layers }, multipliers, activation)
+        .map_err(|e| file_err(path, e.to_string()))
 }
+
+/// Fault injection for the crash tests (crates/cli/tests/reliability.rs): when this
+/// variable equals the file name being written (e.g. `step-28.safetensors`), the
+/// process aborts after the temporary file is written and before the rename — the
+/// crash atomic writes exist for. Unset, it costs one environment lookup per write.
+pub const FAULT_ABORT_BEFORE_RENAME: &str = "EOS_FAULT_ABORT_BEFORE_RENAME";
 
 /// Writes `bytes` to `path` atomically (temporary file + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -202,6 +254,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         file_err(&tmp, format!("cannot write: {e}"))
     })?;
+    if std::env::var_os(FAULT_ABORT_BEFORE_RENAME).is_some_and(|v| Some(&*v) == path.file_name()) {
+        std::process::abort();
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         file_err(path, format!("cannot rename into place: {e}"))

@@ -23,6 +23,35 @@
 //! processed in chunks of [`Mlp::chunk_size`] rows so memory stays bounded; on narrow
 //! networks each chunk's rows are further split over the threads (`Mlp::parts`), each
 //! part with single-threaded products, and the parts' sums are added in order.
+//!
+//! Exact derivatives of your own model on your own batch, checked against each other
+//! (c1 = gᵀv and c2 = ½ vᵀHv along v = g), and a network of layers from its
+//! eos-net/1 JSON:
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use eos_model::{net::parse_layers, Activation, Batch, Loss, Mlp, MlpSpec, Network};
+//!
+//! let dev = Device::Cpu;
+//! let spec = MlpSpec::new(&[3, 8, 2], Activation::Tanh, true);
+//! let mlp = Mlp::random(&spec, 0, DType::F64, &dev)?;
+//! let x = Tensor::randn(0.0, 1.0, (16, 3), &dev)?;
+//! let batch = Batch::new(x, Tensor::randn(0.0, 1.0, (16, 2), &dev)?);
+//! let g = mlp.grad(&batch, Loss::Mse)?; // ∇L
+//! let hg = mlp.hvp(&batch, Loss::Mse, &g)?; // H g (Pearlmutter's R-operator)
+//! let c = mlp.taylor(&batch, Loss::Mse, &g)?; // c0..c3 of L(θ + t g)
+//! assert!((c[0] - mlp.loss(&batch, Loss::Mse)?).abs() < 1e-12);
+//! assert!((c[1] - g.dot(&g)?).abs() < 1e-10 * c[1]);
+//! assert!((c[2] - 0.5 * g.dot(&hg)?).abs() < 1e-10 * c[2].abs().max(1e-3));
+//!
+//! let layers = parse_layers(
+//!     r#"[{"type": "dense", "out": 8}, {"type": "act", "fn": "tanh"}, {"type": "dense", "out": 2}]"#,
+//! )?;
+//! let net = Network::random(layers, &[3], 0, 0.0, DType::F64, &dev)?;
+//! assert_eq!(net.params.numel(), mlp.params.numel());
+//! assert!(net.loss(&batch, Loss::Mse)?.is_finite());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod activation;
 pub mod device;
@@ -34,6 +63,7 @@ pub mod io;
 pub mod jet;
 pub mod jvp;
 pub mod loss;
+pub mod memory;
 pub mod mlp;
 pub mod model;
 pub mod net;

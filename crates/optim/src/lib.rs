@@ -27,6 +27,25 @@
 //!
 //! Defaults that are our reading of a source rather than its text are marked
 //! **(inferred)** (THEORY.md §6).
+//!
+//! One plain SGD step on a model's gradient: `θ' = θ − η g`, and the update it reports.
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use eos_model::{Activation, Batch, Loss, Mlp, MlpSpec};
+//! use eos_optim::{Optimizer, Sgd};
+//!
+//! let dev = Device::Cpu;
+//! let mlp = Mlp::random(&MlpSpec::new(&[3, 8, 1], Activation::Tanh, true), 0, DType::F64, &dev)?;
+//! let batch = Batch::new(Tensor::randn(0.0, 1.0, (16, 3), &dev)?, Tensor::randn(0.0, 1.0, (16, 1), &dev)?);
+//! let g = mlp.grad(&batch, Loss::Mse)?;
+//! let mut sgd = Sgd::plain();
+//! let step = sgd.step(&mlp.params, &g, 0.1)?;
+//! assert!(step.update.sub(&g.scale(-0.1)?)?.norm()? < 1e-15);
+//! assert!(step.params.sub(&mlp.params.add(&step.update)?)?.norm()? < 1e-15);
+//! assert_eq!(sgd.steps_taken(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod adam;
 pub mod clip;

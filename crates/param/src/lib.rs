@@ -30,6 +30,22 @@
 //!
 //! Defaults that are our reading of a source rather than its text are marked
 //! **(inferred)** in the docs of the item that holds them (THEORY.md §6).
+//!
+//! μP's per-layer table for a 3-layer ReLU MLP of width 256 (TP V Table 3): the
+//! readout's applied weights start with std 1/fan_in instead of SP's 1/√fan_in:
+//!
+//! ```
+//! use eos_param::{gain, widths, Gain, Parameterization, WidthPattern};
+//!
+//! let w = widths(784, 10, 3, 256, &WidthPattern::Constant {})?;
+//! assert_eq!(w, vec![784, 256, 256, 10]);
+//! let mup = Parameterization::MuP { gain: Gain::Activation };
+//! let s = mup.scalings(&w, 0.1, gain::RELU)?;
+//! assert_eq!(s.depth(), 3);
+//! let readout = &s.layers[2];
+//! assert!((readout.effective_init_std() - 1.0 / 256.0).abs() < 1e-12);
+//! # Ok::<(), eos_param::ParamError>(())
+//! ```
 
 pub mod abc;
 pub mod depthwise_scaling;

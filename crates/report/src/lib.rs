@@ -9,6 +9,28 @@
 //! Plots go to `DIR/plots/`, or to `--out` (`--out/<dir name>/` when several
 //! directories are given). A panel whose data is absent is skipped. Text is drawn
 //! with a font compiled into the binary ([`plot`]): no system font is needed.
+//!
+//! The plots of a run directory (here a `metrics.jsonl` of three lines written by hand;
+//! `eos train` writes the same keys):
+//!
+//! ```
+//! use eos_report::{report, ReportOptions};
+//!
+//! let run = std::env::temp_dir().join(format!("eos-report-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&run)?;
+//! std::fs::write(
+//!     run.join("metrics.jsonl"),
+//!     "{\"step\":0,\"loss\":1.0,\"lr\":0.1,\"sharpness\":12.0}\n\
+//!      {\"step\":1,\"loss\":0.8,\"lr\":0.1,\"sharpness\":19.0}\n\
+//!      {\"step\":2,\"loss\":0.7,\"lr\":0.1,\"sharpness\":21.0}\n",
+//! )?;
+//! let out = report(&[run.clone()], &ReportOptions::default())?;
+//! let names: Vec<&str> = out.files.iter().filter_map(|f| f.file_name()?.to_str()).collect();
+//! assert_eq!(names, ["loss.png", "loss.svg", "sharpness.png", "sharpness.svg"]);
+//! assert!(run.join("plots/sharpness.png").exists());
+//! std::fs::remove_dir_all(&run)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod axis;
 pub mod error;

@@ -1,6 +1,11 @@
 //! The errors of eos-sweep: messages name the sweep file and key, the cell or the
 //! file of a cell directory, and what was expected. As in eos-train, every variant's
 //! message already contains the error it wraps, so none exposes a `source()` chain.
+//!
+//! One owner per kind of error: what eos-train already names (I/O, JSON, eos-model's
+//! atomic writes, a request that cannot be carried out) is an [`eos_train::Error`]
+//! wrapped in [`Error::Train`], not a second variant here; the `From` conversions
+//! below route `?` on those errors through eos-train's enum.
 
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -23,30 +28,38 @@ pub enum Error {
     /// A cell whose `eos train` child failed.
     #[error("cell {cell}: {problem}")]
     Cell { cell: String, problem: String },
-    /// A request that cannot be carried out (e.g. `--cell` out of range).
-    #[error("{0}")]
-    Request(String),
     /// Another error with what was being done when it happened.
     #[error("{context}: {inner}")]
     Context { context: String, inner: Box<Error> },
-    /// An I/O error (wrapped in [`Error::Context`] naming the path).
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    /// JSON of `cell.json`, `results.jsonl`, `sweep.json`.
-    #[error(transparent)]
-    Json(#[from] serde_json::Error),
-    /// Reading a run directory of a cell.
+    /// eos-train's errors: reading a cell's run directory, and the I/O, JSON
+    /// (`cell.json`, `results.jsonl`, `sweep.json`), atomic-write and request errors
+    /// of the sweep itself (e.g. `--cell` out of range).
     #[error(transparent)]
     Train(#[from] eos_train::Error),
-    /// Atomic writes (eos-model's `write_atomic`).
-    #[error(transparent)]
-    Model(#[from] eos_model::Error),
 }
+
+/// I/O, JSON and eos-model errors are eos-train's variants, wrapped.
+macro_rules! via_train {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Train(e.into())
+            }
+        }
+    )*};
+}
+via_train!(std::io::Error, serde_json::Error, eos_model::Error);
 
 /// Result alias of eos-sweep.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// A request that cannot be carried out as given (eos-train's
+    /// [`eos_train::Error::Request`]).
+    pub fn request(msg: impl Into<String>) -> Self {
+        Error::Train(eos_train::Error::Request(msg.into()))
+    }
+
     fn spec(file: impl Into<PathBuf>, key: impl Into<String>, problem: impl Into<String>) -> Self {
         Error::Spec {
             file: file.into(),

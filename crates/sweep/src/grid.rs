@@ -94,7 +94,7 @@ pub fn check_unique(cells: &[Cell]) -> crate::Result<()> {
     let mut ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
     ids.sort_unstable();
     if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::Request(format!(
+        return Err(Error::request(format!(
             "two grid cells get the id `{}`: their values agree to 6 significant digits; \
              make them differ more",
             w[0]

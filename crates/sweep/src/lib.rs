@@ -160,7 +160,7 @@ pub fn sweep(opts: &SweepOptions) -> crate::Result<SweepSummary> {
     if !opts.gather {
         let ids: Vec<usize> = match opts.cell {
             Some(i) if i >= n_jobs => {
-                return Err(Error::Request(format!(
+                return Err(Error::request(format!(
                     "--cell {i}: the sweep has {n_jobs} jobs (0 … {})",
                     n_jobs.saturating_sub(1)
                 )))

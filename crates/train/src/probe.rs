@@ -6,7 +6,9 @@
 //! Σ eᵢᵀHeᵢ up to [`EXACT_TRACE_MAX_PARAMS`] parameters, else Hutchinson with its
 //! standard error), the Taylor coefficients c0..c3 along v and the NTK trace.
 
-use eos_hessian::{hutchinson, lanczos, LanczosConfig, LinearOperator, ModelOperator, Which};
+use eos_hessian::{
+    hutchinson, lanczos, LanczosConfig, LinearOperator, ModelOperator, Observed, Which,
+};
 use eos_model::{device_name, Batch, Loss, Model, ParamSpace};
 use serde::Serialize;
 
@@ -40,6 +42,10 @@ pub struct ProbeReport {
     pub direction: &'static str,
 }
 
+/// Told `(stage, products done, products at most)` after each Hessian-vector product
+/// of the long stages, `"lanczos"` and `"exact trace"` (progress output of `eos probe`).
+pub type OnProducts<'a> = &'a (dyn Fn(&'static str, usize, usize) + Sync);
+
 /// Runs every probe, on an `Mlp` or a `Network` (any [`Model`]).
 pub fn probe<M: Model>(
     mlp: &M,
@@ -48,6 +54,19 @@ pub fn probe<M: Model>(
     v: Option<&M::Params>,
     k: usize,
     seed: u64,
+) -> crate::Result<ProbeReport> {
+    probe_with(mlp, batch, loss, v, k, seed, &|_, _, _| {})
+}
+
+/// [`probe`], reporting the progress of its long stages to `progress`.
+pub fn probe_with<M: Model>(
+    mlp: &M,
+    batch: &Batch,
+    loss: Loss,
+    v: Option<&M::Params>,
+    k: usize,
+    seed: u64,
+    progress: OnProducts,
 ) -> crate::Result<ProbeReport> {
     let (v, direction) = match v {
         Some(v) => (v.clone(), "file"),
@@ -68,9 +87,12 @@ pub fn probe<M: Model>(
         tol: 1e-8,
         seed,
     };
-    let lz = lanczos(&op, &cfg, &[])?;
+    let on_lanczos = |n: usize| progress("lanczos", n, cfg.max_iter);
+    let lz = lanczos(&Observed::new(&op, &on_lanczos), &cfg, &[])?;
     let (trace, stderr, method) = if p <= EXACT_TRACE_MAX_PARAMS {
-        (hutchinson::exact_trace(&op, 8)?, None, "exact")
+        let on_trace = |n: usize| progress("exact trace", n, p);
+        let t = hutchinson::exact_trace(&Observed::new(&op, &on_trace), 8)?;
+        (t, None, "exact")
     } else {
         let t = hutchinson::hutchinson(&op, HUTCHINSON_PROBES, 8, seed)?;
         (t.mean, Some(t.stderr), "hutchinson")

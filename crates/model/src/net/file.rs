@@ -123,7 +123,18 @@ fn is_float(d: Dtype) -> bool {
 /// tensor (default: the dtype of the first parameter); tensors land on `device`.
 pub fn load_net(path: &Path, dtype: Option<DType>, device: &Device) -> Result<NetCase> {
     let bytes = std::fs::read(path).map_err(|e| ferr(path, format!("cannot read: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    load_net_bytes(&bytes, path, dtype, device)
+}
+
+/// [`load_net`] on the bytes of a file already in memory; `path` only names the file
+/// in errors (the fuzz target `net-case` reads through here).
+pub fn load_net_bytes(
+    bytes: &[u8],
+    path: &Path,
+    dtype: Option<DType>,
+    device: &Device,
+) -> Result<NetCase> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| ferr(path, format!("not a valid safetensors file: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     match metadata.get("format").map(String::as_str) {
@@ -134,9 +145,9 @@ pub fn load_net(path: &Path, dtype: Option<DType>, device: &Device) -> Result<Ne
                 format!("metadata `format` is `{other}`, expected `{FORMAT}`"),
             ))
         }
-        None => return load_mlp_file(path, dtype, device),
+        None => return mlp_case(crate::io::load_case_bytes(bytes, path, dtype, device)?),
     }
-    let st = SafeTensors::deserialize(&bytes)
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| ferr(path, format!("not a valid safetensors file: {e}")))?;
     let model = metadata.get("model").ok_or_else(|| {
         ferr(
@@ -308,9 +319,8 @@ pub fn is_net_file(path: &Path) -> Result<bool> {
         .is_some_and(|f| f == FORMAT))
 }
 
-/// An MLP-format file as a network.
-fn load_mlp_file(path: &Path, dtype: Option<DType>, device: &Device) -> Result<NetCase> {
-    let case = crate::io::load_case(path, dtype, device)?;
+/// An MLP-format case as a network.
+fn mlp_case(case: crate::ProbeCase) -> Result<NetCase> {
     let net = Network::from_mlp(&case.mlp)?;
     let v = case
         .v
@@ -333,6 +343,16 @@ pub fn save_net(
     batch: &Batch,
     v: Option<&NetParams>,
 ) -> Result<()> {
+    write_atomic(path, &net_bytes(net, loss, batch, v)?)
+}
+
+/// The bytes of the eos-net/1 file [`save_net`] writes.
+pub fn net_bytes(
+    net: &Network,
+    loss: Loss,
+    batch: &Batch,
+    v: Option<&NetParams>,
+) -> Result<Vec<u8>> {
     net.check_batch(batch)?;
     let ids = matches!(net.layers.first(), Some(LayerKind::Embedding(_)));
     let x = if ids {
@@ -360,7 +380,6 @@ pub fn save_net(
         ("loss".to_string(), loss.name().to_string()),
     ]
     .into();
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
-        .map_err(|e| ferr(path, format!("cannot serialise: {e}")))?;
-    write_atomic(path, &bytes)
+    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
+        .map_err(|e| Error::Invalid(format!("cannot serialise: {e}")))
 }

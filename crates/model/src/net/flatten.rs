@@ -25,7 +25,7 @@ impl Layer for Flatten {
     }
 
     fn out_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        Ok(vec![input.iter().product()])
+        Ok(vec![super::numel("flatten", input)?])
     }
 
     fn param_shapes(&self, _: &[usize]) -> Result<Vec<ParamShape>> {

@@ -47,7 +47,7 @@ pub use attention::Attention;
 pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use embedding::{Embedding, PosEmbedding};
-pub use file::{is_net_file, load_net, save_net, NetCase};
+pub use file::{is_net_file, load_net, load_net_bytes, net_bytes, save_net, NetCase};
 pub use flatten::Flatten;
 pub use jet::Jet;
 pub use layernorm::LayerNorm;
@@ -55,7 +55,9 @@ pub use params::NetParams;
 pub use passes::{NetHvpOutput, NetHvpPrimal};
 pub use pool::{AvgPool2d, MaxPool2d};
 pub use residual::Residual;
-pub use spec::{layers_json, parse_layers};
+pub use spec::{
+    check_limits, layers_json, parse_layers, MAX_DIM, MAX_JSON_BYTES, MAX_LAYERS, MAX_NESTING,
+};
 pub use symmetric_pair::SymmetricPair;
 
 use crate::mlp::DEFAULT_CHUNK;
@@ -205,6 +207,12 @@ pub trait Layer: fmt::Debug + Send + Sync {
     fn out_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
     /// `(name relative to the layer's path, shape)` of each parameter, in flat order.
     fn param_shapes(&self, input: &[usize]) -> Result<Vec<ParamShape>>;
+    /// [`Layer::out_shape`] and [`Layer::param_shapes`] at once; a layer with nested
+    /// layers overrides it to walk them once (so nested blocks cost linear time, not
+    /// 2^depth).
+    fn shapes(&self, input: &[usize]) -> Result<(Vec<usize>, Vec<ParamShape>)> {
+        Ok((self.out_shape(input)?, self.param_shapes(input)?))
+    }
     /// The initialisation of the parameter `name` with `shape`.
     fn init(&self, name: &str, shape: &[usize]) -> Init {
         if name.ends_with("bias") {
@@ -303,17 +311,53 @@ pub(crate) fn seq_shapes(
     prefix: &str,
 ) -> Result<(Vec<usize>, Vec<ParamShape>)> {
     let mut shape = input.to_vec();
+    check_dims(&shape).map_err(|e| crate::Error::Invalid(format!("{prefix}0: input {e}")))?;
     let mut params = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         let l = l.layer();
         let ctx =
             |e: crate::Error| crate::Error::Invalid(format!("{prefix}{i} ({}): {e}", l.kind()));
-        for (n, s) in l.param_shapes(&shape).map_err(ctx)? {
+        let (out, ps) = l.shapes(&shape).map_err(ctx)?;
+        for (n, s) in ps {
             params.push((format!("{prefix}{i}.{n}"), s));
         }
-        shape = l.out_shape(&shape).map_err(ctx)?;
+        shape = out;
+        check_dims(&shape).map_err(|e| ctx(crate::Error::Invalid(format!("output {e}"))))?;
     }
     Ok((shape, params))
+}
+
+/// A per-sample shape of at most [`spec::MAX_DIM`] numbers (so every dimension is
+/// within the limit too, and a forward pass's memory is bounded per sample).
+fn check_dims(shape: &[usize]) -> Result<()> {
+    match shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d)) {
+        Some(n) if n <= spec::MAX_DIM => Ok(()),
+        _ => invalid(format!(
+            "shape {shape:?} holds more than {} numbers per sample (the limit)",
+            spec::MAX_DIM
+        )),
+    }
+}
+
+/// The number of elements of `shape`, an error when it does not fit a `usize`.
+pub(crate) fn numel(name: &str, shape: &[usize]) -> Result<usize> {
+    match shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d)) {
+        Some(n) => Ok(n),
+        None => invalid(format!(
+            "{name}: shape {shape:?} has more elements than memory can address"
+        )),
+    }
+}
+
+/// The number of parameters of `layers` on per-sample inputs of shape `input`, from
+/// the shapes alone (nothing is allocated; saturating, so any list gives a number).
+pub fn param_count(layers: &[LayerKind], input: &[usize]) -> Result<u128> {
+    spec::check_limits(layers)?;
+    let (_, shapes) = seq_shapes(layers, input, "layers.")?;
+    Ok(shapes
+        .iter()
+        .map(|(_, s)| s.iter().fold(1u128, |p, &d| p.saturating_mul(d as u128)))
+        .fold(0, u128::saturating_add))
 }
 
 /// The forward pass of a sequence; `inner` of the returned cache holds each layer's.
@@ -454,6 +498,15 @@ pub(crate) fn seq_jet(
     Ok(h)
 }
 
+/// The bytes [`Network::random`] holds at its peak for parameter tensors of `sizes`
+/// elements: every parameter in the model's dtype plus two f64 copies (the draws and
+/// the scaled values) of the largest tensor.
+pub fn random_bytes(sizes: &[usize], dtype_bytes: usize) -> u128 {
+    let total: u128 = sizes.iter().map(|&n| n as u128).sum();
+    let largest = sizes.iter().copied().max().unwrap_or(0) as u128;
+    total * dtype_bytes as u128 + 2 * 8 * largest
+}
+
 /// A network: layers, the per-sample input shape, parameters, and the chunk size of
 /// every pass over a batch.
 #[derive(Debug, Clone)]
@@ -470,6 +523,7 @@ impl Network {
     /// Wraps parameters, checking names and shapes against the layers.
     pub fn new(layers: Vec<LayerKind>, input_shape: &[usize], params: NetParams) -> Result<Self> {
         crate::threads::init();
+        spec::check_limits(&layers)?;
         let (_, shapes) = seq_shapes(&layers, input_shape, "layers.")?;
         let names: Vec<&String> = shapes.iter().map(|(n, _)| n).collect();
         if params.names.iter().collect::<Vec<_>>() != names {
@@ -492,7 +546,8 @@ impl Network {
     }
 
     /// Random parameters from `seed` (each layer's [`Layer::init`]; `bias_std` for
-    /// biases and around the unit gains).
+    /// biases and around the unit gains). The parameters are sized from the shapes
+    /// first and refused when they exceed the memory limit ([`crate::memory`]).
     pub fn random(
         layers: Vec<LayerKind>,
         input_shape: &[usize],
@@ -501,10 +556,11 @@ impl Network {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
+        Self::check_memory(&layers, input_shape, dtype)?;
         let inits = Self::inits(&layers, input_shape)?;
         let (mut names, mut tensors) = (Vec::new(), Vec::new());
         for (k, (name, shape, init)) in inits.into_iter().enumerate() {
-            let n: usize = shape.iter().product();
+            let n = numel(&name, &shape)?;
             let z = rng::normal_vec(rng::derive_seed(seed, k as u64), n);
             let vals: Vec<f64> = match init {
                 Init::Normal(s) => z.iter().map(|v| v * s).collect(),
@@ -516,6 +572,26 @@ impl Network {
             names.push(name);
         }
         Self::new(layers, input_shape, NetParams::new(names, tensors)?)
+    }
+
+    /// Refuses parameters that do not fit the memory limit: [`random_bytes`] of the
+    /// shapes, before anything is allocated.
+    fn check_memory(layers: &[LayerKind], input: &[usize], dtype: DType) -> Result<()> {
+        spec::check_limits(layers)?;
+        let (_, shapes) = seq_shapes(layers, input, "layers.")?;
+        let sizes = shapes
+            .iter()
+            .map(|(n, s)| numel(n, s))
+            .collect::<Result<Vec<usize>>>()?;
+        let need = random_bytes(&sizes, dtype.size_in_bytes());
+        match crate::memory::over_limit(need)? {
+            None => Ok(()),
+            Some(limit) => {
+                let count: u128 = sizes.iter().map(|&n| n as u128).sum();
+                let what = format!("the network's {count} parameters ({dtype:?})");
+                invalid(crate::memory::refusal(&what, need, limit))
+            }
+        }
     }
 
     /// `(path, shape, init)` of every parameter.

@@ -54,6 +54,16 @@ impl Layer for Residual {
         Ok(seq_shapes(&self.body, input, "body.")?.1)
     }
 
+    fn shapes(&self, input: &[usize]) -> Result<(Vec<usize>, Vec<ParamShape>)> {
+        let (out, params) = seq_shapes(&self.body, input, "body.")?;
+        if out != input {
+            return invalid(format!(
+                "the body maps shape {input:?} to {out:?}; a residual needs equal shapes"
+            ));
+        }
+        Ok((out, params))
+    }
+
     fn init(&self, name: &str, shape: &[usize]) -> Init {
         let rest = name.strip_prefix("body.").unwrap_or(name);
         let (j, inner) = rest.split_once('.').unwrap_or(("0", rest));

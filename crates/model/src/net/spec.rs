@@ -17,6 +17,14 @@
 //! | `symmetric_pair` | `out`, `fn` = "relu" |
 //!
 //! Unknown types and unknown fields are errors naming the layer's path.
+//!
+//! Limits (issue 16: a hostile file must get an error, never a stack overflow, an
+//! exponential shape walk or an allocation beyond the machine): at most
+//! [`MAX_NESTING`] residual blocks inside one another (checked on the JSON text before
+//! it is parsed), [`MAX_JSON_BYTES`] of text, [`MAX_LAYERS`] layer objects in all,
+//! and every size field and every dimension of a shape at most [`MAX_DIM`].
+//! [`check_limits`] applies the nesting and layer-count limits to layer lists built in
+//! code as well (`Network::new`, `Network::random`).
 
 use serde_json::{json, Map, Value};
 
@@ -26,14 +34,99 @@ use super::{
 };
 use crate::{invalid, Activation, Result};
 
+/// Residual blocks inside one another at most (a `residual` whose body holds a
+/// `residual` nests 2 deep).
+pub const MAX_NESTING: usize = 16;
+/// Layer objects in one model at most, counted at every nesting level.
+pub const MAX_LAYERS: usize = 10_000;
+/// Bytes of a layer list's JSON text at most (1 MiB; [`MAX_LAYERS`] layers take far
+/// less): bounds the memory of the parsed JSON before any of it is read.
+pub const MAX_JSON_BYTES: usize = 1 << 20;
+/// Any size field (`out`, `kernel`, `vocab`, …) and any dimension of a shape at most
+/// (2³¹): sums and products of a few of them cannot overflow.
+pub const MAX_DIM: usize = 1 << 31;
+
 const TYPES: &str = "dense, conv2d, act, avgpool2d, maxpool2d, flatten, residual, layernorm, \
                      embedding, pos_embedding, attention, symmetric_pair";
 
-/// Parses a JSON list of layer objects.
+/// Parses a JSON list of layer objects within the limits ([`MAX_NESTING`],
+/// [`MAX_JSON_BYTES`], [`MAX_LAYERS`], [`MAX_DIM`]).
 pub fn parse_layers(json: &str) -> Result<Vec<LayerKind>> {
+    // A layer list nests two JSON levels per residual (`{"body": [ … ]}`) inside the
+    // outer list and object; deeper text is refused before serde walks it.
+    let (depth, allowed) = (json_depth(json), 2 * MAX_NESTING + 2);
+    if depth > allowed {
+        return invalid(format!(
+            "model: JSON nested {depth} levels deep; a layer list allows at most \
+             {MAX_NESTING} residual blocks inside one another ({allowed} levels)"
+        ));
+    }
+    if json.len() > MAX_JSON_BYTES {
+        return invalid(format!(
+            "model: {} bytes of JSON, over the limit of {MAX_JSON_BYTES}",
+            json.len()
+        ));
+    }
     let v: Value = serde_json::from_str(json)
         .map_err(|e| crate::Error::Invalid(format!("model: not valid JSON: {e}")))?;
-    parse_list(&v, "layers.")
+    let layers = parse_list(&v, "layers.")?;
+    check_limits(&layers)?;
+    Ok(layers)
+}
+
+/// The deepest nesting of `[` and `{` in a JSON text (brackets inside strings skipped).
+fn json_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    max
+}
+
+/// Refuses layer lists with more than [`MAX_NESTING`] residual blocks inside one
+/// another or more than [`MAX_LAYERS`] layers; the error names the path and the limit.
+/// Never recurses deeper than the limit.
+pub fn check_limits(layers: &[LayerKind]) -> Result<()> {
+    let mut count = 0;
+    walk_limits(layers, 0, &mut count, "layers.")
+}
+
+fn walk_limits(layers: &[LayerKind], depth: usize, count: &mut usize, prefix: &str) -> Result<()> {
+    for (i, l) in layers.iter().enumerate() {
+        *count += 1;
+        if *count > MAX_LAYERS {
+            return invalid(format!(
+                "{prefix}{i}: more than {MAX_LAYERS} layers (the limit of a model)"
+            ));
+        }
+        if let LayerKind::Residual(r) = l {
+            if depth + 1 > MAX_NESTING {
+                return invalid(format!(
+                    "{prefix}{i} (residual): more than {MAX_NESTING} residual blocks inside \
+                     one another (the limit of a model)"
+                ));
+            }
+            walk_limits(&r.body, depth + 1, count, &format!("{prefix}{i}.body."))?;
+        }
+    }
+    Ok(())
 }
 
 fn parse_list(v: &Value, prefix: &str) -> Result<Vec<LayerKind>> {
@@ -68,7 +161,8 @@ impl Fields<'_> {
     fn usize(&mut self, key: &'static str, default: Option<usize>) -> Result<usize> {
         match (self.get(key).cloned(), default) {
             (Some(v), _) => match v.as_u64() {
-                Some(u) => Ok(u as usize),
+                Some(u) if u <= MAX_DIM as u64 => Ok(u as usize),
+                Some(u) => self.err(format!("`{key}` is {u}, over the limit of {MAX_DIM}")),
                 None => self.err(format!("`{key}` is {v}, expected a non-negative integer")),
             },
             (None, Some(d)) => Ok(d),
@@ -156,8 +250,11 @@ fn parse_layer(v: &Value, path: &str) -> Result<LayerKind> {
         }),
         "flatten" => LayerKind::Flatten(Flatten),
         "residual" => {
-            let body = match f.get("body").cloned() {
-                Some(b) => parse_list(&b, &format!("{path}.body."))?,
+            // By reference: a clone of the body at every level would copy the nested
+            // blocks once per level (fuzz net-case seed 20261207, input 39542).
+            f.used.push("body");
+            let body = match obj.get("body") {
+                Some(b) => parse_list(b, &format!("{path}.body."))?,
                 None => return f.err("missing field `body`".into()),
             };
             LayerKind::Residual(Residual { body })
