@@ -219,7 +219,7 @@ fn escape(s: &str) -> String {
 const MAX_MUTATED: usize = 2 << 20;
 
 /// 1–3 mutations of a layer list's JSON: text edits, a layer-type word, residual
-/// nesting around the list, the list repeated (never beyond [`MAX_MUTATED`] bytes).
+/// nesting around the list, the list repeated (never beyond `MAX_MUTATED` bytes).
 pub fn mutate_model(rng: &mut ChaCha8Rng, json: &mut Vec<u8>) {
     for _ in 0..rng.random_range(1..=3) {
         match rng.random_range(0..10) {
