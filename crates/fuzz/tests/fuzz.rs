@@ -87,7 +87,8 @@ fn faulty(input: &[u8]) -> Result<Outcome, String> {
         Some(1) => panic!("planted panic"),
         Some(2) => Err("planted invalid result".into()),
         Some(3) => {
-            let v = vec![1u8; 64 << 20];
+            // black_box: without it, an optimised build may elide the allocation.
+            let v = std::hint::black_box(vec![1u8; 64 << 20]);
             Ok(Outcome::Accepted(usize::from(v[0])))
         }
         _ => Ok(Outcome::Rejected),
@@ -143,7 +144,8 @@ fn stuck(input: &[u8]) -> Result<Outcome, String> {
             std::thread::sleep(Duration::from_millis(10));
         },
         Some(2) => {
-            let v: Vec<u8> = Vec::with_capacity(4 << 30);
+            // black_box: without it, an optimised build may elide the allocation.
+            let v: Vec<u8> = std::hint::black_box(Vec::with_capacity(4 << 30));
             Ok(Outcome::Accepted(v.capacity()))
         }
         _ => Ok(Outcome::Rejected),
