@@ -23,11 +23,26 @@
 //! n₁ = fan_in_1 (= out_0·k·k after a conv), a width-independent factor away from
 //! out_0 (**inferred**). Embeddings are input layers and layernorm gains are
 //! vector-like (TP V): both keep N(0, 1) and 1 + N(0, bias_std²) with multiplier 1 and
-//! lr scale 1. Supported: SP on every network; NTK and μP on networks whose
-//! parameters are dense, conv2d and layernorm tensors only; mean-field and νP are
-//! refused (they need centring / per-layer normalisation not wired for networks).
+//! lr scale 1. Supported: SP on every network; NTK, μP and mean-field (γ) on networks
+//! whose parameters are dense, conv2d and layernorm tensors only; νP is refused (its
+//! per-layer normalised updates are not wired for networks).
 //! SP uses each layer's default init (σ = 1/√fan_in) times the gain of the first
 //! `act` layer's function for the chain's non-readout layers, as eos-param's SP.
+//!
+//! Mean-field (Atanasov et al., arXiv 2410.04642; Richness_Sweep's `StdLinear`,
+//! `StdConv2d`, `FinalLinear`, `/ gamma0`, `CenteredModel`, `lr = N · η₀`) takes
+//! eos-param's rows on the same pseudo-widths: stored weights N(0, gain²) (LeCun: 1),
+//! multipliers 1/√fan_in (input, hidden) and 1/(γ · fan_in) for the readout (the
+//! output scale 1/γ folded in), lr = N · η₀ with N = the readout's fan-in, each layer's
+//! lr scale and bias lr scale as for the MLP, and the centred model f − f₀ when
+//! `center`. It needs the readout to be a top-level `dense` layer that is the
+//! network's last layer (so that scaling it scales the output). Richness_Sweep's
+//! `StdConv2d` divides by √C_in, not √(C_in·k·k): a width-independent factor k apart
+//! (ours follows the issue's fan_in = in·k·k, **inferred** for convolutions), and
+//! its N is the hidden width, ours the readout's fan-in (= the last hidden width for
+//! an MLP; for a CNN whose readout reads a flattened map, C·H·W, **inferred**). A
+//! network of dense + act layers gets exactly the MLP's table, weights and training
+//! (crates/train/tests/param_net.rs).
 
 use candle_core::{Device, Tensor};
 use eos_data::Dataset;
@@ -48,6 +63,10 @@ use crate::model::TrainModel;
 pub struct NetSetup {
     pub model: TrainModel,
     pub context: BuildContext,
+    /// Centred model (mean-field with `center`): outputs offset by f(θ₀).
+    pub center: bool,
+    /// Global lr = schedule lr × this (mean-field: N, the readout's fan-in).
+    pub lr_factor: f64,
 }
 
 /// `model.layers` as layers; errors name `model.layers[i]` and the field.
@@ -176,8 +195,8 @@ pub fn build_train_model(
         let s = build(cfg, train, device)?;
         TrainSetup {
             model: s.model,
-            center: false,
-            lr_factor: 1.0,
+            center: s.center,
+            lr_factor: s.lr_factor,
             context: s.context,
         }
     } else {
@@ -246,6 +265,8 @@ pub fn build(cfg: &Config, train: &Dataset, device: &Device) -> crate::Result<Ne
             lr_scales: Some(lr_scales),
             normalized_updates: false,
         },
+        center: sc.center,
+        lr_factor: sc.lr,
     })
 }
 
@@ -277,8 +298,11 @@ fn set_multipliers(layers: &mut [LayerKind], m: &mut impl Iterator<Item = f64>) 
 struct Chain {
     /// `(name of the weight, fan_in, fan_out)` in flat order.
     weights: Vec<(String, usize, usize)>,
-    /// Other parameter groups that NTK/μP cannot scale (names).
+    /// Other parameter groups that NTK/μP/mean-field cannot scale (names).
     others: Vec<String>,
+    /// Why the last chain weight is not a readout whose output is the network's
+    /// (None: it is a top-level `dense` layer, the last layer); mean-field needs one.
+    readout_not_output: Option<String>,
 }
 
 impl Chain {
@@ -299,27 +323,53 @@ impl Chain {
                 _ => others.push(name.clone()),
             }
         }
-        Chain { weights, others }
+        let last = format!("layers.{}.weight", net.layers.len().saturating_sub(1));
+        let readout_not_output = match (weights.last(), net.layers.last()) {
+            (Some(w), Some(LayerKind::Dense(_))) if w.0 == last => None,
+            (Some(w), _) => Some(format!(
+                "the last scaled weight is `{}`, the last layer `layers.{}` ({})",
+                w.0,
+                net.layers.len().saturating_sub(1),
+                net.layers.last().map_or("none", |l| l.layer().kind())
+            )),
+            (None, _) => Some("there is no dense layer".into()),
+        };
+        Chain {
+            weights,
+            others,
+            readout_not_output,
+        }
     }
 
     /// eos-param's table on the pseudo-widths (module docs).
     fn scalings(&self, p: &Parameterization, g: f64) -> crate::Result<Scalings> {
+        let key = "model.parameterization.kind";
         let name = match p {
             Parameterization::Sp { .. } => None,
-            Parameterization::Ntk { .. } | Parameterization::MuP { .. } => Some("ntk/mup"),
-            _ => {
+            Parameterization::Ntk { .. } | Parameterization::MuP { .. } => Some("ntk and mup"),
+            Parameterization::MeanField { .. } => Some("mean_field"),
+            Parameterization::NuP { .. } => {
                 return Err(Error::config(
-                    "model.parameterization.kind",
-                    "layer networks support sp, ntk and mup (mean_field and nup are MLP-only)",
+                    key,
+                    "layer networks support sp, ntk, mup and mean_field (nup is MLP-only)",
                 ))
             }
         };
-        if let (Some(_), Some(o)) = (name, self.others.first()) {
+        if let (Some(n), Some(o)) = (name, self.others.first()) {
             return Err(Error::config(
-                "model.parameterization.kind",
+                key,
                 format!(
-                    "ntk and mup scale dense, conv2d and layernorm parameters only; `{o}` \
+                    "{n} scale dense, conv2d and layernorm parameters only; `{o}` \
                      (embedding, attention, symmetric_pair) needs sp"
+                ),
+            ));
+        }
+        if let (Parameterization::MeanField { .. }, Some(r)) = (p, &self.readout_not_output) {
+            return Err(Error::config(
+                key,
+                format!(
+                    "mean_field scales the network's output by 1/γ through its readout, \
+                     which must be a dense layer whose output is the network's: {r}"
                 ),
             ));
         }
