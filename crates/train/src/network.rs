@@ -23,9 +23,11 @@
 //! n₁ = fan_in_1 (= out_0·k·k after a conv), a width-independent factor away from
 //! out_0 (**inferred**). Embeddings are input layers and layernorm gains are
 //! vector-like (TP V): both keep N(0, 1) and 1 + N(0, bias_std²) with multiplier 1 and
-//! lr scale 1. Supported: SP on every network; NTK, μP and mean-field (γ) on networks
-//! whose parameters are dense, conv2d and layernorm tensors only; νP is refused (its
-//! per-layer normalised updates are not wired for networks).
+//! lr scale 1. Supported: SP on every network; NTK, μP, mean-field (γ) and νP on
+//! networks whose parameters are dense, conv2d and layernorm tensors only. νP
+//! (**inferred**, eos-param's `nup`) is SP's init with per-group normalised updates:
+//! every optimizer group (a layer's weight with its bias, layernorm gain with its
+//! bias) steps by η ‖W‖/‖g_W‖, so η is each group's relative change per step.
 //! SP uses each layer's default init (σ = 1/√fan_in) times the gain of the first
 //! `act` layer's function for the chain's non-readout layers, as eos-param's SP.
 //!
@@ -263,7 +265,7 @@ pub fn build(cfg: &Config, train: &Dataset, device: &Device) -> crate::Result<Ne
         context: BuildContext {
             widths: Vec::new(),
             lr_scales: Some(lr_scales),
-            normalized_updates: false,
+            normalized_updates: sc.normalized_updates,
         },
         center: sc.center,
         lr_factor: sc.lr,
@@ -348,12 +350,7 @@ impl Chain {
             Parameterization::Sp { .. } => None,
             Parameterization::Ntk { .. } | Parameterization::MuP { .. } => Some("ntk and mup"),
             Parameterization::MeanField { .. } => Some("mean_field"),
-            Parameterization::NuP { .. } => {
-                return Err(Error::config(
-                    key,
-                    "layer networks support sp, ntk, mup and mean_field (nup is MLP-only)",
-                ))
-            }
+            Parameterization::NuP { .. } => Some("nup"),
         };
         if let (Some(n), Some(o)) = (name, self.others.first()) {
             return Err(Error::config(

@@ -1,7 +1,7 @@
 //! Parameterizations on layer networks (crates/train/src/network.rs):
 //!
 //! - a network written as dense + act layers gets exactly the MLP's parameterization
-//!   under SP, NTK, μP and mean-field γ (centred and not): the same initial weights
+//!   under SP, NTK, μP, mean-field γ (centred and not) and νP: the same initial weights
 //!   (both draw stream 2l / 2l+1 of the model seed, then scale by σ_l), per-layer lr
 //!   scales, global lr factor (mean-field: N · η₀) and centring, and the same f64
 //!   training run (loss, gradient norm, lr and sharpness at every step) within 1e-12;
@@ -10,8 +10,9 @@
 //!   `FinalLinear`, `/ gamma0`, `CenteredModel`): multipliers 1/√fan_in and
 //!   1/(γ fan_in), stored weights N(0, 1), lr = N · η₀ with N the readout's fan-in,
 //!   and f − f₀ = 0 at step 0 (loss ½‖y‖² per sample);
-//! - νP and mean-field on a network whose output is not its dense readout are refused
-//!   with errors naming the key.
+//! - νP (SP init, per-group normalised updates) on a dense network is the MLP's too;
+//! - a symmetric pair under νP or μP, and mean-field on a network whose output is not
+//!   its dense readout, are refused with errors naming the key and the tensor/layer.
 
 use std::path::{Path, PathBuf};
 
@@ -99,8 +100,9 @@ layers = [
 ]
 "#;
 
-const SCHEMES: [&str; 5] = [
+const SCHEMES: [&str; 6] = [
     r#"{ kind = "sp" }"#,
+    r#"{ kind = "nup" }"#,
     r#"{ kind = "ntk" }"#,
     r#"{ kind = "mup" }"#,
     r#"{ kind = "mean_field", gamma = 0.5 }"#,
@@ -274,7 +276,7 @@ fn mean_field_on_a_cnn_follows_the_mean_field_rows_with_conv_fan_in() {
 }
 
 #[test]
-fn nup_and_a_readout_that_is_not_the_output_are_refused() {
+fn unscalable_layers_and_a_readout_that_is_not_the_output_are_refused() {
     let dir = scratch("refused");
     let cfg = cnn_config(&dir);
     let bad = |set: &[&str]| -> String {
@@ -289,11 +291,14 @@ fn nup_and_a_readout_that_is_not_the_output_are_refused() {
         .expect_err("refused");
         format!("{e}")
     };
-    let e = bad(&[r#"model.parameterization={kind = "nup"}"#]);
-    assert!(
-        e.contains("model.parameterization.kind") && e.contains("nup"),
-        "{e}"
-    );
+    let pair = r#"model.layers=[{type = "flatten"}, {type = "symmetric_pair", out = 4},
+        {type = "dense", out = 3}]"#;
+    for scheme in ["nup", "mup"] {
+        let p = format!("model.parameterization={{kind = \"{scheme}\"}}");
+        let e = bad(&[pair, &p]);
+        let named = e.contains("model.parameterization.kind") && e.contains("layers.1.weight");
+        assert!(named && e.contains(scheme), "{e}");
+    }
     let layers = r#"model.layers=[{type = "flatten"}, {type = "dense", out = 3},
         {type = "act", fn = "tanh"}]"#;
     let e = bad(&[layers]);

@@ -225,8 +225,6 @@ fn network_config_errors_name_the_layer_and_the_key() {
     assert!(e.contains("model.layers[1]") && e.contains("outt"), "{e}");
     let e = bad(&[r#"model.layers=[{type = "flatten"}, {type = "dense", out = 4}]"#]);
     assert!(e.contains("model.layers") && e.contains("targets"), "{e}");
-    let e = bad(&[r#"model.parameterization={kind = "nup"}"#]);
-    assert!(e.contains("model.parameterization"), "{e}");
     let e = bad(&["model.widths=[36, 3]"]);
     assert!(e.contains("model.widths"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
