@@ -57,6 +57,33 @@ impl DeviceArg {
     }
 }
 
+/// `eos probe --trace`: how the Hessian trace is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TraceArg {
+    /// Exact up to 20 000 parameters, else Hutchinson.
+    Auto,
+    /// Σᵢ eᵢᵀHeᵢ: one Hessian-vector product per parameter.
+    Exact,
+    /// Hutchinson's estimate from --trace-probes seeded Rademacher probes, with its
+    /// standard error.
+    Hutchinson,
+    /// No trace (`hessian_trace` null).
+    None,
+}
+
+impl TraceArg {
+    /// eos-train's [`eos_train::probe::TraceMethod`].
+    pub fn method(self) -> eos_train::probe::TraceMethod {
+        use eos_train::probe::TraceMethod;
+        match self {
+            TraceArg::Auto => TraceMethod::Auto,
+            TraceArg::Exact => TraceMethod::Exact,
+            TraceArg::Hutchinson => TraceMethod::Hutchinson,
+            TraceArg::None => TraceMethod::None,
+        }
+    }
+}
+
 /// `eos bench --suite`: the benchmark shapes (eos-benches' `suites` and `net_suites`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SuiteArg {
@@ -162,12 +189,20 @@ pub struct ProbeArgs {
     pub dtype: Option<Dtype>,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceArg,
-    /// Seed of the random direction (when the file has none) and of Lanczos.
+    /// Seed of the random direction (when the file has none), of Lanczos and of the
+    /// Hutchinson probes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Rows per chunk (bounds memory on large batches; at least 1).
     #[arg(long, value_parser = positive)]
     pub chunk: Option<usize>,
+    /// The Hessian trace: `auto` is exact up to 20 000 parameters (P Hessian-vector
+    /// products), else Hutchinson; `none` skips it.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub trace: TraceArg,
+    /// Rademacher probes (Hessian-vector products) of a Hutchinson trace (at least 2).
+    #[arg(long, default_value_t = eos_train::probe::HUTCHINSON_PROBES, value_parser = at_least_two)]
+    pub trace_probes: usize,
 }
 
 /// A count that must be at least 1 (`--chunk`, `--workers`).
@@ -176,6 +211,15 @@ fn positive(s: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(format!("not a positive integer: {e}")),
+    }
+}
+
+/// A count of at least 2 (`--trace-probes`: a standard error needs two samples).
+fn at_least_two(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n < 2 => Err("must be at least 2 (a standard error needs two probes)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not an integer ≥ 2: {e}")),
     }
 }
 

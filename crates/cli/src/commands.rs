@@ -50,6 +50,11 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
     let progress = |stage: &'static str, done: usize, total: usize| bar.report(stage, done, total);
     let device = a.device.device()?;
     let dtype = a.dtype.map(|d| d.dtype());
+    let opts = probe::ProbeOptions {
+        trace: a.trace.method(),
+        trace_probes: a.trace_probes,
+        ..probe::ProbeOptions::new(a.k, a.seed)
+    };
     let need = |path: &Path, batch: Option<eos_model::Batch>, loss: Option<eos_model::Loss>| {
         let batch = batch.with_context(|| {
             format!(
@@ -75,7 +80,8 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
                 net.chunk_size = c;
             }
             check_k(a.k, net.params.numel())?;
-            probe::probe_with(&net, &batch, loss, case.v.as_ref(), a.k, a.seed, &progress)?
+            trace_hint(&opts, net.params.numel());
+            probe::probe_with(&net, &batch, loss, case.v.as_ref(), &opts, &progress)?
         }
         Some(path) => {
             let case = load_case(path, dtype, &device)?;
@@ -86,7 +92,8 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
                 mlp.chunk_size = c;
             }
             check_k(a.k, mlp.params.numel())?;
-            probe::probe_with(&mlp, &batch, loss, case.v.as_ref(), a.k, a.seed, &progress)?
+            trace_hint(&opts, mlp.params.numel());
+            probe::probe_with(&mlp, &batch, loss, case.v.as_ref(), &opts, &progress)?
         }
         None => {
             let (mut mlp, batch, loss) =
@@ -95,7 +102,8 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
                 mlp.chunk_size = c;
             }
             check_k(a.k, mlp.params.numel())?;
-            probe::probe_with(&mlp, &batch, loss, None, a.k, a.seed, &progress)?
+            trace_hint(&opts, mlp.params.numel());
+            probe::probe_with(&mlp, &batch, loss, None, &opts, &progress)?
         }
     };
     if a.json {
@@ -104,6 +112,19 @@ fn probe(a: ProbeArgs) -> anyhow::Result<()> {
         print!("{}", report.table());
     }
     Ok(())
+}
+
+/// Models above this many parameters get a stderr hint when `--trace auto` picks the
+/// exact trace (P Hessian-vector products).
+const TRACE_HINT_MIN_PARAMS: usize = 2_000;
+
+/// The stderr hint that a cheaper trace exists, when `--trace auto` picks the exact
+/// trace on more than [`TRACE_HINT_MIN_PARAMS`] parameters.
+fn trace_hint(opts: &probe::ProbeOptions, p: usize) {
+    let exact = opts.trace.resolve(p) == probe::TraceMethod::Exact;
+    if opts.trace == probe::TraceMethod::Auto && exact && p > TRACE_HINT_MIN_PARAMS {
+        eprintln!("eos probe: exact trace: {p} HVPs; --trace hutchinson or none is faster");
+    }
 }
 
 /// Refuses non-finite weights, `x` or `y` (naming the file and tensor) and warns of

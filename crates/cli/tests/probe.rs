@@ -1,5 +1,6 @@
 //! `eos probe` end to end: the JSON keys of the issue, values consistent with the
-//! library, and one clear error for bad input.
+//! library, `--trace` (exact, Hutchinson within 4 standard errors of it, skipped) and
+//! one clear error for bad input.
 
 use std::process::Command;
 
@@ -79,6 +80,60 @@ fn probe_json_has_every_key_and_matches_the_file() {
     let _ = DType::F32;
 }
 
+/// `eos probe` of the built-in example (f64, 5 699 parameters) with `extra` flags:
+/// the JSON object and stderr.
+fn probe_example(extra: &[&str]) -> (serde_json::Value, String) {
+    let out = eos()
+        .args(["probe", "--json", "--k", "2", "--seed", "3"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{err}");
+    (serde_json::from_slice(&out.stdout).unwrap(), err)
+}
+
+#[test]
+fn trace_flag_picks_exact_hutchinson_or_none() {
+    let (exact, err) = probe_example(&[]);
+    assert_eq!(exact["hessian_trace_method"], "exact");
+    assert!(exact.get("hessian_trace_stderr").is_none());
+    assert!(
+        err.contains("exact trace: 5699 HVPs; --trace hutchinson or none is faster")
+            && err.contains("exact trace 5699/5699 Hessian-vector products"),
+        "{err}"
+    );
+    let t = exact["hessian_trace"].as_f64().unwrap();
+    let (forced, err) = probe_example(&["--trace", "exact"]);
+    assert_eq!(forced["hessian_trace"].as_f64(), Some(t));
+    assert!(!err.contains("is faster"), "no hint when asked for: {err}");
+    let (h, err) = probe_example(&["--trace", "hutchinson", "--trace-probes", "2000"]);
+    assert_eq!(h["hessian_trace_method"], "hutchinson");
+    assert!(
+        err.contains("hutchinson 2000/2000") && !err.contains("exact trace"),
+        "{err}"
+    );
+    let est = h["hessian_trace"].as_f64().unwrap();
+    let se = h["hessian_trace_stderr"].as_f64().unwrap();
+    assert!(
+        se > 0.0 && (est - t).abs() < 4.0 * se,
+        "{est} ± {se} vs exact {t}"
+    );
+    assert_eq!(h["top_eigenvalues"], exact["top_eigenvalues"]);
+    let (none, err) = probe_example(&["--trace", "none"]);
+    assert!(none["hessian_trace"].is_null(), "{none}");
+    assert_eq!(none["hessian_trace_method"], "none");
+    assert!(none.get("hessian_trace_stderr").is_none());
+    assert!(
+        !err.contains("Hessian-vector products"),
+        "no trace HVPs: {err}"
+    );
+    assert_eq!(none["top_eigenvalues"], exact["top_eigenvalues"]);
+    let out = eos().args(["probe", "--trace", "none"]).output().unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("skipped (--trace none)"), "{table}");
+}
+
 #[test]
 fn bad_input_gives_one_clear_error() {
     let out = eos()
@@ -96,6 +151,25 @@ fn bad_input_gives_one_clear_error() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains("invalid value 'tpu'") && err.contains("[possible values: auto, cpu, cuda]"),
+        "{err}"
+    );
+    for n in ["0", "1"] {
+        let out = eos()
+            .args(["probe", "--trace", "hutchinson", "--trace-probes", n])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains(&format!("invalid value '{n}' for '--trace-probes"))
+                && err.contains("must be at least 2"),
+            "{err}"
+        );
+    }
+    let out = eos().args(["probe", "--trace", "fast"]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("[possible values: auto, exact, hutchinson, none]"),
         "{err}"
     );
     let out = eos().args(["bench", "--suite", "huge"]).output().unwrap();
