@@ -71,6 +71,7 @@ pub mod params;
 pub mod rng;
 pub mod testing;
 pub mod threads;
+mod vmath;
 
 pub use activation::Activation;
 pub use device::{device_name, pick_device};
