@@ -59,6 +59,7 @@ mod fused;
 pub mod grad;
 mod host;
 pub mod hvp;
+mod hvp_block;
 pub mod io;
 pub mod jet;
 pub mod jvp;
