@@ -1,6 +1,7 @@
-//! Criterion benches, one group per subsystem (matmul, grad, hvp, third_deriv,
-//! lanczos, train_step), on the `eos bench` suites. Throughput is reported in FLOPs
-//! of the first-layer-equivalent matmul units each operation needs
+//! Criterion benches, one group per subsystem (matmul, grad, hvp, third_deriv, 5 cached
+//! HVPs one by one and as a block, lanczos, train_step), on the `eos bench` suites.
+//! Throughput is reported in FLOPs of the first-layer-equivalent matmul units each
+//! operation needs
 //! (docs/performance.md), so criterion prints FLOP/s.
 //!
 //! `EOS_BENCH_SUITES=small,deep` (default `deep,small`) picks the suites.
@@ -55,6 +56,22 @@ fn model_ops(c: &mut Criterion) {
         g.throughput(Throughput::Elements(2 * unit));
         g.bench_function("third_deriv", |b| {
             b.iter(|| mlp.third_derivative(batch, loss, v).unwrap())
+        });
+        // 5 cached-primal HVPs (2 first-layer units each), one by one and as a block.
+        let primal = mlp.hvp_primal(batch, loss).expect("primal pass");
+        let vs: Vec<_> = (0..5)
+            .map(|i| mlp.params.randn_like(10 + i).expect("direction"))
+            .collect();
+        g.throughput(Throughput::Elements(5 * 2 * unit));
+        g.bench_function("hvp_cached_x5", |b| {
+            b.iter(|| {
+                for v in &vs {
+                    mlp.hvp_with(&primal, batch, v).unwrap();
+                }
+            })
+        });
+        g.bench_function("hvp_block_5", |b| {
+            b.iter(|| mlp.hvp_block(&primal, batch, &vs).unwrap())
         });
         let op = ModelOperator::hessian(mlp, batch, loss);
         let cfg = LanczosConfig {

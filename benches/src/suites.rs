@@ -115,6 +115,10 @@ pub struct BenchResult {
     pub lanczos_top5_s: f64,
     pub lanczos_hvps: usize,
     pub third_deriv_ms: f64,
+    /// 5 products H v_i from one cached primal pass, one direction at a time.
+    pub hvp5_cached_ms: f64,
+    /// The same 5 products as one block (`Mlp::hvp_block`).
+    pub hvp5_block_ms: f64,
     pub matmul_gflops: f64,
 }
 
@@ -186,6 +190,7 @@ pub fn run_suite(
         mlp.third_derivative(batch, loss, v)?;
         Ok(())
     })?;
+    let (cached5, block5) = time_block(&c, device, reps)?;
     let a = Tensor::from_vec(rng::normal_vec(5, 2048 * 2048), (2048, 2048), &Device::Cpu)?
         .to_dtype(dtype)?
         .to_device(device)?;
@@ -205,8 +210,30 @@ pub fn run_suite(
         lanczos_top5_s: lz,
         lanczos_hvps: hvps,
         third_deriv_ms: 1e3 * third,
+        hvp5_cached_ms: 1e3 * cached5,
+        hvp5_block_ms: 1e3 * block5,
         matmul_gflops: 2.0 * 2048f64.powi(3) / mm / 1e9,
     })
+}
+
+/// 5 HVPs from one cached primal pass: one at a time, then as one block (seconds).
+fn time_block(c: &BenchCase, device: &Device, reps: usize) -> anyhow::Result<(f64, f64)> {
+    let (mlp, batch) = (&c.mlp, &c.batch);
+    let primal = mlp.hvp_primal(batch, c.loss)?;
+    let vs = (0..5)
+        .map(|i| mlp.params.randn_like(rng::derive_seed(7, i)))
+        .collect::<eos_model::Result<Vec<_>>>()?;
+    let single = median_secs(device, reps, || {
+        for v in &vs {
+            mlp.hvp_with(&primal, batch, v)?;
+        }
+        Ok(())
+    })?;
+    let block = median_secs(device, reps, || {
+        mlp.hvp_block(&primal, batch, &vs)?;
+        Ok(())
+    })?;
+    Ok((single, block))
 }
 
 // ---------------------------------------------------------------------------------------

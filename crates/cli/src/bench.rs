@@ -30,7 +30,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         } else {
             println!(
                 "{:<7} sgd_step {:>9.2} ms  grad {:>9.2} ms  hvp {:>9.2} ms  power20 {:>7.3} s  \
-                 lanczos5 {:>7.3} s ({} HVPs)  third {:>9.2} ms  matmul {:>6.1} GFLOP/s",
+                 lanczos5 {:>7.3} s ({} HVPs)  third {:>9.2} ms  5 cached hvps {:>9.2} ms  \
+                 block of 5 {:>9.2} ms  matmul {:>6.1} GFLOP/s",
                 r.suite,
                 r.sgd_step_ms,
                 r.grad_ms,
@@ -39,6 +40,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 r.lanczos_top5_s,
                 r.lanczos_hvps,
                 r.third_deriv_ms,
+                r.hvp5_cached_ms,
+                r.hvp5_block_ms,
                 r.matmul_gflops
             );
         }

@@ -44,25 +44,25 @@ pub struct HvpOutput {
 
 /// The direction-independent part of H v on one chunk of rows.
 #[derive(Debug)]
-struct PrimalChunk {
-    start: usize,
-    len: usize,
-    cache: Cache,
-    ev: LossEval,
+pub(crate) struct PrimalChunk {
+    pub start: usize,
+    pub len: usize,
+    pub cache: Cache,
+    pub ev: LossEval,
     /// δ_l (times 1/n) for l = 0 … L−1; δ_0 only when asked for (the tangent pass does
     /// not need it unless φ'' ≠ 0 at layer 0, since R{h_0} = 0).
-    deltas: Vec<Option<Tensor>>,
+    pub deltas: Vec<Option<Tensor>>,
     /// g_l = m_l δ_l W_l (times 1/n) for l ≥ 1 where φ'' ≠ 0 at layer l−1.
-    gs: Vec<Option<Tensor>>,
+    pub gs: Vec<Option<Tensor>>,
 }
 
 /// The parts of H v that do not depend on v (forward pass, loss, δ_l) for one model,
 /// batch and loss; see [`Mlp::hvp_primal`] and [`Mlp::hvp_with`].
 #[derive(Debug)]
 pub struct HvpPrimal {
-    chunks: Vec<PrimalChunk>,
-    n: usize,
-    loss: Loss,
+    pub(crate) chunks: Vec<PrimalChunk>,
+    pub(crate) n: usize,
+    pub(crate) loss: Loss,
     /// The loss L(θ) on the batch.
     pub loss_value: f64,
 }
@@ -125,19 +125,7 @@ impl Mlp {
     /// H v from a [`HvpPrimal`] computed by this model on this `batch`.
     pub fn hvp_with(&self, primal: &HvpPrimal, batch: &Batch, v: &ParamVec) -> Result<ParamVec> {
         self.params.check_same_structure(v)?;
-        let parts = self.parts(batch.len());
-        let fits = primal.n == batch.len()
-            && primal.chunks.len() == parts.len()
-            && primal
-                .chunks
-                .iter()
-                .zip(&parts)
-                .all(|(c, &(s, len))| c.start == s && c.len == len);
-        if !fits {
-            return invalid(
-                "hvp_with: the primal pass was computed for another batch or chunk size",
-            );
-        }
+        self.check_primal(primal, batch)?;
         let inv_n = 1.0 / primal.n as f64;
         let idx: Vec<(usize, usize)> = (0..primal.chunks.len()).map(|k| (k, 1)).collect();
         let res = self.map_parts(&idx, |k, _| {
@@ -152,6 +140,24 @@ impl Mlp {
             hv.merge(part)?;
         }
         hv.finish(&self.params, 1.0)
+    }
+
+    /// Errors unless `primal` was computed on `batch` with this model's chunking.
+    pub(crate) fn check_primal(&self, primal: &HvpPrimal, batch: &Batch) -> Result<()> {
+        let parts = self.parts(batch.len());
+        let fits = primal.n == batch.len()
+            && primal.chunks.len() == parts.len()
+            && primal
+                .chunks
+                .iter()
+                .zip(&parts)
+                .all(|(c, &(s, len))| c.start == s && c.len == len);
+        if !fits {
+            return invalid(
+                "hvp_with: the primal pass was computed for another batch or chunk size",
+            );
+        }
+        Ok(())
     }
 
     /// Loss, optionally the gradient, and H v in one pass.

@@ -59,6 +59,7 @@ mod fused;
 pub mod grad;
 mod host;
 pub mod hvp;
+mod hvp_block;
 pub mod io;
 pub mod jet;
 pub mod jvp;
@@ -71,6 +72,7 @@ pub mod params;
 pub mod rng;
 pub mod testing;
 pub mod threads;
+mod vmath;
 
 pub use activation::Activation;
 pub use device::{device_name, pick_device};
