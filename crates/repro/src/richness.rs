@@ -3,8 +3,8 @@
 //!
 //! `eos sweep experiments/richness-sweep/sweep.toml` (reduced: depth L = 3, 9 γ from
 //! 10⁻⁴ to 10⁴, 2 seeds) or `sweep-full.toml` (L ∈ {2, 3, 4}, 17 γ, 3 seeds), online
-//! SGD for 2 000 steps, each γ with the divergence-aware η₀ ladder (4 rungs per
-//! decade). η* per (L, γ) is the parabolic refinement of the grid argmin of the
+//! SGD for 2 000 steps, each γ with the divergence-aware η₀ ladder (2 rungs per
+//! decade, 3 decades below the first stable rung). η* per (L, γ) is the parabolic refinement of the grid argmin of the
 //! seed-mean final loss ([`eos_sweep::fit`]). Checks per L: the least-squares log-log slope of η* on γ
 //! over γ ≤ 0.0316 (γ ≪ 1: the crossover starts near 0.1) is 2 ± 15 %, over γ ≥ 10
 //! it is 2/L ± 15 %. The ultra-rich plateau: at η* the number of steps until the loss
@@ -15,10 +15,9 @@
 //! seed-mean final loss has an eligible rung on each side with a higher loss, and it
 //! lies at least [`EDGE_MARGIN`] below the smallest rung above it on which a seed
 //! diverged. Staircases: the number of distinct drops of the loss curve at η*
-//! ([`count_drops`]), reported per γ (not gated). The sweep files keep
-//! `decades_below = 1` (THEORY.md §3 says 3): the interior check needs rungs below
-//! the argmin, and 1 decade gives 4 of them; 3 decades would triple the stable
-//! (costly) cells of the reduced version.
+//! ([`count_drops`]), reported per γ (not gated). The η₀ ladder is the authors'
+//! (Richness_Sweep defaults: 2 rungs per decade, 3 decades below the first stable
+//! rung, THEORY.md §3; until 2026-12-07 4 per decade and 1 decade below).
 //!
 //! The settings of each version (which sweep file, whether the issue-14 claims gate)
 //! are one [`Settings`] value; the grids are in the sweep files.
@@ -49,7 +48,9 @@ const RICH_MIN: f64 = 9.99;
 /// after seeing data" in docs/reproductions.md).
 pub const PLATEAU_GROWTH: f64 = 3.0;
 /// η*'s grid rung at least this factor below the first diverged rung above it (two
-/// rungs of the 4-per-decade ladder; committed 2026-12-07 before the run).
+/// rungs of a 4-per-decade ladder, one of the 2-per-decade ladder; with a stable
+/// higher rung above η* it holds by construction on either ladder; committed
+/// 2026-12-07 before the run).
 pub const EDGE_MARGIN: f64 = 3.16;
 /// Staircase detector: blocks per curve and the fall (decades of the block-mean
 /// loss) that makes a block a drop.
