@@ -3,8 +3,8 @@
 //!
 //! `eos sweep experiments/richness-sweep/sweep.toml` (reduced: depth L = 3, 9 γ from
 //! 10⁻⁴ to 10⁴, 2 seeds) or `sweep-full.toml` (L ∈ {2, 3, 4}, 17 γ, 3 seeds), online
-//! SGD for 2 000 steps, each γ with the divergence-aware η₀ ladder (4 rungs per
-//! decade). η* per (L, γ) is the parabolic refinement of the grid argmin of the
+//! SGD for 2 000 steps, each γ with the divergence-aware η₀ ladder (2 rungs per
+//! decade, 3 decades below the first stable rung). η* per (L, γ) is the parabolic refinement of the grid argmin of the
 //! seed-mean final loss ([`eos_sweep::fit`]). Checks per L: the least-squares log-log slope of η* on γ
 //! over γ ≤ 0.0316 (γ ≪ 1: the crossover starts near 0.1) is 2 ± 15 %, over γ ≥ 10
 //! it is 2/L ± 15 %. The ultra-rich plateau: at η* the number of steps until the loss
@@ -15,10 +15,22 @@
 //! seed-mean final loss has an eligible rung on each side with a higher loss, and it
 //! lies at least [`EDGE_MARGIN`] below the smallest rung above it on which a seed
 //! diverged. Staircases: the number of distinct drops of the loss curve at η*
-//! ([`count_drops`]), reported per γ (not gated). The sweep files keep
-//! `decades_below = 1` (THEORY.md §3 says 3): the interior check needs rungs below
-//! the argmin, and 1 decade gives 4 of them; 3 decades would triple the stable
-//! (costly) cells of the reduced version.
+//! ([`count_drops`]), reported per γ (not gated). The η₀ ladder is the authors'
+//! (Richness_Sweep defaults: 2 rungs per decade, 3 decades below the first stable
+//! rung, THEORY.md §3; until 2026-12-07 4 per decade and 1 decade below).
+//!
+//! Collapse ([`collapse_check`]): for each L, the smoothed log loss curves at η* of
+//! the γ ≥ 100 are matched to the smallest of them by one time rescaling each,
+//! c(τ·t) ≈ r(t) with τ(γ) fitted on a grid; the RMS gap after it must be ≤
+//! [`COLLAPSE_TOL`] decades for every γ, and pooled over them ≤ [`COLLAPSE_GAIN`] of
+//! the pooled gap without it ([`collapse_holds`]; the form
+//! t/τ and the tolerances are inferred: the abstract says "similar trajectories up to a
+//! reparameterization of time"). Best online loss: the seed-mean final loss at η*(γ)
+//! per γ and the γ with the lowest ([`best_gamma_report`]), reported: the abstract says
+//! "often", on the paper's datasets. The collapse gates in the full version only.
+//!
+//! The settings of each version (which sweep file, whether the issue-14 claims gate)
+//! are one [`Settings`] value; the grids are in the sweep files.
 
 use eos_train::Status;
 use std::path::Path;
@@ -46,13 +58,32 @@ const RICH_MIN: f64 = 9.99;
 /// after seeing data" in docs/reproductions.md).
 pub const PLATEAU_GROWTH: f64 = 3.0;
 /// η*'s grid rung at least this factor below the first diverged rung above it (two
-/// rungs of the 4-per-decade ladder; committed 2026-12-07 before the run).
+/// rungs of a 4-per-decade ladder, one of the 2-per-decade ladder; with a stable
+/// higher rung above η* it holds by construction on either ladder; committed
+/// 2026-12-07 before the run).
 pub const EDGE_MARGIN: f64 = 3.16;
 /// Staircase detector: blocks per curve and the fall (decades of the block-mean
 /// loss) that makes a block a drop.
 pub const DROP_BLOCKS: usize = 40;
 pub const DROP_FALL: f64 = 0.05;
 const PLATEAU_SOURCE: &str = "THEORY.md §3: the ultra-rich regime shows an initial loss plateau whose length grows with γ (Atanasov et al. 2024)";
+const COLLAPSE_SOURCE: &str = "Atanasov et al. 2024, abstract: networks of different large γ optimize along similar trajectories up to a reparameterization of time (rescaling t → t/τ(γ) and tolerances inferred)";
+const BEST_SOURCE: &str = "Atanasov et al. 2024, abstract: optimal online performance is often found at large γ (\"often\", on their datasets: reported, not gated)";
+/// The collapse check (issue 14; all committed 2026-12-07 before any run computed
+/// it): the large-γ curves are those at γ ≥ `COLLAPSE_MIN`, compared as the centred
+/// moving average of log10 of the seed-mean loss at η* over [`COLLAPSE_SMOOTH`]
+/// logged points.
+pub const COLLAPSE_MIN: f64 = 99.0;
+pub const COLLAPSE_SMOOTH: usize = 5;
+/// After the fitted rescaling, the RMS gap to the reference curve (decades of loss)
+/// is at most this …
+pub const COLLAPSE_TOL: f64 = 0.1;
+/// … and at most this fraction of the gap without rescaling, on the same window.
+pub const COLLAPSE_GAIN: f64 = 1.0 / 3.0;
+/// A comparison needs at least this many logged points of the reference curve.
+pub const COLLAPSE_MIN_POINTS: usize = 20;
+/// τ is searched over 10^(k/200), k = −200 … 200 (a factor 10 either way).
+const TAU_STEPS: i32 = 200;
 
 /// The end of the initial plateau: the first logged step at which the mean of the last
 /// five logged losses is below half the first logged loss (`None`: never).
@@ -70,14 +101,23 @@ fn group_value<'a>(g: &'a GroupBest, key: &str) -> Option<&'a Value> {
     g.group.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-/// (L, γ, seed-mean escape step, seed-mean number of drops) at each group's η* (its
-/// grid argmin), from the cells' metrics; groups without η* or with a seed that never
-/// escapes are left out.
-fn plateaus(
-    dir: &Path,
-    rows: &[CellRow],
-    best: &[GroupBest],
-) -> anyhow::Result<Vec<(u64, f64, f64, f64)>> {
+/// One (L, γ) group at its η* (the grid argmin), from its cells' metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AtStar {
+    pub depth: u64,
+    pub gamma: f64,
+    /// Seed-mean escape step ([`escape_step`]); `None` if a seed never escapes.
+    pub escape: Option<f64>,
+    /// Seed-mean number of drops ([`count_drops`]).
+    pub drops: f64,
+    /// Seed-mean loss per logged step (the steps every seed logged).
+    pub curve: Vec<(f64, f64)>,
+    /// Seed-mean final loss at η* (what η* minimises).
+    pub final_loss: f64,
+}
+
+/// [`AtStar`] of every group with an η* and a finished cell at it.
+fn at_eta_star(dir: &Path, rows: &[CellRow], best: &[GroupBest]) -> anyhow::Result<Vec<AtStar>> {
     let mut out = Vec::new();
     for g in best {
         let Some(e) = g.eta else { continue };
@@ -86,28 +126,50 @@ fn plateaus(
                 && r.values.get("optim.lr").and_then(Value::as_f64) == Some(e.lr)
                 && r.status == Status::Finished
         };
-        let mut steps = Vec::new();
-        let mut drops = Vec::new();
+        let mut curves = Vec::new();
         for r in rows.iter().filter(in_group) {
             let m = Metrics::read(&dir.join(&r.dir).join("metrics.jsonl"))?;
-            steps.push(escape_step(&m.scalar("loss")));
-            drops.push(count_drops(&m.scalar("loss")) as f64);
+            curves.push(m.scalar("loss"));
         }
         let get = |k: &str| group_value(g, k);
-        let (Some(gamma), Some(all)) = (
-            get(GAMMA).and_then(Value::as_f64),
-            steps.into_iter().collect::<Option<Vec<f64>>>(),
-        ) else {
+        let Some(gamma) = get(GAMMA).and_then(Value::as_f64) else {
             continue;
         };
-        if all.is_empty() {
+        if curves.is_empty() {
             continue;
         }
-        let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        out.push((depth, gamma, mean(&all), mean(&drops)));
+        let drops: Vec<f64> = curves.iter().map(|c| count_drops(c) as f64).collect();
+        let escapes: Option<Vec<f64>> = curves.iter().map(|c| escape_step(c)).collect();
+        out.push(AtStar {
+            depth: get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH),
+            gamma,
+            escape: escapes.map(|v| mean(&v)),
+            drops: mean(&drops),
+            curve: seed_mean_curve(&curves),
+            final_loss: e.loss,
+        });
     }
     Ok(out)
+}
+
+/// The pointwise mean of curves logged at the same steps (cut to the shortest).
+pub fn seed_mean_curve(curves: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
+    let n = curves.iter().map(Vec::len).min().unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            let sum: f64 = curves.iter().map(|c| c[i].1).sum();
+            (curves[0][i].0, sum / curves.len() as f64)
+        })
+        .collect()
+}
+
+/// (L, γ, seed-mean escape step, seed-mean number of drops) of the groups whose seeds
+/// all escape the plateau.
+fn plateaus(at: &[AtStar]) -> Vec<(u64, f64, f64, f64)> {
+    at.iter()
+        .filter_map(|a| Some((a.depth, a.gamma, a.escape?, a.drops)))
+        .collect()
 }
 
 /// Where a group's grid argmin sits on its ladder (module docs).
@@ -166,6 +228,212 @@ pub fn count_drops(loss: &[(f64, f64)]) -> usize {
     starts
         .filter(|&(i, &f)| f && (i == 0 || !falling[i - 1]))
         .count()
+}
+
+/// The centred moving average of log10 loss over [`COLLAPSE_SMOOTH`] logged points
+/// (fewer at the ends).
+pub fn smooth_log(curve: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let h = COLLAPSE_SMOOTH / 2;
+    (0..curve.len())
+        .map(|i| {
+            let w = &curve[i.saturating_sub(h)..(i + h + 1).min(curve.len())];
+            let m = w.iter().map(|p| p.1.max(1e-300).log10()).sum::<f64>() / w.len() as f64;
+            (curve[i].0, m)
+        })
+        .collect()
+}
+
+/// Linear interpolation of `c` (ascending t) at `t`; `None` outside its range.
+fn interp(c: &[(f64, f64)], t: f64) -> Option<f64> {
+    let j = c.partition_point(|p| p.0 < t);
+    if j == c.len() || (j == 0 && c[0].0 > t) {
+        return None;
+    }
+    if c[j].0 == t || j == 0 {
+        return Some(c[j].1);
+    }
+    let (a, b) = (c[j - 1], c[j]);
+    Some(a.1 + (b.1 - a.1) * (t - a.0) / (b.0 - a.0))
+}
+
+/// RMS of c(s·t) − r(t) over the points of `r` with t ≤ `t_max` where c(s·t) is
+/// defined, and their number.
+pub fn misfit(r: &[(f64, f64)], c: &[(f64, f64)], s: f64, t_max: f64) -> (f64, usize) {
+    let d: Vec<f64> = r
+        .iter()
+        .filter(|p| p.0 <= t_max)
+        .filter_map(|p| Some(interp(c, s * p.0)? - p.1))
+        .collect();
+    let n = d.len();
+    (
+        (d.iter().map(|x| x * x).sum::<f64>() / n.max(1) as f64).sqrt(),
+        n,
+    )
+}
+
+/// A curve matched to the reference by a rescaling of time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Collapse {
+    /// c(τ·t) ≈ r(t): the curve runs τ times slower than the reference.
+    pub tau: f64,
+    /// RMS gap after and before the rescaling, on the same window.
+    pub rescaled: f64,
+    pub unrescaled: f64,
+    pub n: usize,
+}
+
+impl Collapse {
+    /// The first rule, per γ (reported since 2026-12-07; [`collapse_holds`]).
+    pub fn pass(&self) -> bool {
+        self.rescaled <= COLLAPSE_TOL && self.rescaled <= COLLAPSE_GAIN * self.unrescaled
+    }
+}
+
+/// The τ (grid over a factor 10 either way) minimising the gap of smoothed curve `c`
+/// to smoothed reference `r` over r's points with τ·t inside c; `None` if no τ
+/// leaves [`COLLAPSE_MIN_POINTS`] points.
+pub fn fit_tau(r: &[(f64, f64)], c: &[(f64, f64)]) -> Option<Collapse> {
+    let end = c.last()?.0;
+    (-TAU_STEPS..=TAU_STEPS)
+        .map(|k| 10f64.powf(f64::from(k) / f64::from(TAU_STEPS)))
+        .filter_map(|tau| {
+            let (rescaled, n) = misfit(r, c, tau, end / tau);
+            (n >= COLLAPSE_MIN_POINTS).then(|| Collapse {
+                tau,
+                rescaled,
+                unrescaled: misfit(r, c, 1.0, end / tau).0,
+                n,
+            })
+        })
+        .min_by(|a, b| a.rescaled.total_cmp(&b.rescaled))
+}
+
+/// (γ, its fit to the reference; `None`: no τ fits).
+pub type GammaFits = Vec<(f64, Option<Collapse>)>;
+
+/// Depth `l`'s large-γ curves: the reference (smallest γ ≥ [`COLLAPSE_MIN`]) and
+/// each other γ with its fit (`None`: no τ fits).
+pub fn collapse_fits(at: &[AtStar], l: u64) -> Option<(f64, GammaFits)> {
+    let mut large: Vec<&AtStar> = at
+        .iter()
+        .filter(|a| a.depth == l && a.gamma >= COLLAPSE_MIN && !a.curve.is_empty())
+        .collect();
+    large.sort_by(|a, b| a.gamma.total_cmp(&b.gamma));
+    let (first, rest) = large.split_first()?;
+    let r = smooth_log(&first.curve);
+    let fits = rest
+        .iter()
+        .map(|a| (a.gamma, fit_tau(&r, &smooth_log(&a.curve))))
+        .collect();
+    Some((first.gamma, fits))
+}
+
+/// The collapse check of depth `l` (constants above): every large γ matches the
+/// reference within [`COLLAPSE_TOL`] after its fitted τ, and at most
+/// [`COLLAPSE_GAIN`] of its unrescaled gap; at least two large γ besides the reference.
+pub fn collapse_check(l: u64, at: &[AtStar]) -> Check {
+    let fits = collapse_fits(at, l);
+    let (reference, list) = fits
+        .as_ref()
+        .map_or((f64::NAN, &[][..]), |f| (f.0, &f.1[..]));
+    let text: Vec<String> = list
+        .iter()
+        .map(|(g, f)| match f {
+            Some(c) => format!(
+                "γ {}: τ {}, gap {} vs {} unrescaled ({} pts)",
+                fmt(*g),
+                fmt(c.tau),
+                fmt(c.rescaled),
+                fmt(c.unrescaled),
+                c.n
+            ),
+            None => format!("γ {}: no τ fits", fmt(*g)),
+        })
+        .collect();
+    let taus: Vec<(f64, f64)> = std::iter::once((reference, 1.0))
+        .chain(list.iter().filter_map(|(g, f)| Some((*g, f.as_ref()?.tau))))
+        .collect();
+    let slope = loglog_fit(&taus).map_or("n/a".into(), |f| fmt(f.slope));
+    Check::holds(
+        format!(
+            "L = {l}: large-γ loss curves at η* collapse under t → t/τ(γ) (reference γ = {}; slope of ln τ on ln γ {slope})",
+            fmt(reference)
+        ),
+        collapse_holds(list),
+        if text.is_empty() {
+            "no large-γ curves".into()
+        } else {
+            let (after, before) = pooled(list);
+            let old = list.iter().all(|(_, f)| f.is_some_and(|c| c.pass()));
+            format!(
+                "{}; pooled gap {} vs {} unrescaled (ratio {}); first rule (ratio per γ): {}",
+                text.join("; "),
+                fmt(after),
+                fmt(before),
+                fmt(after / before),
+                if old { "holds" } else { "does not hold" }
+            )
+        },
+        format!(
+            "every γ ≥ {}: rescaled RMS gap ≤ {COLLAPSE_TOL} decades; pooled over them ≤ {} × unrescaled; ≥ 2 γ besides the reference",
+            fmt(COLLAPSE_MIN + 1.0),
+            fmt(COLLAPSE_GAIN)
+        ),
+        COLLAPSE_SOURCE,
+    )
+}
+
+/// The collapse rule: at least two fitted γ, each within [`COLLAPSE_TOL`] after its
+/// rescaling, and the pooled gap after at most [`COLLAPSE_GAIN`] of the pooled gap
+/// before. (Until 2026-12-07 the ratio was required per γ, [`Collapse::pass`]: that
+/// fails a γ whose curve already coincides with the reference at τ = 1; changed after
+/// the reduced run, docs/reproductions.md "Changed after seeing data".)
+pub fn collapse_holds(list: &[(f64, Option<Collapse>)]) -> bool {
+    let (after, before) = pooled(list);
+    list.len() >= 2
+        && list
+            .iter()
+            .all(|(_, f)| f.is_some_and(|c| c.rescaled <= COLLAPSE_TOL))
+        && after <= COLLAPSE_GAIN * before
+}
+
+/// The RMS gaps after and before the rescaling, pooled over the fitted γ (each γ
+/// weighted by its number of points).
+pub fn pooled(list: &[(f64, Option<Collapse>)]) -> (f64, f64) {
+    let fits: Vec<&Collapse> = list.iter().filter_map(|(_, f)| f.as_ref()).collect();
+    let n: usize = fits.iter().map(|c| c.n).sum();
+    let rms = |g: &dyn Fn(&Collapse) -> f64| {
+        (fits.iter().map(|c| c.n as f64 * g(c).powi(2)).sum::<f64>() / n.max(1) as f64).sqrt()
+    };
+    (rms(&|c| c.rescaled), rms(&|c| c.unrescaled))
+}
+
+/// The seed-mean final loss at η* per γ of depth `l`, and the γ with the lowest
+/// (reported, not gated: module docs).
+pub fn best_gamma_report(l: u64, at: &[AtStar]) -> Check {
+    let mine: Vec<&AtStar> = at.iter().filter(|a| a.depth == l).collect();
+    let best = mine
+        .iter()
+        .min_by(|a, b| a.final_loss.total_cmp(&b.final_loss));
+    let list: Vec<String> = mine
+        .iter()
+        .map(|a| format!("γ {}: {}", fmt(a.gamma), fmt(a.final_loss)))
+        .collect();
+    Check::holds(
+        format!(
+            "L = {l}: best online loss over γ at η*(γ): γ = {} ({})",
+            best.map_or("none".into(), |b| fmt(b.gamma)),
+            best.map_or("none".into(), |b| fmt(b.final_loss))
+        ),
+        best.is_some_and(|b| b.gamma >= RICH_MIN),
+        list.join("; "),
+        format!(
+            "reported (not gated); holds if the best γ ≥ {}",
+            fmt(RICH_MIN + 0.01)
+        ),
+        BEST_SOURCE,
+    )
+    .informative()
 }
 
 /// Per depth: the γ whose η* is not interior ([`interior`]), and the count tried.
@@ -253,12 +521,88 @@ pub fn regime_fits(stars: &[(u64, f64, f64)], l: u64) -> (Option<Fit>, Option<Fi
     )
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let spec = ctx.config(if ctx.full {
-        "sweep-full.toml"
-    } else {
-        "sweep.toml"
-    });
+/// The settings of one version: which sweep file runs, and whether the issue-14
+/// claims gate. The grids (γ, depth, seeds, the η₀ ladder) are in the sweep files, so
+/// that `eos sweep` runs the same cells by hand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The sweep file in `experiments/richness-sweep/`.
+    pub sweep: &'static str,
+    /// Cells trained at once.
+    pub workers: usize,
+    /// Whether the issue-14 claims (plateau growth ≥ 3×, interior η*, collapse) gate (full) or
+    /// are reported as NOTE lines (reduced: it gates only what holds robustly at its
+    /// size; docs/reproductions.md, "Changed after seeing data").
+    pub gate_claims: bool,
+}
+
+impl Settings {
+    pub fn reduced() -> Self {
+        Self {
+            sweep: "sweep.toml",
+            workers: 2,
+            gate_claims: false,
+        }
+    }
+
+    pub fn full() -> Self {
+        Self {
+            sweep: "sweep-full.toml",
+            workers: 2,
+            gate_claims: true,
+        }
+    }
+
+    pub fn for_version(full: bool) -> Self {
+        if full {
+            Self::full()
+        } else {
+            Self::reduced()
+        }
+    }
+
+    /// `check` as it counts in this version: an issue-14 claim is a NOTE in the
+    /// reduced one.
+    pub fn claim(&self, check: Check) -> Check {
+        if self.gate_claims {
+            check
+        } else {
+            check.informative()
+        }
+    }
+}
+
+/// What the analysis reads from a finished sweep.
+struct Analysis {
+    stars: Vec<(u64, f64, f64)>,
+    depths: Vec<u64>,
+    plateau: Vec<(u64, f64, f64, f64)>,
+    at: Vec<AtStar>,
+    inter: Vec<(u64, f64, Option<Interior>)>,
+}
+
+impl Analysis {
+    fn read(out: &Path, rows: &[CellRow]) -> anyhow::Result<Self> {
+        let best = best_per_group(rows, "optim.lr", "train.seed");
+        let stars = eta_stars(&best);
+        let mut depths: Vec<u64> = stars.iter().map(|s| s.0).collect();
+        depths.sort_unstable();
+        depths.dedup();
+        let at = at_eta_star(out, rows, &best)?;
+        Ok(Self {
+            plateau: plateaus(&at),
+            at,
+            inter: interior_failures(rows, &best),
+            stars,
+            depths,
+        })
+    }
+}
+
+/// Runs (or continues) the sweep of `set` and returns its directory; a failed cell
+/// is an error.
+fn run_sweep(ctx: &Ctx, set: &Settings) -> anyhow::Result<std::path::PathBuf> {
+    let spec = ctx.config(set.sweep);
     let out = ctx.dir.join("sweep");
     if ctx.fresh && out.exists() {
         std::fs::remove_dir_all(&out)?;
@@ -272,7 +616,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     let summary = sweep::sweep(&SweepOptions {
         spec,
         out: Some(out.clone()),
-        workers: 2,
+        workers: set.workers,
         exe: ctx.exe.clone(),
         ..SweepOptions::default()
     })?;
@@ -287,17 +631,106 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
             out.join("results.csv").display()
         );
     }
+    Ok(out)
+}
+
+pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+    let set = Settings::for_version(ctx.full);
+    let out = run_sweep(ctx, &set)?;
     let rows = read_rows(&out.join("results.jsonl"))?;
-    let best = best_per_group(&rows, "optim.lr", "train.seed");
-    let stars = eta_stars(&best);
-    let mut depths: Vec<u64> = stars.iter().map(|s| s.0).collect();
-    depths.sort_unstable();
-    depths.dedup();
-
-    let plateau = plateaus(&out, &rows, &best)?;
-    let inter = interior_failures(&rows, &best);
-
+    let a = Analysis::read(&out, &rows)?;
     let mut checks = Vec::new();
+    for &l in &a.depths {
+        checks.extend(slope_checks(&a.stars, l));
+        checks.push(set.claim(plateau_check(l, &a.plateau)));
+        checks.push(set.claim(interior_check(l, &a.inter)));
+        checks.push(set.claim(collapse_check(l, &a.at)));
+        checks.push(staircase_report(l, &a.plateau));
+        checks.push(best_gamma_report(l, &a.at));
+    }
+    figures(ctx, &a, &rows, &out)?;
+    Ok(checks)
+}
+
+/// The lazy (slope 2) and rich (slope 2/L) checks of depth `l`, ±15 %.
+pub fn slope_checks(stars: &[(u64, f64, f64)], l: u64) -> [Check; 2] {
+    let (lazy, rich) = regime_fits(stars, l);
+    let expect_rich = 2.0 / l as f64;
+    let slope = |f: &Option<Fit>| f.map_or(f64::NAN, |f| f.slope);
+    let n = |f: &Option<Fit>| f.map_or(0, |f| f.n);
+    [
+        Check::within(
+            format!(
+                "L = {l}: slope of ln η* on ln γ, γ ≤ 0.0316 (n = {})",
+                n(&lazy)
+            ),
+            slope(&lazy),
+            2.0 * 0.85,
+            2.0 * 1.15,
+            SOURCE,
+        ),
+        Check::within(
+            format!(
+                "L = {l}: slope of ln η* on ln γ, γ ≥ 10 (n = {}; 2/L = {})",
+                n(&rich),
+                fmt(expect_rich)
+            ),
+            slope(&rich),
+            expect_rich * 0.85,
+            expect_rich * 1.15,
+            SOURCE,
+        ),
+    ]
+}
+
+/// The plateau-growth check of depth `l`: escape step at the largest rich γ over the
+/// one at the smallest, at least [`PLATEAU_GROWTH`].
+pub fn plateau_check(l: u64, plateau: &[(u64, f64, f64, f64)]) -> Check {
+    let rich: Vec<(f64, f64)> = plateau
+        .iter()
+        .filter(|p| p.0 == l && p.1 >= RICH_MIN)
+        .map(|p| (p.1, p.2))
+        .collect();
+    // Fewer than two rich points (no η*, or a seed that never escapes) fails.
+    let (a, b) = match (rich.first(), rich.last()) {
+        (Some(&a), Some(&b)) if rich.len() >= 2 => (a, b),
+        _ => ((RICH_MIN, f64::NAN), (f64::NAN, f64::NAN)),
+    };
+    let ratio = b.1 / a.1;
+    Check::holds(
+        format!(
+            "L = {l}: plateau at η* grows with γ: escape step at γ = {} over γ = {} ({} rich points)",
+            fmt(b.0),
+            fmt(a.0),
+            rich.len()
+        ),
+        ratio >= PLATEAU_GROWTH,
+        format!("{} ({} → {} steps)", fmt(ratio), fmt(a.1), fmt(b.1)),
+        format!("≥ {PLATEAU_GROWTH}"),
+        PLATEAU_SOURCE,
+    )
+}
+
+/// The staircase counter of depth `l` per γ (reported, not gated).
+fn staircase_report(l: u64, plateau: &[(u64, f64, f64, f64)]) -> Check {
+    let drops: Vec<String> = plateau
+        .iter()
+        .filter(|p| p.0 == l)
+        .map(|p| format!("γ {}: {}", fmt(p.1), fmt(p.3)))
+        .collect();
+    Check::holds(
+        format!("L = {l}: staircase, distinct loss drops at η* (seed mean)"),
+        true,
+        drops.join("; "),
+        "reported (not gated)",
+        PLATEAU_SOURCE,
+    )
+    .informative()
+}
+
+/// The η*-vs-γ figure with the fits, the plateau figure and the sweep's own panels
+/// (final loss vs η per γ, loss curves at η*).
+fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> anyhow::Result<()> {
     let mut plateau_fig = Figure {
         title: "richness-sweep: the initial plateau at η* (steps until the loss halves)".into(),
         x_label: "γ".into(),
@@ -314,104 +747,17 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         log_y: true,
         ..Figure::default()
     };
-    for &l in &depths {
-        let (lazy, rich) = regime_fits(&stars, l);
-        let expect_rich = 2.0 / l as f64;
-        let slope = |f: &Option<Fit>| f.map_or(f64::NAN, |f| f.slope);
-        checks.push(Check::within(
-            format!(
-                "L = {l}: slope of ln η* on ln γ, γ ≤ 0.0316 (n = {})",
-                lazy.map_or(0, |f| f.n)
-            ),
-            slope(&lazy),
-            2.0 * 0.85,
-            2.0 * 1.15,
-            SOURCE,
-        ));
-        checks.push(Check::within(
-            format!(
-                "L = {l}: slope of ln η* on ln γ, γ ≥ 10 (n = {}; 2/L = {})",
-                rich.map_or(0, |f| f.n),
-                fmt(expect_rich)
-            ),
-            slope(&rich),
-            expect_rich * 0.85,
-            expect_rich * 1.15,
-            SOURCE,
-        ));
-        let rich_plateau: Vec<(f64, f64)> = plateau
-            .iter()
-            .filter(|p| p.0 == l && p.1 >= RICH_MIN)
-            .map(|p| (p.1, p.2))
-            .collect();
-        // Fewer than two rich points (no η*, or a seed that never escapes) fails.
-        let (a, b) = match (rich_plateau.first(), rich_plateau.last()) {
-            (Some(&a), Some(&b)) if rich_plateau.len() >= 2 => (a, b),
-            _ => ((RICH_MIN, f64::NAN), (f64::NAN, f64::NAN)),
-        };
-        let ratio = b.1 / a.1;
-        checks.push(Check::holds(
-            format!(
-                "L = {l}: plateau at η* grows with γ: escape step at γ = {} over γ = {} ({} rich points)",
-                fmt(b.0),
-                fmt(a.0),
-                rich_plateau.len()
-            ),
-            ratio >= PLATEAU_GROWTH,
-            format!("{} ({} → {} steps)", fmt(ratio), fmt(a.1), fmt(b.1)),
-            format!("≥ {PLATEAU_GROWTH}"),
-            PLATEAU_SOURCE,
-        ));
-        checks.push(interior_check(l, &inter));
-        // The issue-14 claims (plateau growth ≥ 3×, interior η*) are gated by the full
-        // version; the reduced one (run by CI) reports them: it gates only what holds
-        // robustly at its size (docs/reproductions.md, "Changed after seeing data").
-        if !ctx.full {
-            let n = checks.len();
-            for c in &mut checks[n - 2..] {
-                c.informative = true;
-            }
-        }
-        let drops: Vec<String> = plateau
-            .iter()
-            .filter(|p| p.0 == l)
-            .map(|p| format!("γ {}: {}", fmt(p.1), fmt(p.3)))
-            .collect();
-        checks.push(
-            Check::holds(
-                format!("L = {l}: staircase, distinct loss drops at η* (seed mean)"),
-                true,
-                drops.join("; "),
-                "reported (not gated)",
-                PLATEAU_SOURCE,
-            )
-            .informative(),
-        );
+    for &l in &a.depths {
         plateau_fig.series.push(Series::new(
             format!("L = {l}"),
-            plateau
+            a.plateau
                 .iter()
                 .filter(|p| p.0 == l)
                 .map(|p| (p.1, p.2))
                 .collect(),
             Style::LinePoints,
         ));
-        let pts: Vec<(f64, f64)> = stars
-            .iter()
-            .filter(|s| s.0 == l)
-            .map(|s| (s.1, s.2))
-            .collect();
-        fig.series
-            .push(Series::new(format!("η*, L = {l}"), pts, Style::LinePoints));
-        for (f, lo, hi, what) in [(lazy, 1e-4, 0.0316, "γ²"), (rich, 10.0, 1e4, "γ^(2/L)")] {
-            if let Some(f) = f {
-                fig.series.push(Series::new(
-                    format!("L = {l} fit {what}: slope {}", fmt(f.slope)),
-                    vec![(lo, f.eval(lo)), (hi, f.eval(hi))],
-                    Style::Dashed,
-                ));
-            }
-        }
+        eta_star_series(&mut fig, &a.stars, l);
     }
     fig.notes.push(format!(
         "{} cells, {} diverged",
@@ -420,9 +766,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     ));
     ctx.save(&fig, "eta_star")?;
     ctx.save(&plateau_fig, "plateau")?;
-    // The sweep's own panels (final loss vs η per γ, loss curves at η*).
+    ctx.save(&collapse_figure(a), "collapse")?;
     let (files, _) = eos_report::sweep_plots::plot_sweep(
-        &out,
+        out,
         &ctx.dir.join("figures").join("sweep"),
         &eos_report::SweepPlotOptions {
             split: 1.0,
@@ -436,7 +782,60 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     }) {
         ctx.copy_png(f, "loss_at_eta_star")?;
     }
-    Ok(checks)
+    Ok(())
+}
+
+/// The large-γ loss curves at η* (smoothed) against t/τ(γ), every depth.
+fn collapse_figure(a: &Analysis) -> Figure {
+    let mut fig = Figure {
+        title: "richness-sweep: large-γ loss at η* against rescaled time t/τ(γ)".into(),
+        x_label: "t / τ(γ) (steps of the reference γ)".into(),
+        y_label: "loss (seed mean, smoothed)".into(),
+        log_x: true,
+        log_y: true,
+        ..Figure::default()
+    };
+    for &l in &a.depths {
+        let Some((reference, fits)) = collapse_fits(&a.at, l) else {
+            continue;
+        };
+        let taus = std::iter::once((reference, 1.0))
+            .chain(fits.iter().filter_map(|(g, f)| Some((*g, f.as_ref()?.tau))));
+        for (g, tau) in taus {
+            let Some(at) = a.at.iter().find(|x| x.depth == l && x.gamma == g) else {
+                continue;
+            };
+            let pts = smooth_log(&at.curve)
+                .iter()
+                .filter(|p| p.0 > 0.0)
+                .map(|p| (p.0 / tau, 10f64.powf(p.1)))
+                .collect();
+            let name = format!("L = {l}, γ = {}, τ = {}", fmt(g), fmt(tau));
+            fig.series.push(Series::new(name, pts, Style::Line));
+        }
+    }
+    fig
+}
+
+/// η* of depth `l` and its two fits, added to `fig`.
+fn eta_star_series(fig: &mut Figure, stars: &[(u64, f64, f64)], l: u64) {
+    let pts: Vec<(f64, f64)> = stars
+        .iter()
+        .filter(|s| s.0 == l)
+        .map(|s| (s.1, s.2))
+        .collect();
+    fig.series
+        .push(Series::new(format!("η*, L = {l}"), pts, Style::LinePoints));
+    let (lazy, rich) = regime_fits(stars, l);
+    for (f, lo, hi, what) in [(lazy, 1e-4, 0.0316, "γ²"), (rich, 10.0, 1e4, "γ^(2/L)")] {
+        if let Some(f) = f {
+            fig.series.push(Series::new(
+                format!("L = {l} fit {what}: slope {}", fmt(f.slope)),
+                vec![(lo, f.eval(lo)), (hi, f.eval(hi))],
+                Style::Dashed,
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -539,6 +938,129 @@ mod tests {
         ]);
         assert!(!close.pass());
         assert!(interior(&[(1e-3, None)]).is_none());
+    }
+
+    /// A plateau at 1 that drops to 0.01 around step `t0` (logged every 10 steps to
+    /// 2 000), as the large-γ curves.
+    fn step_curve(t0: f64, floor: f64) -> Vec<(f64, f64)> {
+        (0..=200)
+            .map(|i| {
+                let t = 10.0 * i as f64;
+                let x = ((t - t0) / (0.2 * t0)).clamp(-50.0, 50.0);
+                (t, floor + (1.0 - floor) / (1.0 + x.exp()))
+            })
+            .collect()
+    }
+
+    fn at(gamma: f64, curve: Vec<(f64, f64)>, final_loss: f64) -> AtStar {
+        AtStar {
+            depth: 3,
+            gamma,
+            escape: None,
+            drops: 0.0,
+            curve,
+            final_loss,
+        }
+    }
+
+    #[test]
+    fn smoothing_and_seed_means() {
+        let c = vec![(0.0, 1.0), (10.0, 10.0), (20.0, 100.0), (30.0, 1000.0)];
+        let s = smooth_log(&c);
+        // Windows of up to 5 points: {0,1,2}, {0..3}, {0..3}, {1,2,3}.
+        assert_eq!(s.len(), 4);
+        assert!((s[0].1 - 1.0).abs() < 1e-12);
+        assert!((s[1].1 - 1.5).abs() < 1e-12);
+        assert!((s[3].1 - 2.0).abs() < 1e-12);
+        let m = seed_mean_curve(&[vec![(0.0, 1.0), (10.0, 3.0)], vec![(0.0, 3.0)]]);
+        assert_eq!(m, vec![(0.0, 2.0)]);
+        assert_eq!(interp(&c, 15.0), Some(55.0));
+        assert_eq!(interp(&c, 31.0), None);
+        assert_eq!(interp(&c, -1.0), None);
+    }
+
+    #[test]
+    fn fit_tau_finds_the_stretch() {
+        let r = smooth_log(&step_curve(100.0, 0.01));
+        let c = smooth_log(&step_curve(400.0, 0.01));
+        let f = fit_tau(&r, &c).unwrap();
+        assert!((f.tau / 4.0 - 1.0).abs() < 0.03, "τ {}", f.tau);
+        assert!(f.rescaled < 0.02 && f.unrescaled > 0.5, "{f:?}");
+        assert!(f.pass());
+        // A curve that drops to a 10× higher floor does not collapse on the reference.
+        let other = smooth_log(&step_curve(400.0, 0.1));
+        assert!(!fit_tau(&r, &other).unwrap().pass());
+    }
+
+    #[test]
+    fn collapse_needs_two_matching_curves() {
+        let curves = [(100.0, 100.0), (1000.0, 200.0), (10000.0, 400.0)];
+        let ok: Vec<AtStar> = curves
+            .iter()
+            .map(|&(g, t0)| at(g, step_curve(t0, 0.01), 0.01))
+            .collect();
+        let c = collapse_check(3, &ok);
+        assert!(c.pass, "{c:?}");
+        assert!(!c.informative);
+        // Only one large γ besides the reference: fails; γ = 10 is not large.
+        let mut two = ok[..2].to_vec();
+        two.push(at(10.0, step_curve(50.0, 0.01), 0.01));
+        assert!(!collapse_check(3, &two).pass);
+        // One curve with another floor: fails.
+        let mut bad = ok.clone();
+        bad[2].curve = step_curve(400.0, 0.1);
+        assert!(!collapse_check(3, &bad).pass);
+        // Depth 2 has no curves.
+        assert!(!collapse_check(2, &ok).pass);
+        // A γ whose curve already coincides with the reference (τ = 1, gap at the
+        // noise level) passes when another needs the rescaling; the first rule (ratio
+        // per γ) failed it.
+        let fit = |tau, rescaled, unrescaled, n| {
+            Some(Collapse {
+                tau,
+                rescaled,
+                unrescaled,
+                n,
+            })
+        };
+        let same = fit(1.0, 0.05, 0.05, 200);
+        let list = [(1e3, same), (1e4, fit(3.3, 0.078, 0.69, 60))];
+        assert!(!same.unwrap().pass());
+        assert!(collapse_holds(&list));
+        let (after, before) = pooled(&list);
+        let want = |a: f64, b: f64| ((200.0 * a * a + 60.0 * b * b) / 260.0).sqrt();
+        assert!((after - want(0.05, 0.078)).abs() < 1e-12);
+        assert!((before - want(0.05, 0.69)).abs() < 1e-12);
+        // Nothing to rescale (every γ already coincides): fails; so does a gap > 0.1.
+        assert!(!collapse_holds(&[(1e3, same), (1e4, same)]));
+        assert!(!collapse_holds(&[
+            (1e3, same),
+            (1e4, fit(3.3, 0.11, 2.0, 60))
+        ]));
+        assert!(!collapse_holds(&[(1e4, fit(3.3, 0.078, 0.69, 60))]));
+    }
+
+    #[test]
+    fn best_gamma_is_the_lowest_final_loss() {
+        let v = vec![
+            at(0.1, vec![], 0.3),
+            at(100.0, vec![], 0.05),
+            at(1000.0, vec![], 0.08),
+        ];
+        let c = best_gamma_report(3, &v);
+        assert!(c.pass && c.informative);
+        assert!(c.what.contains("γ = 100 (0.05)"), "{}", c.what);
+        let lazy = vec![at(0.1, vec![], 0.01), at(100.0, vec![], 0.05)];
+        assert!(!best_gamma_report(3, &lazy).pass);
+    }
+
+    #[test]
+    fn reduced_reports_the_claims_full_gates_them() {
+        let c = || Check::holds("x", false, "m", "e", SOURCE);
+        assert!(Settings::reduced().claim(c()).informative);
+        assert!(!Settings::full().claim(c()).informative);
+        assert_eq!(Settings::for_version(true).sweep, "sweep-full.toml");
+        assert_eq!(Settings::for_version(false).sweep, "sweep.toml");
     }
 
     #[test]
