@@ -7,7 +7,7 @@ a+- ~ N(0, 1/(2d)), b = 0, GD on the SUMMED logistic loss (the paper's units) fo
 total time eta*T = tau. Prints the final b and test accuracy per eta, and the
 mean-model threshold 2/lambda_mm computed from the sampled training set.
 
-    python3 -m venv v && v/bin/pip install numpy && v/bin/python pilot_numpy.py 2e-4 4e-3
+    python3 -m venv v && v/bin/pip install numpy && TAU=10 v/bin/python pilot_numpy.py 2e-4 4e-3
 """
 import sys
 
@@ -35,7 +35,7 @@ def f(x, ap, am, b):
     return np.maximum(x + b, 0) @ ap + np.maximum(-x + b, 0) @ am
 
 
-def run(eta, tau=10.0):
+def run(eta, tau=float(__import__("os").environ.get("TAU", "10"))):
     ap, am, b = AP0.copy(), AM0.copy(), 0.0
     for _ in range(int(np.ceil(tau / eta))):
         p, q = np.maximum(X + b, 0), np.maximum(-X + b, 0)

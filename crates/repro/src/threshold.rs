@@ -15,8 +15,8 @@
 //! mean-model criterion **(our reading, inferred)**: the mean component of the
 //! readout, a⁺_i = a⁻_i = c/√(2d), multiplies S(x) = Σ_i |x_i| (at b = 0), a
 //! label-independent feature, so along it the loss is ℓ(±c S/√(2d)) with curvature
-//! λ_mm = ℓ''(0) E[S²]/(2d) at c = 0; GD on it is stable iff η < η_mm = 2/λ_mm. To
-//! leading order in d, E[S²] ≈ 2d²/π and η_mm ≈ 8π/d (eos units) = 8π/(nd) (paper
+//! λ_mm = ℓ''(0) E(S²)/(2d) at c = 0; GD on it is stable iff η < η_mm = 2/λ_mm. To
+//! leading order in d, E(S²) ≈ 2d²/π and η_mm ≈ 8π/d (eos units) = 8π/(nd) (paper
 //! units); the paper's printed threshold 8π/d² is reported beside it. The grid is
 //! log-spaced over [η_mm/3, 16·η_mm] (reduced 6 points, full 25).
 //!
@@ -49,7 +49,7 @@ const SIGNAL: f64 = 3.0;
 const NOISE_VAR: f64 = 1.0;
 const N_TRAIN: f64 = 300.0;
 
-/// T2: |b| below which the bias counts as ≈ 0; T3: −b_plat/s above which it is a
+/// T2: |b| below which the bias counts as ≈ 0; T3: −b_plat above which it is a
 /// threshold; T4: the largest width/η_c; T5: the η_c/η_pred band; T6: the smallest
 /// accuracy gain.
 const NEAR_ZERO: f64 = 0.1;
@@ -118,7 +118,7 @@ fn normal_cdf(z: f64) -> f64 {
 }
 
 /// The mean-model step threshold η_mm = 2/λ_mm (mean-over-samples loss), λ_mm =
-/// ℓ''(0) E[S²]/(2d) with S = Σ_i |x_i|, ℓ''(0) = 1/4 (logistic), x = λ y e_j + ξ,
+/// ℓ''(0) E(S²)/(2d) with S = Σ_i |x_i|, ℓ''(0) = 1/4 (logistic), x = λ y e_j + ξ,
 /// ξ ~ N(0, σ² I_d): d − 1 coordinates |ξ_i| (mean σ√(2/π), second moment σ²) and one
 /// |λ + ξ_j| (mean λ(2Φ(λ/σ) − 1) + 2σφ(λ/σ), second moment λ² + σ²).
 pub fn mean_model_eta(dim: f64, signal: f64, noise_var: f64) -> f64 {
@@ -313,7 +313,7 @@ fn bias_checks(pts: &[Point], tr: &Transition, eta_pred: f64) -> [Check; 3] {
         ),
         Check::holds(
             format!(
-                "T3 threshold above: b_plat/s (median over η ≥ 2·η_mm = {})",
+                "T3 threshold above: b_plat (median over η ≥ 2·η_mm = {})",
                 fmt(2.0 * eta_pred)
             ),
             tr.plateau <= -THRESHOLD,
