@@ -11,8 +11,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use eos_model::net::{
-    ActLayer, Attention, AvgPool2d, Conv2d, Dense, Embedding, Flatten, LayerKind, LayerNorm,
-    MaxPool2d, PosEmbedding, Residual, SymmetricPair,
+    ActLayer, Attention, AvgPool2d, Conv2d, CoordPair, Dense, Embedding, Flatten, LayerKind,
+    LayerNorm, MaxPool2d, PosEmbedding, Residual, SymmetricPair,
 };
 use eos_model::testing::{
     net_dense_hessian, net_fd_grad, net_fd_hessian, net_tiny_case, rel_err, tiny_case,
@@ -37,6 +37,10 @@ fn ln(affine: bool) -> LayerKind {
 
 fn pair(out: usize, f: Activation) -> LayerKind {
     LayerKind::SymmetricPair(SymmetricPair { out, f })
+}
+
+fn coord(f: Activation) -> LayerKind {
+    LayerKind::CoordPair(CoordPair { f })
 }
 
 fn conv(out: usize, kernel: usize, stride: usize, padding: usize, bias: bool) -> LayerKind {
@@ -105,6 +109,24 @@ fn cases() -> Vec<(String, Network, Batch, Loss)> {
             "symmetric_pair alone",
             vec![pair(2, Silu)],
             vec![3],
+            Loss::MseMeanAll,
+        ),
+        (
+            "coord_pair tanh",
+            vec![coord(Tanh), dense(1, false, 1.0)],
+            vec![4],
+            Loss::Mse,
+        ),
+        (
+            "coord_pair relu (Ahn et al. model (2))",
+            vec![coord(Relu), dense(1, false, 0.5)],
+            vec![5],
+            Loss::Logistic,
+        ),
+        (
+            "coord_pair inside (input tangents)",
+            vec![dense(3, true, 1.0), coord(Silu), dense(2, false, 1.0)],
+            vec![4],
             Loss::MseMeanAll,
         ),
         ("layernorm alone", vec![ln(true)], vec![4], Loss::Mse),

@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor};
 use eos_model::net::{
-    Attention, AvgPool2d, Conv2d, Layer, LayerNorm, MaxPool2d, SymmetricPair, Workspace,
+    Attention, AvgPool2d, Conv2d, CoordPair, Layer, LayerNorm, MaxPool2d, SymmetricPair, Workspace,
 };
 use eos_model::{rng, Activation};
 
@@ -130,6 +130,38 @@ fn symmetric_pair_shares_one_bias() {
         }
     }
     close(&run(&l, &[w, b], &x), &want, "symmetric_pair");
+}
+
+#[test]
+fn coord_pair_is_the_per_coordinate_pair() {
+    // Hand values (Ahn et al. model (2), relu): x = [1.5, −0.5], b = −1 gives
+    // [σ(0.5), σ(−1.5), σ(−2.5), σ(−0.5)]; b = +1 gives [2.5, 0.5, 0, 1.5].
+    let x = Tensor::new(&[[1.5f64, -0.5]], &Device::Cpu).unwrap();
+    let l = CoordPair {
+        f: Activation::Relu,
+    };
+    let bias = |v: f64| Tensor::new(&[v], &Device::Cpu).unwrap();
+    close(
+        &run(&l, &[bias(-1.0)], &x),
+        &[0.5, 0.0, 0.0, 0.0],
+        "coord_pair b = −1",
+    );
+    close(
+        &run(&l, &[bias(1.0)], &x),
+        &[2.5, 0.5, 0.0, 1.5],
+        "coord_pair b = +1",
+    );
+    // tanh on random [2, 3]: row r is [tanh(x + b), tanh(−x + b)].
+    let (x, xv) = randn(&[2, 3], 10);
+    let l = CoordPair {
+        f: Activation::Tanh,
+    };
+    let mut want = Vec::new();
+    for r in xv.chunks(3) {
+        want.extend(r.iter().map(|v| (v + 0.3).tanh()));
+        want.extend(r.iter().map(|v| (-v + 0.3).tanh()));
+    }
+    close(&run(&l, &[bias(0.3)], &x), &want, "coord_pair tanh");
 }
 
 #[test]

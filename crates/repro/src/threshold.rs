@@ -2,51 +2,54 @@
 //! above a critical step size η_c, through the edge of stability (Ahn, Bubeck, Chewi,
 //! Lee, Suarez, Zhang, NeurIPS 2023, arXiv 2212.07469; THEORY.md §5; issue 14).
 //!
-//! Config `experiments/threshold-neurons/symmetric-pair.toml` (its header gives every
+//! Config `experiments/threshold-neurons/coord-pair.toml` (its header gives every
 //! choice and what is inferred): the paper's data x = λ y e_j + ξ (d = 200, λ = 3,
-//! n = 300, ξ ~ N(0, I_d)), the symmetric model with ONE shared bias
-//! f(x) = Σ aᵢ[σ(⟨wᵢ,x⟩ + b) − σ(−⟨wᵢ,x⟩ + b)] (`symmetric_pair` m = 200 + a dense
-//! readout without bias, trained: eos cannot freeze a layer), logistic loss,
-//! full-batch GD, f64, b = 0 at init. Every run trains for the same total time
-//! τ = η·T, as the paper's Fig. 1 does (η·T = 10 there).
+//! n = 300, ξ ~ N(0, I_d)) and its model (2) as its Fig. 1 caption describes it,
+//! f(x) = Σ_i [a⁺_i σ(x_i + b) + a⁻_i σ(−x_i + b)] with ONE shared bias b (`coord_pair`
+//! and a bias-free dense readout), a± ~ N(0, 1/(2d)), b = 0, logistic loss, full-batch
+//! GD, f64. eos's loss is the mean over samples, the paper's the sum: η = n·η_paper,
+//! and every run trains for the same total time τ = η·T (paper η_paper·T = 10, i.e.
+//! τ = 3 000 here; the reduced version uses τ = 150).
 //!
-//! η_c is predicted before the sweep, from the data and init alone: a reference run at
-//! a small step η_ref (total time τ) gives λ_GF = max λ_max along gradient flow, and
-//! η_pred = 2/λ_GF — the stability reading of the paper's mean-model threshold
-//! 8π/d² (**inferred**; 8π/d² itself belongs to the paper's per-coordinate model with
-//! a summed loss and is printed, not compared). The grid is log-spaced around η_pred:
-//! reduced 8 points over [η_pred/3, 3·η_pred]; full 25 over [η_pred/4, 4·η_pred].
+//! η_c is predicted before the sweep from the data model and the init alone, by the
+//! mean-model criterion **(our reading, inferred)**: the mean component of the
+//! readout, a⁺_i = a⁻_i = c/√(2d), multiplies S(x) = Σ_i |x_i| (at b = 0), a
+//! label-independent feature, so along it the loss is ℓ(±c S/√(2d)) with curvature
+//! λ_mm = ℓ''(0) E(S²)/(2d) at c = 0; GD on it is stable iff η < η_mm = 2/λ_mm. To
+//! leading order in d, E(S²) ≈ 2d²/π and η_mm ≈ 8π/d (eos units) = 8π/(nd) (paper
+//! units); the paper's printed threshold 8π/d² is reported beside it. The grid is
+//! log-spaced over [η_mm/3, 16·η_mm] (reduced 6 points, full 25).
 //!
-//! b is the final shared bias over s, the RMS preactivation at init; b_plat = median b
-//! over the runs with η ≥ 2·η_pred; η_q = where b crosses q·b_plat for the last time
-//! (interpolated in log η); η_c = η_0.5. Gates (committed before the runs; reduced:
-//! T1 and T3 gate, T2 and T4–T7 are NOTEs (T2 since the first reduced run, logged in
-//! docs/reproductions.md); full: all gate):
+//! b is the final shared bias (read from the run's last checkpoint) in units of the
+//! noise std (1); b_plat = median b over the runs with η ≥ 2·η_mm; η_q = where b
+//! crosses q·b_plat for the last time (interpolated in log η); η_c = η_0.5. Gates
+//! (committed before the runs of this model; reduced: T1 gates, T2–T7 are NOTEs;
+//! full: all gate):
 //! - T1 every run finished;
-//! - T2 max |b| ≤ 0.1 over the runs with η ≤ η_pred/1.5 (no threshold below);
+//! - T2 max |b| ≤ 0.1 over the runs with η ≤ η_mm/1.5 (no threshold below);
 //! - T3 b_plat ≤ −0.1 (threshold neurons above);
 //! - T4 sharp: (η_0.9 − η_0.1)/η_c ≤ 0.5;
-//! - T5 η_c/η_pred in [0.5, 2];
+//! - T5 η_c/η_mm in [0.5, 2];
 //! - T6 mean test accuracy over η ≥ η_0.9 minus over η ≤ η_0.1 ≥ 0.02;
 //! - T7 every run with η ≥ η_0.9 reaches λ_max ≥ 0.9·2/η, and every run with
 //!   η ≤ η_0.1 stays below 2/η (the threshold is learned through the EoS).
 
 use super::{fmt, Check, Ctx, Run};
+use anyhow::Context;
 use eos_report::plot::{Figure, Series, Style};
 use eos_train::Status;
 
 const SOURCE: &str = "Ahn et al. 2023, Fig. 1 (sharp phase transition in η); THEORY.md §5";
 const SOURCE_EOS: &str = "Ahn et al. 2023 (threshold learned through the EoS); THEORY.md §1, §5";
-const CONFIG: &str = "symmetric-pair.toml";
+const CONFIG: &str = "coord-pair.toml";
 
-/// Must match `experiments/threshold-neurons/symmetric-pair.toml`: d, λ, σ², and the
-/// init std of w (the layer's default 1/√d, i.e. gain 1).
+/// Must match `experiments/threshold-neurons/coord-pair.toml`: d, λ, σ², n.
 const DIM: f64 = 200.0;
 const SIGNAL: f64 = 3.0;
 const NOISE_VAR: f64 = 1.0;
-const GAIN: f64 = 1.0;
+const N_TRAIN: f64 = 300.0;
 
-/// T2: |b|/s below which the bias counts as ≈ 0; T3: −b_plat/s above which it is a
+/// T2: |b| below which the bias counts as ≈ 0; T3: −b_plat above which it is a
 /// threshold; T4: the largest width/η_c; T5: the η_c/η_pred band; T6: the smallest
 /// accuracy gain.
 const NEAR_ZERO: f64 = 0.1;
@@ -58,35 +61,29 @@ const MIN_ACC_GAIN: f64 = 0.02;
 /// The sweep's settings (issue 11: one struct, not `--set` strings in the code).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Grid points, log-spaced over [η_pred/span, span·η_pred].
+    /// Grid points, log-spaced over [lo·η_mm, hi·η_mm].
     pub points: usize,
-    pub span: f64,
+    pub lo: f64,
+    pub hi: f64,
     /// Total training time τ = η·T of every run (T = ⌈τ/η⌉ steps).
     pub time: f64,
-    /// The reference (gradient-flow) run's step, as a fraction of 2/λ₀.
-    pub ref_frac: f64,
     /// Sharpness probes per run (the probe period is T / this, at least 1).
     pub probes: usize,
 }
 
 impl Settings {
     pub fn new(full: bool) -> Self {
-        if full {
-            Self {
-                points: 25,
-                span: 4.0,
-                time: 40.0,
-                ref_frac: 0.1,
-                probes: 100,
-            }
+        let (points, time, probes) = if full {
+            (25, 3000.0, 40)
         } else {
-            Self {
-                points: 8,
-                span: 3.0,
-                time: 20.0,
-                ref_frac: 0.25,
-                probes: 10,
-            }
+            (6, 150.0, 5)
+        };
+        Self {
+            points,
+            lo: 1.0 / 3.0,
+            hi: 16.0,
+            time,
+            probes,
         }
     }
 
@@ -108,10 +105,33 @@ impl Settings {
     }
 }
 
-/// The RMS of a hidden preactivation ⟨w_i, x⟩ at initialisation:
-/// w ~ N(0, gain²/d · I), E‖x‖² = dσ² + λ².
-pub fn preactivation_scale(gain: f64, dim: f64, noise_var: f64, signal: f64) -> f64 {
-    gain * ((dim * noise_var + signal * signal) / dim).sqrt()
+/// Φ, the standard normal CDF (erf by Abramowitz–Stegun 7.1.26, |error| < 1.5e-7).
+fn normal_cdf(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-x * x).exp();
+    0.5 * (1.0 + erf.copysign(z))
+}
+
+/// The mean-model step threshold η_mm = 2/λ_mm (mean-over-samples loss), λ_mm =
+/// ℓ''(0) E(S²)/(2d) with S = Σ_i |x_i|, ℓ''(0) = 1/4 (logistic), x = λ y e_j + ξ,
+/// ξ ~ N(0, σ² I_d): d − 1 coordinates |ξ_i| (mean σ√(2/π), second moment σ²) and one
+/// |λ + ξ_j| (mean λ(2Φ(λ/σ) − 1) + 2σφ(λ/σ), second moment λ² + σ²).
+pub fn mean_model_eta(dim: f64, signal: f64, noise_var: f64) -> f64 {
+    let sd = noise_var.sqrt();
+    let m_noise = sd * (2.0 / std::f64::consts::PI).sqrt();
+    let r = signal / sd;
+    let pdf = (-0.5 * r * r).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let m_sig = signal * (2.0 * normal_cdf(r) - 1.0) + 2.0 * sd * pdf;
+    let mean = (dim - 1.0) * m_noise + m_sig;
+    let var = (dim - 1.0) * (noise_var - m_noise * m_noise)
+        + (signal * signal + noise_var - m_sig * m_sig);
+    let lambda = 0.25 * (var + mean * mean) / (2.0 * dim);
+    2.0 / lambda
 }
 
 /// The log-spaced grid `lo · (hi/lo)^(k/(n−1))`, k = 0 … n−1.
@@ -134,10 +154,10 @@ pub fn crossing(points: &[(f64, f64)], level: f64) -> Option<f64> {
     Some((lo.0.ln() + t * (hi.0.ln() - lo.0.ln())).exp())
 }
 
-/// The transition read off the (η, b/s) curve.
+/// The transition read off the (η, b) curve.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
-    /// Median b/s over the runs with η ≥ 2·η_pred.
+    /// Median b over the runs with η ≥ 2·η_mm.
     pub plateau: f64,
     /// η_0.1, η_0.5 = η_c, η_0.9.
     pub q10: Option<f64>,
@@ -174,7 +194,7 @@ impl Transition {
 struct Point {
     eta: f64,
     run: Run,
-    /// Final b/s.
+    /// Final b.
     bias: f64,
     peak: f64,
     accuracy: f64,
@@ -184,13 +204,36 @@ fn last(run: &Run, key: &str) -> f64 {
     run.series(key).last().map_or(f64::NAN, |p| p.1)
 }
 
-fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64, s: f64) -> anyhow::Result<Point> {
+/// The shared bias b at the end of a run: `layers.0.bias` in its last checkpoint (the
+/// per-layer metrics would read the coord_pair bias, a group of its own, as a weight).
+fn final_bias(run: &Run) -> anyhow::Result<f64> {
+    let dir = run.dir.join("ckpt");
+    let mut last: Option<(u64, std::path::PathBuf)> = None;
+    for e in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))? {
+        let path = e?.path();
+        let step = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("step-")?.strip_suffix(".safetensors"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(k) = step.filter(|&k| last.as_ref().is_none_or(|l| k > l.0)) {
+            last = Some((k, path));
+        }
+    }
+    let (_, path) = last.with_context(|| format!("{}: no step-*.safetensors", dir.display()))?;
+    let t = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
+        .with_context(|| path.display().to_string())?;
+    let b = t
+        .get("layers.0.bias")
+        .with_context(|| format!("{}: tensor `layers.0.bias` missing", path.display()))?;
+    Ok(b.to_dtype(candle_core::DType::F64)?
+        .flatten_all()?
+        .to_vec1::<f64>()?[0])
+}
+
+fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> anyhow::Result<Point> {
     let run = ctx.train(label, CONFIG, &st.overrides(eta))?;
-    let bias = run
-        .metrics
-        .element("bias_mean", 0)
-        .last()
-        .map_or(f64::NAN, |p| p.1 / s);
+    let bias = final_bias(&run)?;
     let peak = run
         .series("sharpness")
         .iter()
@@ -206,46 +249,26 @@ fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64, s: f64) -> anyho
     })
 }
 
-/// λ₀ (at init, from a one-step run) and the reference run at `ref_frac`·2/λ₀:
-/// (λ₀, η_ref, λ_GF).
-fn reference(ctx: &Ctx, st: &Settings, s: f64) -> anyhow::Result<(f64, f64, f64)> {
-    let set = [
-        "train.steps=1".to_string(),
-        "probes.sharpness.every=1".to_string(),
-    ];
-    let init = ctx.train("init", CONFIG, &set)?;
-    let lambda0 = init.series("sharpness").first().map_or(f64::NAN, |p| p.1);
-    anyhow::ensure!(
-        lambda0.is_finite() && lambda0 > 0.0,
-        "λ₀ = {lambda0} at init"
-    );
-    let eta_ref = st.ref_frac * 2.0 / lambda0;
-    let r = train_point(ctx, st, "reference", eta_ref, s)?;
-    Ok((lambda0, eta_ref, r.peak))
-}
-
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     let st = Settings::new(ctx.full);
-    let s = preactivation_scale(GAIN, DIM, NOISE_VAR, SIGNAL);
-    let (lambda0, eta_ref, lambda_gf) = reference(ctx, &st, s)?;
-    let eta_pred = 2.0 / lambda_gf;
+    let eta_pred = mean_model_eta(DIM, SIGNAL, NOISE_VAR);
     let mut pts = Vec::new();
-    for (k, eta) in log_grid(eta_pred / st.span, eta_pred * st.span, st.points)
+    for (k, eta) in log_grid(eta_pred * st.lo, eta_pred * st.hi, st.points)
         .into_iter()
         .enumerate()
     {
-        pts.push(train_point(ctx, &st, &format!("eta-{k:02}"), eta, s)?);
+        pts.push(train_point(ctx, &st, &format!("eta-{k:02}"), eta)?);
     }
     let rel: Vec<(f64, f64)> = pts.iter().map(|p| (p.eta, p.bias)).collect();
     let tr = Transition::new(&rel, eta_pred);
     let [finished, below, plateau] = bias_checks(&pts, &tr, eta_pred);
-    // Reduced: T2 is a NOTE since the 2026-12-07 reduced run (docs/reproductions.md,
-    // "Changed after seeing data"); the full version gates it.
-    let mut checks = vec![finished, plateau];
+    // Reduced (τ = 150, 6 points): only T1 gates; the full version gates the claims.
+    let mut checks = vec![finished];
     let notes = vec![
         below,
+        plateau,
         width_check(&tr),
-        prediction_check(&tr, eta_pred, lambda_gf, eta_ref, lambda0),
+        prediction_check(&tr, eta_pred),
         accuracy_check(&pts, &tr),
         eos_check(&pts, &tr),
     ];
@@ -254,7 +277,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
             .into_iter()
             .map(|c| if ctx.full { c } else { c.informative() }),
     );
-    figures(ctx, &pts, &tr, eta_pred, s)?;
+    figures(ctx, &pts, &tr, eta_pred)?;
     Ok(checks)
 }
 
@@ -280,7 +303,7 @@ fn bias_checks(pts: &[Point], tr: &Transition, eta_pred: f64) -> [Check; 3] {
         ),
         Check::holds(
             format!(
-                "T2 no threshold below: max |b|/s over η ≤ η_pred/1.5 = {}",
+                "T2 no threshold below: max |b| over η ≤ η_mm/1.5 = {}",
                 fmt(eta_pred / 1.5)
             ),
             !below.is_empty() && below_max <= NEAR_ZERO,
@@ -290,7 +313,7 @@ fn bias_checks(pts: &[Point], tr: &Transition, eta_pred: f64) -> [Check; 3] {
         ),
         Check::holds(
             format!(
-                "T3 threshold above: b_plat/s (median over η ≥ 2·η_pred = {})",
+                "T3 threshold above: b_plat (median over η ≥ 2·η_mm = {})",
                 fmt(2.0 * eta_pred)
             ),
             tr.plateau <= -THRESHOLD,
@@ -324,32 +347,26 @@ fn width_check(tr: &Transition) -> Check {
 }
 
 /// T5.
-fn prediction_check(
-    tr: &Transition,
-    eta_pred: f64,
-    lambda_gf: f64,
-    eta_ref: f64,
-    lambda0: f64,
-) -> Check {
+fn prediction_check(tr: &Transition, eta_pred: f64) -> Check {
     let eta_c = tr.eta_c.unwrap_or(f64::NAN);
     let ratio = eta_c / eta_pred;
-    let mean_model = 8.0 * std::f64::consts::PI / (DIM * DIM);
+    let pi = std::f64::consts::PI;
     Check::holds(
-        "T5 η_c vs the stability prediction η_pred = 2/λ_GF (before the sweep)",
+        "T5 η_c vs the mean-model prediction η_mm = 2/λ_mm (data model + init, before the sweep)",
         ratio.is_finite() && (PRED_BAND.0..=PRED_BAND.1).contains(&ratio),
         format!(
-            "η_c = {}, η_pred = {} (λ_GF = {} from a run at η_ref = {}; λ₀ = {}), ratio {}; \
-             paper's 8π/d² = {} (per-coordinate model, summed loss: not compared)",
+            "η_c = {} (paper units {}), η_mm = {} (paper units {}; leading order 8π/(nd) = {}), \
+             ratio {}; the paper's printed 8π/d² = {} (paper units)",
             fmt(eta_c),
+            fmt(eta_c / N_TRAIN),
             fmt(eta_pred),
-            fmt(lambda_gf),
-            fmt(eta_ref),
-            fmt(lambda0),
+            fmt(eta_pred / N_TRAIN),
+            fmt(8.0 * pi / (N_TRAIN * DIM)),
             fmt(ratio),
-            fmt(mean_model)
+            fmt(8.0 * pi / (DIM * DIM))
         ),
         format!("ratio in [{}, {}]", PRED_BAND.0, PRED_BAND.1),
-        "Ahn et al. 2023, mean-model threshold read as 2/λ_GF (inferred); THEORY.md §5",
+        "Ahn et al. 2023, mean-model threshold (its form here inferred); THEORY.md §5",
     )
 }
 
@@ -414,25 +431,8 @@ fn vline(name: &str, x: f64, lo: f64, hi: f64) -> Series {
     Series::new(name, vec![(x, lo), (x, hi)], Style::Dashed)
 }
 
-fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64, s: f64) -> anyhow::Result<()> {
-    bias_figure(ctx, pts, tr, eta_pred, s)?;
-    let mut traj = Figure {
-        title: "threshold-neurons: shared bias b during training".into(),
-        x_label: "step".into(),
-        y_label: "b".into(),
-        ..Figure::default()
-    };
-    let k = pts.len();
-    let mut picks: Vec<usize> = vec![0, k / 3, k / 2, 2 * k / 3, k.saturating_sub(1)];
-    picks.dedup();
-    for &i in picks.iter().filter(|&&i| i < k) {
-        traj.series.push(Series::new(
-            format!("η = {}", fmt(pts[i].eta)),
-            pts[i].run.metrics.element("bias_mean", 0),
-            Style::Line,
-        ));
-    }
-    ctx.save(&traj, "bias-trajectories")?;
+fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::Result<()> {
+    bias_figure(ctx, pts, tr, eta_pred)?;
     if let Some(p) = pts.iter().find(|p| tr.q90.is_some_and(|q| p.eta >= q)) {
         let mut sharp = Figure {
             title: format!("threshold-neurons: sharpness at η = {}", fmt(p.eta)),
@@ -453,29 +453,23 @@ fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64, s: f64) -> 
     Ok(())
 }
 
-fn bias_figure(
-    ctx: &Ctx,
-    pts: &[Point],
-    tr: &Transition,
-    eta_pred: f64,
-    s: f64,
-) -> anyhow::Result<()> {
+fn bias_figure(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::Result<()> {
     let lo = pts.iter().map(|p| p.bias).fold(0.0, f64::min);
     let mut fig = Figure {
-        title: "threshold-neurons: final shared bias b/s vs η (symmetric pairs, d = 200)".into(),
+        title: "threshold-neurons: final shared bias b vs η (coord pairs, d = 200)".into(),
         x_label: "η".into(),
-        y_label: "b/s".into(),
+        y_label: "b (noise std units)".into(),
         log_x: true,
-        notes: vec![format!("s = {} (RMS preactivation at init)", fmt(s))],
+        notes: vec![format!("η_paper = η/{N_TRAIN} (the paper sums the loss)")],
         ..Figure::default()
     };
     fig.series.push(Series::new(
-        "final b/s",
+        "final b",
         pts.iter().map(|p| (p.eta, p.bias)).collect(),
         Style::LinePoints,
     ));
     fig.series.push(vline(
-        &format!("η_pred = {}", fmt(eta_pred)),
+        &format!("η_mm = {}", fmt(eta_pred)),
         eta_pred,
         lo,
         0.0,
@@ -510,9 +504,15 @@ mod tests {
         assert_eq!(g.len(), 11);
         assert!((g[0] - 0.1).abs() < 1e-12 && (g[10] - 4.0).abs() < 1e-12);
         assert!((g[1] / g[0] - g[2] / g[1]).abs() < 1e-12);
-        // E‖x‖² = dσ² + λ² = 209 at d = 200, σ² = 1, λ = 3; w ~ N(0, I/d).
-        let s = preactivation_scale(1.0, 200.0, 1.0, 3.0);
-        assert!((s - (209.0_f64 / 200.0).sqrt()).abs() < 1e-12);
+        // η_mm at the paper's d = 200, λ = 3, σ² = 1 (value from an independent
+        // evaluation with Python's math.erf): 0.1219233…, within 3 % of 8π/d = 0.1257.
+        const EXPECT_MM: f64 = 0.121_923_298;
+        let e = mean_model_eta(200.0, 3.0, 1.0);
+        assert!((e - EXPECT_MM).abs() < 1e-6, "{e}");
+        assert!((e / (8.0 * std::f64::consts::PI / 200.0) - 1.0).abs() < 0.03);
+        assert!(
+            (normal_cdf(3.0) - 0.998_650_1).abs() < 2e-7 && (normal_cdf(0.0) - 0.5).abs() < 1e-8
+        );
         let st = Settings::new(false);
         assert_eq!(st.steps(st.time / 7.5), 8);
         let o = st.overrides(st.time / 400.0);

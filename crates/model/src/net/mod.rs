@@ -24,6 +24,7 @@
 pub mod act;
 pub mod attention;
 pub mod conv2d;
+pub mod coord_pair;
 pub mod dense;
 pub mod embedding;
 pub mod file;
@@ -45,6 +46,7 @@ use candle_core::{DType, Device, Tensor};
 pub use act::ActLayer;
 pub use attention::Attention;
 pub use conv2d::Conv2d;
+pub use coord_pair::CoordPair;
 pub use dense::Dense;
 pub use embedding::{Embedding, PosEmbedding};
 pub use file::{is_net_file, load_net, load_net_bytes, net_bytes, save_net, NetCase};
@@ -266,6 +268,7 @@ pub enum LayerKind {
     Flatten(Flatten),
     Residual(Residual),
     SymmetricPair(SymmetricPair),
+    CoordPair(CoordPair),
     LayerNorm(LayerNorm),
     Conv2d(Conv2d),
     AvgPool2d(AvgPool2d),
@@ -283,6 +286,7 @@ impl LayerKind {
             Self::Flatten(l) => l,
             Self::Residual(l) => l,
             Self::SymmetricPair(l) => l,
+            Self::CoordPair(l) => l,
             Self::LayerNorm(l) => l,
             Self::Conv2d(l) => l,
             Self::AvgPool2d(l) => l,

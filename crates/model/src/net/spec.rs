@@ -15,6 +15,7 @@
 //! | `pos_embedding` | `len`, `dim` |
 //! | `attention` | `heads`, `causal` = true |
 //! | `symmetric_pair` | `out`, `fn` = "relu" |
+//! | `coord_pair` | `fn` = "relu" |
 //!
 //! Unknown types and unknown fields are errors naming the layer's path.
 //!
@@ -29,8 +30,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    ActLayer, Attention, AvgPool2d, Conv2d, Dense, Embedding, Flatten, LayerKind, LayerNorm,
-    MaxPool2d, PosEmbedding, Residual, SymmetricPair,
+    ActLayer, Attention, AvgPool2d, Conv2d, CoordPair, Dense, Embedding, Flatten, LayerKind,
+    LayerNorm, MaxPool2d, PosEmbedding, Residual, SymmetricPair,
 };
 use crate::{invalid, Activation, Result};
 
@@ -47,7 +48,7 @@ pub const MAX_JSON_BYTES: usize = 1 << 20;
 pub const MAX_DIM: usize = 1 << 31;
 
 const TYPES: &str = "dense, conv2d, act, avgpool2d, maxpool2d, flatten, residual, layernorm, \
-                     embedding, pos_embedding, attention, symmetric_pair";
+                     embedding, pos_embedding, attention, symmetric_pair, coord_pair";
 
 /// Parses a JSON list of layer objects within the limits ([`MAX_NESTING`],
 /// [`MAX_JSON_BYTES`], [`MAX_LAYERS`], [`MAX_DIM`]).
@@ -279,6 +280,7 @@ fn parse_layer(v: &Value, path: &str) -> Result<LayerKind> {
             out: f.usize("out", None)?,
             f: f.act()?,
         }),
+        "coord_pair" => LayerKind::CoordPair(CoordPair { f: f.act()? }),
         other => {
             return invalid(format!(
                 "{path}: unknown layer type `{other}` (one of {TYPES})"
@@ -316,5 +318,6 @@ fn layer_value(l: &LayerKind) -> Value {
             "causal": a.causal}),
         LayerKind::SymmetricPair(s) => json!({"type": "symmetric_pair", "out": s.out,
             "fn": s.f.name()}),
+        LayerKind::CoordPair(c) => json!({"type": "coord_pair", "fn": c.f.name()}),
     }
 }
