@@ -2,7 +2,7 @@
 //! seeded RNG, and mutations of their `model` layer list.
 //!
 //! A file is one of the architectures `eos example --net cnn|transformer` writes and
-//! their relatives — an MLP (dense + act), a CNN (conv2d, act, avg/max pool, flatten,
+//! their relatives — an MLP (dense + act + coord_pair), a CNN (conv2d, act, avg/max pool, flatten,
 //! symmetric_pair, dense), a residual LayerNorm MLP, a causal transformer (embedding,
 //! pos_embedding, residual attention and MLP blocks) — with random small sizes,
 //! parameters from `Network::random`, a batch of 1–3 samples (`x` F32/F64, or I64/I32
@@ -21,7 +21,7 @@ use crate::corpus::{float_data, StFile, StTensor};
 use crate::mutate::edit_text;
 
 /// Layer types and field names a text edit may put in place of a quoted word.
-const NET_WORDS: [&str; 16] = [
+const NET_WORDS: [&str; 17] = [
     "residual",
     "body",
     "dense",
@@ -33,6 +33,7 @@ const NET_WORDS: [&str; 16] = [
     "maxpool2d",
     "layernorm",
     "symmetric_pair",
+    "coord_pair",
     "heads",
     "kernel",
     "out",
@@ -46,7 +47,7 @@ fn architecture(rng: &mut ChaCha8Rng) -> (String, Vec<usize>, bool) {
     match r(0, 3) {
         0 => (
             format!(
-                r#"[{{"type": "dense", "out": {}, "bias": {}}}, {{"type": "act", "fn": "tanh"}}, {{"type": "dense", "out": {}, "multiplier": 0.5}}]"#,
+                r#"[{{"type": "dense", "out": {}, "bias": {}}}, {{"type": "act", "fn": "tanh"}}, {{"type": "coord_pair", "fn": "relu"}}, {{"type": "dense", "out": {}, "multiplier": 0.5}}]"#,
                 r(1, 4),
                 r(0, 1) == 1,
                 r(1, 3)
