@@ -33,7 +33,7 @@
 
 use eos_train::Status;
 
-use super::beyond::eta_lambda;
+use super::terjek::{claim, constant_widths, eta_lambda, last_tenth_loss, lr_set, mean, Sizes, SP};
 use super::{fmt, Check, Ctx, Run};
 use eos_report::plot::{Figure, Series, Style};
 
@@ -42,34 +42,75 @@ const DEPTHS: [usize; 3] = [4, 8, 16];
 /// Half-window (steps) of the catapult-phase loss comparison.
 const WINDOW: f64 = 50.0;
 
-struct Plan {
-    seeds: Vec<u64>,
-    n: usize,
-    test_n: usize,
-    depth_steps: u64,
-    schedule_steps: u64,
-    grid: Vec<f64>,
+/// The settings of one version (the `--set` overrides come from here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub sizes: Sizes,
+    pub depth_steps: u64,
+    pub schedule_steps: u64,
+    /// SP's constant hidden width in the depth runs.
+    pub sp_width: usize,
+    /// SP's learning rate in the depth runs (N1).
+    pub sp_lr: f64,
+    /// SP's smaller learning rate (the sensitivity NOTE).
+    pub sp_small_lr: f64,
 }
 
-fn plan(full: bool) -> Plan {
-    if full {
-        Plan {
-            seeds: vec![0, 1, 2],
-            n: 4096,
-            test_n: 2000,
+impl Settings {
+    pub fn full() -> Self {
+        Self {
+            sizes: Sizes::full(),
             depth_steps: 600,
             schedule_steps: 1500,
-            grid: vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+            ..Self::reduced()
         }
-    } else {
-        Plan {
-            seeds: vec![0],
-            n: 1024,
-            test_n: 500,
+    }
+
+    pub fn reduced() -> Self {
+        Self {
+            sizes: Sizes::reduced(),
             depth_steps: 150,
             schedule_steps: 300,
-            grid: vec![0.003, 0.01, 0.03],
+            sp_width: 64,
+            sp_lr: 0.05,
+            sp_small_lr: 0.01,
         }
+    }
+
+    pub fn for_version(full: bool) -> Self {
+        if full {
+            Self::full()
+        } else {
+            Self::reduced()
+        }
+    }
+
+    /// `depth.toml` as it is (νP, widths 4·l²) at depth `l`.
+    pub fn nup(&self, seed: u64, l: usize) -> Vec<String> {
+        let mut v = self.sizes.base(seed, self.depth_steps);
+        v.push(format!("model.depth={l}"));
+        v
+    }
+
+    /// Standard SGD (SP, constant width) at depth `l` and learning rate `lr`.
+    pub fn sp(&self, seed: u64, l: usize, lr: f64) -> Vec<String> {
+        let mut v = self.nup(seed, l);
+        v.push(SP.into());
+        v.extend(constant_widths(self.sp_width));
+        v.push(lr_set(lr));
+        v
+    }
+
+    /// `schedule.toml` as it is (the geometry-aware schedule).
+    pub fn geometry(&self, seed: u64) -> Vec<String> {
+        self.sizes.base(seed, self.schedule_steps)
+    }
+
+    /// The schedule runs' network at a constant learning rate `lr`.
+    pub fn constant(&self, seed: u64, lr: f64) -> Vec<String> {
+        let mut v = self.geometry(seed);
+        v.push(format!("schedule={{kind=\"constant\",lr={lr}}}"));
+        v
     }
 }
 
@@ -85,76 +126,48 @@ struct Runs {
     constant: Group,
 }
 
-fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
+/// One empty group per depth.
+fn depth_groups() -> Group {
+    DEPTHS
+        .iter()
+        .map(|l| (format!("L = {l}"), vec![]))
+        .collect()
+}
+
+fn train_all(ctx: &Ctx, p: &Settings) -> anyhow::Result<Runs> {
     let mut r = Runs {
-        nup: DEPTHS
-            .iter()
-            .map(|l| (format!("L = {l}"), vec![]))
-            .collect(),
-        sp: DEPTHS
-            .iter()
-            .map(|l| (format!("L = {l}"), vec![]))
-            .collect(),
-        sp_small: DEPTHS
-            .iter()
-            .map(|l| (format!("L = {l}"), vec![]))
-            .collect(),
+        nup: depth_groups(),
+        sp: depth_groups(),
+        sp_small: depth_groups(),
         geometry: vec![],
-        constant: p
-            .grid
-            .iter()
+        constant: (p.sizes.grid.iter())
             .map(|lr| (format!("η = {lr}"), vec![]))
             .collect(),
     };
-    for &seed in &p.seeds {
-        let base = |steps: u64| {
-            vec![
-                format!("train.steps={steps}"),
-                format!("train.seed={seed}"),
-                format!("data.n={}", p.n),
-                format!("data.test_n={}", p.test_n),
-            ]
-        };
-        for (i, l) in DEPTHS.iter().enumerate() {
-            let mut set = base(p.depth_steps);
-            set.push(format!("model.depth={l}"));
+    for &seed in &p.sizes.seeds {
+        for (i, &l) in DEPTHS.iter().enumerate() {
+            let train = |name: String, set: Vec<String>| ctx.train(&name, "depth.toml", &set);
             r.nup[i]
                 .1
-                .push(ctx.train(&format!("nup-L{l}-s{seed}"), "depth.toml", &set)?);
-            set.extend([
-                "model.parameterization={kind=\"sp\"}".to_string(),
-                "model.pattern={kind=\"constant\"}".into(),
-                "model.base_width=64".into(),
-                "optim.lr=0.05".into(),
-            ]);
-            r.sp[i]
+                .push(train(format!("nup-L{l}-s{seed}"), p.nup(seed, l))?);
+            let sp = p.sp(seed, l, p.sp_lr);
+            r.sp[i].1.push(train(format!("sp-L{l}-s{seed}"), sp)?);
+            let small = p.sp(seed, l, p.sp_small_lr);
+            r.sp_small[i]
                 .1
-                .push(ctx.train(&format!("sp-L{l}-s{seed}"), "depth.toml", &set)?);
-            set.push("optim.lr=0.01".into());
-            r.sp_small[i].1.push(ctx.train(
-                &format!("sp-small-L{l}-s{seed}"),
-                "depth.toml",
-                &set,
-            )?);
+                .push(train(format!("sp-small-L{l}-s{seed}"), small)?);
         }
-        let set = base(p.schedule_steps);
+        let name = format!("geometry-s{seed}");
         r.geometry
-            .push(ctx.train(&format!("geometry-s{seed}"), "schedule.toml", &set)?);
-        for (i, lr) in p.grid.iter().enumerate() {
-            let mut set = set.clone();
-            set.push(format!("schedule={{kind=\"constant\",lr={lr}}}"));
-            r.constant[i].1.push(ctx.train(
-                &format!("constant-{lr}-s{seed}"),
-                "schedule.toml",
-                &set,
-            )?);
+            .push(ctx.train(&name, "schedule.toml", &p.geometry(seed))?);
+        for (i, &lr) in p.sizes.grid.iter().enumerate() {
+            let name = format!("constant-{lr}-s{seed}");
+            r.constant[i]
+                .1
+                .push(ctx.train(&name, "schedule.toml", &p.constant(seed, lr))?);
         }
     }
     Ok(r)
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
 }
 
 /// Mean minibatch loss over the last tenth; +∞ for a diverged run.
@@ -162,14 +175,7 @@ fn late_loss(run: &Run) -> f64 {
     if run.diverged() {
         return f64::INFINITY;
     }
-    let l = run.series("loss");
-    let t_end = l.last().map_or(0.0, |p| p.0);
-    mean(
-        &l.iter()
-            .filter(|p| p.0 >= 0.9 * t_end)
-            .map(|p| p.1)
-            .collect::<Vec<_>>(),
-    )
+    last_tenth_loss(run)
 }
 
 /// max − min over groups of log10(seed-mean late loss).
@@ -235,14 +241,6 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
     let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
     let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
     cov / (vx * vy).sqrt()
-}
-
-fn claim(ctx: &Ctx, c: Check) -> Check {
-    if ctx.full {
-        c
-    } else {
-        c.informative()
-    }
 }
 
 fn group_text(g: &Group) -> String {
@@ -455,7 +453,7 @@ fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
 }
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let p = plan(ctx.full);
+    let p = Settings::for_version(ctx.full);
     let r = train_all(ctx, &p)?;
     let mut checks = depth_checks(ctx, &r);
     checks.push(cosine_check(ctx, &r));
@@ -467,6 +465,35 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_give_the_committed_overrides() {
+        let p = Settings::reduced();
+        let nup = [
+            "train.steps=150",
+            "train.seed=2",
+            "data.n=1024",
+            "data.test_n=500",
+            "model.depth=8",
+        ];
+        assert_eq!(p.nup(2, 8), nup);
+        let sp = p.sp(2, 8, 0.05);
+        assert_eq!(sp[..5], nup);
+        assert_eq!(
+            sp[5..],
+            [
+                SP,
+                "model.pattern={kind=\"constant\"}",
+                "model.base_width=64",
+                "optim.lr=0.05"
+            ]
+        );
+        assert_eq!(Settings::full().geometry(0)[0], "train.steps=1500");
+        assert_eq!(
+            p.constant(0, 0.01)[4],
+            "schedule={kind=\"constant\",lr=0.01}"
+        );
+    }
 
     #[test]
     fn spearman_known_values() {
