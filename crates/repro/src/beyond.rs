@@ -429,14 +429,26 @@ fn constant_note(r: &Runs) -> Check {
     .informative()
 }
 
-/// The Taylor error at one checkpoint: for each scale s, (s, |L(θ+sΔθ) − Σc|, |L − c0|).
+/// The Taylor error at one checkpoint along the scaled update sΔθ.
+#[derive(Debug, Clone, Copy)]
+pub struct TaylorPoint {
+    pub s: f64,
+    /// |L(θ+sΔθ) − Σ_{k≤3} c_k(s)|.
+    pub error: f64,
+    /// |L(θ+sΔθ) − c0|.
+    pub change: f64,
+    /// The share of hidden preactivations (ReLU kinks) whose sign sΔθ flips on the batch.
+    pub flips: f64,
+}
+
+/// The Taylor error at one checkpoint, for each scale s = 2^−k.
 pub fn taylor_at(
     cfg: &Config,
     ckpt: &Path,
     batch: &eos_model::Batch,
     dims: (usize, usize),
     lr: f64,
-) -> anyhow::Result<Vec<(f64, f64, f64)>> {
+) -> anyhow::Result<Vec<TaylorPoint>> {
     let case = eos_model::io::load_case(ckpt, Some(DType::F64), &Device::Cpu)?;
     let mlp = case.mlp;
     let setup = build::build_model(cfg, dims.0, dims.1, &Device::Cpu)?;
@@ -449,14 +461,14 @@ pub fn taylor_at(
         let s = 0.5f64.powi(k as i32);
         let delta = step.update.scale(s)?;
         let c = mlp.taylor(batch, loss, &delta)?;
-        let actual = mlp
-            .with_params(mlp.params.add(&delta)?)?
-            .loss(batch, loss)?;
-        out.push((
+        let moved = mlp.with_params(mlp.params.add(&delta)?)?;
+        let actual = moved.loss(batch, loss)?;
+        out.push(TaylorPoint {
             s,
-            (actual - c.iter().sum::<f64>()).abs(),
-            (actual - c[0]).abs(),
-        ));
+            error: (actual - c.iter().sum::<f64>()).abs(),
+            change: (actual - c[0]).abs(),
+            flips: eos_train::preact::sign_flip_share(&mlp, &moved, &batch.x)?,
+        });
     }
     Ok(out)
 }
@@ -492,18 +504,16 @@ fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> anyhow::Result<(Vec<Check
     let dims = (d.train.input_dim(), d.train.target_dim());
     let lr = run.series("lr").first().map_or(r.eta, |q| q.1);
     let mut rel = Vec::new();
-    let mut curve = Vec::new();
+    let mut points = Vec::new();
     for ck in checkpoints(run)? {
         let e = taylor_at(&cfg, &ck, &batch, dims, lr)?;
-        rel.push(e[0].1 / e[0].2);
-        curve = e.iter().map(|q| (q.0, q.1)).collect();
+        rel.push(e[0].error / e[0].change);
+        points.push(e);
     }
-    let usable: Vec<(f64, f64)> = curve.iter().copied().filter(|q| q.1 > 1e-13).collect();
-    let slope = if usable.len() >= 3 {
-        loglog_fit(&usable).map_or(f64::NAN, |f| f.slope)
-    } else {
-        f64::NAN
-    };
+    let last = points.last().cloned().unwrap_or_default();
+    let curve: Curve = last.iter().map(|q| (q.s, q.error)).collect();
+    let slope = error_slope(&curve);
+    let note = kink_note(&points, &rel);
     let m = median(rel.clone());
     let shown: Vec<String> = rel.iter().map(|x| fmt(*x)).collect();
     let mut b8 = Check::within(
@@ -527,8 +537,58 @@ fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> anyhow::Result<(Vec<Check
             ),
         ),
         claim(ctx, b8),
+        note,
     ];
     Ok((checks, curve))
+}
+
+/// The log-log slope of the errors > 1e-13 against s (NaN with fewer than 3).
+fn error_slope(curve: &[(f64, f64)]) -> f64 {
+    let usable: Vec<(f64, f64)> = curve.iter().copied().filter(|q| q.1 > 1e-13).collect();
+    if usable.len() >= 3 {
+        loglog_fit(&usable).map_or(f64::NAN, |f| f.slope)
+    } else {
+        f64::NAN
+    }
+}
+
+/// NOTE (issue 13, task 4; B7/B8 unchanged): are the ReLU kinks crossed by the step
+/// what breaks the cubic model? The share of preactivation signs flipped by the full
+/// step at each checkpoint, B7's relative error at the checkpoints the step crosses
+/// no kink, and the final checkpoint's slope over the scales that cross none.
+fn kink_note(points: &[Vec<TaylorPoint>], rel: &[f64]) -> Check {
+    let flips: Vec<String> = points.iter().map(|e| fmt(e[0].flips)).collect();
+    let clean_rel: Vec<f64> = (points.iter().zip(rel))
+        .filter(|(e, _)| e[0].flips == 0.0)
+        .map(|(_, r)| *r)
+        .collect();
+    let last = points.last().cloned().unwrap_or_default();
+    let clean: Curve = (last.iter())
+        .filter(|q| q.flips == 0.0)
+        .map(|q| (q.s, q.error))
+        .collect();
+    let per_s: Vec<String> = last
+        .iter()
+        .map(|q| format!("{}: {}", q.s, fmt(q.flips)))
+        .collect();
+    let slope = error_slope(&clean);
+    Check::holds(
+        "B7/B8 diagnosis: ReLU sign flips of the hidden preactivations over the step θ → θ+sΔθ",
+        (3.5..=4.5).contains(&slope),
+        format!(
+            "flipped share at s = 1 per checkpoint {}; B7 error where none flip: {} of {} checkpoints, median {}; final checkpoint, share per s ({}); slope over the {} flip-free scales {}",
+            flips.join(", "),
+            clean_rel.len(),
+            rel.len(),
+            fmt(median(clean_rel.clone())),
+            per_s.join(", "),
+            clean.len(),
+            fmt(slope)
+        ),
+        "slope in [3.5, 4.5] once no kink is crossed",
+        "Taylor's theorem on a piecewise-polynomial loss (diagnosis, not a claim of the paper)",
+    )
+    .informative()
 }
 
 fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()> {

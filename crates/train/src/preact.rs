@@ -28,8 +28,24 @@ pub fn preact_rms(model: &TrainModel, x: &Tensor) -> crate::Result<Vec<f64>> {
     }
 }
 
-/// `rms_l` for an MLP: its hidden features give each layer's input h_l.
+/// `rms_l` for an MLP.
 pub fn mlp_preact_rms(mlp: &Mlp, x: &Tensor) -> crate::Result<Vec<f64>> {
+    mlp_preactivations(mlp, x)?
+        .iter()
+        .map(|z| {
+            let ms = z
+                .to_dtype(DType::F64)?
+                .sqr()?
+                .mean_all()?
+                .to_scalar::<f64>()?;
+            Ok(ms.sqrt())
+        })
+        .collect()
+}
+
+/// The preactivations z_l (`[n, n_{l+1}]`) of every hidden layer of an MLP: its hidden
+/// features give each layer's input h_l.
+pub fn mlp_preactivations(mlp: &Mlp, x: &Tensor) -> crate::Result<Vec<Tensor>> {
     let hidden = mlp.depth() - 1;
     let feats = mlp.features(x)?;
     let inputs = std::iter::once(x).chain(feats.iter()).take(hidden);
@@ -40,14 +56,27 @@ pub fn mlp_preact_rms(mlp: &Mlp, x: &Tensor) -> crate::Result<Vec<f64>> {
         if let Some(b) = &layer.bias {
             z = z.broadcast_add(b)?;
         }
-        let ms = z
-            .to_dtype(DType::F64)?
-            .sqr()?
-            .mean_all()?
-            .to_scalar::<f64>()?;
-        out.push(ms.sqrt());
+        out.push(z);
     }
     Ok(out)
+}
+
+/// The share of hidden preactivation entries whose sign differs between `a` and `b`
+/// (the same network at two parameter points; for ReLU: the kinks crossed between them).
+pub fn sign_flip_share(a: &Mlp, b: &Mlp, x: &Tensor) -> crate::Result<f64> {
+    let (za, zb) = (mlp_preactivations(a, x)?, mlp_preactivations(b, x)?);
+    let (mut flips, mut total) = (0usize, 0usize);
+    for (p, q) in za.iter().zip(&zb) {
+        let p = p.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        let q = q.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        flips += p
+            .iter()
+            .zip(&q)
+            .filter(|(u, v)| (**u > 0.0) != (**v > 0.0))
+            .count();
+        total += p.len();
+    }
+    Ok(flips as f64 / total.max(1) as f64)
 }
 
 #[cfg(test)]
@@ -93,6 +122,21 @@ mod tests {
         );
         assert!((r[0] - 1.0).abs() < 1e-14, "{r:?}");
         assert!((r[1] - 3.125f64.sqrt()).abs() < 1e-14, "{r:?}");
+    }
+
+    #[test]
+    fn sign_flips_count_the_entries_that_change_side() {
+        // Moving b_0 from (0, 1, 0) to (0, −1.5, 0) flips z_0[·, 1] in both samples
+        // (2 → −0.5, 1 → −1.5): 2 of the 6 layer-0 entries; layer 1 then reads
+        // h_1 = [[0.5, 0, 0], [0, 0, 0]]: z_1 = [[1, 0.5], [0, 0.5]] against [[3, −1.5],
+        // [1, −0.5]]: 3 flips of 4 (the exact 0 counts as ≤ 0). 5 of 10 in all.
+        let x = t(&[1.0, 2.0, -1.0, 0.0], (2, 2));
+        let a = tiny(Activation::Relu);
+        let mut p = a.params.clone();
+        p.layers[0].bias = Some(Tensor::from_slice(&[0.0, -1.5, 0.0], 3, &Device::Cpu).unwrap());
+        let b = a.with_params(p).unwrap();
+        assert_eq!(sign_flip_share(&a, &a, &x).unwrap(), 0.0);
+        assert!((sign_flip_share(&a, &b, &x).unwrap() - 0.5).abs() < 1e-15);
     }
 
     #[test]
