@@ -51,7 +51,7 @@ const DEPTHS: [usize; 3] = [4, 8, 16];
 const WINDOW: f64 = 50.0;
 /// N2: νP's spread over depth ≤ N2_FACTOR × SP's (committed before the run that
 /// tests it, as N1's ½).
-const N2_FACTOR: f64 = 0.5;
+pub const N2_FACTOR: f64 = 0.5;
 
 /// The settings of one version (the `--set` overrides come from here).
 #[derive(Debug, Clone, PartialEq)]
