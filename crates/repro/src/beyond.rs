@@ -32,6 +32,10 @@
 //! - B8: at its final checkpoint, the log-log slope of |L(θ+sΔθ) − Σ c_k(s)| over
 //!   s = 2^−k, k = 0…7 (errors > 1e-13, ≥ 3 points) in [3.5, 4.5] (Taylor: O(η⁴)).
 //!
+//! NOTE (diagnosis of B7/B8, never gating): the share of hidden preactivation signs
+//! (ReLU kinks) each scaled step flips on the Taylor batch, and the slope over the
+//! flip-free scales.
+//!
 //! The reduced version gates only R1 (= B1 for its one `nup` run) and R2 (every
 //! effective-sharpness probe of `nup` finite; with P = I the `sgd` run's
 //! `effective_sharpness` equals its `sharpness` to a relative 1e-9); B1–B8 are NOTEs.
