@@ -32,6 +32,10 @@
 //! - B8: at its final checkpoint, the log-log slope of |L(θ+sΔθ) − Σ c_k(s)| over
 //!   s = 2^−k, k = 0…7 (errors > 1e-13, ≥ 3 points) in [3.5, 4.5] (Taylor: O(η⁴)).
 //!
+//! NOTE (diagnosis of B7/B8, never gating): the share of hidden preactivation signs
+//! (ReLU kinks) each scaled step flips on the Taylor batch, and the slope over the
+//! flip-free scales.
+//!
 //! The reduced version gates only R1 (= B1 for its one `nup` run) and R2 (every
 //! effective-sharpness probe of `nup` finite; with P = I the `sgd` run's
 //! `effective_sharpness` equals its `sharpness` to a relative 1e-9); B1–B8 are NOTEs.
@@ -42,6 +46,10 @@ use candle_core::{DType, Device};
 use eos_train::config::Config;
 use eos_train::{build, data, Status};
 
+use super::terjek::{
+    claim, constant_widths, eta_lambda, last_tenth_loss as late_loss, mean, over_seeds,
+    second_half, sgd, Sizes,
+};
 use super::{fmt, median, Check, Ctx, Run};
 use eos_report::plot::{Figure, Series, Style};
 use eos_sweep::fit::loglog_fit;
@@ -56,36 +64,81 @@ type Measure<'a> = &'a dyn Fn(&Run) -> f64;
 /// (s, |error|) along the scaled update.
 type Curve = Vec<(f64, f64)>;
 
-/// The sizes of one version.
-struct Plan {
-    seeds: Vec<u64>,
-    steps: u64,
-    n: usize,
-    test_n: usize,
-    grid: Vec<f64>,
+/// The settings of one version (the `--set` overrides come from here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub sizes: Sizes,
+    pub steps: u64,
+    /// Checkpoints per run, evenly spaced (B7, B8 read them).
+    pub checkpoints: u64,
+    /// The hidden width of the `nup-const` runs.
+    pub constant_width: usize,
+    /// Rows of the Taylor checks' batch (the first training images).
+    pub taylor_rows: usize,
 }
 
-fn plan(full: bool) -> Plan {
-    if full {
-        Plan {
-            seeds: vec![0, 1, 2],
+impl Settings {
+    pub fn full() -> Self {
+        Self {
+            sizes: Sizes::full(),
             steps: 1500,
-            n: 4096,
-            test_n: 2000,
-            grid: vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+            ..Self::reduced()
         }
-    } else {
-        Plan {
-            seeds: vec![0],
+    }
+
+    pub fn reduced() -> Self {
+        Self {
+            sizes: Sizes::reduced(),
             steps: 300,
-            n: 1024,
-            test_n: 500,
-            grid: vec![0.003, 0.01, 0.03],
+            checkpoints: 4,
+            constant_width: 64,
+            taylor_rows: 128,
         }
+    }
+
+    pub fn for_version(full: bool) -> Self {
+        if full {
+            Self::full()
+        } else {
+            Self::reduced()
+        }
+    }
+
+    /// The overrides of a run of `seed`: the version's sizes, then `extra`.
+    fn with(&self, seed: u64, extra: Vec<String>) -> Vec<String> {
+        let mut v = self.sizes.base(seed, self.steps);
+        v.push(format!(
+            "train.checkpoint_every={}",
+            self.steps / self.checkpoints
+        ));
+        v.extend(extra);
+        v
+    }
+
+    /// `nup`: the config as it is (νP, quadratic widths, η_ν = `optim.lr`).
+    pub fn nup(&self, seed: u64) -> Vec<String> {
+        self.with(seed, vec![])
+    }
+
+    /// `nup-const`: νP with constant hidden widths.
+    pub fn nup_constant(&self, seed: u64) -> Vec<String> {
+        self.with(seed, constant_widths(self.constant_width))
+    }
+
+    /// `sgd-*`: standard SGD (SP) on the same network at `lr`.
+    pub fn sgd(&self, seed: u64, lr: f64) -> Vec<String> {
+        self.with(seed, sgd(lr))
+    }
+
+    /// The config of the Taylor checks (f64, the same data).
+    pub fn taylor(&self) -> Vec<String> {
+        let mut v = vec!["train.dtype=\"f64\"".to_string()];
+        v.extend(self.sizes.data());
+        v
     }
 }
 
-/// Every run, by seed (index i ↔ `plan.seeds[i]`).
+/// Every run, by seed (index i ↔ `sizes.seeds[i]`).
 struct Runs {
     eta: f64,
     nup: Vec<Run>,
@@ -95,87 +148,30 @@ struct Runs {
     grid: Vec<(f64, Vec<Run>)>,
 }
 
-fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
-    let sp = "model.parameterization={kind=\"sp\"}";
+fn train_all(ctx: &Ctx, p: &Settings) -> anyhow::Result<Runs> {
     let mut r = Runs {
         eta: f64::NAN,
         nup: vec![],
         konst: vec![],
         same: vec![],
-        grid: p.grid.iter().map(|&lr| (lr, vec![])).collect(),
+        grid: p.sizes.grid.iter().map(|&lr| (lr, vec![])).collect(),
     };
-    for &seed in &p.seeds {
-        let set = |extra: &[String]| -> Vec<String> {
-            let mut v = vec![
-                format!("train.steps={}", p.steps),
-                format!("train.checkpoint_every={}", p.steps / 4),
-                format!("train.seed={seed}"),
-                format!("data.n={}", p.n),
-                format!("data.test_n={}", p.test_n),
-            ];
-            v.extend_from_slice(extra);
-            v
-        };
-        let run = |name: String, extra: &[String]| ctx.train(&name, CONFIG, &set(extra));
-        let nup = run(format!("nup-s{seed}"), &[])?;
+    for &seed in &p.sizes.seeds {
+        let nup = ctx.train(&format!("nup-s{seed}"), CONFIG, &p.nup(seed))?;
         // η_ν as the run applied it (the config's optim.lr).
         r.eta = nup.series("lr").first().map_or(f64::NAN, |q| q.1);
         r.nup.push(nup);
-        r.konst.push(run(
-            format!("nup-const-s{seed}"),
-            &[
-                "model.pattern={kind=\"constant\"}".into(),
-                "model.base_width=64".into(),
-            ],
-        )?);
-        let same = [sp.to_string(), format!("optim.lr={}", r.eta)];
-        r.same.push(run(format!("sgd-same-s{seed}"), &same)?);
+        let name = format!("nup-const-s{seed}");
+        r.konst
+            .push(ctx.train(&name, CONFIG, &p.nup_constant(seed))?);
+        let name = format!("sgd-same-s{seed}");
+        r.same.push(ctx.train(&name, CONFIG, &p.sgd(seed, r.eta))?);
         for (lr, runs) in r.grid.iter_mut() {
-            runs.push(run(
-                format!("sgd-{lr}-s{seed}"),
-                &[sp.into(), format!("optim.lr={lr}")],
-            )?);
+            let name = format!("sgd-{lr}-s{seed}");
+            runs.push(ctx.train(&name, CONFIG, &p.sgd(seed, *lr))?);
         }
     }
     Ok(r)
-}
-
-/// (step, lr_t · `key`_t) at the probes of `key` (`sharpness`, `effective_sharpness`).
-pub fn eta_lambda(run: &Run, key: &str) -> Vec<(f64, f64)> {
-    let lr: std::collections::HashMap<u64, f64> = run
-        .series("lr")
-        .into_iter()
-        .map(|(t, v)| (t as u64, v))
-        .collect();
-    run.series(key)
-        .into_iter()
-        .filter_map(|(t, l)| Some((t, lr.get(&(t as u64))? * l)))
-        .collect()
-}
-
-/// The values at steps ≥ half the last step.
-pub fn second_half(v: &[(f64, f64)]) -> Vec<f64> {
-    let t_end = v.last().map_or(0.0, |p| p.0);
-    v.iter()
-        .filter(|p| p.0 >= t_end / 2.0)
-        .map(|p| p.1)
-        .collect()
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-/// Mean of the logged losses over the last tenth of the run.
-fn late_loss(run: &Run) -> f64 {
-    let l = run.series("loss");
-    let t_end = l.last().map_or(0.0, |p| p.0);
-    let v: Vec<f64> = l
-        .iter()
-        .filter(|p| p.0 >= 0.9 * t_end)
-        .map(|p| p.1)
-        .collect();
-    mean(&v)
 }
 
 fn last(run: &Run, key: &str) -> f64 {
@@ -190,21 +186,6 @@ fn last_soft_rank(run: &Run) -> f64 {
         .rev()
         .find_map(|l| l.get("soft_rank")?.as_array()?.last()?.as_f64())
         .unwrap_or(f64::NAN)
-}
-
-/// "m (a, b, c)": the mean over seeds and each seed's value.
-fn over_seeds(v: &[f64]) -> String {
-    let each: Vec<String> = v.iter().map(|x| fmt(*x)).collect();
-    format!("{} ({})", fmt(mean(v)), each.join(", "))
-}
-
-/// A claim's check: gating in the full version, a NOTE in the reduced one.
-fn claim(ctx: &Ctx, c: Check) -> Check {
-    if ctx.full {
-        c
-    } else {
-        c.informative()
-    }
 }
 
 /// The loss at step 0 and the largest loss after it.
@@ -452,14 +433,26 @@ fn constant_note(r: &Runs) -> Check {
     .informative()
 }
 
-/// The Taylor error at one checkpoint: for each scale s, (s, |L(θ+sΔθ) − Σc|, |L − c0|).
+/// The Taylor error at one checkpoint along the scaled update sΔθ.
+#[derive(Debug, Clone, Copy)]
+pub struct TaylorPoint {
+    pub s: f64,
+    /// |L(θ+sΔθ) − Σ_{k≤3} c_k(s)|.
+    pub error: f64,
+    /// |L(θ+sΔθ) − c0|.
+    pub change: f64,
+    /// The share of hidden preactivations (ReLU kinks) whose sign sΔθ flips on the batch.
+    pub flips: f64,
+}
+
+/// The Taylor error at one checkpoint, for each scale s = 2^−k.
 pub fn taylor_at(
     cfg: &Config,
     ckpt: &Path,
     batch: &eos_model::Batch,
     dims: (usize, usize),
     lr: f64,
-) -> anyhow::Result<Vec<(f64, f64, f64)>> {
+) -> anyhow::Result<Vec<TaylorPoint>> {
     let case = eos_model::io::load_case(ckpt, Some(DType::F64), &Device::Cpu)?;
     let mlp = case.mlp;
     let setup = build::build_model(cfg, dims.0, dims.1, &Device::Cpu)?;
@@ -472,14 +465,14 @@ pub fn taylor_at(
         let s = 0.5f64.powi(k as i32);
         let delta = step.update.scale(s)?;
         let c = mlp.taylor(batch, loss, &delta)?;
-        let actual = mlp
-            .with_params(mlp.params.add(&delta)?)?
-            .loss(batch, loss)?;
-        out.push((
+        let moved = mlp.with_params(mlp.params.add(&delta)?)?;
+        let actual = moved.loss(batch, loss)?;
+        out.push(TaylorPoint {
             s,
-            (actual - c.iter().sum::<f64>()).abs(),
-            (actual - c[0]).abs(),
-        ));
+            error: (actual - c.iter().sum::<f64>()).abs(),
+            change: (actual - c[0]).abs(),
+            flips: eos_train::preact::sign_flip_share(&mlp, &moved, &batch.x)?,
+        });
     }
     Ok(out)
 }
@@ -506,32 +499,25 @@ fn checkpoints(run: &Run) -> anyhow::Result<Vec<PathBuf>> {
 
 /// B7, B8: the Taylor coefficients on the trained ReLU run; returns the checks and
 /// the final checkpoint's (s, error) curve for the figure.
-fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Plan) -> anyhow::Result<(Vec<Check>, Curve)> {
+fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> anyhow::Result<(Vec<Check>, Curve)> {
     let run = &r.nup[0];
-    let set = [
-        "train.dtype=\"f64\"".to_string(),
-        format!("data.n={}", p.n),
-        format!("data.test_n={}", p.test_n),
-    ];
-    let cfg = Config::load(&ctx.config(CONFIG), &set)?;
+    let cfg = Config::load(&ctx.config(CONFIG), &p.taylor())?;
     let d = data::build_data(&cfg)?;
     let all = data::to_batch(&d.train, DType::F64, &Device::Cpu)?;
-    let batch = all.rows(0, 128.min(all.len()))?;
+    let batch = all.rows(0, p.taylor_rows.min(all.len()))?;
     let dims = (d.train.input_dim(), d.train.target_dim());
     let lr = run.series("lr").first().map_or(r.eta, |q| q.1);
     let mut rel = Vec::new();
-    let mut curve = Vec::new();
+    let mut points = Vec::new();
     for ck in checkpoints(run)? {
         let e = taylor_at(&cfg, &ck, &batch, dims, lr)?;
-        rel.push(e[0].1 / e[0].2);
-        curve = e.iter().map(|q| (q.0, q.1)).collect();
+        rel.push(e[0].error / e[0].change);
+        points.push(e);
     }
-    let usable: Vec<(f64, f64)> = curve.iter().copied().filter(|q| q.1 > 1e-13).collect();
-    let slope = if usable.len() >= 3 {
-        loglog_fit(&usable).map_or(f64::NAN, |f| f.slope)
-    } else {
-        f64::NAN
-    };
+    let last = points.last().cloned().unwrap_or_default();
+    let curve: Curve = last.iter().map(|q| (q.s, q.error)).collect();
+    let slope = error_slope(&curve);
+    let note = kink_note(&points, &rel);
     let m = median(rel.clone());
     let shown: Vec<String> = rel.iter().map(|x| fmt(*x)).collect();
     let mut b8 = Check::within(
@@ -555,8 +541,58 @@ fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Plan) -> anyhow::Result<(Vec<Check>, C
             ),
         ),
         claim(ctx, b8),
+        note,
     ];
     Ok((checks, curve))
+}
+
+/// The log-log slope of the errors > 1e-13 against s (NaN with fewer than 3).
+fn error_slope(curve: &[(f64, f64)]) -> f64 {
+    let usable: Vec<(f64, f64)> = curve.iter().copied().filter(|q| q.1 > 1e-13).collect();
+    if usable.len() >= 3 {
+        loglog_fit(&usable).map_or(f64::NAN, |f| f.slope)
+    } else {
+        f64::NAN
+    }
+}
+
+/// NOTE (issue 13, task 4; B7/B8 unchanged): are the ReLU kinks crossed by the step
+/// what breaks the cubic model? The share of preactivation signs flipped by the full
+/// step at each checkpoint, B7's relative error at the checkpoints the step crosses
+/// no kink, and the final checkpoint's slope over the scales that cross none.
+fn kink_note(points: &[Vec<TaylorPoint>], rel: &[f64]) -> Check {
+    let flips: Vec<String> = points.iter().map(|e| fmt(e[0].flips)).collect();
+    let clean_rel: Vec<f64> = (points.iter().zip(rel))
+        .filter(|(e, _)| e[0].flips == 0.0)
+        .map(|(_, r)| *r)
+        .collect();
+    let last = points.last().cloned().unwrap_or_default();
+    let clean: Curve = (last.iter())
+        .filter(|q| q.flips == 0.0)
+        .map(|q| (q.s, q.error))
+        .collect();
+    let per_s: Vec<String> = last
+        .iter()
+        .map(|q| format!("{}: {}", q.s, fmt(q.flips)))
+        .collect();
+    let slope = error_slope(&clean);
+    Check::holds(
+        "B7/B8 diagnosis: ReLU sign flips of the hidden preactivations over the step θ → θ+sΔθ",
+        (3.5..=4.5).contains(&slope),
+        format!(
+            "flipped share at s = 1 per checkpoint {}; B7 error where none flip: {} of {} checkpoints, median {}; final checkpoint, share per s ({}); slope over the {} flip-free scales {}",
+            flips.join(", "),
+            clean_rel.len(),
+            rel.len(),
+            fmt(median(clean_rel.clone())),
+            per_s.join(", "),
+            clean.len(),
+            fmt(slope)
+        ),
+        "slope in [3.5, 4.5] once no kink is crossed",
+        "Taylor's theorem on a piecewise-polynomial loss (diagnosis, not a claim of the paper)",
+    )
+    .informative()
 }
 
 fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()> {
@@ -641,7 +677,7 @@ fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()>
 }
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let p = plan(ctx.full);
+    let p = Settings::for_version(ctx.full);
     let r = train_all(ctx, &p)?;
     let mut checks = stability_checks(ctx, &r);
     checks.push(probe_checks(&r));
@@ -659,10 +695,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn second_half_and_means() {
-        let v = vec![(0.0, 1.0), (10.0, 2.0), (20.0, 3.0), (40.0, 5.0)];
-        assert_eq!(second_half(&v), vec![3.0, 5.0]);
-        assert_eq!(mean(&[1.0, 2.0, 6.0]), 3.0);
-        assert_eq!(over_seeds(&[1.0, 3.0]), "2 (1, 3)");
+    fn settings_give_the_committed_overrides() {
+        let p = Settings::reduced();
+        let base = [
+            "train.steps=300",
+            "train.seed=1",
+            "data.n=1024",
+            "data.test_n=500",
+            "train.checkpoint_every=75",
+        ];
+        assert_eq!(p.nup(1), base);
+        let mut sgd = base.map(String::from).to_vec();
+        sgd.extend([
+            "model.parameterization={kind=\"sp\"}".into(),
+            "optim.lr=0.03".into(),
+        ]);
+        assert_eq!(p.sgd(1, 0.03), sgd);
+        assert_eq!(p.nup_constant(1)[6], "model.base_width=64");
+        assert_eq!(Settings::full().nup(0)[4], "train.checkpoint_every=375");
+        assert_eq!(
+            p.taylor(),
+            ["train.dtype=\"f64\"", "data.n=1024", "data.test_n=500"]
+        );
     }
 }

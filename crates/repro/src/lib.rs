@@ -23,6 +23,7 @@ pub mod nup_eoc;
 pub mod quadratic;
 pub mod richness;
 pub mod series;
+pub mod terjek;
 pub mod threshold;
 
 use eos_train::Status;

@@ -27,13 +27,21 @@
 //! - N5: seed-mean late loss of the schedule run ≤ the smallest seed-mean late loss
 //!   among the constant-η runs that finish.
 //!
-//! N2 (preactivation norms) is not measured (no probe). Reduced version (seed 0): only
-//! Q1 (every νP depth run finishes with finite losses) and Q2 (the schedule run's
-//! η_t λ_t in [1.5, 4] at ≥ 80 % of its probes after the first) gate; N1–N5 are NOTEs.
+//! - N2 (added 2026-12-07 with the `preact_rms` probe, before the run that tests it):
+//!   for the last hidden layer's preactivation RMS (`preact_rms`, every 25 steps on 512
+//!   images) and for the minibatch loss curve, the spread over L of log10(seed mean at
+//!   step t), averaged over the logged steps t (a depth whose run lacks step t —
+//!   diverged — makes that step +∞): νP ≤ [`N2_FACTOR`] × SP at lr 0.01 (the SP lr at
+//!   which every depth trains; SP at lr 0.05 is a NOTE: it diverges at L = 4).
+//!
+//! Reduced version (seed 0): only Q1 (every νP depth run finishes with finite losses)
+//! and Q2 (the schedule run's η_t λ_t in [1.5, 4] at ≥ 80 % of its probes after the
+//! first) gate; N1–N5 are NOTEs. `EOS_NUP_EOC_ONLY=depth` runs only the depth runs and
+//! Q1, N1, N2 (the N2 test within the time one session has).
 
 use eos_train::Status;
 
-use super::beyond::eta_lambda;
+use super::terjek::{claim, constant_widths, eta_lambda, last_tenth_loss, lr_set, mean, Sizes, SP};
 use super::{fmt, Check, Ctx, Run};
 use eos_report::plot::{Figure, Series, Style};
 
@@ -41,35 +49,82 @@ const SOURCE: &str = "Terjék 2025 v1 (arXiv 2502.13110v1), abstract; THEORY.md 
 const DEPTHS: [usize; 3] = [4, 8, 16];
 /// Half-window (steps) of the catapult-phase loss comparison.
 const WINDOW: f64 = 50.0;
+/// N2: νP's spread over depth ≤ N2_FACTOR × SP's (committed before the run that
+/// tests it, as N1's ½).
+pub const N2_FACTOR: f64 = 0.5;
 
-struct Plan {
-    seeds: Vec<u64>,
-    n: usize,
-    test_n: usize,
-    depth_steps: u64,
-    schedule_steps: u64,
-    grid: Vec<f64>,
+/// The settings of one version (the `--set` overrides come from here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub sizes: Sizes,
+    pub depth_steps: u64,
+    pub schedule_steps: u64,
+    /// SP's constant hidden width in the depth runs.
+    pub sp_width: usize,
+    /// SP's learning rate in the depth runs (N1).
+    pub sp_lr: f64,
+    /// SP's smaller learning rate (the sensitivity NOTE; N2's baseline).
+    pub sp_small_lr: f64,
+    /// Only the depth runs and their checks (Q1, N1, N2): `EOS_NUP_EOC_ONLY=depth`.
+    pub depth_only: bool,
 }
 
-fn plan(full: bool) -> Plan {
-    if full {
-        Plan {
-            seeds: vec![0, 1, 2],
-            n: 4096,
-            test_n: 2000,
+impl Settings {
+    pub fn full() -> Self {
+        Self {
+            sizes: Sizes::full(),
             depth_steps: 600,
             schedule_steps: 1500,
-            grid: vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+            ..Self::reduced()
         }
-    } else {
-        Plan {
-            seeds: vec![0],
-            n: 1024,
-            test_n: 500,
+    }
+
+    pub fn reduced() -> Self {
+        Self {
+            sizes: Sizes::reduced(),
             depth_steps: 150,
             schedule_steps: 300,
-            grid: vec![0.003, 0.01, 0.03],
+            sp_width: 64,
+            sp_lr: 0.05,
+            sp_small_lr: 0.01,
+            depth_only: std::env::var("EOS_NUP_EOC_ONLY").is_ok_and(|v| v == "depth"),
         }
+    }
+
+    pub fn for_version(full: bool) -> Self {
+        if full {
+            Self::full()
+        } else {
+            Self::reduced()
+        }
+    }
+
+    /// `depth.toml` as it is (νP, widths 4·l²) at depth `l`.
+    pub fn nup(&self, seed: u64, l: usize) -> Vec<String> {
+        let mut v = self.sizes.base(seed, self.depth_steps);
+        v.push(format!("model.depth={l}"));
+        v
+    }
+
+    /// Standard SGD (SP, constant width) at depth `l` and learning rate `lr`.
+    pub fn sp(&self, seed: u64, l: usize, lr: f64) -> Vec<String> {
+        let mut v = self.nup(seed, l);
+        v.push(SP.into());
+        v.extend(constant_widths(self.sp_width));
+        v.push(lr_set(lr));
+        v
+    }
+
+    /// `schedule.toml` as it is (the geometry-aware schedule).
+    pub fn geometry(&self, seed: u64) -> Vec<String> {
+        self.sizes.base(seed, self.schedule_steps)
+    }
+
+    /// The schedule runs' network at a constant learning rate `lr`.
+    pub fn constant(&self, seed: u64, lr: f64) -> Vec<String> {
+        let mut v = self.geometry(seed);
+        v.push(format!("schedule={{kind=\"constant\",lr={lr}}}"));
+        v
     }
 }
 
@@ -85,76 +140,57 @@ struct Runs {
     constant: Group,
 }
 
-fn train_all(ctx: &Ctx, p: &Plan) -> anyhow::Result<Runs> {
+/// One empty group per depth.
+fn depth_groups() -> Group {
+    DEPTHS
+        .iter()
+        .map(|l| (format!("L = {l}"), vec![]))
+        .collect()
+}
+
+fn train_all(ctx: &Ctx, p: &Settings) -> anyhow::Result<Runs> {
     let mut r = Runs {
-        nup: DEPTHS
-            .iter()
-            .map(|l| (format!("L = {l}"), vec![]))
-            .collect(),
-        sp: DEPTHS
-            .iter()
-            .map(|l| (format!("L = {l}"), vec![]))
-            .collect(),
-        sp_small: DEPTHS
-            .iter()
-            .map(|l| (format!("L = {l}"), vec![]))
-            .collect(),
+        nup: depth_groups(),
+        sp: depth_groups(),
+        sp_small: depth_groups(),
         geometry: vec![],
-        constant: p
-            .grid
-            .iter()
+        constant: (p.sizes.grid.iter())
             .map(|lr| (format!("η = {lr}"), vec![]))
             .collect(),
     };
-    for &seed in &p.seeds {
-        let base = |steps: u64| {
-            vec![
-                format!("train.steps={steps}"),
-                format!("train.seed={seed}"),
-                format!("data.n={}", p.n),
-                format!("data.test_n={}", p.test_n),
-            ]
-        };
-        for (i, l) in DEPTHS.iter().enumerate() {
-            let mut set = base(p.depth_steps);
-            set.push(format!("model.depth={l}"));
-            r.nup[i]
-                .1
-                .push(ctx.train(&format!("nup-L{l}-s{seed}"), "depth.toml", &set)?);
-            set.extend([
-                "model.parameterization={kind=\"sp\"}".to_string(),
-                "model.pattern={kind=\"constant\"}".into(),
-                "model.base_width=64".into(),
-                "optim.lr=0.05".into(),
-            ]);
-            r.sp[i]
-                .1
-                .push(ctx.train(&format!("sp-L{l}-s{seed}"), "depth.toml", &set)?);
-            set.push("optim.lr=0.01".into());
-            r.sp_small[i].1.push(ctx.train(
-                &format!("sp-small-L{l}-s{seed}"),
-                "depth.toml",
-                &set,
-            )?);
+    for &seed in &p.sizes.seeds {
+        train_depth(ctx, p, seed, &mut r)?;
+        if p.depth_only {
+            continue;
         }
-        let set = base(p.schedule_steps);
+        let name = format!("geometry-s{seed}");
         r.geometry
-            .push(ctx.train(&format!("geometry-s{seed}"), "schedule.toml", &set)?);
-        for (i, lr) in p.grid.iter().enumerate() {
-            let mut set = set.clone();
-            set.push(format!("schedule={{kind=\"constant\",lr={lr}}}"));
-            r.constant[i].1.push(ctx.train(
-                &format!("constant-{lr}-s{seed}"),
-                "schedule.toml",
-                &set,
-            )?);
+            .push(ctx.train(&name, "schedule.toml", &p.geometry(seed))?);
+        for (i, &lr) in p.sizes.grid.iter().enumerate() {
+            let name = format!("constant-{lr}-s{seed}");
+            r.constant[i]
+                .1
+                .push(ctx.train(&name, "schedule.toml", &p.constant(seed, lr))?);
         }
     }
     Ok(r)
 }
 
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
+/// The depth runs of one seed: νP, SP and SP at the smaller lr at every depth.
+fn train_depth(ctx: &Ctx, p: &Settings, seed: u64, r: &mut Runs) -> anyhow::Result<()> {
+    for (i, &l) in DEPTHS.iter().enumerate() {
+        let train = |name: String, set: Vec<String>| ctx.train(&name, "depth.toml", &set);
+        r.nup[i]
+            .1
+            .push(train(format!("nup-L{l}-s{seed}"), p.nup(seed, l))?);
+        let sp = p.sp(seed, l, p.sp_lr);
+        r.sp[i].1.push(train(format!("sp-L{l}-s{seed}"), sp)?);
+        let small = p.sp(seed, l, p.sp_small_lr);
+        r.sp_small[i]
+            .1
+            .push(train(format!("sp-small-L{l}-s{seed}"), small)?);
+    }
+    Ok(())
 }
 
 /// Mean minibatch loss over the last tenth; +∞ for a diverged run.
@@ -162,14 +198,7 @@ fn late_loss(run: &Run) -> f64 {
     if run.diverged() {
         return f64::INFINITY;
     }
-    let l = run.series("loss");
-    let t_end = l.last().map_or(0.0, |p| p.0);
-    mean(
-        &l.iter()
-            .filter(|p| p.0 >= 0.9 * t_end)
-            .map(|p| p.1)
-            .collect::<Vec<_>>(),
-    )
+    last_tenth_loss(run)
 }
 
 /// max − min over groups of log10(seed-mean late loss).
@@ -204,6 +233,92 @@ pub fn catapult_steps(el: &[(f64, f64)], loss: &[(f64, f64)]) -> f64 {
         .count() as f64
 }
 
+/// (step, the last hidden layer's preactivation RMS) at the `preact_rms` probes.
+pub fn last_preact(run: &Run) -> Vec<(f64, f64)> {
+    run.metrics
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let v = l.get("preact_rms")?.as_array()?.last()?.as_f64()?;
+            Some((l.get("step")?.as_f64()?, v))
+        })
+        .collect()
+}
+
+/// The spread over depth of a curve: for each step t logged by any run of `g`,
+/// max − min over depths of log10(seed mean of `f` at t) (+∞ where a run lacks t —
+/// it diverged — or its value is not finite and positive); the mean over t.
+pub fn curve_spread(g: &Group, f: &dyn Fn(&Run) -> Vec<(f64, f64)>) -> f64 {
+    let curves: Vec<Vec<Vec<(f64, f64)>>> = g
+        .iter()
+        .map(|(_, runs)| runs.iter().map(f).collect())
+        .collect();
+    let mut steps: Vec<f64> = curves.iter().flatten().flatten().map(|p| p.0).collect();
+    steps.sort_by(f64::total_cmp);
+    steps.dedup();
+    let at = |c: &[(f64, f64)], t: f64| c.iter().find(|p| p.0 == t).map_or(f64::NAN, |p| p.1);
+    let spread = |t: f64| {
+        let logs: Vec<f64> = curves
+            .iter()
+            .map(|seeds| {
+                let m = mean(&seeds.iter().map(|c| at(c, t)).collect::<Vec<_>>());
+                if m.is_finite() && m > 0.0 {
+                    m.log10()
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        if logs.iter().any(|x| x.is_nan()) {
+            return f64::INFINITY;
+        }
+        let hi = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        hi - logs.iter().copied().fold(f64::INFINITY, f64::min)
+    };
+    mean(&steps.iter().map(|&t| spread(t)).collect::<Vec<_>>())
+}
+
+/// N2: the spread over depth of the preactivation norms and of the loss curves,
+/// νP against SP at the smaller lr (and, as a NOTE, at the larger one).
+fn preact_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
+    let loss = |x: &Run| x.series("loss");
+    let mut out = Vec::new();
+    for (what, f) in [
+        (
+            "preactivation RMS of the last hidden layer",
+            &last_preact as &dyn Fn(&Run) -> _,
+        ),
+        ("minibatch loss curve", &loss),
+    ] {
+        let (n, s, s5) = (
+            curve_spread(&r.nup, f),
+            curve_spread(&r.sp_small, f),
+            curve_spread(&r.sp, f),
+        );
+        out.push(claim(
+            ctx,
+            Check::holds(
+                format!("N2 spread over L = 4, 8, 16 of log10({what}), mean over steps: νP vs SP (lr {})", 0.01),
+                n <= N2_FACTOR * s,
+                format!("{} vs {}", fmt(n), fmt(s)),
+                format!("νP ≤ {N2_FACTOR} × SP"),
+                SOURCE,
+            ),
+        ));
+        out.push(
+            Check::holds(
+                format!("N2 {what}: νP vs SP at lr 0.05 (diverged runs count as +∞)"),
+                n <= N2_FACTOR * s5,
+                format!("{} vs {}", fmt(n), fmt(s5)),
+                format!("νP ≤ {N2_FACTOR} × SP"),
+                SOURCE,
+            )
+            .informative(),
+        );
+    }
+    out
+}
+
 /// Ranks (1-based, ties averaged).
 fn ranks(v: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..v.len()).collect();
@@ -235,14 +350,6 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
     let vx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
     let vy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
     cov / (vx * vy).sqrt()
-}
-
-fn claim(ctx: &Ctx, c: Check) -> Check {
-    if ctx.full {
-        c
-    } else {
-        c.informative()
-    }
 }
 
 fn group_text(g: &Group) -> String {
@@ -414,7 +521,7 @@ fn schedule_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
     ]
 }
 
-fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
+fn depth_figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
     let mut fig = Figure {
         title: "nup-eoc: minibatch loss across depth, seed 0".into(),
         x_label: "step".into(),
@@ -432,6 +539,27 @@ fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
         }
     }
     ctx.save(&fig, "depth_loss")?;
+    let mut pre = Figure {
+        title: "nup-eoc: preactivation RMS of the last hidden layer, seed 0".into(),
+        x_label: "step".into(),
+        y_label: "RMS(z_{L−2})".into(),
+        log_y: true,
+        ..Figure::default()
+    };
+    for (name, g, style) in [
+        ("νP", &r.nup, Style::Line),
+        ("SP lr 0.01", &r.sp_small, Style::Dashed),
+    ] {
+        for (k, runs) in g {
+            let c = last_preact(&runs[0]);
+            pre.series
+                .push(Series::new(format!("{name} {k}"), c, style));
+        }
+    }
+    ctx.save(&pre, "depth_preact")
+}
+
+fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
     let mut s = Figure {
         title: "nup-eoc: η·λ_max, geometry-aware vs constant η, seed 0".into(),
         x_label: "step".into(),
@@ -455,9 +583,14 @@ fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
 }
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let p = plan(ctx.full);
+    let p = Settings::for_version(ctx.full);
     let r = train_all(ctx, &p)?;
     let mut checks = depth_checks(ctx, &r);
+    checks.extend(preact_checks(ctx, &r));
+    depth_figures(ctx, &r)?;
+    if p.depth_only {
+        return Ok(checks);
+    }
     checks.push(cosine_check(ctx, &r));
     checks.extend(schedule_checks(ctx, &r));
     figures(ctx, &r)?;
@@ -469,6 +602,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn settings_give_the_committed_overrides() {
+        let p = Settings::reduced();
+        let nup = [
+            "train.steps=150",
+            "train.seed=2",
+            "data.n=1024",
+            "data.test_n=500",
+            "model.depth=8",
+        ];
+        assert_eq!(p.nup(2, 8), nup);
+        let sp = p.sp(2, 8, 0.05);
+        assert_eq!(sp[..5], nup);
+        assert_eq!(
+            sp[5..],
+            [
+                SP,
+                "model.pattern={kind=\"constant\"}",
+                "model.base_width=64",
+                "optim.lr=0.05"
+            ]
+        );
+        assert_eq!(Settings::full().geometry(0)[0], "train.steps=1500");
+        assert_eq!(
+            p.constant(0, 0.01)[4],
+            "schedule={kind=\"constant\",lr=0.01}"
+        );
+    }
+
+    #[test]
     fn spearman_known_values() {
         // Monotone: ρ = 1; reversed: −1; ties averaged: ranks of [1, 2, 2, 3].
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 25.0, 90.0]) - 1.0).abs() < 1e-12);
@@ -478,6 +640,31 @@ mod tests {
         let r = spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[2.0, 1.0, 4.0, 3.0, 5.0]);
         assert!((r - 0.8).abs() < 1e-12, "{r}");
         assert!(spearman(&[1.0, 2.0], &[1.0, 2.0]).is_nan());
+    }
+
+    fn run(text: &str) -> Run {
+        Run {
+            dir: "x".into(),
+            status: Status::Finished,
+            metrics: eos_train::metrics::read::Metrics::parse(text),
+        }
+    }
+
+    #[test]
+    fn curve_spread_of_preactivations_and_losses() {
+        // Depth A: rms 1 then 10; depth B (two seeds): means 1 then 100, loss 1 always.
+        let a = run("{\"step\":0,\"loss\":1,\"preact_rms\":[5,1]}\n{\"step\":25,\"loss\":1,\"preact_rms\":[5,10]}");
+        let b1 = run("{\"step\":0,\"loss\":1,\"preact_rms\":[1]}\n{\"step\":25,\"loss\":1,\"preact_rms\":[150]}");
+        let b2 = run("{\"step\":0,\"loss\":1,\"preact_rms\":[1]}\n{\"step\":25,\"loss\":1,\"preact_rms\":[50]}");
+        assert_eq!(last_preact(&a), [(0.0, 1.0), (25.0, 10.0)]);
+        let g: Group = vec![("A".into(), vec![a]), ("B".into(), vec![b1, b2])];
+        // Step 0: |log10 1 − log10 1| = 0; step 25: log10 100 − log10 10 = 1; mean ½.
+        assert!((curve_spread(&g, &last_preact) - 0.5).abs() < 1e-12);
+        assert_eq!(curve_spread(&g, &|x: &Run| x.series("loss")), 0.0);
+        // A run that stops early (diverged) makes the later steps +∞.
+        let short = run("{\"step\":0,\"loss\":1,\"preact_rms\":[1]}");
+        let g2: Group = vec![("A".into(), vec![short]), g[1].clone()];
+        assert_eq!(curve_spread(&g2, &last_preact), f64::INFINITY);
     }
 
     #[test]

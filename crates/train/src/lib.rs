@@ -4,7 +4,8 @@
 //! - [`data`] and [`build`]: the data set, model, optimizer, schedule and sampler of a config;
 //! - [`model`]: the model a run trains (an MLP or a layer network) behind one `Model`;
 //! - [`trainer`]: the training loop ([`train`]), resumable bit for bit;
-//! - [`probes`]: the curvature measurements taken during training;
+//! - [`probes`]: the curvature measurements taken during training ([`preact`]: the
+//!   preactivation norms);
 //! - [`run_dir`], [`metrics`], [`checkpoint`]: the run directory (`meta.json` with its
 //!   [`Status`], `metrics.jsonl` writer and reader, checkpoints);
 //! - [`probe`] and [`example`]: the library side of `eos probe` and `eos example`;
@@ -55,6 +56,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod network;
+pub mod preact;
 pub mod probe;
 pub mod probes;
 pub mod run_dir;

@@ -2,7 +2,8 @@
 //!
 //! At step t, before the update (at θ_t): sharpness (top-k Lanczos on the probe set,
 //! warm-started from the previous Ritz vectors), batch sharpness, NTK trace, Hessian
-//! trace, soft rank of each hidden layer, weight norms, eval (accuracies, test loss).
+//! trace, soft rank of each hidden layer, preactivation RMS of each hidden layer
+//! ([`crate::preact`]), weight norms, eval (accuracies, test loss).
 //! After the update Δθ_t is known: Taylor coefficients c0..c3 of the step's minibatch
 //! loss along Δθ_t, the update cosine with θ_t − θ₀, the update norms.
 //!
@@ -71,6 +72,7 @@ pub struct Probes {
     trace_set: Batch,
     seos_set: Batch,
     rank_set: Batch,
+    preact_set: Batch,
     /// Minibatch size for batch sharpness.
     bs_size: usize,
     /// The latest Ritz vectors (warm start of the next sharpness probe).
@@ -124,6 +126,7 @@ impl Probes {
             trace_set: subset(cfg.hessian_trace.subset)?,
             seos_set: subset(cfg.s_eos.subset)?,
             rank_set: subset(cfg.soft_rank.subset)?,
+            preact_set: subset(cfg.preact_rms.subset)?,
             cfg: cfg.clone(),
             loss,
             seed,
@@ -213,6 +216,9 @@ impl Probes {
                 .map(|h| soft_rank(h, c.soft_rank.kind))
                 .collect::<Result<Vec<_>, _>>()?;
             line.soft_rank = Some(ranks);
+        }
+        if due(c.preact_rms.every, step) {
+            line.preact_rms = Some(crate::preact::preact_rms(mlp, &self.preact_set.x)?);
         }
         if due(c.norms.every, step) {
             line.weight_norms = Some(layer_norms(mlp.params())?);

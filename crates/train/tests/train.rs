@@ -80,6 +80,7 @@ batch_sharpness = { every = 3, batches = 2 }
 ntk_trace = { every = 3 }
 hessian_trace = { every = 4, samples = 4 }
 soft_rank = { every = 3 }
+preact_rms = { every = 3, subset = 32 }
 update_cosine = { every = 1 }
 norms = { every = 2 }
 eval = { every = 3 }
@@ -157,6 +158,18 @@ fn a_run_writes_its_files_with_the_contract_keys() {
         "one per hidden layer"
     );
     assert_eq!(l0["top_eigenvalues"].as_array().map(|a| a.len()), Some(2));
+    // preact_rms: one positive finite value per hidden layer, every 3 steps (its value
+    // on a known network is tested in eos_train::preact).
+    for (t, l) in lines.iter().enumerate() {
+        let p = l.get("preact_rms").and_then(|v| v.as_array());
+        assert_eq!(p.is_some(), t % 3 == 0, "step {t}: {l}");
+        if let Some(p) = p {
+            assert_eq!(p.len(), 2, "one per hidden layer: {l}");
+            assert!(p
+                .iter()
+                .all(|v| v.as_f64().is_some_and(|x| x > 0.0 && x.is_finite())));
+        }
+    }
     assert!(
         lines[1].get("sharpness").is_none(),
         "sharpness runs every 2 steps"

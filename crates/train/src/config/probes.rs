@@ -35,6 +35,9 @@ pub struct ProbesConfig {
     pub s_eos: SEosProbe,
     #[serde(default)]
     pub soft_rank: SoftRankProbe,
+    /// RMS of each hidden layer's preactivations (`preact_rms`; [`crate::preact`]).
+    #[serde(default)]
+    pub preact_rms: SubsetProbe,
     #[serde(default)]
     pub update_cosine: EveryProbe,
     /// Per-layer weight and update norms.

@@ -66,6 +66,9 @@ pub struct Line {
     /// One per hidden layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soft_rank: Option<Vec<f64>>,
+    /// RMS of the preactivations z_l on the probe set, one per hidden layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preact_rms: Option<Vec<f64>>,
     /// cos(Δθ_t, θ_t − θ₀); `null` at t = 0 (undefined).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_cosine: Option<Option<f64>>,
@@ -105,6 +108,7 @@ impl Line {
             || self.hessian_trace.is_some()
             || self.gn_trace.is_some()
             || self.soft_rank.is_some()
+            || self.preact_rms.is_some()
             || self.update_cosine.is_some()
             || self.weight_norms.is_some()
             || self.train_accuracy.is_some()
