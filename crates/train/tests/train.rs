@@ -251,6 +251,11 @@ fn config_errors_name_the_file_and_the_key() {
         e.contains("`data.n`") && e.contains("expected usize"),
         "{e}"
     );
+    let e = err(TINY, &["data.hiden=[4]"]);
+    assert!(
+        e.contains("exp.toml") && e.contains("unknown field `hiden`"),
+        "{e}"
+    );
     let e = err(TINY, &["model.activation=relu6"]);
     assert!(e.contains("model.activation") && e.contains("relu6"), "{e}");
     let e = err(TINY, &["probes.sharpness.every=-1"]);
