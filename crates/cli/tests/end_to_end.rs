@@ -7,88 +7,12 @@ use std::path::{Path, PathBuf};
 
 use eos_report::{report, ReportOptions};
 use eos_sweep::{sweep, SweepOptions};
-use eos_train::{train, Status, Summary, TrainArgs};
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("eos-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("exp.toml");
-    std::fs::write(&p, text).expect("write config");
-    p
-}
-
-fn args(config: &Path, out: &Path, set: &[&str]) -> TrainArgs {
-    TrainArgs {
-        config: config.to_path_buf(),
-        set: set.iter().map(|s| s.to_string()).collect(),
-        out: Some(out.to_path_buf()),
-        device: "cpu".into(),
-        ..Default::default()
-    }
-}
-
-fn run(config: &Path, out: &Path, set: &[&str]) -> Summary {
-    train(&args(config, out, set)).expect("training runs")
-}
-
-/// The metrics lines without `time_s`.
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics.jsonl");
-    text.lines()
-        .map(|l| {
-            let mut v: serde_json::Value =
-                serde_json::from_str(l).expect("one JSON object per line");
-            v.as_object_mut().expect("object").remove("time_s");
-            v
-        })
-        .collect()
-}
-
-/// A small SGD run with every probe on: minibatches, momentum, warm-started Lanczos.
-const TINY: &str = r#"
-loss = "mse"
-[model]
-depth = 3
-base_width = 8
-activation = "tanh"
-[data]
-kind = "teacher"
-n = 48
-test_n = 16
-input_dim = 4
-hidden = [6]
-output_dim = 3
-classes = true
-[optim]
-kind = "momentum"
-momentum = 0.9
-lr = 0.1
-[train]
-steps = 12
-batch_size = 16
-checkpoint_every = 4
-[probes]
-sharpness = { every = 2, k = 2, subset = 32 }
-taylor = { every = 1 }
-batch_sharpness = { every = 3, batches = 2 }
-ntk_trace = { every = 3 }
-hessian_trace = { every = 4, samples = 4 }
-soft_rank = { every = 3 }
-update_cosine = { every = 1 }
-norms = { every = 2 }
-eval = { every = 3 }
-"#;
+use eos_train::testing::{args, metrics, run, TinyCase};
+use eos_train::{train, Status};
 
 #[test]
 fn ctrl_c_checkpoints_and_ends_interrupted_then_resume_matches() {
-    let dir = scratch("sigint");
-    let cfg = write_config(&dir, TINY);
+    let TinyCase { dir, config: cfg } = TinyCase::new("train-sigint");
     let (full, cut) = (dir.join("full"), dir.join("cut"));
     run(
         &cfg,

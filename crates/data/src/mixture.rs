@@ -20,8 +20,10 @@ use crate::generator::{gaussian, Generator};
 use crate::targets::Targets;
 use eos_model::rng::{derived_rng, Purpose};
 
-/// Parameters of a Gaussian mixture.
+/// Parameters of a Gaussian mixture; as config keys (`[data] kind = "mixture"`) each
+/// one defaults to [`MixtureConfig::default`] and unknown keys are rejected by name.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MixtureConfig {
     /// Input dimension `d`.
     pub dim: usize,
@@ -104,6 +106,20 @@ impl Generator for GaussianMixture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_keys_default_each_and_reject_unknowns() {
+        let c: MixtureConfig = serde_json::from_str(r#"{"num_classes": 3}"#).expect("valid keys");
+        assert_eq!(
+            c,
+            MixtureConfig {
+                num_classes: 3,
+                ..MixtureConfig::default()
+            }
+        );
+        let e = serde_json::from_str::<MixtureConfig>(r#"{"classes": 3}"#).expect_err("a typo");
+        assert!(e.to_string().contains("unknown field `classes`"), "{e}");
+    }
 
     #[test]
     fn class_means_match_the_cluster_means() {

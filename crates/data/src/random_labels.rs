@@ -18,8 +18,11 @@ use crate::error::{DataError, Result};
 use crate::generator::{gaussian, Generator};
 use crate::targets::Targets;
 
-/// Gaussian inputs with uniformly random labels; a [`Generator`].
+/// Gaussian inputs with uniformly random labels; a [`Generator`]. As config keys
+/// (`[data] kind = "random_labels"`) each one defaults to [`RandomLabels::default`]
+/// (`d = 20`, `k = 2`, `s = 1`, one-hot) and unknown keys are rejected by name.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RandomLabels {
     /// Input dimension `d`.
     pub dim: usize,
@@ -29,6 +32,17 @@ pub struct RandomLabels {
     pub input_std: f64,
     /// Target encoding.
     pub targets: Targets,
+}
+
+impl Default for RandomLabels {
+    fn default() -> Self {
+        RandomLabels {
+            dim: 20,
+            num_classes: 2,
+            input_std: 1.0,
+            targets: Targets::OneHot,
+        }
+    }
 }
 
 impl Generator for RandomLabels {

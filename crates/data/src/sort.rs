@@ -27,8 +27,10 @@ use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::generator::Generator;
 
-/// The sorting task's sequence length and vocabulary; a [`Generator`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The sorting task's sequence length and vocabulary; a [`Generator`]. As config keys
+/// (`[data] kind = "sort"`, both required) it is checked by [`SortTask::new`] when built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SortTask {
     /// Sequence length `T` (≥ 1).
     pub len: usize,

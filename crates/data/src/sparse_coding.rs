@@ -26,7 +26,12 @@ use crate::generator::{gaussian, Generator};
 use crate::targets::Targets;
 
 /// Parameters of the sparse-coding model.
+///
+/// Its serde form is the `[data] kind = "sparse_coding"` table of a config
+/// ([`SparseCodingKeys`]: `noise_var` left out means `1/dim`); unknown keys are
+/// rejected by name.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SparseCodingKeys", into = "SparseCodingKeys")]
 pub struct SparseCoding {
     /// Dimension `d` (default 200).
     pub dim: usize,
@@ -82,6 +87,58 @@ impl SparseCoding {
     }
 }
 
+/// The keys of a sparse-coding config, as a config file spells them (the serde form of
+/// [`SparseCoding`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparseCodingKeys {
+    /// Dimension `d` (default 200).
+    #[serde(default = "two_hundred")]
+    pub dim: usize,
+    /// Signal strength `λ` (default 3).
+    #[serde(default = "three")]
+    pub signal: f64,
+    /// Noise variance per coordinate (default `1/dim`; written only when it differs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_var: Option<f64>,
+    /// Target encoding (default `±1`).
+    #[serde(default = "signed")]
+    pub targets: Targets,
+}
+
+fn two_hundred() -> usize {
+    200
+}
+fn three() -> f64 {
+    3.0
+}
+fn signed() -> Targets {
+    Targets::Signed
+}
+
+impl From<SparseCodingKeys> for SparseCoding {
+    fn from(k: SparseCodingKeys) -> Self {
+        SparseCoding {
+            noise_var: k.noise_var.unwrap_or(1.0 / k.dim.max(1) as f64),
+            signal: k.signal,
+            targets: k.targets,
+            ..SparseCoding::with_dim(k.dim)
+        }
+    }
+}
+
+impl From<SparseCoding> for SparseCodingKeys {
+    fn from(s: SparseCoding) -> Self {
+        let default_var = 1.0 / s.dim.max(1) as f64;
+        SparseCodingKeys {
+            dim: s.dim,
+            signal: s.signal,
+            noise_var: (s.noise_var != default_var).then_some(s.noise_var),
+            targets: s.targets,
+        }
+    }
+}
+
 impl Default for SparseCoding {
     fn default() -> Self {
         SparseCoding::with_dim(200)
@@ -98,6 +155,23 @@ impl Generator for SparseCoding {
 mod tests {
     use super::*;
     use eos_model::rng::{derived_rng, Purpose};
+
+    #[test]
+    fn config_keys_default_the_noise_to_one_over_dim() {
+        let s: SparseCoding = serde_json::from_str(r#"{"dim": 8}"#).expect("valid keys");
+        assert_eq!(s, SparseCoding::with_dim(8));
+        assert_eq!(
+            serde_json::to_string(&s).expect("ok"),
+            r#"{"dim":8,"signal":3.0,"targets":"signed"}"#
+        );
+        let t: SparseCoding = serde_json::from_str(r#"{"noise_var": 0.5}"#).expect("valid keys");
+        assert_eq!((t.dim, t.noise_var), (200, 0.5));
+        let back: SparseCoding =
+            serde_json::from_str(&serde_json::to_string(&t).expect("ok")).expect("round trip");
+        assert_eq!(back, t);
+        let e = serde_json::from_str::<SparseCoding>(r#"{"signa": 1}"#).expect_err("a typo");
+        assert!(e.to_string().contains("unknown field `signa`"), "{e}");
+    }
 
     #[test]
     fn one_large_coordinate_equal_to_lambda_y_and_balanced_labels() {

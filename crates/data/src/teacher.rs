@@ -70,7 +70,12 @@ pub enum TeacherOutput {
 }
 
 /// The shape and scales of a teacher network.
+///
+/// Its serde form is the flat `[data] kind = "teacher"` table of a config
+/// ([`TeacherKeys`]: `classes = true` selects [`TeacherOutput::Classes`]); unknown keys
+/// are rejected by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "TeacherKeys", into = "TeacherKeys")]
 pub struct TeacherConfig {
     /// Input dimension `d`.
     pub input_dim: usize,
@@ -116,6 +121,102 @@ impl TeacherConfig {
             hidden,
             activation,
             ..TeacherConfig::linear(input_dim, output_dim)
+        }
+    }
+}
+
+/// The flat keys of a teacher config, as a config file spells them (the serde form of
+/// [`TeacherConfig`]); every key but `input_dim` has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherKeys {
+    /// Input dimension `d`.
+    pub input_dim: usize,
+    /// Hidden widths (default none: a linear teacher).
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// Output dimension `k` (default 1).
+    #[serde(default = "one")]
+    pub output_dim: usize,
+    /// Hidden nonlinearity (default tanh).
+    #[serde(default)]
+    pub activation: TeacherActivation,
+    /// Input standard deviation `s` (default 1).
+    #[serde(default = "unit")]
+    pub input_std: f64,
+    /// Weight gain `g` (default 1).
+    #[serde(default = "unit")]
+    pub weight_gain: f64,
+    /// Bias standard deviation `σ_b` (default 0).
+    #[serde(default)]
+    pub bias_std: f64,
+    /// Regression output noise (ignored with `classes`).
+    #[serde(default)]
+    pub noise_std: f64,
+    /// Labels from the teacher's argmax (or sign) instead of regression targets.
+    #[serde(default)]
+    pub classes: bool,
+    /// Label-noise probability (with `classes`).
+    #[serde(default)]
+    pub label_noise: f64,
+    /// Target encoding (with `classes`; default one-hot).
+    #[serde(default)]
+    pub targets: Targets,
+}
+
+fn one() -> usize {
+    1
+}
+fn unit() -> f64 {
+    1.0
+}
+
+impl From<TeacherKeys> for TeacherConfig {
+    fn from(k: TeacherKeys) -> Self {
+        let output = if k.classes {
+            TeacherOutput::Classes {
+                label_noise: k.label_noise,
+                targets: k.targets,
+            }
+        } else {
+            TeacherOutput::Regression {
+                noise_std: k.noise_std,
+            }
+        };
+        TeacherConfig {
+            input_dim: k.input_dim,
+            hidden: k.hidden,
+            output_dim: k.output_dim,
+            activation: k.activation,
+            input_std: k.input_std,
+            weight_gain: k.weight_gain,
+            bias_std: k.bias_std,
+            output,
+        }
+    }
+}
+
+impl From<TeacherConfig> for TeacherKeys {
+    fn from(c: TeacherConfig) -> Self {
+        let (classes, noise_std, label_noise, targets) = match c.output {
+            TeacherOutput::Regression { noise_std } => (false, noise_std, 0.0, Targets::default()),
+            TeacherOutput::Classes {
+                label_noise,
+                targets,
+            } => (true, 0.0, label_noise, targets),
+        };
+        TeacherKeys {
+            input_dim: c.input_dim,
+            hidden: c.hidden,
+            output_dim: c.output_dim,
+            activation: c.activation,
+            input_std: c.input_std,
+            weight_gain: c.weight_gain,
+            bias_std: c.bias_std,
+            noise_std,
+            classes,
+            label_noise,
+            targets,
         }
     }
 }
@@ -247,6 +348,37 @@ fn argmax(v: &[f64]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_keys_are_flat_with_defaults_and_named_unknowns() {
+        let c: TeacherConfig =
+            serde_json::from_str(r#"{"input_dim": 4, "classes": true, "label_noise": 0.25}"#)
+                .expect("valid keys");
+        assert_eq!((c.input_dim, c.output_dim, c.hidden.len()), (4, 1, 0));
+        assert_eq!(
+            (c.activation, c.input_std, c.bias_std),
+            (TeacherActivation::Tanh, 1.0, 0.0)
+        );
+        assert_eq!(
+            c.output,
+            TeacherOutput::Classes {
+                label_noise: 0.25,
+                targets: Targets::OneHot
+            }
+        );
+        let text = serde_json::to_string(&c).expect("serialisable");
+        assert!(text.contains(r#""classes":true"#), "{text}");
+        let back: TeacherConfig = serde_json::from_str(&text).expect("round trip");
+        assert_eq!(back, c);
+        let r: TeacherConfig =
+            serde_json::from_str(r#"{"input_dim": 2, "noise_std": 0.5}"#).expect("valid keys");
+        assert_eq!(r.output, TeacherOutput::Regression { noise_std: 0.5 });
+        let e = serde_json::from_str::<TeacherConfig>(r#"{"input_dim": 2, "hiden": [3]}"#)
+            .expect_err("a typo");
+        assert!(e.to_string().contains("unknown field `hiden`"), "{e}");
+        let e = serde_json::from_str::<TeacherConfig>(r#"{"hidden": [3]}"#).expect_err("no d");
+        assert!(e.to_string().contains("missing field `input_dim`"), "{e}");
+    }
 
     #[test]
     fn linear_teacher_is_exactly_linear() {

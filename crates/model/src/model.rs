@@ -15,62 +15,8 @@ use std::fmt::Debug;
 use candle_core::{DType, Device, Tensor};
 
 use crate::net::NetHvpPrimal;
+pub use crate::params::ParamSpace;
 use crate::{Batch, HvpPrimal, Loss, Mlp, NetParams, Network, ParamVec, Result};
-
-/// A vector of a model's parameter space.
-pub trait ParamSpace: Clone + Debug + Sized {
-    fn numel(&self) -> usize;
-    fn dot(&self, other: &Self) -> Result<f64>;
-    fn norm(&self) -> Result<f64>;
-    fn scale(&self, alpha: f64) -> Result<Self>;
-    /// `self + alpha · x`.
-    fn axpy(&self, alpha: f64, x: &Self) -> Result<Self>;
-    fn sub(&self, other: &Self) -> Result<Self>;
-    fn to_f64_vec(&self) -> Result<Vec<f64>>;
-    /// A vector shaped like `template` from flat values.
-    fn from_f64_slice(template: &Self, values: &[f64]) -> Result<Self>;
-    fn randn_like(&self, seed: u64) -> Result<Self>;
-    fn rademacher_like(&self, seed: u64) -> Result<Self>;
-}
-
-macro_rules! param_space {
-    ($t:ty) => {
-        impl ParamSpace for $t {
-            fn numel(&self) -> usize {
-                <$t>::numel(self)
-            }
-            fn dot(&self, other: &Self) -> Result<f64> {
-                <$t>::dot(self, other)
-            }
-            fn norm(&self) -> Result<f64> {
-                <$t>::norm(self)
-            }
-            fn scale(&self, alpha: f64) -> Result<Self> {
-                <$t>::scale(self, alpha)
-            }
-            fn axpy(&self, alpha: f64, x: &Self) -> Result<Self> {
-                <$t>::axpy(self, alpha, x)
-            }
-            fn sub(&self, other: &Self) -> Result<Self> {
-                <$t>::sub(self, other)
-            }
-            fn to_f64_vec(&self) -> Result<Vec<f64>> {
-                <$t>::to_f64_vec(self)
-            }
-            fn from_f64_slice(template: &Self, values: &[f64]) -> Result<Self> {
-                <$t>::from_f64_slice(template, values)
-            }
-            fn randn_like(&self, seed: u64) -> Result<Self> {
-                <$t>::randn_like(self, seed)
-            }
-            fn rademacher_like(&self, seed: u64) -> Result<Self> {
-                <$t>::rademacher_like(self, seed)
-            }
-        }
-    };
-}
-param_space!(ParamVec);
-param_space!(NetParams);
 
 /// A model whose loss, gradient and curvature products eos can compute exactly.
 pub trait Model: Debug + Clone {

@@ -1,33 +1,26 @@
 //! `ParamVec`: parameters, directions, gradients and updates as one vector of
-//! parameter space, stored as the model's per-layer tensors.
+//! parameter space, stored as the model's per-layer tensors; and [`ParamSpace`], the
+//! vector algebra shared with [`crate::NetParams`], written once.
 //!
 //! The flat order (used by [`ParamVec::to_f64_vec`], the dense Hessian and the
 //! interchange format) is: for each layer `i`, `weight` `[out, in]` row-major, then
 //! `bias` `[out]` if the layer has one.
+//!
+//! ```text
+//! ⟨x, y⟩ = Σ_tensors Σ_i x_i y_i     (each tensor's sum in f64 on the host, in order)
+//! axpy(x, α, y) = x + α·y,  scale(x, α) = α·x,  ‖x‖ = √⟨x, x⟩
+//! ```
+//!
+//! A vector type gives its structure (tensors in flat order, `map`, `zip_map`,
+//! `check_same_structure`); [`ParamSpace`]'s provided methods are the algebra, and
+//! `param_space_algebra!` makes them inherent methods too, so callers need no import.
 
-use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use std::fmt::Debug;
 
-use crate::{invalid, rng, Result};
+use candle_core::{DType, Device, Tensor};
 
-/// Calls `f` with the values of a contiguous f32/f64 CPU tensor, read in place (no
-/// copy); `None` for other tensors.
-fn with_host<R>(t: &Tensor, f: impl FnOnce(HostSlice<'_>) -> R) -> Option<R> {
-    if !t.device().is_cpu() || !t.is_contiguous() {
-        return None;
-    }
-    let (storage, layout) = t.storage_and_layout();
-    let (o, n) = (layout.start_offset(), t.elem_count());
-    match &*storage {
-        Storage::Cpu(CpuStorage::F32(v)) => Some(f(HostSlice::F32(&v[o..o + n]))),
-        Storage::Cpu(CpuStorage::F64(v)) => Some(f(HostSlice::F64(&v[o..o + n]))),
-        _ => None,
-    }
-}
-
-enum HostSlice<'a> {
-    F32(&'a [f32]),
-    F64(&'a [f64]),
-}
+use crate::host::{with_host, Host};
+use crate::{invalid, rng, NetParams, Result};
 
 /// `a + alpha·b` in one pass on the host for contiguous CPU tensors of one dtype and
 /// shape (`None` otherwise). Bit-identical to candle's `a + b.affine(alpha, 0)`:
@@ -38,12 +31,12 @@ pub(crate) fn host_axpy(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Result<Ten
     }
     let v = with_host(a, |x| {
         with_host(b, |y| match (x, y) {
-            (HostSlice::F32(x), HostSlice::F32(y)) => {
+            (Host::F32(x), Host::F32(y)) => {
                 let m = alpha as f32;
                 let v: Vec<f32> = x.iter().zip(y).map(|(p, q)| p + (q * m + 0.0)).collect();
                 Some(Tensor::from_vec(v, a.dims(), a.device()))
             }
-            (HostSlice::F64(x), HostSlice::F64(y)) => {
+            (Host::F64(x), Host::F64(y)) => {
                 let v: Vec<f64> = x
                     .iter()
                     .zip(y)
@@ -56,6 +49,203 @@ pub(crate) fn host_axpy(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Result<Ten
     })???;
     Some(v.map_err(Into::into))
 }
+
+/// A vector of a model's parameter space: the algebra, written once over the type's
+/// structure (tensors in flat order, `map`, `zip_map`, `check_same_structure`).
+pub trait ParamSpace: Clone + Debug + Sized {
+    /// The tensors in flat order.
+    fn tensors_in_order(&self) -> Vec<&Tensor>;
+    /// Applies `f` to every tensor, keeping the structure.
+    fn map(&self, f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<Self>;
+    /// Combines two vectors of the same structure tensor by tensor.
+    fn zip_map(
+        &self,
+        other: &Self,
+        f: impl FnMut(&Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Self>;
+    /// Errors unless `other` has the same structure (names, shapes).
+    fn check_same_structure(&self, other: &Self) -> Result<()>;
+
+    /// Total number of scalars P.
+    fn numel(&self) -> usize {
+        self.tensors_in_order().iter().map(|t| t.elem_count()).sum()
+    }
+
+    fn zeros_like(&self) -> Result<Self> {
+        self.map(|t| Ok(t.zeros_like()?))
+    }
+
+    fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        self.map(|t| Ok(t.to_dtype(dtype)?))
+    }
+
+    fn to_device(&self, device: &Device) -> Result<Self> {
+        self.map(|t| Ok(t.to_device(device)?))
+    }
+
+    /// ⟨self, other⟩, accumulated in f64.
+    fn dot(&self, other: &Self) -> Result<f64> {
+        self.check_same_structure(other)?;
+        let mut s = 0.0;
+        for (a, b) in self
+            .tensors_in_order()
+            .into_iter()
+            .zip(other.tensors_in_order())
+        {
+            s += dot_f64(a, b)?;
+        }
+        Ok(s)
+    }
+
+    fn norm(&self) -> Result<f64> {
+        Ok(self.dot(self)?.sqrt())
+    }
+
+    /// `self + alpha · x`.
+    fn axpy(&self, alpha: f64, x: &Self) -> Result<Self> {
+        self.zip_map(x, |a, b| match host_axpy(a, alpha, b) {
+            Some(t) => t,
+            None => Ok((a + b.affine(alpha, 0.0)?)?),
+        })
+    }
+
+    /// `alpha · self`.
+    fn scale(&self, alpha: f64) -> Result<Self> {
+        self.map(|t| Ok(t.affine(alpha, 0.0)?))
+    }
+
+    fn add(&self, other: &Self) -> Result<Self> {
+        self.zip_map(other, |a, b| Ok((a + b)?))
+    }
+
+    fn sub(&self, other: &Self) -> Result<Self> {
+        self.zip_map(other, |a, b| Ok((a - b)?))
+    }
+
+    /// The vector flattened to f64 in flat order (converted on the host, one pass).
+    fn to_f64_vec(&self) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(self.numel());
+        for t in self.tensors_in_order() {
+            let fast = with_host(t, |h| match h {
+                Host::F32(v) => out.extend(v.iter().map(|&x| f64::from(x))),
+                Host::F64(v) => out.extend_from_slice(v),
+            });
+            if fast.is_some() {
+                continue;
+            }
+            let t = t.flatten_all()?;
+            match t.dtype() {
+                DType::F64 => out.extend_from_slice(&t.to_vec1::<f64>()?),
+                DType::F32 => out.extend(t.to_vec1::<f32>()?.into_iter().map(f64::from)),
+                _ => out.extend(t.to_dtype(DType::F64)?.to_vec1::<f64>()?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A vector with `template`'s structure, dtypes and devices holding `values`.
+    fn from_f64_slice(template: &Self, values: &[f64]) -> Result<Self> {
+        let n = template.numel();
+        if values.len() != n {
+            return invalid(format!(
+                "parameter vector of length {} expected {n}",
+                values.len()
+            ));
+        }
+        let mut off = 0;
+        template.map(|t| {
+            let part = &values[off..off + t.elem_count()];
+            off += t.elem_count();
+            tensor_like(t, part)
+        })
+    }
+
+    /// A standard normal direction drawn from `seed` (same on every machine).
+    fn randn_like(&self, seed: u64) -> Result<Self> {
+        Self::from_f64_slice(self, &rng::normal_vec(seed, self.numel()))
+    }
+
+    /// A Rademacher (±1) direction drawn from `seed`.
+    fn rademacher_like(&self, seed: u64) -> Result<Self> {
+        Self::from_f64_slice(self, &rng::rademacher_vec(seed, self.numel()))
+    }
+}
+
+/// `values` as a tensor of `like`'s shape, dtype and device (f32 rounded on the host,
+/// as candle's cast rounds).
+fn tensor_like(like: &Tensor, values: &[f64]) -> Result<Tensor> {
+    let (shape, device) = (like.shape(), like.device());
+    Ok(match like.dtype() {
+        DType::F32 => {
+            let host: Vec<f32> = values.iter().map(|&x| x as f32).collect();
+            Tensor::from_vec(host, shape, device)?
+        }
+        DType::F64 => Tensor::from_slice(values, shape, device)?,
+        dtype => Tensor::from_slice(values, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?,
+    })
+}
+
+/// [`ParamSpace`]'s algebra as inherent methods of `$t` (no trait import needed).
+macro_rules! param_space_algebra {
+    ($t:ty) => {
+        impl $t {
+            /// Total number of scalars P.
+            pub fn numel(&self) -> usize {
+                <Self as ParamSpace>::numel(self)
+            }
+            pub fn zeros_like(&self) -> Result<Self> {
+                <Self as ParamSpace>::zeros_like(self)
+            }
+            pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+                <Self as ParamSpace>::to_dtype(self, dtype)
+            }
+            pub fn to_device(&self, device: &Device) -> Result<Self> {
+                <Self as ParamSpace>::to_device(self, device)
+            }
+            /// ⟨self, other⟩, accumulated in f64.
+            pub fn dot(&self, other: &Self) -> Result<f64> {
+                <Self as ParamSpace>::dot(self, other)
+            }
+            pub fn norm(&self) -> Result<f64> {
+                <Self as ParamSpace>::norm(self)
+            }
+            /// `self + alpha · x`.
+            pub fn axpy(&self, alpha: f64, x: &Self) -> Result<Self> {
+                <Self as ParamSpace>::axpy(self, alpha, x)
+            }
+            /// `alpha · self`.
+            pub fn scale(&self, alpha: f64) -> Result<Self> {
+                <Self as ParamSpace>::scale(self, alpha)
+            }
+            pub fn add(&self, other: &Self) -> Result<Self> {
+                <Self as ParamSpace>::add(self, other)
+            }
+            pub fn sub(&self, other: &Self) -> Result<Self> {
+                <Self as ParamSpace>::sub(self, other)
+            }
+            /// The vector flattened to f64 in flat order.
+            pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
+                <Self as ParamSpace>::to_f64_vec(self)
+            }
+            /// A vector with `template`'s structure, dtypes and devices holding `values`.
+            pub fn from_f64_slice(template: &Self, values: &[f64]) -> Result<Self> {
+                <Self as ParamSpace>::from_f64_slice(template, values)
+            }
+            /// A standard normal direction drawn from `seed` (same on every machine).
+            pub fn randn_like(&self, seed: u64) -> Result<Self> {
+                <Self as ParamSpace>::randn_like(self, seed)
+            }
+            /// A Rademacher (±1) direction drawn from `seed`.
+            pub fn rademacher_like(&self, seed: u64) -> Result<Self> {
+                <Self as ParamSpace>::rademacher_like(self, seed)
+            }
+        }
+    };
+}
+param_space_algebra!(ParamVec);
+param_space_algebra!(NetParams);
 
 /// One layer's block of a parameter-space vector.
 #[derive(Debug, Clone)]
@@ -76,10 +266,10 @@ pub(crate) fn dot_f64(a: &Tensor, b: &Tensor) -> Result<f64> {
     if a.dims() == b.dims() {
         let r = with_host(a, |x| {
             with_host(b, |y| match (x, y) {
-                (HostSlice::F64(x), HostSlice::F64(y)) => {
+                (Host::F64(x), Host::F64(y)) => {
                     Some(x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>())
                 }
-                (HostSlice::F32(x), HostSlice::F32(y)) => Some(
+                (Host::F32(x), Host::F32(y)) => Some(
                     x.iter()
                         .zip(y)
                         .map(|(p, q)| *p as f64 * *q as f64)
@@ -190,43 +380,12 @@ impl ParamVec {
         Ok(())
     }
 
-    /// Total number of scalars P.
-    pub fn numel(&self) -> usize {
-        self.tensors().map(|t| t.elem_count()).sum()
-    }
-
     pub fn dtype(&self) -> DType {
         self.layers[0].weight.dtype()
     }
 
     pub fn device(&self) -> &Device {
         self.layers[0].weight.device()
-    }
-
-    pub fn zeros_like(&self) -> Result<Self> {
-        self.map(|t| Ok(t.zeros_like()?))
-    }
-
-    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
-        self.map(|t| Ok(t.to_dtype(dtype)?))
-    }
-
-    pub fn to_device(&self, device: &Device) -> Result<Self> {
-        self.map(|t| Ok(t.to_device(device)?))
-    }
-
-    /// ⟨self, other⟩, accumulated in f64.
-    pub fn dot(&self, other: &Self) -> Result<f64> {
-        self.check_same_structure(other)?;
-        let mut s = 0.0;
-        for (a, b) in self.tensors().zip(other.tensors()) {
-            s += dot_f64(a, b)?;
-        }
-        Ok(s)
-    }
-
-    pub fn norm(&self) -> Result<f64> {
-        Ok(self.dot(self)?.sqrt())
     }
 
     /// Squared Frobenius norm of each layer (weight and bias together).
@@ -243,87 +402,6 @@ impl ParamVec {
             .collect()
     }
 
-    /// `self + alpha · x`.
-    pub fn axpy(&self, alpha: f64, x: &Self) -> Result<Self> {
-        self.zip_map(x, |a, b| match host_axpy(a, alpha, b) {
-            Some(t) => t,
-            None => Ok((a + b.affine(alpha, 0.0)?)?),
-        })
-    }
-
-    /// `alpha · self`.
-    pub fn scale(&self, alpha: f64) -> Result<Self> {
-        self.map(|t| Ok(t.affine(alpha, 0.0)?))
-    }
-
-    pub fn add(&self, other: &Self) -> Result<Self> {
-        self.zip_map(other, |a, b| Ok((a + b)?))
-    }
-
-    pub fn sub(&self, other: &Self) -> Result<Self> {
-        self.zip_map(other, |a, b| Ok((a - b)?))
-    }
-
-    /// The vector flattened to f64 in flat order (converted on the host, one pass).
-    pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
-        let mut out = Vec::with_capacity(self.numel());
-        for t in self.tensors() {
-            let fast = with_host(t, |h| match h {
-                HostSlice::F32(v) => out.extend(v.iter().map(|&x| f64::from(x))),
-                HostSlice::F64(v) => out.extend_from_slice(v),
-            });
-            if fast.is_some() {
-                continue;
-            }
-            let t = t.flatten_all()?;
-            match t.dtype() {
-                DType::F64 => out.extend_from_slice(&t.to_vec1::<f64>()?),
-                DType::F32 => out.extend(t.to_vec1::<f32>()?.into_iter().map(f64::from)),
-                _ => out.extend(t.to_dtype(DType::F64)?.to_vec1::<f64>()?),
-            }
-        }
-        Ok(out)
-    }
-
-    /// A vector with `template`'s structure, dtype and device holding `values`.
-    pub fn from_f64_slice(template: &Self, values: &[f64]) -> Result<Self> {
-        let n = template.numel();
-        if values.len() != n {
-            return invalid(format!(
-                "parameter vector of length {} expected {n}",
-                values.len()
-            ));
-        }
-        let (dtype, device) = (template.dtype(), template.device().clone());
-        let mut off = 0;
-        template.map(|t| {
-            let k = t.elem_count();
-            let part = &values[off..off + k];
-            off += k;
-            let v = match dtype {
-                DType::F32 => {
-                    let host: Vec<f32> = part.iter().map(|&x| x as f32).collect();
-                    Tensor::from_vec(host, t.shape(), &device)?
-                }
-                DType::F64 => Tensor::from_slice(part, t.shape(), &device)?,
-                _ => Tensor::from_slice(part, t.shape(), &Device::Cpu)?
-                    .to_dtype(dtype)?
-                    .to_device(&device)?,
-            };
-            Ok(v)
-        })
-    }
-
-    /// A standard normal direction drawn from `seed` (same on every machine).
-    pub fn randn_like(&self, seed: u64) -> Result<Self> {
-        Self::from_f64_slice(self, &rng::normal_vec(seed, self.numel()))
-    }
-
-    /// A Rademacher (±1) direction drawn from `seed`.
-    pub fn rademacher_like(&self, seed: u64) -> Result<Self> {
-        Self::from_f64_slice(self, &rng::rademacher_vec(seed, self.numel()))
-    }
-
     /// Names in the interchange format: `{prefix}layers.{i}.weight|bias`.
     pub fn named_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
@@ -334,6 +412,25 @@ impl ParamVec {
             }
         }
         out
+    }
+}
+
+impl ParamSpace for ParamVec {
+    fn tensors_in_order(&self) -> Vec<&Tensor> {
+        self.tensors().collect()
+    }
+    fn map(&self, f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
+        ParamVec::map(self, f)
+    }
+    fn zip_map(
+        &self,
+        other: &Self,
+        f: impl FnMut(&Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Self> {
+        ParamVec::zip_map(self, other, f)
+    }
+    fn check_same_structure(&self, other: &Self) -> Result<()> {
+        ParamVec::check_same_structure(self, other)
     }
 }
 
@@ -403,6 +500,31 @@ mod tests {
             names,
             ["v.layers.0.weight", "v.layers.0.bias", "v.layers.1.weight"]
         );
+    }
+
+    #[test]
+    fn net_params_share_the_algebra_in_flat_order() {
+        for dt in [DType::F32, DType::F64] {
+            let (a, b) = (pv(5, dt), pv(6, dt));
+            let net = |p: &ParamVec| {
+                let (names, tensors) = p.named_tensors("").into_iter().unzip();
+                NetParams::new(names, tensors).unwrap()
+            };
+            let (na, nb) = (net(&a), net(&b));
+            assert_eq!(na.numel(), a.numel());
+            assert_eq!(na.dot(&nb).unwrap(), a.dot(&b).unwrap());
+            assert_eq!(na.norm().unwrap(), a.norm().unwrap());
+            let (x, y) = (na.axpy(0.3, &nb).unwrap(), a.axpy(0.3, &b).unwrap());
+            assert_eq!(x.to_f64_vec().unwrap(), y.to_f64_vec().unwrap());
+            let r = na.randn_like(9).unwrap().to_f64_vec().unwrap();
+            assert_eq!(r, a.randn_like(9).unwrap().to_f64_vec().unwrap());
+            let back = NetParams::from_f64_slice(&na, &r).unwrap();
+            assert_eq!(back.dtype(), dt);
+            assert_eq!(back.to_f64_vec().unwrap(), r);
+            let d = na.sub(&nb).unwrap().add(&nb).unwrap().scale(2.0).unwrap();
+            let e = a.sub(&b).unwrap().add(&b).unwrap().scale(2.0).unwrap();
+            assert_eq!(d.to_f64_vec().unwrap(), e.to_f64_vec().unwrap());
+        }
     }
 
     #[test]

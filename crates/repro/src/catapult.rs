@@ -40,6 +40,73 @@ pub const ZERO_BAND: (f64, f64) = (3.6, 4.4);
 const SOURCE: &str =
     "Lewkowycz et al. 2020, Fig. 1 (two-layer linear model: η_max = 4/λ₀); THEORY.md §2";
 
+/// The settings of each version (issue 11: one struct, not `--set` strings in the
+/// code).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The c of the main runs (η = c/λ₀), in this order.
+    pub cs: Vec<f64>,
+    /// The hidden width of the main runs (`None`: the config's 2 048).
+    pub width: Option<usize>,
+    /// The widths of the zero-target runs.
+    pub zero_widths: Vec<usize>,
+    /// The c of the zero-target runs at every width.
+    pub zero_cs: Vec<f64>,
+    /// The zero-target runs' sharpness probe period (steps).
+    pub zero_sharpness_every: u64,
+    /// The zero-target runs' `s_eos` probe period: step 0 gives λ_NTK (k = 1).
+    pub zero_s_eos_every: u64,
+}
+
+impl Settings {
+    pub fn new(full: bool) -> Self {
+        if full {
+            Self {
+                cs: vec![0.5, 1.0, 1.5, 2.5, 3.0, 3.5, 3.9, 4.2, 4.5, 4.8, 6.0],
+                width: Some(4096),
+                zero_widths: vec![1024, 2048, 4096, 8192, 16384],
+                zero_cs: vec![3.0, 3.5, 3.8, 3.9, 4.0, 4.1, 4.2, 4.5, 5.0],
+                zero_sharpness_every: 100,
+                zero_s_eos_every: 1000,
+            }
+        } else {
+            Self {
+                cs: vec![1.0, 3.0, 5.0],
+                width: None,
+                zero_widths: vec![4096],
+                zero_cs: vec![3.5, 4.5],
+                zero_sharpness_every: 100,
+                zero_s_eos_every: 1000,
+            }
+        }
+    }
+
+    /// The config overrides of the main run at `c`.
+    pub fn overrides(&self, c: f64) -> Vec<String> {
+        let mut s: Vec<String> = self
+            .width
+            .map(|w| format!("model.widths=[32, {w}, 1]"))
+            .into_iter()
+            .collect();
+        s.push(format!("schedule.c={c}"));
+        s
+    }
+
+    /// The config overrides of the zero-target run at width `w` and `c`: the teacher's
+    /// weights and noise set to 0, so y = 0 exactly (module docs).
+    pub fn zero_overrides(&self, w: usize, c: f64) -> Vec<String> {
+        vec![
+            format!("model.widths=[32, {w}, 1]"),
+            "data.weight_gain=0".into(),
+            "data.noise_std=0".into(),
+            format!("probes.sharpness.every={}", self.zero_sharpness_every),
+            format!("probes.s_eos.every={}", self.zero_s_eos_every),
+            "probes.s_eos.k=1".into(),
+            format!("schedule.c={c}"),
+        ]
+    }
+}
+
 /// What the first steps of one run show.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phase {
@@ -69,14 +136,7 @@ pub fn phase(loss: &[(f64, f64)], sharp: &[(f64, f64)]) -> Phase {
 }
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let (cs, set): (&[f64], Vec<String>) = if ctx.full {
-        (
-            &[0.5, 1.0, 1.5, 2.5, 3.0, 3.5, 3.9, 4.2, 4.5, 4.8, 6.0],
-            vec!["model.widths=[32, 4096, 1]".into()],
-        )
-    } else {
-        (&[1.0, 3.0, 5.0], vec![])
-    };
+    let set = Settings::new(ctx.full);
     let mut checks = Vec::new();
     let mut loss_fig = Figure {
         title: "catapult: loss under GD with η = c/λ₀ (first 60 steps)".into(),
@@ -93,10 +153,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         y_max: Some(6.0),
         ..Figure::default()
     };
-    for &c in cs {
-        let mut s = set.clone();
-        s.push(format!("schedule.c={c}"));
-        let run = ctx.train(&format!("c-{c}"), "wide-net.toml", &s)?;
+    for &c in &set.cs {
+        let run = ctx.train(&format!("c-{c}"), "wide-net.toml", &set.overrides(c))?;
         let loss = run.series("loss");
         let sharp = run.series("sharpness");
         let lr = run.series("lr").first().map_or(f64::NAN, |p| p.1);
@@ -169,7 +227,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     ));
     ctx.save(&loss_fig, "loss")?;
     ctx.save(&curv_fig, "curvature")?;
-    checks.extend(zero_target(ctx)?);
+    checks.extend(zero_target(ctx, &set)?);
     Ok(checks)
 }
 
@@ -231,15 +289,7 @@ pub fn zero_target_check(per_width: &[(usize, Option<Bracket>)]) -> Check {
 }
 
 /// Zero-target runs: the per-width boundary in c_NTK and the gate (module docs).
-pub fn zero_target(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let (widths, cs): (&[usize], &[f64]) = if ctx.full {
-        (
-            &[1024, 2048, 4096, 8192, 16384],
-            &[3.0, 3.5, 3.8, 3.9, 4.0, 4.1, 4.2, 4.5, 5.0],
-        )
-    } else {
-        (&[4096], &[3.5, 4.5])
-    };
+pub fn zero_target(ctx: &Ctx, set: &Settings) -> anyhow::Result<Vec<Check>> {
     let mut per_width = Vec::new();
     let mut fig = Figure {
         title: "catapult, y = 0: diverged (1) or not (0) against c = η·λ_NTK".into(),
@@ -247,19 +297,11 @@ pub fn zero_target(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         y_label: "diverged".into(),
         ..Figure::default()
     };
-    for &w in widths {
+    for &w in &set.zero_widths {
         let mut pts = Vec::new();
-        for &c in cs {
-            let set = vec![
-                format!("model.widths=[32, {w}, 1]"),
-                "data.weight_gain=0".into(),
-                "data.noise_std=0".into(),
-                "probes.sharpness.every=100".into(),
-                "probes.s_eos.every=1000".into(),
-                "probes.s_eos.k=1".into(),
-                format!("schedule.c={c}"),
-            ];
-            let run = ctx.train(&format!("y0-w{w}-c-{c}"), "wide-net.toml", &set)?;
+        for &c in &set.zero_cs {
+            let s = set.zero_overrides(w, c);
+            let run = ctx.train(&format!("y0-w{w}-c-{c}"), "wide-net.toml", &s)?;
             let lr = run.series("lr").first().map_or(f64::NAN, |p| p.1);
             let ntk = run
                 .metrics
@@ -339,6 +381,31 @@ mod tests {
         }
         assert_eq!(one_sample_threshold(2.0, 0.0), 4.0);
         assert_eq!(one_sample_threshold(2.0, 1.0), 8.0);
+    }
+
+    #[test]
+    fn settings_give_the_overrides_of_each_version() {
+        let reduced = Settings::new(false);
+        assert_eq!(reduced.cs, [1.0, 3.0, 5.0]);
+        assert_eq!(reduced.overrides(3.0), ["schedule.c=3"]);
+        assert_eq!(
+            reduced.zero_overrides(4096, 3.5),
+            [
+                "model.widths=[32, 4096, 1]",
+                "data.weight_gain=0",
+                "data.noise_std=0",
+                "probes.sharpness.every=100",
+                "probes.s_eos.every=1000",
+                "probes.s_eos.k=1",
+                "schedule.c=3.5",
+            ]
+        );
+        let full = Settings::new(true);
+        assert_eq!(
+            full.overrides(0.5),
+            ["model.widths=[32, 4096, 1]", "schedule.c=0.5"]
+        );
+        assert_eq!(full.zero_widths.last(), Some(&16384));
     }
 
     #[test]

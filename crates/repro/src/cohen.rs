@@ -3,7 +3,7 @@
 //!
 //! Config `experiments/cohen-eos/fashion-mnist.toml`, one run per η, the loss logged
 //! at every step. Reduced: the first 1 000 images, 1 200 steps; full: 5 000 images
-//! (Cohen et al.'s size), 4 000 steps; the 2/η of each are in [`plan`], chosen from
+//! (Cohen et al.'s size), 4 000 steps; the 2/η of each are in [`Settings`], chosen from
 //! the measured sharpness at step 0 (λ₀, docs/reproductions.md) so that every run
 //! that gates sharpening starts below the EoS with a margin: λ₀ ≤ [`MARGIN`] · 2/η.
 //!
@@ -96,27 +96,61 @@ pub struct Eta {
     pub sharpen: bool,
 }
 
-/// The 2/η of each version and the overrides of the config (module docs).
-pub fn plan(full: bool) -> (Vec<Eta>, Vec<String>) {
-    let e = |two, sharpen| Eta { two, sharpen };
-    if full {
-        // Cohen et al.'s 2/η; λ₀ ≈ 27 (gain 0.3) is above 0.8 · 30: EoS only.
-        let etas = vec![e(30.0, false), e(50.0, true), e(70.0, true), e(90.0, true)];
-        (etas, vec!["train.log_every=1".into()])
-    } else {
-        let etas = vec![e(REDUCED_TWOS[0], true), e(REDUCED_TWOS[1], true)];
-        let set = vec![
-            "data.n=1000".into(),
-            "train.steps=1200".into(),
-            "train.log_every=1".into(),
-            "probes.eval.every=0".into(),
-        ];
-        (etas, set)
-    }
-}
-
 /// The reduced version's 2/η (both gate sharpening).
 pub const REDUCED_TWOS: [f64; 2] = [40.0, 70.0];
+
+/// The settings of each version (issue 11: one struct, not `--set` strings in the
+/// code); `None` keeps the config file's value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// One run per η, in this order.
+    pub etas: Vec<Eta>,
+    /// Training images (`data.n`; the config: Cohen et al.'s 5 000).
+    pub n: Option<usize>,
+    /// Steps (`train.steps`; the config: 4 000).
+    pub steps: Option<u64>,
+    /// Test-set evaluation period (`probes.eval.every`; 0: none).
+    pub eval_every: Option<u64>,
+}
+
+impl Settings {
+    pub fn new(full: bool) -> Self {
+        let e = |two, sharpen| Eta { two, sharpen };
+        if full {
+            // Cohen et al.'s 2/η; λ₀ ≈ 27 (gain 0.3) is above 0.8 · 30: EoS only.
+            Self {
+                etas: vec![e(30.0, false), e(50.0, true), e(70.0, true), e(90.0, true)],
+                n: None,
+                steps: None,
+                eval_every: None,
+            }
+        } else {
+            Self {
+                etas: vec![e(REDUCED_TWOS[0], true), e(REDUCED_TWOS[1], true)],
+                n: Some(1000),
+                steps: Some(1200),
+                eval_every: Some(0),
+            }
+        }
+    }
+
+    /// The config overrides of the run at `eta`: the loss logged at every step.
+    pub fn overrides(&self, eta: Eta) -> Vec<String> {
+        let mut s = Vec::new();
+        if let Some(n) = self.n {
+            s.push(format!("data.n={n}"));
+        }
+        if let Some(t) = self.steps {
+            s.push(format!("train.steps={t}"));
+        }
+        s.push("train.log_every=1".into());
+        if let Some(e) = self.eval_every {
+            s.push(format!("probes.eval.every={e}"));
+        }
+        s.push(format!("optim.lr={}", 2.0 / eta.two));
+        s
+    }
+}
 
 /// The checks of one η's run (module docs); `finished`: the run's status.
 pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check> {
@@ -184,7 +218,7 @@ pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check
 }
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let (etas, set) = plan(ctx.full);
+    let set = Settings::new(ctx.full);
     let mut checks = Vec::new();
     let mut sharp_fig = Figure {
         title: "cohen-eos: sharpness under full-batch GD (Fashion-MNIST, fc-tanh)".into(),
@@ -199,10 +233,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         log_y: true,
         ..Figure::default()
     };
-    for eta in etas {
+    for &eta in &set.etas {
         let two = eta.two;
-        let mut s = set.clone();
-        s.push(format!("optim.lr={}", 2.0 / two));
+        let s = set.overrides(eta);
         let run: Run = ctx.train(&format!("eta-2over{two}"), "fashion-mnist.toml", &s)?;
         let sharp = run.series("sharpness");
         let loss = run.series("loss");
@@ -269,6 +302,28 @@ mod tests {
             loss_onset: 0.2,
             loss_final: 0.1,
         }
+    }
+
+    #[test]
+    fn settings_give_the_overrides_of_each_version() {
+        let reduced = Settings::new(false);
+        assert_eq!(reduced.etas.len(), 2);
+        assert_eq!(
+            reduced.overrides(reduced.etas[1]),
+            [
+                "data.n=1000",
+                "train.steps=1200",
+                "train.log_every=1",
+                "probes.eval.every=0",
+                "optim.lr=0.02857142857142857",
+            ]
+        );
+        let full = Settings::new(true);
+        assert_eq!(full.etas.iter().filter(|e| e.sharpen).count(), 3);
+        assert_eq!(
+            full.overrides(full.etas[0]),
+            ["train.log_every=1", "optim.lr=0.06666666666666667"]
+        );
     }
 
     #[test]

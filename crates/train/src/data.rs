@@ -13,8 +13,7 @@ use crate::error::{Context, Error};
 use candle_core::{DType, Device};
 use eos_data::{
     class_subset, fashion_mnist_dir, load_fashion_mnist_from, Dataset, GaussianMixture, Generator,
-    MixtureConfig, RandomLabels, SparseCoding, Split, Standardizer, Stream, Targets, Teacher,
-    TeacherConfig, TeacherOutput,
+    Split, Standardizer, Stream, Targets, Teacher,
 };
 use eos_model::rng::derive_seed;
 use eos_model::Batch;
@@ -64,63 +63,26 @@ pub fn build_data(cfg: &Config) -> crate::Result<Data> {
         DataConfig::Cifar10(d) => return image_data(d.keys(), true, image),
         DataConfig::File(f) => return file_data(f),
         DataConfig::Sort(d) => {
-            let g = eos_data::SortTask::new(d.len, d.vocab)
+            let g = eos_data::SortTask::new(d.generator.len, d.generator.vocab)
                 .map_err(|e| Error::config("data.len", format!("{e}")))?;
             (Box::new(g), d.n, d.test_n, d.online, d.seed.unwrap_or(seed))
         }
         DataConfig::Teacher(d) => {
-            let output = if d.classes {
-                TeacherOutput::Classes {
-                    label_noise: d.label_noise,
-                    targets: d.targets,
-                }
-            } else {
-                TeacherOutput::Regression {
-                    noise_std: d.noise_std,
-                }
-            };
-            let tc = TeacherConfig {
-                input_dim: d.input_dim,
-                hidden: d.hidden.clone(),
-                output_dim: d.output_dim,
-                activation: d.activation,
-                input_std: d.input_std,
-                weight_gain: d.weight_gain,
-                bias_std: d.bias_std,
-                output,
-            };
             let s = d.seed.unwrap_or(seed);
-            let g = Teacher::new(tc, s).map_err(data_err)?;
+            let g = Teacher::new(d.generator.clone(), s).map_err(data_err)?;
             (Box::new(g), d.n, d.test_n, d.online, s)
         }
         DataConfig::Mixture(d) => {
-            let mc = MixtureConfig {
-                dim: d.dim,
-                num_classes: d.num_classes,
-                separation: d.separation,
-                noise_std: d.noise_std,
-                targets: d.targets,
-            };
             let s = d.seed.unwrap_or(seed);
-            let g = GaussianMixture::new(mc, s).map_err(data_err)?;
+            let g = GaussianMixture::new(d.generator, s).map_err(data_err)?;
             (Box::new(g), d.n, d.test_n, d.online, s)
         }
         DataConfig::SparseCoding(d) => {
-            let g = SparseCoding {
-                dim: d.dim,
-                signal: d.signal,
-                noise_var: d.noise_var.unwrap_or(1.0 / d.dim.max(1) as f64),
-                targets: d.targets,
-            };
+            let g = d.generator;
             (Box::new(g), d.n, d.test_n, d.online, d.seed.unwrap_or(seed))
         }
         DataConfig::RandomLabels(d) => {
-            let g = RandomLabels {
-                dim: d.dim,
-                num_classes: d.num_classes,
-                input_std: d.input_std,
-                targets: d.targets,
-            };
+            let g = d.generator;
             (Box::new(g), d.n, d.test_n, d.online, d.seed.unwrap_or(seed))
         }
     };

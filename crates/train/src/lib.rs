@@ -61,6 +61,8 @@ pub mod probe;
 pub mod probes;
 pub mod run_dir;
 pub mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trainer;
 
 pub use config::Config;

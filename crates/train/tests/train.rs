@@ -2,94 +2,14 @@
 //! kill-and-resume, config errors, divergence, and probe values on a model whose
 //! Hessian is known in closed form.
 
-use std::path::{Path, PathBuf};
-
 use candle_core::{DType, Device};
 use eos_train::config::Config;
-use eos_train::{data, train, Status, Summary, TrainArgs};
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("eos-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("exp.toml");
-    std::fs::write(&p, text).expect("write config");
-    p
-}
-
-fn args(config: &Path, out: &Path, set: &[&str]) -> TrainArgs {
-    TrainArgs {
-        config: config.to_path_buf(),
-        set: set.iter().map(|s| s.to_string()).collect(),
-        out: Some(out.to_path_buf()),
-        device: "cpu".into(),
-        ..Default::default()
-    }
-}
-
-fn run(config: &Path, out: &Path, set: &[&str]) -> Summary {
-    train(&args(config, out, set)).expect("training runs")
-}
-
-/// The metrics lines without `time_s`.
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics.jsonl");
-    text.lines()
-        .map(|l| {
-            let mut v: serde_json::Value =
-                serde_json::from_str(l).expect("one JSON object per line");
-            v.as_object_mut().expect("object").remove("time_s");
-            v
-        })
-        .collect()
-}
-
-/// A small SGD run with every probe on: minibatches, momentum, warm-started Lanczos.
-const TINY: &str = r#"
-loss = "mse"
-[model]
-depth = 3
-base_width = 8
-activation = "tanh"
-[data]
-kind = "teacher"
-n = 48
-test_n = 16
-input_dim = 4
-hidden = [6]
-output_dim = 3
-classes = true
-[optim]
-kind = "momentum"
-momentum = 0.9
-lr = 0.1
-[train]
-steps = 12
-batch_size = 16
-checkpoint_every = 4
-[probes]
-sharpness = { every = 2, k = 2, subset = 32 }
-effective_sharpness = { every = 2, k = 2, subset = 32 }
-taylor = { every = 1 }
-batch_sharpness = { every = 3, batches = 2 }
-ntk_trace = { every = 3 }
-hessian_trace = { every = 4, samples = 4 }
-soft_rank = { every = 3 }
-preact_rms = { every = 3, subset = 32 }
-update_cosine = { every = 1 }
-norms = { every = 2 }
-eval = { every = 3 }
-"#;
+use eos_train::testing::{args, metrics, run, TinyCase, TINY};
+use eos_train::{data, train, Status};
 
 #[test]
 fn a_run_writes_its_files_with_the_contract_keys() {
-    let dir = scratch("files");
-    let cfg = write_config(&dir, TINY);
+    let TinyCase { dir, config: cfg } = TinyCase::new("train-files");
     let out = dir.join("run");
     let s = run(&cfg, &out, &[]);
     assert_eq!((s.status, s.steps_done), (Status::Finished, 12));
@@ -187,8 +107,7 @@ fn a_run_writes_its_files_with_the_contract_keys() {
 
 #[test]
 fn identical_runs_and_kill_and_resume_give_identical_metrics() {
-    let dir = scratch("resume");
-    let cfg = write_config(&dir, TINY);
+    let TinyCase { dir, config: cfg } = TinyCase::new("train-resume");
     let (a, b, c, d) = (dir.join("a"), dir.join("b"), dir.join("c"), dir.join("d"));
     run(&cfg, &a, &[]);
     run(&cfg, &b, &[]);
@@ -248,9 +167,10 @@ fn identical_runs_and_kill_and_resume_give_identical_metrics() {
 
 #[test]
 fn config_errors_name_the_file_and_the_key() {
-    let dir = scratch("errors");
+    let case = TinyCase::new("train-errors");
+    let dir = case.dir.clone();
     let err = |text: &str, set: &[&str]| -> String {
-        let cfg = write_config(&dir, text);
+        let cfg = case.write_config(text);
         let e = train(&args(&cfg, &dir.join("never"), set)).unwrap_err();
         format!("{e:#}")
     };
@@ -262,6 +182,11 @@ fn config_errors_name_the_file_and_the_key() {
     let e = err(TINY, &["data.n=\"many\""]);
     assert!(
         e.contains("`data.n`") && e.contains("expected usize"),
+        "{e}"
+    );
+    let e = err(TINY, &["data.hiden=[4]"]);
+    assert!(
+        e.contains("exp.toml") && e.contains("unknown field `hiden`"),
         "{e}"
     );
     let e = err(TINY, &["model.activation=relu6"]);
@@ -308,8 +233,7 @@ fn config_errors_name_the_file_and_the_key() {
 
 #[test]
 fn a_huge_learning_rate_ends_the_run_as_diverged() {
-    let dir = scratch("diverge");
-    let cfg = write_config(&dir, TINY);
+    let TinyCase { dir, config: cfg } = TinyCase::new("train-diverge");
     let out = dir.join("run");
     let s = run(
         &cfg,
@@ -350,8 +274,10 @@ batch_sharpness = { every = 1, batches = 1 }
 
 #[test]
 fn probes_match_a_quadratic_model() {
-    let dir = scratch("quadratic");
-    let cfg_path = write_config(&dir, LINEAR);
+    let TinyCase {
+        dir,
+        config: cfg_path,
+    } = TinyCase::new("train-quadratic").with_config(LINEAR);
     let out = dir.join("run");
     run(&cfg_path, &out, &[]);
     let cfg = Config::load(&cfg_path, &[]).unwrap();

@@ -6,35 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use eos_train::{train, Status, TrainArgs};
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("eos-trainnet-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn args(config: &Path, out: &Path, set: &[&str]) -> TrainArgs {
-    TrainArgs {
-        config: config.to_path_buf(),
-        set: set.iter().map(|s| s.to_string()).collect(),
-        out: Some(out.to_path_buf()),
-        device: "cpu".into(),
-        ..Default::default()
-    }
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics.jsonl");
-    text.lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
-            v.as_object_mut().expect("object").remove("time_s");
-            v
-        })
-        .collect()
-}
+use eos_train::testing::{args, metrics, TinyCase};
+use eos_train::{train, Status};
 
 const PROBES: &str = r#"
 [probes]
@@ -157,7 +130,7 @@ fn check_every_probe(lines: &[serde_json::Value]) {
 
 #[test]
 fn a_tiny_cnn_trains_with_every_probe_and_resumes_bit_for_bit() {
-    let dir = scratch("cnn");
+    let dir = TinyCase::new("trainnet-cnn").dir;
     let cfg = cnn_config(&dir);
     let (a, b) = (dir.join("a"), dir.join("b"));
     let s = train(&args(&cfg, &a, &[])).expect("cnn trains");
@@ -194,7 +167,7 @@ fn a_tiny_cnn_trains_with_every_probe_and_resumes_bit_for_bit() {
 
 #[test]
 fn a_tiny_transformer_trains_on_the_sort_task_with_every_probe() {
-    let dir = scratch("tf");
+    let dir = TinyCase::new("trainnet-tf").dir;
     let cfg = dir.join("tf.toml");
     std::fs::write(&cfg, format!("{TRANSFORMER}{PROBES}")).unwrap();
     let out = dir.join("run");
@@ -213,7 +186,7 @@ fn a_tiny_transformer_trains_on_the_sort_task_with_every_probe() {
 
 #[test]
 fn network_config_errors_name_the_layer_and_the_key() {
-    let dir = scratch("errors");
+    let dir = TinyCase::new("trainnet-errors").dir;
     let cfg = cnn_config(&dir);
     let bad = |set: &[&str]| -> String {
         let e = train(&args(&cfg, &dir.join("x"), set)).expect_err("refused");

@@ -4,13 +4,13 @@
 //! Names are paths: `layers.{i}.weight`, `layers.{i}.bias`, `layers.{i}.body.{j}.weight`
 //! (inside a residual), `layers.{i}.qkv.weight`, `layers.{i}.proj.weight` (attention).
 //! The flat order (for [`NetParams::to_f64_vec`], dense Hessians and files) is the
-//! layers' order, and within a layer the order of its parameter list. The algebra is
-//! that of [`crate::ParamVec`] (dot products accumulated in f64 on the host).
+//! layers' order, and within a layer the order of its parameter list. The algebra
+//! (dot products accumulated in f64 on the host, axpy, norms, random directions) is
+//! [`crate::ParamSpace`]'s, shared with [`crate::ParamVec`].
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::params::{dot_f64, host_axpy};
-use crate::{invalid, rng, Result};
+use crate::{invalid, ParamSpace, Result};
 
 /// A vector of a network's parameter space.
 #[derive(Debug, Clone)]
@@ -99,11 +99,6 @@ impl NetParams {
         Ok(())
     }
 
-    /// Total number of scalars P.
-    pub fn numel(&self) -> usize {
-        self.tensors.iter().map(|t| t.elem_count()).sum()
-    }
-
     pub fn dtype(&self) -> DType {
         self.tensors.first().map_or(DType::F64, |t| t.dtype())
     }
@@ -113,90 +108,23 @@ impl NetParams {
             .first()
             .map_or(Device::Cpu, |t| t.device().clone())
     }
+}
 
-    pub fn zeros_like(&self) -> Result<Self> {
-        self.map(|t| Ok(t.zeros_like()?))
+impl ParamSpace for NetParams {
+    fn tensors_in_order(&self) -> Vec<&Tensor> {
+        self.tensors.iter().collect()
     }
-
-    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
-        self.map(|t| Ok(t.to_dtype(dtype)?))
+    fn map(&self, f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
+        NetParams::map(self, f)
     }
-
-    pub fn to_device(&self, device: &Device) -> Result<Self> {
-        self.map(|t| Ok(t.to_device(device)?))
+    fn zip_map(
+        &self,
+        other: &Self,
+        f: impl FnMut(&Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Self> {
+        NetParams::zip_map(self, other, f)
     }
-
-    /// ⟨self, other⟩, accumulated in f64.
-    pub fn dot(&self, other: &Self) -> Result<f64> {
-        self.check_same_structure(other)?;
-        let mut s = 0.0;
-        for (a, b) in self.tensors.iter().zip(&other.tensors) {
-            s += dot_f64(a, b)?;
-        }
-        Ok(s)
-    }
-
-    pub fn norm(&self) -> Result<f64> {
-        Ok(self.dot(self)?.sqrt())
-    }
-
-    /// `self + alpha · x`.
-    pub fn axpy(&self, alpha: f64, x: &Self) -> Result<Self> {
-        self.zip_map(x, |a, b| match host_axpy(a, alpha, b) {
-            Some(t) => t,
-            None => Ok((a + b.affine(alpha, 0.0)?)?),
-        })
-    }
-
-    /// `alpha · self`.
-    pub fn scale(&self, alpha: f64) -> Result<Self> {
-        self.map(|t| Ok(t.affine(alpha, 0.0)?))
-    }
-
-    pub fn add(&self, other: &Self) -> Result<Self> {
-        self.zip_map(other, |a, b| Ok((a + b)?))
-    }
-
-    pub fn sub(&self, other: &Self) -> Result<Self> {
-        self.zip_map(other, |a, b| Ok((a - b)?))
-    }
-
-    /// The vector flattened to f64 in flat order.
-    pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
-        let mut out = Vec::with_capacity(self.numel());
-        for t in &self.tensors {
-            out.extend(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?);
-        }
-        Ok(out)
-    }
-
-    /// A vector with `template`'s structure, dtype and device holding `values`.
-    pub fn from_f64_slice(template: &Self, values: &[f64]) -> Result<Self> {
-        let n = template.numel();
-        if values.len() != n {
-            return invalid(format!(
-                "parameter vector of length {} expected {n}",
-                values.len()
-            ));
-        }
-        let mut off = 0;
-        template.map(|t| {
-            let k = t.elem_count();
-            let part = &values[off..off + k];
-            off += k;
-            Ok(Tensor::from_slice(part, t.shape(), &Device::Cpu)?
-                .to_dtype(t.dtype())?
-                .to_device(t.device())?)
-        })
-    }
-
-    /// A standard normal direction drawn from `seed` (same on every machine).
-    pub fn randn_like(&self, seed: u64) -> Result<Self> {
-        Self::from_f64_slice(self, &rng::normal_vec(seed, self.numel()))
-    }
-
-    /// A Rademacher (±1) direction drawn from `seed`.
-    pub fn rademacher_like(&self, seed: u64) -> Result<Self> {
-        Self::from_f64_slice(self, &rng::rademacher_vec(seed, self.numel()))
+    fn check_same_structure(&self, other: &Self) -> Result<()> {
+        NetParams::check_same_structure(self, other)
     }
 }

@@ -37,8 +37,8 @@ pub mod overrides;
 pub mod probes;
 
 pub use data::{
-    Cifar10Data, DataConfig, FashionMnistData, ImageKeys, MixtureData, RandomLabelsData, SortData,
-    SparseCodingData, TeacherData,
+    Cifar10Data, DataConfig, FashionMnistData, Generated, ImageKeys, MixtureData, RandomLabelsData,
+    SortData, SparseCodingData, TeacherData,
 };
 pub use probes::{
     BatchSharpnessProbe, EveryProbe, HessianTraceProbe, ProbesConfig, SharpnessProbe,
