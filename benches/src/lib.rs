@@ -6,24 +6,34 @@ pub mod net_suites;
 pub mod run;
 pub mod suites;
 
-/// CPU time of all threads of this process, in seconds, from
+/// CPU time of all live threads of this process, in seconds, from
 /// `/proc/self/task/*/schedstat` (0 where unavailable): less sensitive than wall time
-/// to other load on shared cores. Used by the `opbench` and `mmbench` examples.
+/// to other load on shared cores. Threads that have exited drop out of the sum, so it
+/// is monotone only while the measured threads live (the benches' worker pools do).
+/// Used by the `opbench` and `mmbench` examples.
 pub fn process_cpu_secs() -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };
-    let mut ns = 0u64;
-    for e in dir.flatten() {
-        if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
-            ns += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
+    let ns: u64 = dir
+        .flatten()
+        .map(|e| schedstat_ns(&e.path().join("schedstat")))
+        .sum();
     ns as f64 * 1e-9
+}
+
+/// CPU time of the calling thread, in seconds (`/proc/thread-self/schedstat`; 0 where
+/// unavailable).
+pub fn thread_cpu_secs() -> f64 {
+    schedstat_ns(std::path::Path::new("/proc/thread-self/schedstat")) as f64 * 1e-9
+}
+
+/// The first field of a schedstat file: nanoseconds on the CPU (0 if unreadable).
+fn schedstat_ns(path: &std::path::Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// The median of the timings (mean of the two middle ones for an even count).
@@ -38,12 +48,20 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median(vec![]).is_nan());
-        let c0 = process_cpu_secs();
+        // Other test threads may exit meanwhile (their time leaves the process sum),
+        // so the busy loop is checked on this thread's clock, and the process sum must
+        // include this thread's time.
+        let c0 = thread_cpu_secs();
         let mut x = 0u64;
         for i in 0..20_000_000u64 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
         }
         std::hint::black_box(x);
-        assert!(process_cpu_secs() > c0, "this thread's busy loop counts");
+        let c1 = thread_cpu_secs();
+        assert!(c1 > c0, "this thread's busy loop counts: {c0} -> {c1}");
+        assert!(
+            process_cpu_secs() >= c1,
+            "the process sum includes this thread"
+        );
     }
 }
