@@ -49,15 +49,23 @@ mod tests {
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median(vec![]).is_nan());
         // Other test threads may exit meanwhile (their time leaves the process sum),
-        // so the busy loop is checked on this thread's clock, and the process sum must
-        // include this thread's time.
-        let c0 = thread_cpu_secs();
-        let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        // so the busy work is checked on this thread's clock, and the process sum must
+        // include this thread's time. The kernel updates a thread's schedstat lazily
+        // (at ticks and switches), so spin until it moves, for at most 10 s of wall time.
+        if std::fs::read_to_string("/proc/thread-self/schedstat").is_err() {
+            eprintln!("skipped: /proc/thread-self/schedstat is not readable here");
+            return;
         }
-        std::hint::black_box(x);
-        let c1 = thread_cpu_secs();
+        let c0 = thread_cpu_secs();
+        let start = std::time::Instant::now();
+        let (mut x, mut c1) = (0u64, c0);
+        while c1 <= c0 && start.elapsed() < std::time::Duration::from_secs(10) {
+            for i in 0..1_000_000u64 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+            }
+            std::hint::black_box(x);
+            c1 = thread_cpu_secs();
+        }
         assert!(c1 > c0, "this thread's busy loop counts: {c0} -> {c1}");
         assert!(
             process_cpu_secs() >= c1,
