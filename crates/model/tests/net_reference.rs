@@ -1,9 +1,10 @@
 //! Layer networks against an independent implementation: JAX autodiff in float64.
 //!
 //! `tests/data/gen_net_reference.py` (jax 0.10.2, float64; see `tests/data/README.md`)
-//! implements a CNN, a residual CNN, a LayerNorm MLP, a one-block causal transformer
-//! and a symmetric-pair model (silu and relu) from the formulas in the layer headers, without eos code,
-//! and wrote per case `net_<case>.safetensors` (an eos-net/1 file: model, batch,
+//! implements a CNN, a residual CNN, a LayerNorm MLP, a one-block causal transformer,
+//! a symmetric-pair model (silu and relu) and a coord-pair model (relu with a bias-free
+//! dense readout, tanh with a biased dense readout) from the formulas in the layer
+//! headers, without eos code, and wrote per case `net_<case>.safetensors` (an eos-net/1 file: model, batch,
 //! parameters, direction v) and `ref_net_<case>.safetensors` (JAX's loss, gradient,
 //! H v, vᵀHv, Taylor coefficients c0..c3 of L(θ + t v), J v and NTK trace; flat vectors
 //! in the parameter order listed in its metadata `names`). The references are in a
@@ -20,13 +21,15 @@ use eos_model::net::{load_net, NetCase};
 use eos_model::testing::rel_err;
 use safetensors::{Dtype, SafeTensors};
 
-const CASES: [&str; 6] = [
+const CASES: [&str; 8] = [
     "cnn",
     "residual_cnn",
     "layernorm_mlp",
     "transformer",
     "symmetric_pair",
     "symmetric_pair_relu",
+    "coord_pair_relu",
+    "coord_pair_tanh",
 ];
 
 fn data(file: &str) -> PathBuf {

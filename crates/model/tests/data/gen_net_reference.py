@@ -3,8 +3,10 @@
 
 Run from the repository root:
 
-    /tmp/jaxnet/bin/python crates/model/tests/data/gen_net_reference.py
+    /tmp/jaxnet/bin/python crates/model/tests/data/gen_net_reference.py [case ...]
 
+(with case names, only those cases are computed and written; the other files are left
+as they are)
 (venv: python3 -m venv /tmp/jaxnet && /tmp/jaxnet/bin/pip install "jax[cpu]" numpy safetensors)
 
 Writes, next to this script, per case <c>:
@@ -34,6 +36,8 @@ without any eos code:
                  h d/H .. (h+1) d/H of each; S = q k^T / sqrt(d/H); causal mask j <= i;
                  A = softmax; O = A v; heads merged back contiguously; y = O Wproj^T
   symmetric_pair u = x W^T; y = phi(u + b) - phi(-u + b), b one shared scalar
+  coord_pair     y = [phi(x + b), phi(-x + b)] (concatenated on the last axis: d -> 2d),
+                 b one shared scalar, no weight
 Losses are means over all leading axes (N = n * positions rows of the last axis):
   mse 1/2 ||f - y||^2, cross_entropy logsumexp(f) - y.f (one-hot y),
   logistic sum_k log(1 + exp(-y_k f_k)) (y in {-1, +1}).
@@ -159,6 +163,9 @@ def seq_shapes(layers, shape, prefix):
         elif t == "symmetric_pair":
             params += [(p + "weight", (l["out"], shape[-1])), (p + "bias", (1,))]
             shape = shape[:-1] + (l["out"],)
+        elif t == "coord_pair":
+            params.append((p + "bias", (1,)))
+            shape = shape[:-1] + (2 * shape[-1],)
         else:
             raise ValueError(t)
     return shape, params
@@ -272,6 +279,13 @@ def forward(layers, params, x, rec=None, prefix="layers."):
                 rec.append(("relu", np.asarray(u + b)))
                 rec.append(("relu", np.asarray(-u + b)))
             h = phi(u + b) - phi(-u + b)
+        elif t == "coord_pair":
+            phi = act_fn(l.get("fn", "relu"))
+            b = params[p + "bias"][0]
+            if rec is not None and l.get("fn", "relu") == "relu":
+                rec.append(("relu", np.asarray(h + b)))
+                rec.append(("relu", np.asarray(-h + b)))
+            h = jnp.concatenate([phi(h + b), phi(-h + b)], axis=-1)
         else:
             raise ValueError(t)
     return h
@@ -373,6 +387,21 @@ CASES = {
             {"type": "dense", "out": 1},
         ],
         input=(10,), n=8, loss="logistic", seed=606),
+    # coord pair (Ahn et al. 2023, model (2)): 5 -> coord_pair (relu) -> dense 1 without
+    # bias (the paper's a+, a-), logistic; piecewise linear: kink margins checked
+    "coord_pair_relu": dict(
+        model=[
+            {"type": "coord_pair", "fn": "relu"},
+            {"type": "dense", "out": 1, "bias": False},
+        ],
+        input=(5,), n=8, loss="logistic", seed=707),
+    # the same with tanh and a 3-output dense readout with bias (multiplier 0.7), mse
+    "coord_pair_tanh": dict(
+        model=[
+            {"type": "coord_pair", "fn": "tanh"},
+            {"type": "dense", "out": 3, "multiplier": 0.7},
+        ],
+        input=(5,), n=6, loss="mse", seed=808),
 }
 
 
@@ -566,8 +595,13 @@ def save_file(tensors, path, metadata):
 
 
 def main():
+    chosen = sys.argv[1:] or list(CASES)
+    unknown = [c for c in chosen if c not in CASES]
+    if unknown:
+        sys.exit(f"unknown case(s) {unknown}; cases: {list(CASES)}")
     all_ok = True
-    for name, spec in CASES.items():
+    for name in chosen:
+        spec = CASES[name]
         net, net_meta, ref, ref_meta, s = compute(name, spec)
         all_ok &= s["ok"]
         p1 = os.path.join(OUT_DIR, f"net_{name}.safetensors")
