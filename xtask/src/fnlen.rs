@@ -46,13 +46,7 @@ const NOT_YET_SPLIT: &[(&str, &str)] = &[
     // TODO(issue 11): split
     ("crates/repro/src/catapult.rs", "run"),
     // TODO(issue 11): split
-    ("crates/sweep/src/lib.rs", "sweep"),
-    // TODO(issue 11): split
-    ("crates/sweep/src/spec.rs", "parse"),
-    // TODO(issue 11): split
     ("crates/train/src/probes.rs", "before_update"),
-    // TODO(issue 11): split
-    ("crates/train/src/trainer.rs", "open"),
     // TODO(issue 11): split
     ("xtask/src/cuda.rs", "smoke_eos"),
     // TODO(issue 11): split
