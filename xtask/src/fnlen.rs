@@ -36,8 +36,6 @@ const NOT_YET_SPLIT: &[(&str, &str)] = &[
     // TODO(issue 11): split
     ("crates/model/src/net/file.rs", "load_net_bytes"),
     // TODO(issue 11): split
-    ("crates/param/src/parameterization.rs", "scalings"),
-    // TODO(issue 11): split
     ("crates/report/src/plot.rs", "draw"),
     // TODO(issue 11): split
     ("crates/report/src/sweep_plots.rs", "plot_sweep"),
@@ -45,8 +43,6 @@ const NOT_YET_SPLIT: &[(&str, &str)] = &[
     ("crates/report/src/sweep_plots.rs", "eta_star_figure"),
     // TODO(issue 11): split
     ("crates/repro/src/catapult.rs", "run"),
-    // TODO(issue 11): split
-    ("crates/train/src/probes.rs", "before_update"),
     // TODO(issue 11): split
     ("xtask/src/cuda.rs", "smoke_eos"),
     // TODO(issue 11): split
