@@ -30,11 +30,7 @@ const KERNEL_FILES: &[&str] = &[
 /// Functions known to be too long and not split yet: (file, function name).
 const NOT_YET_SPLIT: &[(&str, &str)] = &[
     // TODO(issue 11): split
-    ("crates/data/src/npy.rs", "parse_npy"),
-    // TODO(issue 11): split
     ("crates/fuzz/src/net_corpus.rs", "net_case"),
-    // TODO(issue 11): split
-    ("crates/model/src/net/file.rs", "load_net_bytes"),
     // TODO(issue 11): split
     ("crates/report/src/plot.rs", "draw"),
     // TODO(issue 11): split
