@@ -38,8 +38,6 @@ const NOT_YET_SPLIT: &[(&str, &str)] = &[
     // TODO(issue 11): split
     ("crates/report/src/sweep_plots.rs", "eta_star_figure"),
     // TODO(issue 11): split
-    ("crates/repro/src/catapult.rs", "run"),
-    // TODO(issue 11): split
     ("xtask/src/cuda.rs", "smoke_eos"),
     // TODO(issue 11): split
     ("benches/src/suites.rs", "run_scaling_point"),
