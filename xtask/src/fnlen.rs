@@ -30,15 +30,11 @@ const KERNEL_FILES: &[&str] = &[
 /// Functions known to be too long and not split yet: (file, function name).
 const NOT_YET_SPLIT: &[(&str, &str)] = &[
     // TODO(issue 11): split
-    ("crates/fuzz/src/net_corpus.rs", "net_case"),
-    // TODO(issue 11): split
     ("crates/report/src/plot.rs", "draw"),
     // TODO(issue 11): split
     ("crates/report/src/sweep_plots.rs", "plot_sweep"),
     // TODO(issue 11): split
     ("crates/report/src/sweep_plots.rs", "eta_star_figure"),
-    // TODO(issue 11): split
-    ("xtask/src/cuda.rs", "smoke_eos"),
     // TODO(issue 11): split
     ("benches/src/suites.rs", "run_scaling_point"),
 ];
