@@ -521,11 +521,8 @@ fn driver_installed() -> bool {
         })
 }
 
-/// Runs the freshly built binary: `probe --device auto` must succeed; `probe --device
-/// cuda` must succeed with a GPU and end with one clear error (exit 1, no panic) without
-/// one. Without a driver, the stub stands in for it (`cuInit` returns
-/// `CUDA_ERROR_STUB_LIBRARY`), as a driver without a GPU would.
-fn smoke_eos(eos: &Path, root: &Path, venv: &Path) -> Result<()> {
+/// Prints the shared libraries `eos` needs (`readelf -d`), when readelf is there.
+fn print_needed(eos: &Path) {
     if let Ok(o) = Command::new("readelf").arg("-d").arg(eos).output() {
         let needed: Vec<String> = String::from_utf8_lossy(&o.stdout)
             .lines()
@@ -538,6 +535,14 @@ fn smoke_eos(eos: &Path, root: &Path, venv: &Path) -> Result<()> {
             .collect();
         eprintln!("  {} needs: {}", eos.display(), needed.join(" "));
     }
+}
+
+/// Runs the freshly built binary: `probe --device auto` must succeed; `probe --device
+/// cuda` must succeed with a GPU and end with one clear error (exit 1, no panic) without
+/// one. Without a driver, the stub stands in for it (`cuInit` returns
+/// `CUDA_ERROR_STUB_LIBRARY`), as a driver without a GPU would.
+fn smoke_eos(eos: &Path, root: &Path, venv: &Path) -> Result<()> {
+    print_needed(eos);
     let driver = driver_installed();
     let mut ld_path = root.join("lib").display().to_string();
     if !driver {

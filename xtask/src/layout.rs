@@ -8,13 +8,15 @@
 //!   and `benches/` starts with a `//!` comment.
 //! - **The code map is complete**: every folder under a crate's `src/` (and every
 //!   crate) is named in `docs/ARCHITECTURE.md`.
+//! - **No long function**: no `fn` in non-test code is over 80 lines, numerical
+//!   kernels excepted ([`crate::fnlen`], issue 11).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-/// Runs the three checks on the workspace at `root`; one error lists every failure.
+/// Runs the four checks on the workspace at `root`; one error lists every failure.
 pub fn check(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
     let crates = crate_dirs(root)?;
@@ -22,7 +24,9 @@ pub fn check(root: &Path) -> Result<()> {
         problems.extend(module_cycles(dir)?);
     }
     for top in ["crates", "xtask", "benches"] {
-        for f in rust_files(&root.join(top))? {
+        let files = rust_files(&root.join(top))?;
+        problems.extend(crate::fnlen::check(root, &files)?);
+        for f in files {
             let text = std::fs::read_to_string(&f)
                 .with_context(|| format!("{}: cannot read", f.display()))?;
             if !text.trim_start().starts_with("//!") {
@@ -54,7 +58,9 @@ pub fn check(root: &Path) -> Result<()> {
         bail!("layout check failed:\n  {}", problems.join("\n  "));
     }
     eprintln!(
-        "layout: no module cycle, every file has a header, ARCHITECTURE.md names every folder"
+        "layout: no module cycle, every file has a header, ARCHITECTURE.md names every folder, \
+         no function over {} lines",
+        crate::fnlen::MAX_FN_LINES
     );
     Ok(())
 }

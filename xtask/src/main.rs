@@ -3,7 +3,7 @@
 //! - `ci`: the layout checks, fmt check, clippy with `-D warnings`, `cargo doc` with
 //!   `-D warnings`, the whole test suite, the reduced reproductions;
 //! - `layout`: no module cycle, a `//!` header in every file, every `src/` folder
-//!   named in docs/ARCHITECTURE.md ([`layout`]);
+//!   named in docs/ARCHITECTURE.md, no function over 80 lines ([`layout`], [`fnlen`]);
 //! - `doc`: `cargo doc --workspace --no-deps` with `RUSTDOCFLAGS=-D warnings`;
 //! - `data`: installs/locates the offline datasets (Debian `dataset-fashion-mnist`);
 //! - `bench [--suite S] [--peer]`: `eos bench` in release, optionally beside the JAX peer;
@@ -21,6 +21,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod cuda;
+mod fnlen;
 mod layout;
 
 fn root() -> PathBuf {
@@ -62,7 +63,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  ci           layout + fmt check + clippy -D warnings + docs + all tests\n  \
-                 layout       no module cycle, //! headers, ARCHITECTURE.md names every folder\n  \
+                 layout       no module cycle, //! headers, ARCHITECTURE.md names every folder, fns <= 80 lines\n  \
                  doc          cargo doc --workspace --no-deps with RUSTDOCFLAGS=-D warnings\n  \
                  data         install/locate offline datasets (Fashion-MNIST)\n  \
                  bench [--suite S] [--peer]   eos bench (release), optionally with the JAX peer\n  \

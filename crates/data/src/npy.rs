@@ -88,52 +88,10 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
 
 /// Parses the bytes of a `.npy` file; `path` only names the file in errors.
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
-    if bytes.len() < 10 || &bytes[..6] != NPY_MAGIC {
-        let n = bytes.len().min(6);
-        return Err(DataError::BadMagic {
-            path: path.to_path_buf(),
-            found: hex(&bytes[..n]),
-            expected: hex(NPY_MAGIC),
-            format: ".npy (\\x93NUMPY)",
-        });
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => {
-            return Err(DataError::header(
-                path,
-                format!("npy version {v}.{}; expected 1.0, 2.0 or 3.0", bytes[7]),
-            ))
-        }
-    };
-    let end = start + header_len;
-    if bytes.len() < end {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            expected: end as u64,
-            found: bytes.len() as u64,
-            what: "the npy header".into(),
-        });
-    }
+    let (start, end) = header_span(bytes, path)?;
     let header = std::str::from_utf8(&bytes[start..end])
         .map_err(|_| DataError::header(path, "npy header is not UTF-8 text"))?;
-    let descr = dict_str(header, "descr")
-        .ok_or_else(|| DataError::header(path, format!("no 'descr' string in {header:?}")))?;
-    let fortran = dict_value(header, "fortran_order")
-        .ok_or_else(|| DataError::header(path, format!("no 'fortran_order' in {header:?}")))?;
-    if fortran.starts_with("True") {
-        return Err(DataError::header(
-            path,
-            "fortran_order is True; expected a C-order array (use np.ascontiguousarray)",
-        ));
-    }
-    let shape = dict_shape(header).ok_or_else(|| {
-        DataError::header(path, format!("no integer tuple 'shape' in {header:?}"))
-    })?;
+    let (descr, shape) = parse_header(header, path)?;
     let body = &bytes[end..];
     let width = match descr {
         "<f4" | "<i4" => 4,
@@ -185,6 +143,61 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
         _ => NpyData::U8(body.to_vec()),
     };
     Ok(NpyArray { shape, data })
+}
+
+/// The header of `.npy` bytes as `(start, end)`: checks the magic, reads the
+/// version's header length and checks that the bytes hold the whole header.
+fn header_span(bytes: &[u8], path: &Path) -> Result<(usize, usize)> {
+    if bytes.len() < 10 || &bytes[..6] != NPY_MAGIC {
+        let n = bytes.len().min(6);
+        return Err(DataError::BadMagic {
+            path: path.to_path_buf(),
+            found: hex(&bytes[..n]),
+            expected: hex(NPY_MAGIC),
+            format: ".npy (\\x93NUMPY)",
+        });
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => {
+            return Err(DataError::header(
+                path,
+                format!("npy version {v}.{}; expected 1.0, 2.0 or 3.0", bytes[7]),
+            ))
+        }
+    };
+    let end = start + header_len;
+    if bytes.len() < end {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            expected: end as u64,
+            found: bytes.len() as u64,
+            what: "the npy header".into(),
+        });
+    }
+    Ok((start, end))
+}
+
+/// The `descr` and `shape` of a C-order `.npy` header dict.
+fn parse_header<'h>(header: &'h str, path: &Path) -> Result<(&'h str, Vec<usize>)> {
+    let descr = dict_str(header, "descr")
+        .ok_or_else(|| DataError::header(path, format!("no 'descr' string in {header:?}")))?;
+    let fortran = dict_value(header, "fortran_order")
+        .ok_or_else(|| DataError::header(path, format!("no 'fortran_order' in {header:?}")))?;
+    if fortran.starts_with("True") {
+        return Err(DataError::header(
+            path,
+            "fortran_order is True; expected a C-order array (use np.ascontiguousarray)",
+        ));
+    }
+    let shape = dict_shape(header).ok_or_else(|| {
+        DataError::header(path, format!("no integer tuple 'shape' in {header:?}"))
+    })?;
+    Ok((descr, shape))
 }
 
 /// Writes a little-endian f64 `.npy` file (version 1.0, C order).

@@ -137,23 +137,7 @@ pub fn net_case(rng: &mut ChaCha8Rng, edit: impl FnOnce(&mut ChaCha8Rng, &mut Ve
     let mut xs = vec![n];
     xs.extend(&input);
     let x = if ids {
-        let id = ["I64", "I32"][rng.random_range(0..2)];
-        let vals: Vec<u8> = (0..count(&xs))
-            .flat_map(|_| {
-                let v = rng.random_range(0..vocab as i64);
-                if id == "I64" {
-                    v.to_le_bytes().to_vec()
-                } else {
-                    (v as i32).to_le_bytes().to_vec()
-                }
-            })
-            .collect();
-        StTensor {
-            name: "x".into(),
-            dtype: id,
-            shape: xs,
-            data: vals,
-        }
+        id_inputs(rng, xs, vocab)
     } else {
         let data = float_data(rng, dtype, count(&xs));
         StTensor {
@@ -199,6 +183,27 @@ pub fn net_case(rng: &mut ChaCha8Rng, edit: impl FnOnce(&mut ChaCha8Rng, &mut Ve
         ),
     ];
     (tensors, meta)
+}
+
+/// The input `x` of a token-id network: `shape` ids below `vocab`, as I64 or I32.
+fn id_inputs(rng: &mut ChaCha8Rng, shape: Vec<usize>, vocab: usize) -> StTensor {
+    let id = ["I64", "I32"][rng.random_range(0..2)];
+    let vals: Vec<u8> = (0..shape.iter().product::<usize>())
+        .flat_map(|_| {
+            let v = rng.random_range(0..vocab as i64);
+            if id == "I64" {
+                v.to_le_bytes().to_vec()
+            } else {
+                (v as i32).to_le_bytes().to_vec()
+            }
+        })
+        .collect();
+    StTensor {
+        name: "x".into(),
+        dtype: id,
+        shape,
+        data: vals,
+    }
 }
 
 /// A JSON string's content: `"` and `\` escaped, control characters as `\u00XX`.

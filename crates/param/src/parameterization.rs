@@ -219,16 +219,7 @@ impl Parameterization {
         activation_gain: f64,
     ) -> Result<Scalings> {
         self.validate()?;
-        if widths.len() < 2 {
-            return invalid(
-                "widths",
-                format!("{widths:?}"),
-                "at least [input, output] (depth ≥ 1)",
-            );
-        }
-        if let Some(i) = widths.iter().position(|&n| n == 0) {
-            return invalid(format!("widths[{i}]"), 0, "a width ≥ 1");
-        }
+        check_widths(widths)?;
         positive("base_lr", base_lr)?;
         let gain = match self {
             Parameterization::Sp { gain }
@@ -251,56 +242,8 @@ impl Parameterization {
             Parameterization::NuP { .. } => (nup::LR_RULE, 1.0),
             _ => (LrRule::Base, 1.0),
         };
-        // Where `g` and `1/√d` go: into the multiplier for NTK (σ_w/√n) and, for the
-        // `1/√d` only, mean-field (Richness_Sweep's `/√fan_in`); into σ otherwise.
-        let (gain_place, fan_in_place) = match self {
-            Parameterization::Ntk { .. } => (Place::Multiplier, Place::Multiplier),
-            Parameterization::MeanField { .. } => (Place::InitStd, Place::Multiplier),
-            _ => (Place::InitStd, Place::InitStd),
-        };
-        let sp_table = Parameterization::Sp { gain: Gain::Lecun };
-
         let layers = (0..depth)
-            .map(|l| {
-                let (fan_in, fan_out) = (widths[l], widths[l + 1]);
-                let role = LayerRole::of(l, depth);
-                let abc = self
-                    .abc(role)
-                    .or_else(|| sp_table.abc(role))
-                    .expect("SP has an abc row for every role");
-                let n = role.abc_width(fan_in, fan_out) as f64;
-                let (mut multiplier, mut init_std, lr_pow) = abc.at(n);
-                let g = if role == LayerRole::Output { 1.0 } else { gain };
-                let inv_sqrt_d = if role == LayerRole::Input {
-                    1.0 / (fan_in as f64).sqrt()
-                } else {
-                    1.0
-                };
-                match gain_place {
-                    Place::Multiplier => multiplier *= g,
-                    Place::InitStd => init_std *= g,
-                }
-                match fan_in_place {
-                    Place::Multiplier => multiplier *= inv_sqrt_d,
-                    Place::InitStd => init_std *= inv_sqrt_d,
-                }
-                let lr_scale = lr_pow / lr_factor;
-                let bias_lr_scale = match self {
-                    Parameterization::MuP { .. } => fan_out as f64,
-                    Parameterization::MeanField { .. } => multiplier * multiplier * lr_scale,
-                    _ => 1.0,
-                };
-                LayerScaling {
-                    role,
-                    fan_in,
-                    fan_out,
-                    init_std,
-                    multiplier,
-                    lr_scale,
-                    bias_init_std: 0.0,
-                    bias_lr_scale,
-                }
-            })
+            .map(|l| self.layer(widths, l, gain, lr_factor))
             .collect();
 
         let (output_scale, center) = match self {
@@ -317,6 +260,78 @@ impl Parameterization {
             normalized_updates: matches!(self, Parameterization::NuP { .. }),
         })
     }
+
+    /// Where `g` and `1/√d` go: into the multiplier for NTK (σ_w/√n) and, for the
+    /// `1/√d` only, mean-field (Richness_Sweep's `/√fan_in`); into σ otherwise.
+    fn places(&self) -> (Place, Place) {
+        match self {
+            Parameterization::Ntk { .. } => (Place::Multiplier, Place::Multiplier),
+            Parameterization::MeanField { .. } => (Place::InitStd, Place::Multiplier),
+            _ => (Place::InitStd, Place::InitStd),
+        }
+    }
+
+    /// The scaling of layer `l` of `widths`: its abc row (SP's where this
+    /// parameterization has none) at its width, the resolved activation `gain` and
+    /// `1/√d` placed per [`Self::places`], the lr exponent divided by `lr_factor`.
+    fn layer(&self, widths: &[usize], l: usize, gain: f64, lr_factor: f64) -> LayerScaling {
+        let (fan_in, fan_out) = (widths[l], widths[l + 1]);
+        let depth = widths.len() - 1;
+        let role = LayerRole::of(l, depth);
+        let sp_table = Parameterization::Sp { gain: Gain::Lecun };
+        let abc = self
+            .abc(role)
+            .or_else(|| sp_table.abc(role))
+            .expect("SP has an abc row for every role");
+        let n = role.abc_width(fan_in, fan_out) as f64;
+        let (mut multiplier, mut init_std, lr_pow) = abc.at(n);
+        let g = if role == LayerRole::Output { 1.0 } else { gain };
+        let inv_sqrt_d = if role == LayerRole::Input {
+            1.0 / (fan_in as f64).sqrt()
+        } else {
+            1.0
+        };
+        let (gain_place, fan_in_place) = self.places();
+        match gain_place {
+            Place::Multiplier => multiplier *= g,
+            Place::InitStd => init_std *= g,
+        }
+        match fan_in_place {
+            Place::Multiplier => multiplier *= inv_sqrt_d,
+            Place::InitStd => init_std *= inv_sqrt_d,
+        }
+        let lr_scale = lr_pow / lr_factor;
+        let bias_lr_scale = match self {
+            Parameterization::MuP { .. } => fan_out as f64,
+            Parameterization::MeanField { .. } => multiplier * multiplier * lr_scale,
+            _ => 1.0,
+        };
+        LayerScaling {
+            role,
+            fan_in,
+            fan_out,
+            init_std,
+            multiplier,
+            lr_scale,
+            bias_init_std: 0.0,
+            bias_lr_scale,
+        }
+    }
+}
+
+/// `widths` has at least [input, output] and no zero width.
+fn check_widths(widths: &[usize]) -> Result<()> {
+    if widths.len() < 2 {
+        return invalid(
+            "widths",
+            format!("{widths:?}"),
+            "at least [input, output] (depth ≥ 1)",
+        );
+    }
+    if let Some(i) = widths.iter().position(|&n| n == 0) {
+        return invalid(format!("widths[{i}]"), 0, "a width ≥ 1");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@
 //! f' = f − ηλr + η²r²f/m and λ' = λ + (ηr/m)(ηλr − 4f), so the kernel grows iff
 //! ηλ > 4f/(f − y) ([`one_sample_threshold`]); with y = 0 that is ηλ > 4.
 
-use super::{fmt, Check, Ctx};
+use super::{fmt, Check, Ctx, Run};
 use eos_report::plot::{Figure, Series, Style};
 
 /// c* at the largest width of the zero-target runs within this band (±10 % of 4).
@@ -159,53 +159,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         let sharp = run.series("sharpness");
         let lr = run.series("lr").first().map_or(f64::NAN, |p| p.1);
         let p = phase(&loss, &sharp);
-        let tag = format!("c = {c}");
-        if c < 2.0 {
-            checks.push(Check::holds(
-                format!("{tag} (lazy): loss never above its initial value"),
-                !run.diverged() && p.loss_max <= p.loss0,
-                format!("max {} vs initial {}", fmt(p.loss_max), fmt(p.loss0)),
-                "max ≤ initial",
-                SOURCE,
-            ));
-            checks.push(Check::within(
-                format!("{tag} (lazy): λ_final/λ₀"),
-                p.lambda_final / p.lambda0,
-                0.9,
-                1.1,
-                SOURCE,
-            ));
-        } else if c < 4.0 {
-            checks.push(Check::holds(
-                format!("{tag} (catapult): loss spikes, then ends below its initial value"),
-                !run.diverged() && p.loss_max > p.loss0 && p.loss_final < p.loss0,
-                format!(
-                    "initial {}, peak {}, final {}",
-                    fmt(p.loss0),
-                    fmt(p.loss_max),
-                    fmt(p.loss_final)
-                ),
-                "peak > initial > final",
-                SOURCE,
-            ));
-            checks.push(Check::holds(
-                format!("{tag} (catapult): final λ below 2/η"),
-                p.lambda_final < 2.0 / lr,
-                format!("λ_final {} (λ₀ {})", fmt(p.lambda_final), fmt(p.lambda0)),
-                format!("< 2/η = {}", fmt(2.0 / lr)),
-                SOURCE,
-            ));
-        } else {
-            let check = Check::holds(
-                format!("{tag}: the run diverges"),
-                run.diverged(),
-                run.status.to_string(),
-                "diverged",
-                SOURCE,
-            );
-            // near the boundary finite n and width move it: informative only
-            checks.push(if c < 5.0 { check.informative() } else { check });
-        }
+        checks.extend(phase_checks(c, &p, lr, &run));
         let early: Vec<(f64, f64)> = loss.iter().copied().filter(|p| p.0 <= 60.0).collect();
         loss_fig
             .series
@@ -229,6 +183,60 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     ctx.save(&curv_fig, "curvature")?;
     checks.extend(zero_target(ctx, &set)?);
     Ok(checks)
+}
+
+/// The checks of the phase that `c` = ηλ₀ puts a run in: lazy (c < 2), catapult
+/// (2 ≤ c < 4) or divergent (c ≥ 4; informative only below 5).
+fn phase_checks(c: f64, p: &Phase, lr: f64, run: &Run) -> Vec<Check> {
+    let tag = format!("c = {c}");
+    let mut out = Vec::new();
+    if c < 2.0 {
+        out.push(Check::holds(
+            format!("{tag} (lazy): loss never above its initial value"),
+            !run.diverged() && p.loss_max <= p.loss0,
+            format!("max {} vs initial {}", fmt(p.loss_max), fmt(p.loss0)),
+            "max ≤ initial",
+            SOURCE,
+        ));
+        out.push(Check::within(
+            format!("{tag} (lazy): λ_final/λ₀"),
+            p.lambda_final / p.lambda0,
+            0.9,
+            1.1,
+            SOURCE,
+        ));
+    } else if c < 4.0 {
+        out.push(Check::holds(
+            format!("{tag} (catapult): loss spikes, then ends below its initial value"),
+            !run.diverged() && p.loss_max > p.loss0 && p.loss_final < p.loss0,
+            format!(
+                "initial {}, peak {}, final {}",
+                fmt(p.loss0),
+                fmt(p.loss_max),
+                fmt(p.loss_final)
+            ),
+            "peak > initial > final",
+            SOURCE,
+        ));
+        out.push(Check::holds(
+            format!("{tag} (catapult): final λ below 2/η"),
+            p.lambda_final < 2.0 / lr,
+            format!("λ_final {} (λ₀ {})", fmt(p.lambda_final), fmt(p.lambda0)),
+            format!("< 2/η = {}", fmt(2.0 / lr)),
+            SOURCE,
+        ));
+    } else {
+        let check = Check::holds(
+            format!("{tag}: the run diverges"),
+            run.diverged(),
+            run.status.to_string(),
+            "diverged",
+            SOURCE,
+        );
+        // near the boundary finite n and width move it: informative only
+        out.push(if c < 5.0 { check.informative() } else { check });
+    }
+    out
 }
 
 /// One GD step on ½(f − y)² for f = vᵀu/√m (module docs): (f', λ').

@@ -111,13 +111,7 @@ pub fn sweep(opts: &SweepOptions) -> crate::Result<SweepSummary> {
             format!("{}: no such file", spec.base.display()),
         ));
     }
-    let out = opts.out.clone().unwrap_or_else(|| {
-        let stem = opts
-            .spec
-            .file_stem()
-            .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
-        PathBuf::from("runs").join(stem)
-    });
+    let out = out_dir(opts);
     // One sweep per directory (Slurm tasks, `--cell`, share it: each cell is locked
     // by its own `eos train`).
     let _lock = match opts.cell.is_none() && !opts.gather && !opts.slurm {
@@ -140,62 +134,17 @@ pub fn sweep(opts: &SweepOptions) -> crate::Result<SweepSummary> {
     };
 
     if opts.slurm {
-        let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        let script = exec::sbatch_script(
-            &abs(&opts.exe),
-            &abs(&opts.spec),
-            &abs(&out),
-            n_jobs,
-            &spec.slurm_options,
-        );
-        let path = out.join("sweep.sbatch");
-        eos_model::io::write_atomic(&path, script.as_bytes())?;
-        std::fs::create_dir_all(out.join("slurm"))?;
-        return Ok(SweepSummary {
-            out,
-            rows: Vec::new(),
-            sbatch: Some(path),
-        });
+        return write_sbatch(opts, &spec, out, n_jobs);
     }
     if !opts.gather {
-        let ids: Vec<usize> = match opts.cell {
-            Some(i) if i >= n_jobs => {
-                return Err(Error::request(format!(
-                    "--cell {i}: the sweep has {n_jobs} jobs (0 … {})",
-                    n_jobs.saturating_sub(1)
-                )))
-            }
-            Some(i) => vec![i],
-            None => (0..n_jobs).collect(),
+        let jobs = Jobs {
+            spec: &spec,
+            out: &out,
+            cells: &cells,
+            groups: &groups,
+            seeds: &seeds,
         };
-        let workers = if opts.cell.is_some() {
-            1
-        } else {
-            opts.workers.max(1)
-        };
-        let launcher = Launcher {
-            exe: opts.exe.clone(),
-            base: spec.base.clone(),
-            fixed: spec.set.clone(),
-            cells_dir: out.join("cells"),
-            device: opts.device.clone(),
-            threads: exec::threads_per_child(workers),
-        };
-        let jobs: Vec<Job> = match spec.eta_search {
-            Some(_) => ids.into_iter().map(Job::Group).collect(),
-            None => ids
-                .into_iter()
-                .map(|i| Job::Cell(cells[i].clone()))
-                .collect(),
-        };
-        exec::run_pool(jobs, workers, |job, push| match job {
-            Job::Cell(c) => {
-                launcher.run(&c);
-            }
-            Job::Group(g) => search_group(&spec, &launcher, &groups[g], &seeds, &|c| {
-                push(Job::Cell(c))
-            }),
-        });
+        run_jobs(opts, &jobs, n_jobs)?;
     }
     let mut rows = results::gather(&out, spec.final_fraction)?;
     add_not_run(&mut rows, &cells)?;
@@ -205,6 +154,97 @@ pub fn sweep(opts: &SweepOptions) -> crate::Result<SweepSummary> {
         rows,
         sbatch: None,
     })
+}
+
+/// The output directory: `--out`, or `runs/<sweep-stem>`.
+fn out_dir(opts: &SweepOptions) -> PathBuf {
+    opts.out.clone().unwrap_or_else(|| {
+        let stem = opts
+            .spec
+            .file_stem()
+            .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from("runs").join(stem)
+    })
+}
+
+/// `--slurm`: writes `out/sweep.sbatch` (an array of `n_jobs` tasks) and `out/slurm/`.
+fn write_sbatch(
+    opts: &SweepOptions,
+    spec: &SweepSpec,
+    out: PathBuf,
+    n_jobs: usize,
+) -> crate::Result<SweepSummary> {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let script = exec::sbatch_script(
+        &abs(&opts.exe),
+        &abs(&opts.spec),
+        &abs(&out),
+        n_jobs,
+        &spec.slurm_options,
+    );
+    let path = out.join("sweep.sbatch");
+    eos_model::io::write_atomic(&path, script.as_bytes())?;
+    std::fs::create_dir_all(out.join("slurm"))?;
+    Ok(SweepSummary {
+        out,
+        rows: Vec::new(),
+        sbatch: Some(path),
+    })
+}
+
+/// What the jobs of a sweep are drawn from.
+struct Jobs<'a> {
+    spec: &'a SweepSpec,
+    out: &'a Path,
+    /// The grid cells (empty under `[eta_search]`).
+    cells: &'a [Cell],
+    /// The η-search groups and the seeds each runs.
+    groups: &'a [grid::Values],
+    seeds: &'a [Option<Value>],
+}
+
+/// Runs every job (or only `--cell i`) on a pool of `opts.workers` children.
+fn run_jobs(opts: &SweepOptions, jobs: &Jobs, n_jobs: usize) -> crate::Result<()> {
+    let ids: Vec<usize> = match opts.cell {
+        Some(i) if i >= n_jobs => {
+            return Err(Error::request(format!(
+                "--cell {i}: the sweep has {n_jobs} jobs (0 … {})",
+                n_jobs.saturating_sub(1)
+            )))
+        }
+        Some(i) => vec![i],
+        None => (0..n_jobs).collect(),
+    };
+    let workers = if opts.cell.is_some() {
+        1
+    } else {
+        opts.workers.max(1)
+    };
+    let spec = jobs.spec;
+    let launcher = Launcher {
+        exe: opts.exe.clone(),
+        base: spec.base.clone(),
+        fixed: spec.set.clone(),
+        cells_dir: jobs.out.join("cells"),
+        device: opts.device.clone(),
+        threads: exec::threads_per_child(workers),
+    };
+    let queue: Vec<Job> = match spec.eta_search {
+        Some(_) => ids.into_iter().map(Job::Group).collect(),
+        None => ids
+            .into_iter()
+            .map(|i| Job::Cell(jobs.cells[i].clone()))
+            .collect(),
+    };
+    exec::run_pool(queue, workers, |job, push| match job {
+        Job::Cell(c) => {
+            launcher.run(&c);
+        }
+        Job::Group(g) => search_group(spec, &launcher, &jobs.groups[g], jobs.seeds, &|c| {
+            push(Job::Cell(c))
+        }),
+    });
+    Ok(())
 }
 
 /// A `not_run` row for every grid cell that has no directory yet (never started).

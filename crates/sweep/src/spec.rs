@@ -27,6 +27,52 @@ pub struct EtaSearch {
     pub min: Option<f64>,
 }
 
+/// The checks of an `[eta_search]` table: no lr axis in `[grid]`, `max` > 0,
+/// `per_decade` ≥ 1, `decades_below` ≥ 0, 0 < `min` ≤ `max`.
+fn check_eta_search(
+    s: &EtaSearch,
+    grid: &[(String, Vec<Value>)],
+    lr_key: &str,
+    path: &Path,
+) -> crate::Result<()> {
+    if grid.iter().any(|(k, _)| k == lr_key) {
+        return Err(spec_err(
+            path,
+            format!("[grid] key `{lr_key}`"),
+            "remove it, [eta_search] chooses the learning rates",
+        ));
+    }
+    if !(s.max > 0.0 && s.max.is_finite()) {
+        return Err(spec_err(
+            path,
+            "key `eta_search.max`",
+            format!("expected a positive number, got {}", s.max),
+        ));
+    }
+    if s.per_decade == 0 {
+        return Err(spec_err(
+            path,
+            "key `eta_search.per_decade`",
+            "expected at least 1",
+        ));
+    }
+    if !(s.decades_below >= 0.0 && s.decades_below.is_finite()) {
+        return Err(spec_err(
+            path,
+            "key `eta_search.decades_below`",
+            "expected a number ≥ 0",
+        ));
+    }
+    if let Some(m) = s.min.filter(|m| !(*m > 0.0 && *m <= s.max)) {
+        return Err(spec_err(
+            path,
+            "key `eta_search.min`",
+            format!("expected 0 < min ≤ max, got {m}"),
+        ));
+    }
+    Ok(())
+}
+
 fn default_per_decade() -> u32 {
     2
 }
@@ -124,41 +170,7 @@ impl SweepSpec {
             ));
         }
         if let Some(s) = &raw.eta_search {
-            if grid.iter().any(|(k, _)| *k == lr_key) {
-                return Err(spec_err(
-                    path,
-                    format!("[grid] key `{lr_key}`"),
-                    "remove it, [eta_search] chooses the learning rates",
-                ));
-            }
-            if !(s.max > 0.0 && s.max.is_finite()) {
-                return Err(spec_err(
-                    path,
-                    "key `eta_search.max`",
-                    format!("expected a positive number, got {}", s.max),
-                ));
-            }
-            if s.per_decade == 0 {
-                return Err(spec_err(
-                    path,
-                    "key `eta_search.per_decade`",
-                    "expected at least 1",
-                ));
-            }
-            if !(s.decades_below >= 0.0 && s.decades_below.is_finite()) {
-                return Err(spec_err(
-                    path,
-                    "key `eta_search.decades_below`",
-                    "expected a number ≥ 0",
-                ));
-            }
-            if let Some(m) = s.min.filter(|m| !(*m > 0.0 && *m <= s.max)) {
-                return Err(spec_err(
-                    path,
-                    "key `eta_search.min`",
-                    format!("expected 0 < min ≤ max, got {m}"),
-                ));
-            }
+            check_eta_search(s, &grid, &lr_key, path)?;
         }
         Ok(Self {
             path: path.to_path_buf(),

@@ -148,28 +148,74 @@ impl Probes {
         eval: &EvalSets,
         line: &mut Line,
     ) -> crate::Result<()> {
-        let c = &self.cfg;
-        let sub = |stream: u64| derive_seed(derive_seed(self.seed, stream), step);
-        if due(c.sharpness.every, step) {
-            let op = ModelOperator::hessian(mlp, &self.sharp_set, self.loss);
-            let p = mlp.params().numel();
-            let cfg = LanczosConfig {
-                k: c.sharpness.k.min(p),
-                which: Which::Largest,
-                max_iter: c.sharpness.max_iter.max(c.sharpness.k).min(p),
-                tol: c.sharpness.tol,
-                seed: sub(streams::LANCZOS),
-            };
-            let warm: &[Vec<f64>] = if c.sharpness.warm_start {
-                &self.ritz
-            } else {
-                &[]
-            };
-            let r = lanczos(&op, &cfg, warm).context("sharpness probe (Lanczos)")?;
-            line.sharpness = r.eigenvalues.first().copied();
-            line.top_eigenvalues = Some(r.eigenvalues);
-            self.ritz = r.eigenvectors;
+        if due(self.cfg.sharpness.every, step) {
+            self.sharpness(step, mlp, line)?;
         }
+        self.traces(step, mlp, eval, line)?;
+        let c = &self.cfg;
+        if due(c.soft_rank.every, step) {
+            let feats = mlp.features(&self.rank_set.x)?;
+            let ranks = feats
+                .iter()
+                .map(|h| soft_rank(h, c.soft_rank.kind))
+                .collect::<Result<Vec<_>, _>>()?;
+            line.soft_rank = Some(ranks);
+        }
+        if due(c.preact_rms.every, step) {
+            line.preact_rms = Some(crate::preact::preact_rms(mlp, &self.preact_set.x)?);
+        }
+        if due(c.norms.every, step) {
+            line.weight_norms = Some(layer_norms(mlp.params())?);
+            line.bias_mean = Some(bias_means(mlp.params())?);
+        }
+        if due(c.eval.every, step) {
+            self.evaluate(mlp, eval, line)?;
+        }
+        Ok(())
+    }
+
+    /// The seed of probe stream `stream` at `step`.
+    fn sub_seed(&self, stream: u64, step: u64) -> u64 {
+        derive_seed(derive_seed(self.seed, stream), step)
+    }
+
+    /// The sharpness probe: the top-k Hessian eigenvalues by Lanczos (warm-started from
+    /// the last Ritz vectors when configured), which it keeps for the next call.
+    fn sharpness(&mut self, step: u64, mlp: &TrainModel, line: &mut Line) -> crate::Result<()> {
+        let c = &self.cfg;
+        let sub = |stream: u64| self.sub_seed(stream, step);
+        let op = ModelOperator::hessian(mlp, &self.sharp_set, self.loss);
+        let p = mlp.params().numel();
+        let cfg = LanczosConfig {
+            k: c.sharpness.k.min(p),
+            which: Which::Largest,
+            max_iter: c.sharpness.max_iter.max(c.sharpness.k).min(p),
+            tol: c.sharpness.tol,
+            seed: sub(streams::LANCZOS),
+        };
+        let warm: &[Vec<f64>] = if c.sharpness.warm_start {
+            &self.ritz
+        } else {
+            &[]
+        };
+        let r = lanczos(&op, &cfg, warm).context("sharpness probe (Lanczos)")?;
+        line.sharpness = r.eigenvalues.first().copied();
+        line.top_eigenvalues = Some(r.eigenvalues);
+        self.ritz = r.eigenvectors;
+        Ok(())
+    }
+
+    /// The trace-like probes due at `step`: batch sharpness, the NTK trace, the Hessian
+    /// trace (exact or Hutchinson) and the Gauss–Newton spectrum of S_EoS.
+    fn traces(
+        &self,
+        step: u64,
+        mlp: &TrainModel,
+        eval: &EvalSets,
+        line: &mut Line,
+    ) -> crate::Result<()> {
+        let c = &self.cfg;
+        let sub = |stream: u64| self.sub_seed(stream, step);
         if due(c.batch_sharpness.every, step) {
             let train = &eval.train;
             let bs = batch_sharpness(
@@ -209,33 +255,21 @@ impl Probes {
                 line.gn_top_eigenvalues = Some(top);
             }
         }
-        if due(c.soft_rank.every, step) {
-            let feats = mlp.features(&self.rank_set.x)?;
-            let ranks = feats
-                .iter()
-                .map(|h| soft_rank(h, c.soft_rank.kind))
-                .collect::<Result<Vec<_>, _>>()?;
-            line.soft_rank = Some(ranks);
+        Ok(())
+    }
+
+    /// The evaluation probe: minibatch train loss, train/test accuracy and test loss.
+    fn evaluate(&self, mlp: &TrainModel, eval: &EvalSets, line: &mut Line) -> crate::Result<()> {
+        if eval.minibatch {
+            line.train_loss = Some(mlp.loss(&eval.train, self.loss)?);
         }
-        if due(c.preact_rms.every, step) {
-            line.preact_rms = Some(crate::preact::preact_rms(mlp, &self.preact_set.x)?);
+        if let Some(l) = &eval.train_labels {
+            line.train_accuracy = Some(accuracy(mlp, &eval.train, l)?);
         }
-        if due(c.norms.every, step) {
-            line.weight_norms = Some(layer_norms(mlp.params())?);
-            line.bias_mean = Some(bias_means(mlp.params())?);
-        }
-        if due(c.eval.every, step) {
-            if eval.minibatch {
-                line.train_loss = Some(mlp.loss(&eval.train, self.loss)?);
-            }
-            if let Some(l) = &eval.train_labels {
-                line.train_accuracy = Some(accuracy(mlp, &eval.train, l)?);
-            }
-            if let Some((test, labels)) = &eval.test {
-                line.test_loss = Some(mlp.loss(test, self.loss)?);
-                if let Some(l) = labels {
-                    line.test_accuracy = Some(accuracy(mlp, test, l)?);
-                }
+        if let Some((test, labels)) = &eval.test {
+            line.test_loss = Some(mlp.loss(test, self.loss)?);
+            if let Some(l) = labels {
+                line.test_accuracy = Some(accuracy(mlp, test, l)?);
             }
         }
         Ok(())

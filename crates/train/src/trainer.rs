@@ -235,15 +235,7 @@ impl Trainer {
     /// device, the probes.
     pub fn open(args: &TrainArgs) -> crate::Result<Trainer> {
         let cfg = Config::load(&args.config, &args.set)?;
-        let dir = match (&args.out, args.resume) {
-            (Some(d), _) => d.clone(),
-            (None, true) => {
-                return Err(Error::Request(
-                    "--resume: name the run directory with --out DIR".to_string(),
-                ))
-            }
-            (None, false) => run_dir::default_dir(&args.config),
-        };
+        let dir = run_dir_of(args)?;
         let device = pick_device(if args.device.is_empty() {
             "auto"
         } else {
@@ -259,32 +251,8 @@ impl Trainer {
         // One writer per run directory, before anything is written there.
         let lock = crate::lock::DirLock::acquire(&dir, "run")?;
         crate::lock::remove_stale_temps(&dir);
-        let mut mlp = p.model.clone();
-        let mut theta0 = mlp.params().clone();
-        let resolved = cfg.to_toml()?;
-        let start = if args.resume {
-            let (start, restored) = resume_dir(&dir, &resolved, &mut p, &mlp)?;
-            if let Some((params, t0)) = restored {
-                mlp = mlp.with_params(params)?;
-                theta0 = t0;
-            }
-            start
-        } else {
-            let meta = Meta::new(
-                &device_name(&device),
-                cfg.train.dtype.dtype(),
-                cfg.train.seed,
-                mlp.n_params(),
-                mlp.widths(),
-                p.total,
-            );
-            new_dir(&dir, meta)?
-        };
-        eos_model::io::write_atomic(&dir.join("config.resolved.toml"), resolved.as_bytes())?;
-        let mut meta = start.meta;
-        meta.status = Status::Running;
-        meta.end_time = None;
-        meta.write(&dir)?;
+        let (start, mlp, theta0) = start_dir(args, &cfg, &dir, &mut p, &device)?;
+        let meta = start.meta;
 
         // Data on the device; centred models subtract the initial network's outputs.
         let dtype = cfg.train.dtype.dtype();
@@ -533,6 +501,56 @@ fn eval_sets(
         test,
         minibatch,
     })
+}
+/// The run directory of `args`: `--out`, or (not resuming) `runs/<stem>-<time>`.
+fn run_dir_of(args: &TrainArgs) -> crate::Result<PathBuf> {
+    match (&args.out, args.resume) {
+        (Some(d), _) => Ok(d.clone()),
+        (None, true) => Err(Error::Request(
+            "--resume: name the run directory with --out DIR".to_string(),
+        )),
+        (None, false) => Ok(run_dir::default_dir(&args.config)),
+    }
+}
+
+/// Starts the run in the locked `dir`, new or (with `args.resume`) restored from its
+/// latest checkpoint (then `p`'s state is restored too); writes
+/// `config.resolved.toml` and `meta.json` (running). Returns the start, the model and
+/// θ₀.
+fn start_dir(
+    args: &TrainArgs,
+    cfg: &Config,
+    dir: &Path,
+    p: &mut Parts,
+    device: &Device,
+) -> crate::Result<(Start, TrainModel, ParamVec)> {
+    let mut mlp = p.model.clone();
+    let mut theta0 = mlp.params().clone();
+    let resolved = cfg.to_toml()?;
+    let start = if args.resume {
+        let (start, restored) = resume_dir(dir, &resolved, p, &mlp)?;
+        if let Some((params, t0)) = restored {
+            mlp = mlp.with_params(params)?;
+            theta0 = t0;
+        }
+        start
+    } else {
+        let meta = Meta::new(
+            &device_name(device),
+            cfg.train.dtype.dtype(),
+            cfg.train.seed,
+            mlp.n_params(),
+            mlp.widths(),
+            p.total,
+        );
+        new_dir(dir, meta)?
+    };
+    eos_model::io::write_atomic(&dir.join("config.resolved.toml"), resolved.as_bytes())?;
+    let mut start = start;
+    start.meta.status = Status::Running;
+    start.meta.end_time = None;
+    start.meta.write(dir)?;
+    Ok((start, mlp, theta0))
 }
 
 /// A new run directory (refused when it already holds a run).

@@ -149,17 +149,7 @@ pub fn load_net_bytes(
     }
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| ferr(path, format!("not a valid safetensors file: {e}")))?;
-    let model = metadata.get("model").ok_or_else(|| {
-        ferr(
-            path,
-            "metadata `model` missing (a JSON list of layer objects)",
-        )
-    })?;
-    let layers = parse_layers(model).map_err(|e| ferr(path, format!("metadata `model`: {e}")))?;
-    let loss = match metadata.get("loss") {
-        Some(l) => Loss::parse(l).map_err(|e| ferr(path, format!("metadata `loss`: {e}")))?,
-        None => return Err(ferr(path, "metadata `loss` missing")),
-    };
+    let (layers, loss) = model_and_loss(&metadata, path)?;
     let (xv, xs, xd) = read_f64(&st, "x", path)?.ok_or_else(|| {
         ferr(
             path,
@@ -174,20 +164,8 @@ pub fn load_net_bytes(
             format!("shapes do not chain for x of shape {xs:?}: {e}"),
         )
     })?;
-    let known = known_names(&shapes);
-    for name in st.names() {
-        if !known.iter().any(|k| k == name) {
-            return Err(ferr(path, format!("unexpected tensor `{name}` (not x, y, a parameter of the model or v.<parameter>)")));
-        }
-    }
-    let first_float = shapes
-        .iter()
-        .find_map(|(n, _)| st.tensor(n).ok().map(|v| v.dtype()))
-        .filter(|d| is_float(*d));
-    let dtype = dtype.unwrap_or(match first_float {
-        Some(Dtype::F32) => DType::F32,
-        _ => DType::F64,
-    });
+    check_names(&st, &shapes, path)?;
+    let dtype = dtype.unwrap_or_else(|| first_param_dtype(&st, &shapes));
     let tensor = |vals: Vec<f64>, shape: &[usize]| -> Result<Tensor> {
         Ok(Tensor::from_vec(vals, shape, &Device::Cpu)?
             .to_dtype(dtype)?
@@ -225,6 +203,49 @@ pub fn load_net_bytes(
         v,
         metadata,
     })
+}
+
+/// The layers (metadata `model`) and the loss (metadata `loss`) of an eos-net/1 file.
+fn model_and_loss(
+    metadata: &HashMap<String, String>,
+    path: &Path,
+) -> Result<(Vec<LayerKind>, Loss)> {
+    let model = metadata.get("model").ok_or_else(|| {
+        ferr(
+            path,
+            "metadata `model` missing (a JSON list of layer objects)",
+        )
+    })?;
+    let layers = parse_layers(model).map_err(|e| ferr(path, format!("metadata `model`: {e}")))?;
+    let loss = match metadata.get("loss") {
+        Some(l) => Loss::parse(l).map_err(|e| ferr(path, format!("metadata `loss`: {e}")))?,
+        None => return Err(ferr(path, "metadata `loss` missing")),
+    };
+    Ok((layers, loss))
+}
+
+/// Every tensor of `st` is x, y, a parameter of `shapes` or its `v.` direction.
+fn check_names(st: &SafeTensors, shapes: &[(String, Vec<usize>)], path: &Path) -> Result<()> {
+    let known = known_names(shapes);
+    for name in st.names() {
+        if !known.iter().any(|k| k == name) {
+            return Err(ferr(path, format!("unexpected tensor `{name}` (not x, y, a parameter of the model or v.<parameter>)")));
+        }
+    }
+    Ok(())
+}
+
+/// The dtype of the first parameter when it is F32, F64 otherwise (the default
+/// conversion of [`load_net`]).
+fn first_param_dtype(st: &SafeTensors, shapes: &[(String, Vec<usize>)]) -> DType {
+    let first_float = shapes
+        .iter()
+        .find_map(|(n, _)| st.tensor(n).ok().map(|v| v.dtype()))
+        .filter(|d| is_float(*d));
+    match first_float {
+        Some(Dtype::F32) => DType::F32,
+        _ => DType::F64,
+    }
 }
 
 /// `x`, `y`, every parameter and its `v.` direction.
