@@ -30,12 +30,6 @@ const KERNEL_FILES: &[&str] = &[
 /// Functions known to be too long and not split yet: (file, function name).
 const NOT_YET_SPLIT: &[(&str, &str)] = &[
     // TODO(issue 11): split
-    ("crates/report/src/plot.rs", "draw"),
-    // TODO(issue 11): split
-    ("crates/report/src/sweep_plots.rs", "plot_sweep"),
-    // TODO(issue 11): split
-    ("crates/report/src/sweep_plots.rs", "eta_star_figure"),
-    // TODO(issue 11): split
     ("benches/src/suites.rs", "run_scaling_point"),
 ];
 
