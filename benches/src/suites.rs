@@ -465,69 +465,27 @@ pub fn run_scaling_point(
     device: &Device,
     opts: &ScalingOptions,
 ) -> anyhow::Result<ScalingResult> {
-    let suite = Suite {
-        name: "scaling",
-        widths: p.widths.clone(),
-        n: p.n,
-    };
-    let mut c = suite.case(dtype, device, 0)?;
-    if let Some(cs) = opts.chunk_size {
-        anyhow::ensure!(cs > 0, "--chunk-size must be at least 1");
-        c.mlp.chunk_size = cs;
-    }
+    let c = scaling_case(p, dtype, device, opts)?;
     let (mlp, batch, v, loss) = (&c.mlp, &c.batch, &c.v, c.loss);
     let size = dtype.size_in_bytes() as u64;
     let (d, k) = (p.widths[0] as u64, *p.widths.last().expect("widths") as u64);
     let base_rss_bytes = proc_status_bytes("VmRSS");
-    let mut all_reset = true;
-    let mut timed = |name: &str,
-                     gflop: f64,
-                     f: &mut dyn FnMut() -> anyhow::Result<()>|
-     -> anyhow::Result<OpCost> {
-        all_reset &= reset_peak_rss();
-        let (secs, reps) =
-            median_secs_budget(device, opts.min_reps, opts.max_reps, opts.budget_s, f)?;
-        let peak_rss_bytes = proc_status_bytes("VmHWM");
-        if opts.progress {
-            eprintln!(
-                "    {name:<4} {:>10.2} ms ({reps} runs)  peak RSS {}",
-                1e3 * secs,
-                mib(peak_rss_bytes)
-            );
-        }
-        Ok(OpCost {
-            secs,
-            reps,
-            gflop,
-            gflops: gflop / secs,
-            peak_rss_bytes,
-        })
+    let mut timer = OpTimer {
+        device,
+        opts,
+        all_reset: true,
     };
     let w = &p.widths;
-    let grad = timed("grad", 1e-9 * grad_flops(w, p.n), &mut || {
+    let grad = timer.time("grad", 1e-9 * grad_flops(w, p.n), &mut || {
         mlp.grad(batch, loss)?;
         Ok(())
     })?;
     let phi2_zero = mlp.activation.is_homogeneous();
-    let hvp = timed("hvp", 1e-9 * hvp_flops(w, p.n, phi2_zero), &mut || {
+    let hvp = timer.time("hvp", 1e-9 * hvp_flops(w, p.n, phi2_zero), &mut || {
         mlp.hvp(batch, loss, v)?;
         Ok(())
     })?;
-    let v64 = v.to_f64_vec()?;
-    let operator = ModelOperator::hessian(mlp, batch, loss);
-    // The FLOPs depend on whether the primal pass gets cached: fixed after the timing.
-    let mut op = timed("op", 0.0, &mut || {
-        operator.apply(&v64)?;
-        Ok(())
-    })?;
-    let op_cache_bytes = operator.cached_primal_bytes();
-    op.gflop = 1e-9
-        * if op_cache_bytes.is_some() {
-            operator_flops(w, p.n)
-        } else {
-            hvp_flops(w, p.n, phi2_zero)
-        };
-    op.gflops = op.gflop / op.secs;
+    let (op, op_cache_bytes) = time_operator(&mut timer, &c, p)?;
     Ok(ScalingResult {
         sweep: p.sweep.into(),
         widths: p.widths.clone(),
@@ -543,8 +501,91 @@ pub fn run_scaling_point(
         hvp,
         op,
         op_cache_bytes,
-        peak_rss_reset: all_reset,
+        peak_rss_reset: timer.all_reset,
     })
+}
+
+/// The model, batch and direction of point `p`, with `--chunk-size` applied.
+fn scaling_case(
+    p: &ScalingPoint,
+    dtype: DType,
+    device: &Device,
+    opts: &ScalingOptions,
+) -> anyhow::Result<BenchCase> {
+    let suite = Suite {
+        name: "scaling",
+        widths: p.widths.clone(),
+        n: p.n,
+    };
+    let mut c = suite.case(dtype, device, 0)?;
+    if let Some(cs) = opts.chunk_size {
+        anyhow::ensure!(cs > 0, "--chunk-size must be at least 1");
+        c.mlp.chunk_size = cs;
+    }
+    Ok(c)
+}
+
+/// Times the operations of one point, each after resetting the peak RSS.
+struct OpTimer<'a> {
+    device: &'a Device,
+    opts: &'a ScalingOptions,
+    /// Whether every reset of the peak RSS succeeded.
+    all_reset: bool,
+}
+
+impl OpTimer<'_> {
+    /// The median time of `f` (`gflop` GFLOP per call) and the peak RSS while it ran.
+    fn time(
+        &mut self,
+        name: &str,
+        gflop: f64,
+        f: &mut dyn FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<OpCost> {
+        let o = self.opts;
+        self.all_reset &= reset_peak_rss();
+        let (secs, reps) = median_secs_budget(self.device, o.min_reps, o.max_reps, o.budget_s, f)?;
+        let peak_rss_bytes = proc_status_bytes("VmHWM");
+        if o.progress {
+            eprintln!(
+                "    {name:<4} {:>10.2} ms ({reps} runs)  peak RSS {}",
+                1e3 * secs,
+                mib(peak_rss_bytes)
+            );
+        }
+        Ok(OpCost {
+            secs,
+            reps,
+            gflop,
+            gflops: gflop / secs,
+            peak_rss_bytes,
+        })
+    }
+}
+
+/// The timed curvature-operator product of case `c` and the bytes of its cached
+/// primal pass; its FLOPs depend on whether that pass was cached.
+fn time_operator(
+    timer: &mut OpTimer,
+    c: &BenchCase,
+    p: &ScalingPoint,
+) -> anyhow::Result<(OpCost, Option<usize>)> {
+    let (mlp, w) = (&c.mlp, &p.widths);
+    let v64 = c.v.to_f64_vec()?;
+    let operator = ModelOperator::hessian(mlp, &c.batch, c.loss);
+    // The FLOPs depend on whether the primal pass gets cached: fixed after the timing.
+    let mut op = timer.time("op", 0.0, &mut || {
+        operator.apply(&v64)?;
+        Ok(())
+    })?;
+    let op_cache_bytes = operator.cached_primal_bytes();
+    op.gflop = 1e-9
+        * if op_cache_bytes.is_some() {
+            operator_flops(w, p.n)
+        } else {
+            hvp_flops(w, p.n, mlp.activation.is_homogeneous())
+        };
+    op.gflops = op.gflop / op.secs;
+    Ok((op, op_cache_bytes))
 }
 
 fn mib(b: Option<u64>) -> String {

@@ -8,8 +8,8 @@
 //! literals (telling `'a'` from the lifetime `'a`), keeping every newline, so that
 //! braces inside them do not count; it then matches braces on what is left. Items
 //! under `#[cfg(test)]` (the `mod tests` blocks) and files in `tests/` folders are
-//! skipped, as are the numerical kernels of [`KERNEL_FILES`] and the functions of
-//! [`NOT_YET_SPLIT`].
+//! skipped, as are the numerical kernels of [`KERNEL_FILES`]. There is no other
+//! exemption: a long function is split, not listed.
 
 use std::path::Path;
 
@@ -27,18 +27,6 @@ const KERNEL_FILES: &[&str] = &[
     "crates/model/src/jet.rs",
 ];
 
-/// Functions known to be too long and not split yet: (file, function name).
-const NOT_YET_SPLIT: &[(&str, &str)] = &[
-    // TODO(issue 11): split
-    ("crates/report/src/plot.rs", "draw"),
-    // TODO(issue 11): split
-    ("crates/report/src/sweep_plots.rs", "plot_sweep"),
-    // TODO(issue 11): split
-    ("crates/report/src/sweep_plots.rs", "eta_star_figure"),
-    // TODO(issue 11): split
-    ("benches/src/suites.rs", "run_scaling_point"),
-];
-
 /// One function over the limit.
 #[derive(Debug, PartialEq)]
 pub struct LongFn {
@@ -51,7 +39,6 @@ pub struct LongFn {
 /// The problems of the workspace at `root`, one line per over-long function.
 pub fn check(root: &Path, files: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
     let mut problems = Vec::new();
-    let mut allowed_seen = vec![false; NOT_YET_SPLIT.len()];
     for f in files {
         let rel = f
             .strip_prefix(root)
@@ -64,26 +51,9 @@ pub fn check(root: &Path, files: &[std::path::PathBuf]) -> anyhow::Result<Vec<St
         let text =
             std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{rel}: cannot read: {e}"))?;
         for long in long_fns(&text, MAX_FN_LINES) {
-            let key = (rel.as_str(), long.name.as_str());
-            if let Some(k) = NOT_YET_SPLIT.iter().position(|a| *a == key) {
-                allowed_seen[k] = true;
-                continue;
-            }
             problems.push(format!(
                 "{rel}:{}: fn `{}` is {} lines long (at most {MAX_FN_LINES}); split it",
                 long.line, long.name, long.lines
-            ));
-        }
-    }
-    // `check` runs once per top folder: only entries of the files given here count.
-    for (k, (file, name)) in NOT_YET_SPLIT.iter().enumerate() {
-        let scanned = files
-            .iter()
-            .any(|f| f.strip_prefix(root).unwrap_or(f) == Path::new(file));
-        if scanned && !allowed_seen[k] {
-            problems.push(format!(
-                "xtask/src/fnlen.rs: NOT_YET_SPLIT lists `{file}` fn `{name}`, which is \
-                 no longer over {MAX_FN_LINES} lines (or gone): remove the entry"
             ));
         }
     }

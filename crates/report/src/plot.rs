@@ -12,6 +12,7 @@
 //! Values outside the y range (e.g. a 2/η line far above the sharpness) are clamped
 //! to its edge rather than drawn over the labels.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -51,7 +52,7 @@ pub enum Style {
 }
 
 /// A named set of (x, y) points.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
@@ -69,7 +70,20 @@ impl Series {
 }
 
 /// A panel: title, axis labels, series, and notes printed under the title.
-#[derive(Debug, Clone, Default)]
+///
+/// Built with [`Figure::new`] and the setters that follow it (by value), then filled
+/// with [`Figure::add`], [`Figure::hline`] and [`Figure::vline`] (by reference, so
+/// that a loop can add to it):
+///
+/// ```
+/// use eos_report::plot::{Figure, Style};
+///
+/// let mut fig = Figure::new("sharpness").x_label("step").y_label("λ_max").y_log();
+/// fig.add("λ_max", vec![(0.0, 12.0), (10.0, 19.0)], Style::Line)
+///     .hline("2/η", 20.0, 0.0..=10.0);
+/// assert_eq!(fig.series[1].points, [(0.0, 20.0), (10.0, 20.0)]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figure {
     pub title: String,
     pub x_label: String,
@@ -96,6 +110,71 @@ fn register_fonts() {
 }
 
 impl Figure {
+    /// A figure with this title: linear axes, no labels, no series.
+    pub fn new(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the label of the x axis.
+    pub fn x_label(mut self, label: impl Into<String>) -> Self {
+        self.x_label = label.into();
+        self
+    }
+
+    /// Sets the label of the y axis.
+    pub fn y_label(mut self, label: impl Into<String>) -> Self {
+        self.y_label = label.into();
+        self
+    }
+
+    /// A log₁₀ x axis.
+    pub fn x_log(mut self) -> Self {
+        self.log_x = true;
+        self
+    }
+
+    /// A log₁₀ y axis.
+    pub fn y_log(mut self) -> Self {
+        self.log_y = true;
+        self
+    }
+
+    /// Caps the y axis at `max` (data units).
+    pub fn y_max(mut self, max: f64) -> Self {
+        self.y_max = Some(max);
+        self
+    }
+
+    /// Adds a note line under the title (after those already there).
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Adds a series (its colour is fixed by its position, empty or not).
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        points: Vec<(f64, f64)>,
+        style: Style,
+    ) -> &mut Self {
+        self.series.push(Series::new(name, points, style));
+        self
+    }
+
+    /// Adds a dashed horizontal line at `y` from `x.start()` to `x.end()`.
+    pub fn hline(&mut self, name: impl Into<String>, y: f64, x: RangeInclusive<f64>) -> &mut Self {
+        self.add(name, vec![(*x.start(), y), (*x.end(), y)], Style::Dashed)
+    }
+
+    /// Adds a dashed vertical line at `x` from `y.start()` to `y.end()`.
+    pub fn vline(&mut self, name: impl Into<String>, x: f64, y: RangeInclusive<f64>) -> &mut Self {
+        self.add(name, vec![(x, *y.start()), (x, *y.end())], Style::Dashed)
+    }
+
     /// Whether no series has a point to draw.
     pub fn is_empty(&self) -> bool {
         self.transformed().iter().all(|s| s.points.is_empty())
@@ -136,12 +215,10 @@ impl Figure {
             .collect()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
-        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-        root.fill(&WHITE).map_err(err)?;
-        let series = self.transformed();
+    /// The x and y ranges of the plot (y capped at `y_max`), in plot coordinates.
+    fn ranges(&self, series: &[Series]) -> ((f64, f64), (f64, f64)) {
         let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.clone()).collect();
-        let (x0, x1) = padded(all.iter().map(|p| p.0), self.log_x);
+        let x = padded(all.iter().map(|p| p.0), self.log_x);
         let y_cap = self.y_max.and_then(|m| {
             if self.log_y {
                 (m > 0.0).then(|| m.log10())
@@ -153,10 +230,50 @@ impl Figure {
             .iter()
             .map(|p| p.1)
             .map(|y| y_cap.map_or(y, |c| y.min(c)));
-        let (y0, y1) = padded(ys, self.log_y);
+        (x, padded(ys, self.log_y))
+    }
 
+    /// Draws the figure on `root`: title and notes, axes, series, legend.
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(err)?;
+        let series = self.transformed();
+        let (x, y) = self.ranges(&series);
         let header = 44 + 22 * self.notes.len() as u32;
         let (top, body) = root.split_vertically(header);
+        self.draw_header(&top)?;
+        let mut chart = ChartBuilder::on(&body)
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                Axis::new(x.0, x.1, self.log_x),
+                Axis::new(y.0, y.1, self.log_y),
+            )
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 17))
+            .draw()
+            .map_err(err)?;
+        draw_series(&mut chart, &series, y)?;
+        if has_legend(&series) {
+            chart
+                .configure_series_labels()
+                .label_font(("sans-serif", 15))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .position(legend_corner(&series, x, y))
+                .draw()
+                .map_err(err)?;
+        }
+        root.present().map_err(err)
+    }
+
+    /// The title and, one per line below it, the notes.
+    fn draw_header<DB: DrawingBackend>(&self, top: &DrawingArea<DB, Shift>) -> Result<(), String> {
         top.draw(&Text::new(
             self.title.clone(),
             (20, 8),
@@ -172,62 +289,53 @@ impl Figure {
             ))
             .map_err(err)?;
         }
-
-        let xr = Axis::new(x0, x1, self.log_x);
-        let yr = Axis::new(y0, y1, self.log_y);
-        let mut chart = ChartBuilder::on(&body)
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(80)
-            .build_cartesian_2d(xr, yr)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(self.x_label.as_str())
-            .y_desc(self.y_label.as_str())
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 17))
-            .draw()
-            .map_err(err)?;
-
-        let clamp = |(x, y): (f64, f64)| (x, y.clamp(y0, y1));
-        for (i, s) in series
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.points.is_empty())
-        {
-            let color = COLORS[i % COLORS.len()];
-            let pts: Vec<(f64, f64)> = s.points.iter().copied().map(clamp).collect();
-            let line = ShapeStyle::from(&color).stroke_width(2);
-            let anno = match s.style {
-                Style::Line => chart.draw_series(LineSeries::new(pts, line)),
-                Style::LinePoints => chart.draw_series(LineSeries::new(pts, line).point_size(3)),
-                Style::Dashed => chart.draw_series(DashedLineSeries::new(pts, 8, 6, line)),
-                Style::Points => {
-                    chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))
-                }
-            }
-            .map_err(err)?;
-            anno.label(s.name.clone()).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        }
-        if series.iter().filter(|s| !s.points.is_empty()).count() > 1
-            || series
-                .iter()
-                .any(|s| !s.name.is_empty() && !s.points.is_empty())
-        {
-            chart
-                .configure_series_labels()
-                .label_font(("sans-serif", 15))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .position(legend_corner(&series, (x0, x1), (y0, y1)))
-                .draw()
-                .map_err(err)?;
-        }
-        root.present().map_err(err)
+        Ok(())
     }
+}
+
+/// A drawing error as text.
+fn err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String {
+    e.to_string()
+}
+
+/// Draws every non-empty series (colour `i` for the `i`-th series, drawn or not),
+/// its values clamped to the y range `y`, each with its legend entry.
+fn draw_series<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<Axis, Axis>>,
+    series: &[Series],
+    (y0, y1): (f64, f64),
+) -> Result<(), String> {
+    let clamp = |(x, y): (f64, f64)| (x, y.clamp(y0, y1));
+    for (i, s) in series
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.points.is_empty())
+    {
+        let color = COLORS[i % COLORS.len()];
+        let pts: Vec<(f64, f64)> = s.points.iter().copied().map(clamp).collect();
+        let line = ShapeStyle::from(&color).stroke_width(2);
+        let anno = match s.style {
+            Style::Line => chart.draw_series(LineSeries::new(pts, line)),
+            Style::LinePoints => chart.draw_series(LineSeries::new(pts, line).point_size(3)),
+            Style::Dashed => chart.draw_series(DashedLineSeries::new(pts, 8, 6, line)),
+            Style::Points => {
+                chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+            }
+        }
+        .map_err(err)?;
+        anno.label(s.name.clone()).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+        });
+    }
+    Ok(())
+}
+
+/// A legend is drawn for two or more drawn series, or one with a name.
+fn has_legend(series: &[Series]) -> bool {
+    series.iter().filter(|s| !s.points.is_empty()).count() > 1
+        || series
+            .iter()
+            .any(|s| !s.name.is_empty() && !s.points.is_empty())
 }
 
 /// The corner of the plot with the fewest points near it (ties: upper right).
@@ -258,4 +366,76 @@ fn legend_corner(series: &[Series], x: (f64, f64), y: (f64, f64)) -> SeriesLabel
         }
     }
     best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_sets_what_a_literal_sets() {
+        let mut built = Figure::new("t")
+            .x_label("step")
+            .y_label("loss")
+            .x_log()
+            .y_log()
+            .y_max(6.0)
+            .note("a")
+            .note(String::from("b"));
+        built
+            .add("l", vec![(1.0, 2.0)], Style::LinePoints)
+            .hline("h", 2.0, 0.0..=5.0)
+            .vline("v", 3.0, -1.0..=0.0);
+        let literal = Figure {
+            title: "t".into(),
+            x_label: "step".into(),
+            y_label: "loss".into(),
+            log_x: true,
+            log_y: true,
+            series: vec![
+                Series::new("l", vec![(1.0, 2.0)], Style::LinePoints),
+                Series::new("h", vec![(0.0, 2.0), (5.0, 2.0)], Style::Dashed),
+                Series::new("v", vec![(3.0, -1.0), (3.0, 0.0)], Style::Dashed),
+            ],
+            notes: vec!["a".into(), "b".into()],
+            y_max: Some(6.0),
+        };
+        assert_eq!(built, literal);
+        // Nothing set but the title: the defaults.
+        let bare = Figure::new("only");
+        assert!(!bare.log_x && !bare.log_y && bare.y_max.is_none());
+        assert!(bare.series.is_empty() && bare.notes.is_empty() && bare.x_label.is_empty());
+    }
+
+    #[test]
+    fn ranges_cap_y_and_legends_follow_the_drawn_series() {
+        let mut fig = Figure::new("t").y_max(10.0);
+        fig.add("", vec![(0.0, 1.0), (2.0, 100.0)], Style::Line);
+        let series = fig.transformed();
+        // x: 5 % padding of [0, 2]; y: capped at 10, then padded.
+        let (x, y) = fig.ranges(&series);
+        assert_eq!(x, (0.0 - 0.05 * 2.0, 2.0 + 0.05 * 2.0));
+        assert_eq!(y, (1.0 - 0.05 * 9.0, 10.0 + 0.05 * 9.0));
+        // One unnamed series: no legend; a named one, or two series: a legend.
+        assert!(!has_legend(&series));
+        fig.add("b", Vec::new(), Style::Dashed);
+        assert!(!has_legend(&fig.transformed()));
+        fig.series[1].points.push((1.0, 1.0));
+        assert!(has_legend(&fig.transformed()));
+        // Log axes drop non-positive values before the range is taken.
+        let mut log = Figure::new("t").y_log();
+        log.add(
+            "p",
+            vec![(0.0, -1.0), (1.0, 10.0), (2.0, 1000.0)],
+            Style::Points,
+        );
+        let s = log.transformed();
+        let ys: Vec<f64> = s[0].points.iter().map(|p| p.1).collect();
+        assert_eq!(s[0].points.len(), 2);
+        assert!(
+            (ys[0] - 1.0).abs() < 1e-15 && (ys[1] - 3.0).abs() < 1e-15,
+            "{ys:?}"
+        );
+        assert!(has_legend(&s));
+    }
 }

@@ -18,22 +18,18 @@ use std::path::{Path, PathBuf};
 use eos_train::metrics::read::Metrics;
 use eos_train::stats::median;
 
-use super::plot::{Figure, Series, Style};
+use super::plot::{Figure, Style};
 
 /// The panels of the run with these metrics; `name` goes into the titles.
 pub fn figures(m: &Metrics, name: &str) -> Vec<(&'static str, Figure)> {
     let mut out = Vec::new();
-    let fig = |title: &str, y: &str| Figure {
-        title: format!("{name}: {title}"),
-        x_label: "step".into(),
-        y_label: y.into(),
-        ..Figure::default()
+    let fig = |title: &str, y: &str| {
+        Figure::new(format!("{name}: {title}"))
+            .x_label("step")
+            .y_label(y)
     };
 
-    let mut loss = Figure {
-        log_y: true,
-        ..fig("loss", "loss")
-    };
+    let mut loss = fig("loss", "loss").y_log();
     for key in ["loss", "train_loss", "test_loss"] {
         push(&mut loss, key, m.scalar(key), Style::Line);
     }
@@ -43,11 +39,11 @@ pub fn figures(m: &Metrics, name: &str) -> Vec<(&'static str, Figure)> {
     let batch = m.scalar("batch_sharpness");
     let eff = m.scalar("effective_sharpness");
     if !sharp.is_empty() || !batch.is_empty() || !eff.is_empty() {
-        let mut f = fig("sharpness vs 2/η", "eigenvalue");
         let two = m.two_over_lr();
         let peak = sharp.iter().chain(&batch).chain(&eff);
         let peak = peak.map(|p| p.1).fold(0.0, f64::max);
-        f.y_max = Some(1.5 * peak.max(median(two.iter().map(|p| p.1))));
+        let mut f = fig("sharpness vs 2/η", "eigenvalue")
+            .y_max(1.5 * peak.max(median(two.iter().map(|p| p.1))));
         push(&mut f, "λ_max (sharpness)", sharp, Style::LinePoints);
         push(&mut f, "batch sharpness", batch, Style::Line);
         push(
@@ -122,9 +118,10 @@ pub fn dir_name(dir: &Path) -> String {
         .unwrap_or_else(|| dir.display().to_string())
 }
 
+/// Adds the series unless it is empty (the panel then skips it, colour included).
 fn push(f: &mut Figure, name: &str, points: Vec<(f64, f64)>, style: Style) {
     if !points.is_empty() {
-        f.series.push(Series::new(name, points, style));
+        f.add(name, points, style);
     }
 }
 

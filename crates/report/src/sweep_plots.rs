@@ -18,7 +18,7 @@ use crate::error::Error;
 use serde_json::Value;
 
 use super::axis::compact;
-use super::plot::{Figure, Series, Style};
+use super::plot::{Figure, Style};
 use eos_sweep::fit::{regime_slopes, Fit};
 use eos_sweep::results::{best_per_group, read_rows, CellRow, GroupBest};
 use eos_train::metrics::read::Metrics;
@@ -77,110 +77,138 @@ pub fn plot_sweep(
     out: &Path,
     opts: &SweepPlotOptions,
 ) -> crate::Result<(Vec<PathBuf>, Vec<String>)> {
-    let rows = read_rows(&dir.join("results.jsonl"))?;
-    let (lr_key, seed_key) = manifest(dir)?;
-    let best = best_per_group(&rows, &lr_key, &seed_key);
-    let name = super::run_plots::dir_name(dir);
+    let sweep = Sweep::read(dir)?;
     let mut files = Vec::new();
     let mut lines = Vec::new();
-
-    let mut loss = Figure {
-        title: format!("{name}: final loss vs learning rate"),
-        x_label: format!("η ({lr_key})"),
-        y_label: "final loss (mean over seeds)".into(),
-        log_x: true,
-        log_y: true,
-        ..Figure::default()
-    };
-    for g in &best {
-        let samples: Vec<(f64, Option<f64>)> = group_rows(&rows, g, &lr_key, &seed_key)
-            .filter_map(|r| {
-                Some((
-                    r.values.get(&lr_key)?.as_f64()?,
-                    r.final_loss.filter(|_| r.status == Status::Finished),
-                ))
-            })
-            .collect();
-        let pts = eos_sweep::fit::mean_over_seeds(&samples)
-            .into_iter()
-            .filter_map(|(lr, l)| Some((lr, l?)))
-            .collect();
-        loss.series
-            .push(Series::new(label(&g.group), pts, Style::LinePoints));
-    }
-    let diverged: usize = best.iter().map(|g| g.diverged).sum();
-    loss.notes.push(format!(
-        "{} cells, {diverged} diverged (not drawn)",
-        rows.len()
-    ));
+    let loss = sweep.loss_figure();
     if !loss.is_empty() {
         files.extend(loss.save(out, "loss_vs_lr")?);
     }
-
-    let group_keys: Vec<String> = best
-        .first()
-        .map(|g| g.group.iter().map(|(k, _)| k.clone()).collect())
-        .unwrap_or_default();
-    let x_key = opts.x_key.clone().or_else(|| {
-        group_keys
-            .iter()
-            .find(|k| k.contains("gamma"))
-            .or(group_keys.first())
-            .cloned()
-    });
-    if let Some(x_key) = x_key.filter(|k| group_keys.contains(k)) {
-        let (fig, text) = eta_star_figure(&name, &best, &x_key, opts);
+    if let Some(x_key) = sweep.x_key(opts) {
+        let (fig, text) = eta_star_figure(&sweep.name, &sweep.best, &x_key, opts);
         lines.extend(text);
         if !fig.is_empty() {
             files.extend(fig.save(out, &format!("eta_star_vs_{}", short(&x_key)))?);
         }
     }
-
-    let mut curves = Figure {
-        title: format!("{name}: loss at η*"),
-        x_label: "step".into(),
-        y_label: "loss".into(),
-        log_y: true,
-        ..Figure::default()
-    };
-    for g in &best {
-        let Some(e) = g.eta else { continue };
-        let at = group_rows(&rows, g, &lr_key, &seed_key).find(|r| {
-            r.values.get(&lr_key).and_then(Value::as_f64) == Some(e.lr)
-                && r.status == Status::Finished
-        });
-        let path = at
-            .map(|r| dir.join(&r.dir).join("metrics.jsonl"))
-            .filter(|p| p.exists());
-        if let Some(p) = path {
-            let pts = Metrics::read(&p)?.scalar("loss");
-            curves.series.push(Series::new(
-                format!("{} (η*={})", label(&g.group), compact(e.lr)),
-                pts,
-                Style::Line,
-            ));
-        }
-    }
+    let curves = sweep.curves_figure()?;
     if !curves.is_empty() {
         files.extend(curves.save(out, "loss_at_eta_star")?);
     }
     Ok((files, lines))
 }
 
-fn group_rows<'a>(
-    rows: &'a [CellRow],
-    g: &'a GroupBest,
-    lr_key: &'a str,
-    seed_key: &'a str,
-) -> impl Iterator<Item = &'a CellRow> + 'a {
-    rows.iter().filter(move |r| {
-        let n = r
-            .values
-            .keys()
-            .filter(|k| *k != lr_key && *k != seed_key)
-            .count();
-        n == g.group.len() && g.group.iter().all(|(k, v)| r.values.get(k) == Some(v))
-    })
+/// A sweep directory read back: its cells, the best η of each group, its keys.
+struct Sweep<'a> {
+    dir: &'a Path,
+    /// The directory's name, for the titles.
+    name: String,
+    rows: Vec<CellRow>,
+    best: Vec<GroupBest>,
+    lr_key: String,
+    seed_key: String,
+}
+
+impl<'a> Sweep<'a> {
+    fn read(dir: &'a Path) -> crate::Result<Self> {
+        let rows = read_rows(&dir.join("results.jsonl"))?;
+        let (lr_key, seed_key) = manifest(dir)?;
+        let best = best_per_group(&rows, &lr_key, &seed_key);
+        Ok(Self {
+            dir,
+            name: super::run_plots::dir_name(dir),
+            rows,
+            best,
+            lr_key,
+            seed_key,
+        })
+    }
+
+    /// The cells of group `g` (every lr and seed).
+    fn group_rows<'s>(&'s self, g: &'s GroupBest) -> impl Iterator<Item = &'s CellRow> + 's {
+        let (lr_key, seed_key) = (self.lr_key.as_str(), self.seed_key.as_str());
+        self.rows.iter().filter(move |r| {
+            let n = r
+                .values
+                .keys()
+                .filter(|k| *k != lr_key && *k != seed_key)
+                .count();
+            n == g.group.len() && g.group.iter().all(|(k, v)| r.values.get(k) == Some(v))
+        })
+    }
+
+    /// Final loss (mean over the finished seeds) vs η, one series per group.
+    fn loss_figure(&self) -> Figure {
+        let mut loss = Figure::new(format!("{}: final loss vs learning rate", self.name))
+            .x_label(format!("η ({})", self.lr_key))
+            .y_label("final loss (mean over seeds)")
+            .x_log()
+            .y_log();
+        for g in &self.best {
+            let samples: Vec<(f64, Option<f64>)> = self
+                .group_rows(g)
+                .filter_map(|r| {
+                    Some((
+                        r.values.get(&self.lr_key)?.as_f64()?,
+                        r.final_loss.filter(|_| r.status == Status::Finished),
+                    ))
+                })
+                .collect();
+            let pts = eos_sweep::fit::mean_over_seeds(&samples)
+                .into_iter()
+                .filter_map(|(lr, l)| Some((lr, l?)))
+                .collect();
+            loss.add(label(&g.group), pts, Style::LinePoints);
+        }
+        let diverged: usize = self.best.iter().map(|g| g.diverged).sum();
+        loss.notes.push(format!(
+            "{} cells, {diverged} diverged (not drawn)",
+            self.rows.len()
+        ));
+        loss
+    }
+
+    /// The x key of the η* panel: `--x-key`, else the group key containing `gamma`,
+    /// else the first group key; none when it is not a group key.
+    fn x_key(&self, opts: &SweepPlotOptions) -> Option<String> {
+        let group_keys: Vec<String> = self
+            .best
+            .first()
+            .map(|g| g.group.iter().map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default();
+        let x_key = opts.x_key.clone().or_else(|| {
+            group_keys
+                .iter()
+                .find(|k| k.contains("gamma"))
+                .or(group_keys.first())
+                .cloned()
+        });
+        x_key.filter(|k| group_keys.contains(k))
+    }
+
+    /// Loss vs step of the first finished seed at η*, one series per group.
+    fn curves_figure(&self) -> crate::Result<Figure> {
+        let mut curves = Figure::new(format!("{}: loss at η*", self.name))
+            .x_label("step")
+            .y_label("loss")
+            .y_log();
+        for g in &self.best {
+            let Some(e) = g.eta else { continue };
+            let at = self.group_rows(g).find(|r| {
+                r.values.get(&self.lr_key).and_then(Value::as_f64) == Some(e.lr)
+                    && r.status == Status::Finished
+            });
+            let path = at
+                .map(|r| self.dir.join(&r.dir).join("metrics.jsonl"))
+                .filter(|p| p.exists());
+            if let Some(p) = path {
+                let pts = Metrics::read(&p)?.scalar("loss");
+                let name = format!("{} (η*={})", label(&g.group), compact(e.lr));
+                curves.add(name, pts, Style::Line);
+            }
+        }
+        Ok(curves)
+    }
 }
 
 /// η* vs `x_key`, one series per combination of the other group keys, with fits.
@@ -200,14 +228,50 @@ fn eta_star_figure(
     } else {
         short(x_key).to_string()
     };
-    let mut fig = Figure {
-        title: format!("{name}: {which} vs {xs}"),
-        x_label: format!("{xs} ({x_key})"),
-        y_label: "η*".into(),
-        log_x: true,
-        log_y: true,
-        ..Figure::default()
-    };
+    let mut fig = Figure::new(format!("{name}: {which} vs {xs}"))
+        .x_label(format!("{xs} ({x_key})"))
+        .y_label("η*")
+        .x_log()
+        .y_log();
+    let mut lines = Vec::new();
+    for (l, mut pts) in eta_star_points(best, x_key, opts.refined) {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (lo, hi) = regime_slopes(&pts, opts.split);
+        let tag = if l == "all" {
+            String::new()
+        } else {
+            format!(" [{l}]")
+        };
+        let slope = |f: Option<Fit>, side: &str| slope_text(f, &xs, side, opts.split);
+        let text = format!("{}; {}{tag}", slope(lo, "<"), slope(hi, ">"));
+        fig.notes.push(text.clone());
+        lines.push(format!("{name}: {which}: {text}"));
+        for (fit, side) in [(lo, "<"), (hi, ">")] {
+            let Some(f) = fit else { continue };
+            let label = format!(
+                "fit {xs} {side} {}: slope {:.3}{tag}",
+                compact(opts.split),
+                f.slope
+            );
+            fig.add(label, fit_line(&f, &pts, side, opts.split), Style::Dashed);
+        }
+        let name = if l == "all" {
+            "η*".to_string()
+        } else {
+            format!("η* [{l}]")
+        };
+        fig.add(name, pts, Style::Points);
+    }
+    (fig, lines)
+}
+
+/// The (x, η*) points of each combination of the group keys other than `x_key`, by
+/// its label, in the order of `best`.
+fn eta_star_points(
+    best: &[GroupBest],
+    x_key: &str,
+    refined: bool,
+) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for g in best {
         let (Some(x), Some(e)) = (
@@ -226,66 +290,36 @@ fn eta_star_figure(
             .cloned()
             .collect();
         let l = label(&rest);
-        let y = if opts.refined { e.lr_refined } else { e.lr };
+        let y = if refined { e.lr_refined } else { e.lr };
         match series.iter_mut().find(|(n, _)| *n == l) {
             Some((_, p)) => p.push((x, y)),
             None => series.push((l, vec![(x, y)])),
         }
     }
-    let mut lines = Vec::new();
-    for (l, mut pts) in series {
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (lo, hi) = regime_slopes(&pts, opts.split);
-        let tag = if l == "all" {
-            String::new()
-        } else {
-            format!(" [{l}]")
-        };
-        let fmt = |f: Option<Fit>, side: &str| match f {
-            Some(f) => format!(
-                "{xs} {side} {}: slope {:.3} (n={})",
-                compact(opts.split),
-                f.slope,
-                f.n
-            ),
-            None => format!(
-                "{xs} {side} {}: slope n/a (fewer than 2 points)",
-                compact(opts.split)
-            ),
-        };
-        let text = format!("{}; {}{tag}", fmt(lo, "<"), fmt(hi, ">"));
-        fig.notes.push(text.clone());
-        lines.push(format!("{name}: {which}: {text}"));
-        for (fit, side) in [(lo, "<"), (hi, ">")] {
-            let Some(f) = fit else { continue };
-            let inside: Vec<f64> = pts
-                .iter()
-                .map(|p| p.0)
-                .filter(|&x| {
-                    if side == "<" {
-                        x < opts.split
-                    } else {
-                        x > opts.split
-                    }
-                })
-                .collect();
-            let line = inside.iter().map(|&x| (x, f.eval(x))).collect();
-            fig.series.push(Series::new(
-                format!(
-                    "fit {xs} {side} {}: slope {:.3}{tag}",
-                    compact(opts.split),
-                    f.slope
-                ),
-                line,
-                Style::Dashed,
-            ));
-        }
-        let name = if l == "all" {
-            "η*".to_string()
-        } else {
-            format!("η* [{l}]")
-        };
-        fig.series.push(Series::new(name, pts, Style::Points));
+    series
+}
+
+/// "`xs` `side` split: slope s (n=k)", or why there is no slope.
+fn slope_text(f: Option<Fit>, xs: &str, side: &str, split: f64) -> String {
+    match f {
+        Some(f) => format!(
+            "{xs} {side} {}: slope {:.3} (n={})",
+            compact(split),
+            f.slope,
+            f.n
+        ),
+        None => format!(
+            "{xs} {side} {}: slope n/a (fewer than 2 points)",
+            compact(split)
+        ),
     }
-    (fig, lines)
+}
+
+/// The fit `f` evaluated at the x of the points on its `side` ("<" or ">") of `split`.
+fn fit_line(f: &Fit, pts: &[(f64, f64)], side: &str, split: f64) -> Vec<(f64, f64)> {
+    pts.iter()
+        .map(|p| p.0)
+        .filter(|&x| if side == "<" { x < split } else { x > split })
+        .map(|x| (x, f.eval(x)))
+        .collect()
 }

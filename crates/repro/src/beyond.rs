@@ -51,7 +51,7 @@ use super::terjek::{
     second_half, sgd, Sizes,
 };
 use super::{fmt, median, Check, Ctx, Run};
-use eos_report::plot::{Figure, Series, Style};
+use eos_report::plot::{Figure, Style};
 use eos_sweep::fit::loglog_fit;
 
 const SOURCE: &str = "Terjék 2025 (arXiv 2502.13110 v2), abstract; THEORY.md §6, §9";
@@ -596,83 +596,63 @@ fn kink_note(points: &[Vec<TaylorPoint>], rel: &[f64]) -> Check {
 }
 
 fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()> {
-    let mut fig = Figure {
-        title: "beyond-eos: η·λ_eff (νP) and η·λ_max (SGD, P = I), seed 0".into(),
-        x_label: "step".into(),
-        y_label: "η · λ".into(),
-        log_y: true,
-        ..Figure::default()
-    };
-    fig.series.push(Series::new(
+    let mut fig = Figure::new("beyond-eos: η·λ_eff (νP) and η·λ_max (SGD, P = I), seed 0")
+        .x_label("step")
+        .y_label("η · λ")
+        .y_log();
+    fig.add(
         format!("νP quadratic, η = {}: η·λ_eff", r.eta),
         eta_lambda(&r.nup[0], "effective_sharpness"),
         Style::LinePoints,
-    ));
-    fig.series.push(Series::new(
+    )
+    .add(
         "νP quadratic: η·λ_max(H)",
         eta_lambda(&r.nup[0], "sharpness"),
         Style::Line,
-    ));
-    fig.series.push(Series::new(
+    )
+    .add(
         "νP constant widths: η·λ_eff",
         eta_lambda(&r.konst[0], "effective_sharpness"),
         Style::Line,
-    ));
+    );
     for (lr, runs) in &r.grid {
-        fig.series.push(Series::new(
-            format!("SGD lr = {lr}"),
-            eta_lambda(&runs[0], "sharpness"),
-            Style::Line,
-        ));
+        let pts = eta_lambda(&runs[0], "sharpness");
+        fig.add(format!("SGD lr = {lr}"), pts, Style::Line);
     }
-    fig.series.push(Series::new(
-        "2 (EoS)",
-        vec![(0.0, 2.0), (steps as f64, 2.0)],
-        Style::Dashed,
-    ));
+    fig.hline("2 (EoS)", 2.0, 0.0..=steps as f64);
     ctx.save(&fig, "eta_lambda")?;
-    let mut loss = Figure {
-        title: "beyond-eos: minibatch loss, seed 0".into(),
-        x_label: "step".into(),
-        y_label: "loss".into(),
-        log_y: true,
-        ..Figure::default()
-    };
-    loss.series.push(Series::new(
-        "νP quadratic",
-        r.nup[0].series("loss"),
-        Style::Line,
-    ));
-    loss.series.push(Series::new(
-        format!("SGD lr = η = {}", r.eta),
-        r.same[0].series("loss"),
-        Style::Line,
-    ));
+    let mut loss = Figure::new("beyond-eos: minibatch loss, seed 0")
+        .x_label("step")
+        .y_label("loss")
+        .y_log();
+    loss.add("νP quadratic", r.nup[0].series("loss"), Style::Line)
+        .add(
+            format!("SGD lr = η = {}", r.eta),
+            r.same[0].series("loss"),
+            Style::Line,
+        );
     for (lr, runs) in &r.grid {
-        loss.series.push(Series::new(
+        loss.add(
             format!("SGD lr = {lr}"),
             runs[0].series("loss"),
             Style::Line,
-        ));
+        );
     }
     ctx.save(&loss, "loss")?;
-    let mut t = Figure {
-        title: "beyond-eos: |L(θ+sΔθ) − (c0+c1+c2+c3)|, ReLU νP run, final checkpoint".into(),
-        x_label: "s (Δθ = the run's own νP update)".into(),
-        y_label: "error".into(),
-        log_x: true,
-        log_y: true,
-        ..Figure::default()
-    };
+    let mut t =
+        Figure::new("beyond-eos: |L(θ+sΔθ) − (c0+c1+c2+c3)|, ReLU νP run, final checkpoint")
+            .x_label("s (Δθ = the run's own νP update)")
+            .y_label("error")
+            .x_log()
+            .y_log();
     if let Some(&(s0, e0)) = taylor.first() {
         let ref4 = taylor
             .iter()
             .map(|q| (q.0, e0 * (q.0 / s0).powi(4)))
             .collect();
-        t.series.push(Series::new("∝ s⁴", ref4, Style::Dashed));
+        t.add("∝ s⁴", ref4, Style::Dashed);
     }
-    t.series
-        .push(Series::new("error", taylor, Style::LinePoints));
+    t.add("error", taylor, Style::LinePoints);
     ctx.save(&t, "taylor_error")
 }
 

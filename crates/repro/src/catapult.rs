@@ -32,7 +32,7 @@
 //! ηλ > 4f/(f − y) ([`one_sample_threshold`]); with y = 0 that is ηλ > 4.
 
 use super::{fmt, Check, Ctx, Run};
-use eos_report::plot::{Figure, Series, Style};
+use eos_report::plot::{Figure, Style};
 
 /// c* at the largest width of the zero-target runs within this band (±10 % of 4).
 pub const ZERO_BAND: (f64, f64) = (3.6, 4.4);
@@ -138,21 +138,15 @@ pub fn phase(loss: &[(f64, f64)], sharp: &[(f64, f64)]) -> Phase {
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     let set = Settings::new(ctx.full);
     let mut checks = Vec::new();
-    let mut loss_fig = Figure {
-        title: "catapult: loss under GD with η = c/λ₀ (first 60 steps)".into(),
-        x_label: "step".into(),
-        y_label: "loss".into(),
-        log_y: true,
-        y_max: Some(1e3),
-        ..Figure::default()
-    };
-    let mut curv_fig = Figure {
-        title: "catapult: normalised curvature ηλ_t (GD is stable below 2)".into(),
-        x_label: "step".into(),
-        y_label: "η · λ_max".into(),
-        y_max: Some(6.0),
-        ..Figure::default()
-    };
+    let mut loss_fig = Figure::new("catapult: loss under GD with η = c/λ₀ (first 60 steps)")
+        .x_label("step")
+        .y_label("loss")
+        .y_log()
+        .y_max(1e3);
+    let mut curv_fig = Figure::new("catapult: normalised curvature ηλ_t (GD is stable below 2)")
+        .x_label("step")
+        .y_label("η · λ_max")
+        .y_max(6.0);
     for &c in &set.cs {
         let run = ctx.train(&format!("c-{c}"), "wide-net.toml", &set.overrides(c))?;
         let loss = run.series("loss");
@@ -161,24 +155,16 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         let p = phase(&loss, &sharp);
         checks.extend(phase_checks(c, &p, lr, &run));
         let early: Vec<(f64, f64)> = loss.iter().copied().filter(|p| p.0 <= 60.0).collect();
-        loss_fig
-            .series
-            .push(Series::new(format!("c = {c}"), early, Style::Line));
+        loss_fig.add(format!("c = {c}"), early, Style::Line);
         let curv: Vec<(f64, f64)> = sharp.iter().map(|&(t, l)| (t, lr * l)).collect();
-        curv_fig
-            .series
-            .push(Series::new(format!("c = {c}"), curv, Style::LinePoints));
+        curv_fig.add(format!("c = {c}"), curv, Style::LinePoints);
     }
     let steps = curv_fig
         .series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
         .fold(0.0, f64::max);
-    curv_fig.series.push(Series::new(
-        "2 (stability limit)",
-        vec![(0.0, 2.0), (steps, 2.0)],
-        Style::Dashed,
-    ));
+    curv_fig.hline("2 (stability limit)", 2.0, 0.0..=steps);
     ctx.save(&loss_fig, "loss")?;
     ctx.save(&curv_fig, "curvature")?;
     checks.extend(zero_target(ctx, &set)?);
@@ -299,12 +285,9 @@ pub fn zero_target_check(per_width: &[(usize, Option<Bracket>)]) -> Check {
 /// Zero-target runs: the per-width boundary in c_NTK and the gate (module docs).
 pub fn zero_target(ctx: &Ctx, set: &Settings) -> anyhow::Result<Vec<Check>> {
     let mut per_width = Vec::new();
-    let mut fig = Figure {
-        title: "catapult, y = 0: diverged (1) or not (0) against c = η·λ_NTK".into(),
-        x_label: "c = η · λ_NTK(step 0)".into(),
-        y_label: "diverged".into(),
-        ..Figure::default()
-    };
+    let mut fig = Figure::new("catapult, y = 0: diverged (1) or not (0) against c = η·λ_NTK")
+        .x_label("c = η · λ_NTK(step 0)")
+        .y_label("diverged");
     for &w in &set.zero_widths {
         let mut pts = Vec::new();
         for &c in &set.zero_cs {
@@ -324,8 +307,7 @@ pub fn zero_target(ctx: &Ctx, set: &Settings) -> anyhow::Result<Vec<Check>> {
             .iter()
             .map(|p| (p.0, f64::from(u8::from(p.1))))
             .collect();
-        fig.series
-            .push(Series::new(format!("width {w}"), xy, Style::LinePoints));
+        fig.add(format!("width {w}"), xy, Style::LinePoints);
         per_width.push((w, b));
     }
     ctx.save(&fig, "zero-target")?;

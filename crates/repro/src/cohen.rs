@@ -18,7 +18,7 @@
 //!   below its value at the onset.
 
 use super::{fmt, median, Check, Ctx, Run};
-use eos_report::plot::{Figure, Series, Style};
+use eos_report::plot::{Figure, Style};
 use eos_train::Status;
 
 const SOURCE: &str = "Cohen et al. 2021, Fig. 1-2; THEORY.md §1";
@@ -220,19 +220,14 @@ pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     let set = Settings::new(ctx.full);
     let mut checks = Vec::new();
-    let mut sharp_fig = Figure {
-        title: "cohen-eos: sharpness under full-batch GD (Fashion-MNIST, fc-tanh)".into(),
-        x_label: "step".into(),
-        y_label: "λ_max".into(),
-        ..Figure::default()
-    };
-    let mut loss_fig = Figure {
-        title: "cohen-eos: training loss".into(),
-        x_label: "step".into(),
-        y_label: "loss".into(),
-        log_y: true,
-        ..Figure::default()
-    };
+    let mut sharp_fig =
+        Figure::new("cohen-eos: sharpness under full-batch GD (Fashion-MNIST, fc-tanh)")
+            .x_label("step")
+            .y_label("λ_max");
+    let mut loss_fig = Figure::new("cohen-eos: training loss")
+        .x_label("step")
+        .y_label("loss")
+        .y_log();
     for &eta in &set.etas {
         let two = eta.two;
         let s = set.overrides(eta);
@@ -243,16 +238,13 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         let st = run.status.to_string();
         checks.extend(self::checks(eta, run.status == Status::Finished, &st, &p));
         sharp_fig
-            .series
-            .push(Series::new(format!("η = 2/{two}"), sharp, Style::Line));
-        sharp_fig.series.push(Series::new(
-            format!("2/η = {two}"),
-            run.series("two_over_lr"),
-            Style::Dashed,
-        ));
-        loss_fig
-            .series
-            .push(Series::new(format!("η = 2/{two}"), loss, Style::Line));
+            .add(format!("η = 2/{two}"), sharp, Style::Line)
+            .add(
+                format!("2/η = {two}"),
+                run.series("two_over_lr"),
+                Style::Dashed,
+            );
+        loss_fig.add(format!("η = 2/{two}"), loss, Style::Line);
     }
     ctx.save(&sharp_fig, "sharpness")?;
     ctx.save(&loss_fig, "loss")?;

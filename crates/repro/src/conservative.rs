@@ -34,7 +34,7 @@
 use super::quadratic::{self, ModelOutcome, REACH};
 use super::series::{first_reach, monotone_within, slope_until};
 use super::{fmt, median, Check, Ctx, Run};
-use eos_report::plot::{Figure, Series, Style};
+use eos_report::plot::{Figure, Style};
 use eos_train::Status;
 
 const SOURCE: &str =
@@ -436,10 +436,6 @@ pub fn s_eos_checks(sums: &[Summary], set: &Settings) -> Vec<Check> {
     out
 }
 
-fn line(name: &str, y: f64, x_max: f64) -> Series {
-    Series::new(name, vec![(0.0, y), (x_max, y)], Style::Dashed)
-}
-
 /// Every figure of the reproduction.
 fn figures(
     ctx: &Ctx,
@@ -449,26 +445,27 @@ fn figures(
 ) -> anyhow::Result<()> {
     let steps = set.steps as f64;
     let two = set.two_over_lr();
-    let mut sharp = per_run(runs, "sharpness", false);
-    sharp.title = format!(
+    let sharp = Figure::new(format!(
         "conservative-sharpening: λ_max under GD and SGD (Fashion-MNIST, fc-tanh, η = {})",
         set.lr
-    );
-    sharp.y_label = "λ_max".into();
-    sharp.y_max = Some(1.6 * two);
-    sharp.series.push(line("2/η", two, steps));
-    sharp.series.push(line("0.9·2/η (T₉₀)", REACH * two, steps));
-    let mut k = per_run(runs, "s_eos_k", true);
-    k.title = "conservative-sharpening: noise kernel norm K(η, B) (S-EOS at K ≈ 1)".into();
-    k.y_label = "K".into();
-    k.notes = vec!["K derived (inferred, THEORY.md §4); null (omitted) where ηλ_max(G) ≥ 2".into()];
-    k.y_max = Some(4.0);
-    k.series.push(line("K = 1", 1.0, steps));
-    let mut bs = per_run(runs, "batch_sharpness", false);
-    bs.title = "conservative-sharpening: batch sharpness E_B[g_BᵀH_Bg_B/‖g_B‖²]".into();
-    bs.y_label = "batch sharpness".into();
-    bs.y_max = Some(2.0 * two);
-    bs.series.push(line("2/η", two, steps));
+    ))
+    .y_label("λ_max")
+    .y_max(1.6 * two);
+    let mut sharp = per_run(sharp, runs, "sharpness", false);
+    sharp
+        .hline("2/η", two, 0.0..=steps)
+        .hline("0.9·2/η (T₉₀)", REACH * two, 0.0..=steps);
+    let k = Figure::new("conservative-sharpening: noise kernel norm K(η, B) (S-EOS at K ≈ 1)")
+        .y_label("K")
+        .note("K derived (inferred, THEORY.md §4); null (omitted) where ηλ_max(G) ≥ 2")
+        .y_max(4.0);
+    let mut k = per_run(k, runs, "s_eos_k", true);
+    k.hline("K = 1", 1.0, 0.0..=steps);
+    let bs = Figure::new("conservative-sharpening: batch sharpness E_B[g_BᵀH_Bg_B/‖g_B‖²]")
+        .y_label("batch sharpness")
+        .y_max(2.0 * two);
+    let mut bs = per_run(bs, runs, "batch_sharpness", false);
+    bs.hline("2/η", two, 0.0..=steps);
     ctx.save(&sharp, "sharpness")?;
     ctx.save(&k, "noise-kernel")?;
     ctx.save(&bs, "batch-sharpness")?;
@@ -477,15 +474,11 @@ fn figures(
     Ok(())
 }
 
-/// One series of `key` per run (GD skipped with `sgd_only`), x = step.
-fn per_run(runs: &[(Option<usize>, Run)], key: &str, sgd_only: bool) -> Figure {
-    let mut fig = Figure {
-        x_label: "step".into(),
-        ..Figure::default()
-    };
+/// `fig` with x = step and one series of `key` per run (GD skipped with `sgd_only`).
+fn per_run(fig: Figure, runs: &[(Option<usize>, Run)], key: &str, sgd_only: bool) -> Figure {
+    let mut fig = fig.x_label("step");
     for (b, r) in runs.iter().filter(|(b, _)| !sgd_only || b.is_some()) {
-        fig.series
-            .push(Series::new(label(*b), r.series(key), Style::LinePoints));
+        fig.add(label(*b), r.series(key), Style::LinePoints);
     }
     fig
 }
@@ -499,32 +492,21 @@ fn constraints_figure(first: &(Option<usize>, Run), set: &Settings) -> Figure {
             .map(|&(t, l)| (t, set.lr * l / 2.0))
             .collect()
     };
-    let mut pair = Figure {
-        title: format!(
-            "conservative-sharpening: the two constraints at {} (stable below 1)",
-            label(*b0)
-        ),
-        x_label: "step".into(),
-        y_label: "constraint".into(),
-        notes: vec!["the one that reaches 1 first is the active constraint".into()],
-        ..Figure::default()
-    };
-    pair.series.push(Series::new(
-        "ηλ_max/2",
-        scaled("sharpness"),
-        Style::LinePoints,
-    ));
-    pair.series.push(Series::new(
-        "K(η, B)",
-        run0.series("s_eos_k"),
-        Style::LinePoints,
-    ));
-    pair.series.push(Series::new(
-        "η·batch sharpness/2",
-        scaled("batch_sharpness"),
-        Style::Dashed,
-    ));
-    pair.series.push(line("1", 1.0, set.steps as f64));
+    let mut pair = Figure::new(format!(
+        "conservative-sharpening: the two constraints at {} (stable below 1)",
+        label(*b0)
+    ))
+    .x_label("step")
+    .y_label("constraint")
+    .note("the one that reaches 1 first is the active constraint");
+    pair.add("ηλ_max/2", scaled("sharpness"), Style::LinePoints)
+        .add("K(η, B)", run0.series("s_eos_k"), Style::LinePoints)
+        .add(
+            "η·batch sharpness/2",
+            scaled("batch_sharpness"),
+            Style::Dashed,
+        )
+        .hline("1", 1.0, 0.0..=set.steps as f64);
     pair
 }
 
@@ -538,38 +520,31 @@ fn versus_b_figure(sums: &[Summary], set: &Settings) -> Figure {
             .filter(|p| p.1.is_finite())
             .collect()
     };
-    let mut fig = Figure {
-        title: "conservative-sharpening: late constraints and sharpening rate vs B (GD at B = n)"
-            .into(),
-        x_label: "batch size B".into(),
-        y_label: "late-phase median / rate ratio".into(),
-        log_x: true,
-        ..Figure::default()
-    };
+    let mut fig = Figure::new(
+        "conservative-sharpening: late constraints and sharpening rate vs B (GD at B = n)",
+    )
+    .x_label("batch size B")
+    .y_label("late-phase median / rate ratio")
+    .x_log();
     let lr = set.lr;
-    fig.series.push(Series::new(
+    fig.add(
         "ηλ_max/2",
         pts(&|s| s.late.half_eta_lambda),
         Style::LinePoints,
-    ));
-    fig.series.push(Series::new(
-        "K(η, B)",
-        pts(&|s| s.late.k),
-        Style::LinePoints,
-    ));
-    fig.series.push(Series::new(
+    )
+    .add("K(η, B)", pts(&|s| s.late.k), Style::LinePoints)
+    .add(
         "η·batch sharpness/2",
         pts(&|s| lr * s.late.batch_sharpness / 2.0),
         Style::LinePoints,
-    ));
-    fig.series.push(Series::new(
+    )
+    .add(
         "s(B)/s(GD)",
         pts(&|s| s.slope / gd_slope),
         Style::LinePoints,
-    ));
+    );
     let x0 = sums[0].b.map_or(n, |b| b as f64);
-    fig.series
-        .push(Series::new("1", vec![(x0, 1.0), (n, 1.0)], Style::Dashed));
+    fig.hline("1", 1.0, x0..=n);
     fig
 }
 

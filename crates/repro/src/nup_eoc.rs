@@ -43,7 +43,7 @@ use eos_train::Status;
 
 use super::terjek::{claim, constant_widths, eta_lambda, last_tenth_loss, lr_set, mean, Sizes, SP};
 use super::{fmt, Check, Ctx, Run};
-use eos_report::plot::{Figure, Series, Style};
+use eos_report::plot::{Figure, Style};
 
 const SOURCE: &str = "Terjék 2025 v1 (arXiv 2502.13110v1), abstract; THEORY.md §6";
 const DEPTHS: [usize; 3] = [4, 8, 16];
@@ -522,62 +522,43 @@ fn schedule_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
 }
 
 fn depth_figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
-    let mut fig = Figure {
-        title: "nup-eoc: minibatch loss across depth, seed 0".into(),
-        x_label: "step".into(),
-        y_label: "loss".into(),
-        log_y: true,
-        ..Figure::default()
-    };
+    let mut fig = Figure::new("nup-eoc: minibatch loss across depth, seed 0")
+        .x_label("step")
+        .y_label("loss")
+        .y_log();
     for (name, g, style) in [("νP", &r.nup, Style::Line), ("SP", &r.sp, Style::Dashed)] {
         for (k, runs) in g {
-            fig.series.push(Series::new(
-                format!("{name} {k}"),
-                runs[0].series("loss"),
-                style,
-            ));
+            fig.add(format!("{name} {k}"), runs[0].series("loss"), style);
         }
     }
     ctx.save(&fig, "depth_loss")?;
-    let mut pre = Figure {
-        title: "nup-eoc: preactivation RMS of the last hidden layer, seed 0".into(),
-        x_label: "step".into(),
-        y_label: "RMS(z_{L−2})".into(),
-        log_y: true,
-        ..Figure::default()
-    };
+    let mut pre = Figure::new("nup-eoc: preactivation RMS of the last hidden layer, seed 0")
+        .x_label("step")
+        .y_label("RMS(z_{L−2})")
+        .y_log();
     for (name, g, style) in [
         ("νP", &r.nup, Style::Line),
         ("SP lr 0.01", &r.sp_small, Style::Dashed),
     ] {
         for (k, runs) in g {
-            let c = last_preact(&runs[0]);
-            pre.series
-                .push(Series::new(format!("{name} {k}"), c, style));
+            pre.add(format!("{name} {k}"), last_preact(&runs[0]), style);
         }
     }
     ctx.save(&pre, "depth_preact")
 }
 
 fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
-    let mut s = Figure {
-        title: "nup-eoc: η·λ_max, geometry-aware vs constant η, seed 0".into(),
-        x_label: "step".into(),
-        y_label: "η · λ_max".into(),
-        log_y: true,
-        ..Figure::default()
-    };
-    s.series.push(Series::new(
+    let mut s = Figure::new("nup-eoc: η·λ_max, geometry-aware vs constant η, seed 0")
+        .x_label("step")
+        .y_label("η · λ_max")
+        .y_log();
+    s.add(
         "geometry-aware (c = 2.5)",
         eta_lambda(&r.geometry[0], "sharpness"),
         Style::LinePoints,
-    ));
+    );
     for (k, runs) in &r.constant {
-        s.series.push(Series::new(
-            k.clone(),
-            eta_lambda(&runs[0], "sharpness"),
-            Style::Line,
-        ));
+        s.add(k.clone(), eta_lambda(&runs[0], "sharpness"), Style::Line);
     }
     ctx.save(&s, "schedule_eta_lambda")
 }

@@ -26,7 +26,7 @@ use super::series::{first_reach, monotone_within, slope_until};
 use super::{fmt, Check, Ctx};
 use eos_data::sampler::{Sampler, Sampling};
 use eos_model::rng::{derive_seed, normal_vec};
-use eos_report::plot::{Figure, Series, Style};
+use eos_report::plot::{Figure, Style};
 
 const SOURCE: &str = "Agarwala & Pennington 2024 (arXiv 2404.19261), the simple high-dimensional \
      model (quadratic regression, inferred sizes); THEORY.md §4";
@@ -474,23 +474,16 @@ pub fn model_checks(o: &ModelOutcome) -> Vec<Check> {
 }
 
 fn figure(runs: &[(Option<usize>, Trajectory)], two: f64, steps: f64) -> Figure {
-    let mut fig = Figure {
-        title: "conservative-sharpening: quadratic regression model, λ_max(Θ) under GD and SGD"
-            .into(),
-        x_label: "step".into(),
-        y_label: "λ_max(Θ)".into(),
-        y_max: Some(1.6 * two),
-        ..Figure::default()
-    };
+    let mut fig = Figure::new(
+        "conservative-sharpening: quadratic regression model, λ_max(Θ) under GD and SGD",
+    )
+    .x_label("step")
+    .y_label("λ_max(Θ)")
+    .y_max(1.6 * two);
     for (b, t) in runs {
-        fig.series
-            .push(Series::new(label(*b), t.lambda.clone(), Style::LinePoints));
+        fig.add(label(*b), t.lambda.clone(), Style::LinePoints);
     }
-    fig.series.push(Series::new(
-        "2/η",
-        vec![(0.0, two), (steps, two)],
-        Style::Dashed,
-    ));
+    fig.hline("2/η", two, 0.0..=steps);
     fig
 }
 

@@ -38,7 +38,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{fmt, Check, Ctx};
-use eos_report::plot::{Figure, Series, Style};
+use eos_report::plot::{Figure, Style};
 use eos_sweep::fit::{loglog_fit, mean_over_seeds, Fit};
 use eos_sweep::results::{best_per_group, read_rows, CellRow, GroupBest};
 use eos_sweep::{self as sweep, SweepOptions};
@@ -731,32 +731,22 @@ fn staircase_report(l: u64, plateau: &[(u64, f64, f64, f64)]) -> Check {
 /// The η*-vs-γ figure with the fits, the plateau figure and the sweep's own panels
 /// (final loss vs η per γ, loss curves at η*).
 fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> anyhow::Result<()> {
-    let mut plateau_fig = Figure {
-        title: "richness-sweep: the initial plateau at η* (steps until the loss halves)".into(),
-        x_label: "γ".into(),
-        y_label: "escape step (seed mean)".into(),
-        log_x: true,
-        log_y: true,
-        ..Figure::default()
-    };
-    let mut fig = Figure {
-        title: "richness-sweep: η* vs γ (online SGD, mean-field/μP, centred, 2000 steps)".into(),
-        x_label: "γ".into(),
-        y_label: "η* (η₀ of the lowest final loss)".into(),
-        log_x: true,
-        log_y: true,
-        ..Figure::default()
-    };
+    let mut plateau_fig =
+        Figure::new("richness-sweep: the initial plateau at η* (steps until the loss halves)")
+            .x_label("γ")
+            .y_label("escape step (seed mean)")
+            .x_log()
+            .y_log();
+    let mut fig =
+        Figure::new("richness-sweep: η* vs γ (online SGD, mean-field/μP, centred, 2000 steps)")
+            .x_label("γ")
+            .y_label("η* (η₀ of the lowest final loss)")
+            .x_log()
+            .y_log();
     for &l in &a.depths {
-        plateau_fig.series.push(Series::new(
-            format!("L = {l}"),
-            a.plateau
-                .iter()
-                .filter(|p| p.0 == l)
-                .map(|p| (p.1, p.2))
-                .collect(),
-            Style::LinePoints,
-        ));
+        let escape = a.plateau.iter().filter(|p| p.0 == l);
+        let escape = escape.map(|p| (p.1, p.2)).collect();
+        plateau_fig.add(format!("L = {l}"), escape, Style::LinePoints);
         eta_star_series(&mut fig, &a.stars, l);
     }
     fig.notes.push(format!(
@@ -787,14 +777,11 @@ fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> anyhow::Res
 
 /// The large-γ loss curves at η* (smoothed) against t/τ(γ), every depth.
 fn collapse_figure(a: &Analysis) -> Figure {
-    let mut fig = Figure {
-        title: "richness-sweep: large-γ loss at η* against rescaled time t/τ(γ)".into(),
-        x_label: "t / τ(γ) (steps of the reference γ)".into(),
-        y_label: "loss (seed mean, smoothed)".into(),
-        log_x: true,
-        log_y: true,
-        ..Figure::default()
-    };
+    let mut fig = Figure::new("richness-sweep: large-γ loss at η* against rescaled time t/τ(γ)")
+        .x_label("t / τ(γ) (steps of the reference γ)")
+        .y_label("loss (seed mean, smoothed)")
+        .x_log()
+        .y_log();
     for &l in &a.depths {
         let Some((reference, fits)) = collapse_fits(&a.at, l) else {
             continue;
@@ -811,7 +798,7 @@ fn collapse_figure(a: &Analysis) -> Figure {
                 .map(|p| (p.0 / tau, 10f64.powf(p.1)))
                 .collect();
             let name = format!("L = {l}, γ = {}, τ = {}", fmt(g), fmt(tau));
-            fig.series.push(Series::new(name, pts, Style::Line));
+            fig.add(name, pts, Style::Line);
         }
     }
     fig
@@ -824,16 +811,15 @@ fn eta_star_series(fig: &mut Figure, stars: &[(u64, f64, f64)], l: u64) {
         .filter(|s| s.0 == l)
         .map(|s| (s.1, s.2))
         .collect();
-    fig.series
-        .push(Series::new(format!("η*, L = {l}"), pts, Style::LinePoints));
+    fig.add(format!("η*, L = {l}"), pts, Style::LinePoints);
     let (lazy, rich) = regime_fits(stars, l);
     for (f, lo, hi, what) in [(lazy, 1e-4, 0.0316, "γ²"), (rich, 10.0, 1e4, "γ^(2/L)")] {
         if let Some(f) = f {
-            fig.series.push(Series::new(
+            fig.add(
                 format!("L = {l} fit {what}: slope {}", fmt(f.slope)),
                 vec![(lo, f.eval(lo)), (hi, f.eval(hi))],
                 Style::Dashed,
-            ));
+            );
         }
     }
 }

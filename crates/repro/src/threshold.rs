@@ -36,7 +36,7 @@
 
 use super::{fmt, Check, Ctx, Run};
 use anyhow::Context;
-use eos_report::plot::{Figure, Series, Style};
+use eos_report::plot::{Figure, Style};
 use eos_train::Status;
 
 const SOURCE: &str = "Ahn et al. 2023, Fig. 1 (sharp phase transition in η); THEORY.md §5";
@@ -427,27 +427,18 @@ fn eos_check(pts: &[Point], tr: &Transition) -> Check {
     )
 }
 
-fn vline(name: &str, x: f64, lo: f64, hi: f64) -> Series {
-    Series::new(name, vec![(x, lo), (x, hi)], Style::Dashed)
-}
-
 fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::Result<()> {
     bias_figure(ctx, pts, tr, eta_pred)?;
     if let Some(p) = pts.iter().find(|p| tr.q90.is_some_and(|q| p.eta >= q)) {
-        let mut sharp = Figure {
-            title: format!("threshold-neurons: sharpness at η = {}", fmt(p.eta)),
-            x_label: "step".into(),
-            y_label: "λ_max".into(),
-            ..Figure::default()
-        };
+        let mut sharp = Figure::new(format!(
+            "threshold-neurons: sharpness at η = {}",
+            fmt(p.eta)
+        ))
+        .x_label("step")
+        .y_label("λ_max");
         sharp
-            .series
-            .push(Series::new("λ_max", p.run.series("sharpness"), Style::Line));
-        sharp.series.push(Series::new(
-            "2/η",
-            p.run.metrics.two_over_lr(),
-            Style::Dashed,
-        ));
+            .add("λ_max", p.run.series("sharpness"), Style::Line)
+            .add("2/η", p.run.metrics.two_over_lr(), Style::Dashed);
         ctx.save(&sharp, "sharpness")?;
     }
     Ok(())
@@ -455,42 +446,27 @@ fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::
 
 fn bias_figure(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::Result<()> {
     let lo = pts.iter().map(|p| p.bias).fold(0.0, f64::min);
-    let mut fig = Figure {
-        title: "threshold-neurons: final shared bias b vs η (coord pairs, d = 200)".into(),
-        x_label: "η".into(),
-        y_label: "b (noise std units)".into(),
-        log_x: true,
-        notes: vec![format!("η_paper = η/{N_TRAIN} (the paper sums the loss)")],
-        ..Figure::default()
-    };
-    fig.series.push(Series::new(
-        "final b",
-        pts.iter().map(|p| (p.eta, p.bias)).collect(),
-        Style::LinePoints,
-    ));
-    fig.series.push(vline(
-        &format!("η_mm = {}", fmt(eta_pred)),
+    let mut fig = Figure::new("threshold-neurons: final shared bias b vs η (coord pairs, d = 200)")
+        .x_label("η")
+        .y_label("b (noise std units)")
+        .x_log()
+        .note(format!("η_paper = η/{N_TRAIN} (the paper sums the loss)"));
+    let bias = pts.iter().map(|p| (p.eta, p.bias)).collect();
+    fig.add("final b", bias, Style::LinePoints).vline(
+        format!("η_mm = {}", fmt(eta_pred)),
         eta_pred,
-        lo,
-        0.0,
-    ));
+        lo..=0.0,
+    );
     if let Some(c) = tr.eta_c {
-        fig.series
-            .push(vline(&format!("η_c = {}", fmt(c)), c, lo, 0.0));
+        fig.vline(format!("η_c = {}", fmt(c)), c, lo..=0.0);
     }
     ctx.save(&fig, "bias-vs-eta")?;
-    let mut acc = Figure {
-        title: "threshold-neurons: test accuracy vs η".into(),
-        x_label: "η".into(),
-        y_label: "test accuracy".into(),
-        log_x: true,
-        ..Figure::default()
-    };
-    acc.series.push(Series::new(
-        "test accuracy",
-        pts.iter().map(|p| (p.eta, p.accuracy)).collect(),
-        Style::LinePoints,
-    ));
+    let mut acc = Figure::new("threshold-neurons: test accuracy vs η")
+        .x_label("η")
+        .y_label("test accuracy")
+        .x_log();
+    let accuracy = pts.iter().map(|p| (p.eta, p.accuracy)).collect();
+    acc.add("test accuracy", accuracy, Style::LinePoints);
     ctx.save(&acc, "accuracy-vs-eta")
 }
 
