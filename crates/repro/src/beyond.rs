@@ -40,6 +40,7 @@
 //! effective-sharpness probe of `nup` finite; with P = I the `sgd` run's
 //! `effective_sharpness` equals its `sharpness` to a relative 1e-9); B1–B8 are NOTEs.
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
@@ -53,6 +54,7 @@ use super::terjek::{
 use super::{fmt, median, Check, Ctx, Run};
 use eos_report::plot::{Figure, Series, Style};
 use eos_sweep::fit::loglog_fit;
+use serde::Deserialize;
 
 const SOURCE: &str = "Terjék 2025 (arXiv 2502.13110 v2), abstract; THEORY.md §6, §9";
 const CONFIG: &str = "nup.toml";
@@ -64,13 +66,15 @@ type Measure<'a> = &'a dyn Fn(&Run) -> f64;
 /// (s, |error|) along the scaled update.
 type Curve = Vec<(f64, f64)>;
 
-/// The settings of one version (the `--set` overrides come from here).
-#[derive(Debug, Clone, PartialEq)]
+/// The settings of one version, read from `experiments/beyond-eos/{reduced,full}.toml`
+/// (the `--set` overrides come from here).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub sizes: Sizes,
     pub steps: u64,
-    /// Checkpoints per run, evenly spaced (B7, B8 read them).
-    pub checkpoints: u64,
+    /// Checkpoints per run, evenly spaced (B7, B8 read them); at least 1.
+    pub checkpoints: NonZeroU64,
     /// The hidden width of the `nup-const` runs.
     pub constant_width: usize,
     /// Rows of the Taylor checks' batch (the first training images).
@@ -78,38 +82,12 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn full() -> Self {
-        Self {
-            sizes: Sizes::full(),
-            steps: 1500,
-            ..Self::reduced()
-        }
-    }
-
-    pub fn reduced() -> Self {
-        Self {
-            sizes: Sizes::reduced(),
-            steps: 300,
-            checkpoints: 4,
-            constant_width: 64,
-            taylor_rows: 128,
-        }
-    }
-
-    pub fn for_version(full: bool) -> Self {
-        if full {
-            Self::full()
-        } else {
-            Self::reduced()
-        }
-    }
-
     /// The overrides of a run of `seed`: the version's sizes, then `extra`.
     fn with(&self, seed: u64, extra: Vec<String>) -> Vec<String> {
         let mut v = self.sizes.base(seed, self.steps);
         v.push(format!(
             "train.checkpoint_every={}",
-            self.steps / self.checkpoints
+            self.steps / self.checkpoints.get()
         ));
         v.extend(extra);
         v
@@ -677,7 +655,7 @@ fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()>
 }
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let p = Settings::for_version(ctx.full);
+    let p: Settings = ctx.settings()?;
     let r = train_all(ctx, &p)?;
     let mut checks = stability_checks(ctx, &r);
     checks.push(probe_checks(&r));
@@ -696,7 +674,29 @@ mod tests {
 
     #[test]
     fn settings_give_the_committed_overrides() {
-        let p = Settings::reduced();
+        let p: Settings = crate::settings::of("beyond-eos", false);
+        let full: Settings = crate::settings::of("beyond-eos", true);
+        assert_eq!(p.sizes, crate::terjek::committed_sizes(false));
+        assert_eq!(full.sizes, crate::terjek::committed_sizes(true));
+        assert_eq!(
+            (
+                full.steps,
+                full.checkpoints.get(),
+                full.constant_width,
+                full.taylor_rows
+            ),
+            (1500, 4, 64, 128)
+        );
+        assert_eq!(
+            (
+                p.steps,
+                p.checkpoints.get(),
+                p.constant_width,
+                p.taylor_rows
+            ),
+            (300, 4, 64, 128)
+        );
+
         let base = [
             "train.steps=300",
             "train.seed=1",
@@ -712,7 +712,7 @@ mod tests {
         ]);
         assert_eq!(p.sgd(1, 0.03), sgd);
         assert_eq!(p.nup_constant(1)[6], "model.base_width=64");
-        assert_eq!(Settings::full().nup(0)[4], "train.checkpoint_every=375");
+        assert_eq!(full.nup(0)[4], "train.checkpoint_every=375");
         assert_eq!(
             p.taylor(),
             ["train.dtype=\"f64\"", "data.n=1024", "data.test_n=500"]

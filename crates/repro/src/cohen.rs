@@ -3,7 +3,8 @@
 //!
 //! Config `experiments/cohen-eos/fashion-mnist.toml`, one run per η, the loss logged
 //! at every step. Reduced: the first 1 000 images, 1 200 steps; full: 5 000 images
-//! (Cohen et al.'s size), 4 000 steps; the 2/η of each are in [`Settings`], chosen from
+//! (Cohen et al.'s size), 4 000 steps; the 2/η of each are in [`Settings`]
+//! (`experiments/cohen-eos/{reduced,full}.toml`), chosen from
 //! the measured sharpness at step 0 (λ₀, docs/reproductions.md) so that every run
 //! that gates sharpening starts below the EoS with a margin: λ₀ ≤ [`MARGIN`] · 2/η.
 //!
@@ -20,6 +21,7 @@
 use super::{fmt, median, Check, Ctx, Run};
 use eos_report::plot::{Figure, Series, Style};
 use eos_train::Status;
+use serde::Deserialize;
 
 const SOURCE: &str = "Cohen et al. 2021, Fig. 1-2; THEORY.md §1";
 
@@ -90,18 +92,18 @@ pub fn eos_phase(sharp: &[(f64, f64)], loss: &[(f64, f64)], two: f64) -> EosPhas
 }
 
 /// One η of the plan: 2/η and whether the run gates progressive sharpening.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Eta {
     pub two: f64,
     pub sharpen: bool,
 }
 
-/// The reduced version's 2/η (both gate sharpening).
-pub const REDUCED_TWOS: [f64; 2] = [40.0, 70.0];
-
-/// The settings of each version (issue 11: one struct, not `--set` strings in the
-/// code); `None` keeps the config file's value.
-#[derive(Debug, Clone, PartialEq)]
+/// The settings of each version, read from `experiments/cohen-eos/{reduced,full}.toml`
+/// (issue 11: data, not `--set` strings in the code); an absent key keeps the config
+/// file's value.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// One run per η, in this order.
     pub etas: Vec<Eta>,
@@ -114,26 +116,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(full: bool) -> Self {
-        let e = |two, sharpen| Eta { two, sharpen };
-        if full {
-            // Cohen et al.'s 2/η; λ₀ ≈ 27 (gain 0.3) is above 0.8 · 30: EoS only.
-            Self {
-                etas: vec![e(30.0, false), e(50.0, true), e(70.0, true), e(90.0, true)],
-                n: None,
-                steps: None,
-                eval_every: None,
-            }
-        } else {
-            Self {
-                etas: vec![e(REDUCED_TWOS[0], true), e(REDUCED_TWOS[1], true)],
-                n: Some(1000),
-                steps: Some(1200),
-                eval_every: Some(0),
-            }
-        }
-    }
-
     /// The config overrides of the run at `eta`: the loss logged at every step.
     pub fn overrides(&self, eta: Eta) -> Vec<String> {
         let mut s = Vec::new();
@@ -218,7 +200,7 @@ pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check
 }
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let set = Settings::new(ctx.full);
+    let set: Settings = ctx.settings()?;
     let mut checks = Vec::new();
     let mut sharp_fig = Figure {
         title: "cohen-eos: sharpness under full-batch GD (Fashion-MNIST, fc-tanh)".into(),
@@ -306,7 +288,17 @@ mod tests {
 
     #[test]
     fn settings_give_the_overrides_of_each_version() {
-        let reduced = Settings::new(false);
+        let reduced: Settings = crate::settings::of("cohen-eos", false);
+        let e = |two, sharpen| Eta { two, sharpen };
+        assert_eq!(
+            reduced,
+            Settings {
+                etas: vec![e(40.0, true), e(70.0, true)],
+                n: Some(1000),
+                steps: Some(1200),
+                eval_every: Some(0),
+            }
+        );
         assert_eq!(reduced.etas.len(), 2);
         assert_eq!(
             reduced.overrides(reduced.etas[1]),
@@ -318,7 +310,12 @@ mod tests {
                 "optim.lr=0.02857142857142857",
             ]
         );
-        let full = Settings::new(true);
+        let full: Settings = crate::settings::of("cohen-eos", true);
+        assert_eq!(
+            full.etas,
+            [e(30.0, false), e(50.0, true), e(70.0, true), e(90.0, true)]
+        );
+        assert_eq!((full.n, full.steps, full.eval_every), (None, None, None));
         assert_eq!(full.etas.iter().filter(|e| e.sharpen).count(), 3);
         assert_eq!(
             full.overrides(full.etas[0]),

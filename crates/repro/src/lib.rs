@@ -23,6 +23,7 @@ pub mod nup_eoc;
 pub mod quadratic;
 pub mod richness;
 pub mod series;
+pub mod settings;
 pub mod terjek;
 pub mod threshold;
 
@@ -146,6 +147,11 @@ impl Ctx {
     /// `experiments/<name>/<file>`.
     pub fn config(&self, file: &str) -> PathBuf {
         self.experiments.join(file)
+    }
+
+    /// The settings of this version: `experiments/<name>/{reduced,full}.toml`.
+    pub fn settings<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
+        settings::load(&self.experiments, self.full)
     }
 
     /// Trains `experiments/<name>/<config>` with `set` overrides into `dir/<run>`,
