@@ -51,7 +51,7 @@ use super::terjek::{
     claim, constant_widths, eta_lambda, last_tenth_loss as late_loss, mean, over_seeds,
     second_half, sgd, Sizes,
 };
-use super::{fmt, median, Check, Ctx, Run};
+use super::{fmt, median, Check, Ctx, Error, Result, Run};
 use eos_report::plot::{Figure, Series, Style};
 use eos_sweep::fit::loglog_fit;
 use serde::Deserialize;
@@ -126,7 +126,7 @@ struct Runs {
     grid: Vec<(f64, Vec<Run>)>,
 }
 
-fn train_all(ctx: &Ctx, p: &Settings) -> anyhow::Result<Runs> {
+fn train_all(ctx: &Ctx, p: &Settings) -> Result<Runs> {
     let mut r = Runs {
         eta: f64::NAN,
         nup: vec![],
@@ -430,14 +430,16 @@ pub fn taylor_at(
     batch: &eos_model::Batch,
     dims: (usize, usize),
     lr: f64,
-) -> anyhow::Result<Vec<TaylorPoint>> {
+) -> Result<Vec<TaylorPoint>> {
     let case = eos_model::io::load_case(ckpt, Some(DType::F64), &Device::Cpu)?;
     let mlp = case.mlp;
     let setup = build::build_model(cfg, dims.0, dims.1, &Device::Cpu)?;
     let mut opt = build::build_optimizer(cfg, &setup.scalings)?;
     let loss = cfg.loss.loss();
     let (_, g) = mlp.loss_and_grad(batch, loss)?;
-    let step = opt.step(&mlp.params, &g, lr)?;
+    let step = opt
+        .step(&mlp.params, &g, lr)
+        .map_err(eos_train::Error::from)?;
     let mut out = Vec::new();
     for k in 0..TAYLOR_SCALES {
         let s = 0.5f64.powi(k as i32);
@@ -456,10 +458,10 @@ pub fn taylor_at(
 }
 
 /// The checkpoints of a run, by step.
-fn checkpoints(run: &Run) -> anyhow::Result<Vec<PathBuf>> {
+fn checkpoints(run: &Run) -> Result<Vec<PathBuf>> {
     let dir = run.dir.join("ckpt");
     let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
-        .map_err(|e| anyhow::anyhow!("{}: cannot list: {e}", dir.display()))?
+        .map_err(|e| Error::io(&dir, "list", e))?
         .filter_map(|e| {
             let p = e.ok()?.path();
             let step = p
@@ -477,7 +479,7 @@ fn checkpoints(run: &Run) -> anyhow::Result<Vec<PathBuf>> {
 
 /// B7, B8: the Taylor coefficients on the trained ReLU run; returns the checks and
 /// the final checkpoint's (s, error) curve for the figure.
-fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> anyhow::Result<(Vec<Check>, Curve)> {
+fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> Result<(Vec<Check>, Curve)> {
     let run = &r.nup[0];
     let cfg = Config::load(&ctx.config(CONFIG), &p.taylor())?;
     let d = data::build_data(&cfg)?;
@@ -573,7 +575,7 @@ fn kink_note(points: &[Vec<TaylorPoint>], rel: &[f64]) -> Check {
     .informative()
 }
 
-fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()> {
+fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> Result<()> {
     let mut fig = Figure {
         title: "beyond-eos: η·λ_eff (νP) and η·λ_max (SGD, P = I), seed 0".into(),
         x_label: "step".into(),
@@ -654,7 +656,7 @@ fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()>
     ctx.save(&t, "taylor_error")
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let p: Settings = ctx.settings()?;
     let r = train_all(ctx, &p)?;
     let mut checks = stability_checks(ctx, &r);

@@ -32,7 +32,7 @@
 //! f' = f − ηλr + η²r²f/m and λ' = λ + (ηr/m)(ηλr − 4f), so the kernel grows iff
 //! ηλ > 4f/(f − y) ([`one_sample_threshold`]); with y = 0 that is ηλ > 4.
 
-use super::{fmt, Check, Ctx, Run};
+use super::{fmt, Check, Ctx, Result, Run};
 use eos_report::plot::{Figure, Series, Style};
 use serde::Deserialize;
 
@@ -116,7 +116,7 @@ pub fn phase(loss: &[(f64, f64)], sharp: &[(f64, f64)]) -> Phase {
     }
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set: Settings = ctx.settings()?;
     let mut checks = Vec::new();
     let mut loss_fig = Figure {
@@ -278,7 +278,7 @@ pub fn zero_target_check(per_width: &[(usize, Option<Bracket>)]) -> Check {
 }
 
 /// Zero-target runs: the per-width boundary in c_NTK and the gate (module docs).
-pub fn zero_target(ctx: &Ctx, set: &Settings) -> anyhow::Result<Vec<Check>> {
+pub fn zero_target(ctx: &Ctx, set: &Settings) -> Result<Vec<Check>> {
     let mut per_width = Vec::new();
     let mut fig = Figure {
         title: "catapult, y = 0: diverged (1) or not (0) against c = η·λ_NTK".into(),

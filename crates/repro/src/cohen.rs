@@ -18,7 +18,7 @@
 //!   least [`RISE_FRAC_MIN`], and the mean loss over the last tenth of the run is
 //!   below its value at the onset.
 
-use super::{fmt, median, Check, Ctx, Run};
+use super::{fmt, median, Check, Ctx, Result, Run};
 use eos_report::plot::{Figure, Series, Style};
 use eos_train::Status;
 use serde::Deserialize;
@@ -199,7 +199,7 @@ pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check
     out
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set: Settings = ctx.settings()?;
     let mut checks = Vec::new();
     let mut sharp_fig = Figure {

@@ -35,7 +35,7 @@
 use super::quadratic::{self, ModelOutcome, ModelSettings, REACH};
 use super::series::{first_reach, monotone_within, slope_until};
 use super::settings::{self, then_gd};
-use super::{fmt, median, Check, Ctx, Run};
+use super::{fmt, median, Check, Ctx, Error, Result, Run};
 use eos_report::plot::{Figure, Series, Style};
 use eos_train::Status;
 use serde::Deserialize;
@@ -95,14 +95,16 @@ pub struct Settings {
 impl Settings {
     /// The settings of `ctx`'s version; the first batch size must be [`SMALLEST_B`],
     /// the batch size the small-B claims were committed at.
-    pub fn load(ctx: &Ctx) -> anyhow::Result<Self> {
+    pub fn load(ctx: &Ctx) -> Result<Self> {
         let set: Self = ctx.settings()?;
         if set.batches.first() != Some(&Some(SMALLEST_B)) {
-            anyhow::bail!(
-                "{}: key `batches`: the first batch size must be {SMALLEST_B} (the small-B \
-                 claims are tested there)",
-                settings::path(&ctx.experiments, ctx.full).display()
-            );
+            return Err(Error::Settings {
+                file: settings::path(&ctx.experiments, ctx.full),
+                key: "batches".into(),
+                problem: format!(
+                    "the first batch size must be {SMALLEST_B} (the small-B claims are tested there)"
+                ),
+            });
         }
         Ok(set)
     }
@@ -201,7 +203,7 @@ fn label(b: Option<usize>) -> String {
     b.map_or("GD".into(), |b| format!("B = {b}"))
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set = Settings::load(ctx)?;
     let runs = train_all(ctx, &set)?;
     let sums = summarize(&runs, &set);
@@ -217,7 +219,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
 }
 
 /// One run per batch size, in the order of `set.batches`.
-fn train_all(ctx: &Ctx, set: &Settings) -> anyhow::Result<Vec<(Option<usize>, Run)>> {
+fn train_all(ctx: &Ctx, set: &Settings) -> Result<Vec<(Option<usize>, Run)>> {
     let mut runs = Vec::new();
     for &b in &set.batches {
         let name = b.map_or("gd".into(), |b| format!("b-{b}"));
@@ -429,7 +431,7 @@ fn figures(
     runs: &[(Option<usize>, Run)],
     sums: &[Summary],
     set: &Settings,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let steps = set.steps as f64;
     let two = set.two_over_lr();
     let mut sharp = per_run(runs, "sharpness", false);

@@ -42,7 +42,7 @@
 use eos_train::Status;
 
 use super::terjek::{claim, constant_widths, eta_lambda, last_tenth_loss, lr_set, mean, Sizes, SP};
-use super::{fmt, Check, Ctx, Run};
+use super::{fmt, Check, Ctx, Result, Run};
 use eos_report::plot::{Figure, Series, Style};
 use serde::Deserialize;
 
@@ -76,7 +76,7 @@ pub struct Settings {
 
 impl Settings {
     /// The settings of `ctx`'s version, with `depth_only` from `EOS_NUP_EOC_ONLY`.
-    pub fn load(ctx: &Ctx) -> anyhow::Result<Self> {
+    pub fn load(ctx: &Ctx) -> Result<Self> {
         let mut p: Self = ctx.settings()?;
         p.depth_only = std::env::var("EOS_NUP_EOC_ONLY").is_ok_and(|v| v == "depth");
         Ok(p)
@@ -131,7 +131,7 @@ fn depth_groups() -> Group {
         .collect()
 }
 
-fn train_all(ctx: &Ctx, p: &Settings) -> anyhow::Result<Runs> {
+fn train_all(ctx: &Ctx, p: &Settings) -> Result<Runs> {
     let mut r = Runs {
         nup: depth_groups(),
         sp: depth_groups(),
@@ -160,7 +160,7 @@ fn train_all(ctx: &Ctx, p: &Settings) -> anyhow::Result<Runs> {
 }
 
 /// The depth runs of one seed: νP, SP and SP at the smaller lr at every depth.
-fn train_depth(ctx: &Ctx, p: &Settings, seed: u64, r: &mut Runs) -> anyhow::Result<()> {
+fn train_depth(ctx: &Ctx, p: &Settings, seed: u64, r: &mut Runs) -> Result<()> {
     for (i, &l) in DEPTHS.iter().enumerate() {
         let train = |name: String, set: Vec<String>| ctx.train(&name, "depth.toml", &set);
         r.nup[i]
@@ -504,7 +504,7 @@ fn schedule_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
     ]
 }
 
-fn depth_figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
+fn depth_figures(ctx: &Ctx, r: &Runs) -> Result<()> {
     let mut fig = Figure {
         title: "nup-eoc: minibatch loss across depth, seed 0".into(),
         x_label: "step".into(),
@@ -542,7 +542,7 @@ fn depth_figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
     ctx.save(&pre, "depth_preact")
 }
 
-fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
+fn figures(ctx: &Ctx, r: &Runs) -> Result<()> {
     let mut s = Figure {
         title: "nup-eoc: η·λ_max, geometry-aware vs constant η, seed 0".into(),
         x_label: "step".into(),
@@ -565,7 +565,7 @@ fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
     ctx.save(&s, "schedule_eta_lambda")
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let p = Settings::load(ctx)?;
     let r = train_all(ctx, &p)?;
     let mut checks = depth_checks(ctx, &r);

@@ -23,7 +23,7 @@
 //! from λ₁ and tr Θ at the current θ.
 
 use super::series::{first_reach, monotone_within, slope_until};
-use super::{fmt, Check, Ctx};
+use super::{fmt, Check, Ctx, Result};
 use eos_data::sampler::{Sampler, Sampling};
 use eos_model::rng::{derive_seed, normal_vec};
 use eos_report::plot::{Figure, Series, Style};
@@ -247,7 +247,7 @@ fn probe(
 }
 
 /// Trains `m` from θ = 0 under `s`; stops early when the loss stops being finite.
-pub fn simulate(m: &QuadModel, s: &Schedule) -> anyhow::Result<Trajectory> {
+pub fn simulate(m: &QuadModel, s: &Schedule) -> Result<Trajectory> {
     let sampling = match s.batch {
         None => Sampling::FullBatch,
         Some(b) => Sampling::WithoutReplacement {
@@ -323,7 +323,7 @@ pub fn final_loss(t: &Trajectory) -> f64 {
 }
 
 /// Claim 11: at batch CONTROL_B, constant η vs η_t keeping K ≤ CONTROL_K.
-pub fn control_check(set: &ModelSettings) -> anyhow::Result<Check> {
+pub fn control_check(set: &ModelSettings) -> Result<Check> {
     let (m, lr) = build(set);
     let base = Schedule {
         lr,
@@ -369,7 +369,7 @@ pub struct ModelOutcome {
 
 /// One model run per batch size (η = ηλ₀/λ₀ from the model at θ = 0), analysed as
 /// the network's runs are.
-pub fn run_model(set: &ModelSettings) -> anyhow::Result<ModelOutcome> {
+pub fn run_model(set: &ModelSettings) -> Result<ModelOutcome> {
     let (m, lr) = build(set);
     let mut runs = Vec::new();
     for &b in &set.batches {
@@ -407,11 +407,7 @@ fn label(b: Option<usize>) -> String {
 
 /// Gates 9 (the model slows down with B) and 11 (K control), with the outcome;
 /// gating when `gate` (the full version), reported (NOTE) otherwise.
-pub fn checks(
-    ctx: &Ctx,
-    set: &ModelSettings,
-    gate: bool,
-) -> anyhow::Result<(ModelOutcome, Vec<Check>)> {
+pub fn checks(ctx: &Ctx, set: &ModelSettings, gate: bool) -> Result<(ModelOutcome, Vec<Check>)> {
     let o = run_model(set)?;
     ctx.save(
         &figure(&o.runs, 2.0 / o.lr, set.steps as f64),

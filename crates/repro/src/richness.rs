@@ -39,7 +39,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{fmt, Check, Ctx};
+use super::{fmt, Check, Ctx, Error, Result};
 use eos_report::plot::{Figure, Series, Style};
 use eos_sweep::fit::{loglog_fit, mean_over_seeds, Fit};
 use eos_sweep::results::{best_per_group, read_rows, CellRow, GroupBest};
@@ -119,7 +119,7 @@ pub struct AtStar {
 }
 
 /// [`AtStar`] of every group with an η* and a finished cell at it.
-fn at_eta_star(dir: &Path, rows: &[CellRow], best: &[GroupBest]) -> anyhow::Result<Vec<AtStar>> {
+fn at_eta_star(dir: &Path, rows: &[CellRow], best: &[GroupBest]) -> Result<Vec<AtStar>> {
     let mut out = Vec::new();
     for g in best {
         let Some(e) = g.eta else { continue };
@@ -562,7 +562,7 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn read(out: &Path, rows: &[CellRow]) -> anyhow::Result<Self> {
+    fn read(out: &Path, rows: &[CellRow]) -> Result<Self> {
         let best = best_per_group(rows, "optim.lr", "train.seed");
         let stars = eta_stars(&best);
         let mut depths: Vec<u64> = stars.iter().map(|s| s.0).collect();
@@ -581,11 +581,11 @@ impl Analysis {
 
 /// Runs (or continues) the sweep of `set` and returns its directory; a failed cell
 /// is an error.
-fn run_sweep(ctx: &Ctx, set: &Settings) -> anyhow::Result<std::path::PathBuf> {
+fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
     let spec = ctx.config(&set.sweep);
     let out = ctx.dir.join("sweep");
     if ctx.fresh && out.exists() {
-        std::fs::remove_dir_all(&out)?;
+        std::fs::remove_dir_all(&out).map_err(|e| Error::io(&out, "clear", e))?;
     }
     eprintln!(
         "[{}] sweeping {} into {}",
@@ -606,15 +606,15 @@ fn run_sweep(ctx: &Ctx, set: &Settings) -> anyhow::Result<std::path::PathBuf> {
         .filter(|r| r.status == Status::Failed)
         .count();
     if failed > 0 {
-        anyhow::bail!(
-            "{failed} sweep cell(s) failed: see {}",
-            out.join("results.csv").display()
-        );
+        return Err(Error::run(
+            out.join("results.csv"),
+            format!("{failed} sweep cell(s) failed"),
+        ));
     }
     Ok(out)
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set: Settings = ctx.settings()?;
     let out = run_sweep(ctx, &set)?;
     let rows = read_rows(&out.join("results.jsonl"))?;
@@ -710,7 +710,7 @@ fn staircase_report(l: u64, plateau: &[(u64, f64, f64, f64)]) -> Check {
 
 /// The η*-vs-γ figure with the fits, the plateau figure and the sweep's own panels
 /// (final loss vs η per γ, loss curves at η*).
-fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> anyhow::Result<()> {
+fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> Result<()> {
     let mut plateau_fig = Figure {
         title: "richness-sweep: the initial plateau at η* (steps until the loss halves)".into(),
         x_label: "γ".into(),

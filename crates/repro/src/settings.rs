@@ -31,10 +31,9 @@ pub fn path(dir: &Path, full: bool) -> PathBuf {
 }
 
 /// Reads the settings of a version from `dir/{reduced,full}.toml`.
-pub fn load<T: DeserializeOwned>(dir: &Path, full: bool) -> anyhow::Result<T> {
+pub fn load<T: DeserializeOwned>(dir: &Path, full: bool) -> crate::Result<T> {
     let path = path(dir, full);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, "read", e))?;
     let origin = path.display().to_string();
     let table = overrides::parse(&text, &origin)?;
     Ok(overrides::from_table(&table, &origin)?)

@@ -35,8 +35,7 @@
 //! - T7 every run with η ≥ η_0.9 reaches λ_max ≥ 0.9·2/η, and every run with
 //!   η ≤ η_0.1 stays below 2/η (the threshold is learned through the EoS).
 
-use super::{fmt, Check, Ctx, Run};
-use anyhow::Context;
+use super::{fmt, Check, Ctx, Error, Result, Run};
 use eos_report::plot::{Figure, Series, Style};
 use eos_train::Status;
 use serde::Deserialize;
@@ -195,11 +194,12 @@ fn last(run: &Run, key: &str) -> f64 {
 
 /// The shared bias b at the end of a run: `layers.0.bias` in its last checkpoint (the
 /// per-layer metrics would read the coord_pair bias, a group of its own, as a weight).
-fn final_bias(run: &Run) -> anyhow::Result<f64> {
+fn final_bias(run: &Run) -> Result<f64> {
     let dir = run.dir.join("ckpt");
     let mut last: Option<(u64, std::path::PathBuf)> = None;
-    for e in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))? {
-        let path = e?.path();
+    let list = |e| Error::io(&dir, "list", e);
+    for e in std::fs::read_dir(&dir).map_err(list)? {
+        let path = e.map_err(list)?.path();
         let step = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -209,18 +209,18 @@ fn final_bias(run: &Run) -> anyhow::Result<f64> {
             last = Some((k, path));
         }
     }
-    let (_, path) = last.with_context(|| format!("{}: no step-*.safetensors", dir.display()))?;
+    let (_, path) = last.ok_or_else(|| Error::run(&dir, "no step-*.safetensors"))?;
     let t = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
-        .with_context(|| path.display().to_string())?;
+        .map_err(|e| Error::run(&path, format!("cannot read: {e}")))?;
     let b = t
         .get("layers.0.bias")
-        .with_context(|| format!("{}: tensor `layers.0.bias` missing", path.display()))?;
+        .ok_or_else(|| Error::run(&path, "tensor `layers.0.bias` missing"))?;
     Ok(b.to_dtype(candle_core::DType::F64)?
         .flatten_all()?
         .to_vec1::<f64>()?[0])
 }
 
-fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> anyhow::Result<Point> {
+fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> Result<Point> {
     let run = ctx.train(label, CONFIG, &st.overrides(eta))?;
     let bias = final_bias(&run)?;
     let peak = run
@@ -238,7 +238,7 @@ fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> anyhow::Resul
     })
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let st: Settings = ctx.settings()?;
     let eta_pred = mean_model_eta(DIM, SIGNAL, NOISE_VAR);
     let mut pts = Vec::new();
@@ -420,7 +420,7 @@ fn vline(name: &str, x: f64, lo: f64, hi: f64) -> Series {
     Series::new(name, vec![(x, lo), (x, hi)], Style::Dashed)
 }
 
-fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::Result<()> {
+fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> Result<()> {
     bias_figure(ctx, pts, tr, eta_pred)?;
     if let Some(p) = pts.iter().find(|p| tr.q90.is_some_and(|q| p.eta >= q)) {
         let mut sharp = Figure {
@@ -442,7 +442,7 @@ fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::
     Ok(())
 }
 
-fn bias_figure(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::Result<()> {
+fn bias_figure(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> Result<()> {
     let lo = pts.iter().map(|p| p.bias).fold(0.0, f64::min);
     let mut fig = Figure {
         title: "threshold-neurons: final shared bias b vs η (coord pairs, d = 200)".into(),
