@@ -134,8 +134,33 @@ impl Settings {
     }
 }
 
+/// What one η's run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub eta: Eta,
+    pub status: Status,
+    pub phase: EosPhase,
+}
+
+/// What the runs measured, one entry per η in the order of the settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measurements {
+    pub runs: Vec<Measured>,
+}
+
+/// The checks of every run: a pure function of the measurements (module docs).
+pub fn checks(m: &Measurements) -> Vec<Check> {
+    m.runs
+        .iter()
+        .flat_map(|r| {
+            let finished = r.status == Status::Finished;
+            eta_checks(r.eta, finished, &r.status.to_string(), &r.phase)
+        })
+        .collect()
+}
+
 /// The checks of one η's run (module docs); `finished`: the run's status.
-pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check> {
+pub fn eta_checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check> {
     let two = eta.two;
     let tag = format!("2/η = {two}");
     let mut out = vec![
@@ -201,7 +226,7 @@ pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check
 
 pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set: Settings = ctx.settings()?;
-    let mut checks = Vec::new();
+    let mut measured = Measurements::default();
     let mut sharp_fig = Figure {
         title: "cohen-eos: sharpness under full-batch GD (Fashion-MNIST, fc-tanh)".into(),
         x_label: "step".into(),
@@ -221,9 +246,12 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
         let run: Run = ctx.train(&format!("eta-2over{two}"), "fashion-mnist.toml", &s)?;
         let sharp = run.series("sharpness");
         let loss = run.series("loss");
-        let p = eos_phase(&sharp, &loss, two);
-        let st = run.status.to_string();
-        checks.extend(self::checks(eta, run.status == Status::Finished, &st, &p));
+        let phase = eos_phase(&sharp, &loss, two);
+        measured.runs.push(Measured {
+            eta,
+            status: run.status,
+            phase,
+        });
         sharp_fig
             .series
             .push(Series::new(format!("η = 2/{two}"), sharp, Style::Line));
@@ -238,7 +266,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     }
     ctx.save(&sharp_fig, "sharpness")?;
     ctx.save(&loss_fig, "loss")?;
-    Ok(checks)
+    Ok(checks(&measured))
 }
 
 #[cfg(test)]
@@ -329,7 +357,7 @@ mod tests {
             two: 50.0,
             sharpen: true,
         };
-        let pass = |p: &EosPhase| checks(eta, true, "finished", p).iter().all(|c| c.pass);
+        let pass = |p: &EosPhase| eta_checks(eta, true, "finished", p).iter().all(|c| c.pass);
         assert!(pass(&phase(30.0, 29.0, 0.3)));
         // λ₀ = 45 > 0.8 · 50: the precondition fails.
         assert!(!pass(&phase(45.0, 40.0, 0.3)));
@@ -342,8 +370,38 @@ mod tests {
             two: 50.0,
             sharpen: false,
         };
-        let c = checks(eos_only, true, "finished", &phase(45.0, 40.0, 0.3));
+        let c = eta_checks(eos_only, true, "finished", &phase(45.0, 40.0, 0.3));
         assert_eq!(c.len(), 4);
         assert!(c.iter().all(|c| c.pass));
+    }
+
+    #[test]
+    fn checks_of_hand_made_measurements() {
+        let e = |two, sharpen| Eta { two, sharpen };
+        let run = |eta, status, phase| Measured { eta, status, phase };
+        let m = Measurements {
+            runs: vec![
+                // 2/η = 50: passes every check (6 with `sharpen`).
+                run(e(50.0, true), Status::Finished, phase(30.0, 29.0, 0.3)),
+                // EoS only (4 checks); diverged, and 2/η = 80 is never reached.
+                run(
+                    e(80.0, false),
+                    Status::Diverged,
+                    EosPhase {
+                        onset: None,
+                        ..phase(30.0, 29.0, 0.3)
+                    },
+                ),
+            ],
+        };
+        let c = checks(&m);
+        assert_eq!(c.len(), 10);
+        assert!(c[..6].iter().all(|c| c.pass), "{c:?}");
+        assert!(c[0].what.starts_with("2/η = 50: run finished"));
+        assert_eq!((c[6].pass, c[6].measured.as_str()), (false, "diverged"));
+        assert_eq!((c[7].pass, c[7].measured.as_str()), (false, "never"));
+        // The median λ 51 is outside 80 ± 10 %; the loss checks hold.
+        assert!(!c[8].pass && c[9].pass);
+        assert!(checks(&Measurements::default()).is_empty());
     }
 }

@@ -32,7 +32,7 @@
 //! - full only, NOTE: batch sharpness at B = 8 within ±20 % of 2/η (Andreyev &
 //!   Beneventano's claim, outside the seed abstracts).
 
-use super::quadratic::{self, ModelOutcome, ModelSettings, REACH};
+use super::quadratic::{self, Control, ModelOutcome, ModelSettings, REACH};
 use super::series::{first_reach, monotone_within, slope_until};
 use super::settings::{self, then_gd};
 use super::{fmt, median, Check, Ctx, Error, Result, Run};
@@ -88,6 +88,9 @@ pub struct Settings {
     pub batch_sharpness_every: u64,
     /// Whether K ≈ 1 at B = 8 gates (full) or is reported (reduced).
     pub gate_k: bool,
+    /// Whether the quadratic model's claims (9, 11) gate (full) or are reported
+    /// (reduced).
+    pub gate_model: bool,
     /// The quadratic regression model's settings (`[model]`).
     pub model: ModelSettings,
 }
@@ -203,19 +206,38 @@ fn label(b: Option<usize>) -> String {
     b.map_or("GD".into(), |b| format!("B = {b}"))
 }
 
+/// What the runs and the model measured.
+#[derive(Debug, Clone)]
+pub struct Measurements {
+    /// One per batch size, GD last.
+    pub sums: Vec<Summary>,
+    pub model: ModelOutcome,
+    pub control: Control,
+}
+
+/// Every check: a pure function of the measurements and the version's settings.
+pub fn checks(m: &Measurements, set: &Settings) -> Vec<Check> {
+    let mut checks: Vec<Check> = m.sums.iter().map(finished_check).collect();
+    checks.extend(rate_checks(&m.sums, set));
+    checks.extend(late_checks(&m.sums, set));
+    checks.extend(s_eos_checks(&m.sums, set));
+    checks.extend(quadratic::checks(&m.model, &m.control, set.gate_model));
+    checks.push(model_vs_network(&m.model, &m.sums));
+    checks
+}
+
 pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set = Settings::load(ctx)?;
     let runs = train_all(ctx, &set)?;
     let sums = summarize(&runs, &set);
-    let mut checks: Vec<Check> = sums.iter().map(finished_check).collect();
-    checks.extend(rate_checks(&sums, &set));
-    checks.extend(late_checks(&sums, &set));
-    checks.extend(s_eos_checks(&sums, &set));
-    let (model, model_checks) = quadratic::checks(ctx, &set.model, ctx.full)?;
-    checks.extend(model_checks);
-    checks.push(model_vs_network(&model, &sums));
+    let (model, control) = quadratic::measure(ctx, &set.model)?;
     figures(ctx, &runs, &sums, &set)?;
-    Ok(checks)
+    let m = Measurements {
+        sums,
+        model,
+        control,
+    };
+    Ok(checks(&m, &set))
 }
 
 /// One run per batch size, in the order of `set.batches`.
@@ -659,6 +681,7 @@ mod tests {
                 s_eos_every: 50,
                 batch_sharpness_every: 100,
                 gate_k: false,
+                gate_model: false,
                 model: model.clone(),
             }
         );
@@ -680,6 +703,7 @@ mod tests {
                 s_eos_every: 50,
                 batch_sharpness_every: 50,
                 gate_k: true,
+                gate_model: true,
                 model,
             }
         );
@@ -706,6 +730,51 @@ mod tests {
         let mut hi = ok.clone();
         hi[2].lambda0 = 35.0;
         assert!(!rate_checks(&hi, &set)[0].pass);
+    }
+
+    #[test]
+    fn checks_of_hand_made_measurements() {
+        use super::quadratic::Trajectory;
+        let traj = |k0: f64| Trajectory {
+            lambda: vec![(0.0, 1.0)],
+            k: vec![(0.0, k0)],
+            loss: vec![(0.0, 1.0)],
+            finite: true,
+        };
+        let mut m = Measurements {
+            sums: vec![
+                summary(Some(8), 0.01, None, 15.0, 1.2),
+                summary(Some(32), 0.05, Some(250.0), 30.0, 0.9),
+                summary(None, 0.08, Some(150.0), 41.0, 0.0),
+            ],
+            model: ModelOutcome {
+                lr: 1.0,
+                runs: vec![(Some(16), traj(0.9)), (None, traj(0.0))],
+                slopes: vec![0.01, 0.05],
+                t90: vec![None, Some(8.0)],
+            },
+            control: Control {
+                controlled: 0.5,
+                constant: 1.0,
+            },
+        };
+        let gating = |c: &[Check]| c.iter().filter(|c| !c.informative).count();
+        // 3 finished + 5 rate + 3 late + 2 S-EOS + 4 model + 1 model vs network.
+        let c = checks(&m, &reduced());
+        assert_eq!((c.len(), gating(&c)), (18, 12));
+        assert!(c.iter().all(|c| c.pass || c.informative), "{c:?}");
+        // Full: K ≈ 1 and the model gate, plus the batch-sharpness NOTE.
+        let c = checks(&m, &full());
+        assert_eq!((c.len(), gating(&c)), (19, 17));
+        assert!(c.iter().all(|c| c.pass || c.informative), "{c:?}");
+        // K control that does not help fails claim 11 in the full version only.
+        m.control.controlled = 0.9;
+        let failed = |c: Vec<Check>| c.iter().filter(|c| !c.pass && !c.informative).count();
+        assert_eq!(failed(checks(&m, &full())), 1);
+        assert_eq!(failed(checks(&m, &reduced())), 0);
+        // A run that did not finish fails in both.
+        m.sums[1].finished = false;
+        assert_eq!(failed(checks(&m, &reduced())), 1);
     }
 
     #[test]

@@ -322,8 +322,16 @@ pub fn final_loss(t: &Trajectory) -> f64 {
     super::median(tail.iter().map(|p| p.1))
 }
 
-/// Claim 11: at batch CONTROL_B, constant η vs η_t keeping K ≤ CONTROL_K.
-pub fn control_check(set: &ModelSettings) -> Result<Check> {
+/// Claim 11's measurement: the final losses at batch CONTROL_B of the constant-η run
+/// and of the run whose η_t keeps K ≤ CONTROL_K.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Control {
+    pub controlled: f64,
+    pub constant: f64,
+}
+
+/// Runs claim 11's two simulations.
+pub fn control_losses(set: &ModelSettings) -> Result<Control> {
     let (m, lr) = build(set);
     let base = Schedule {
         lr,
@@ -341,8 +349,20 @@ pub fn control_check(set: &ModelSettings) -> Result<Check> {
             ..base
         },
     )?);
+    Ok(Control {
+        controlled,
+        constant,
+    })
+}
+
+/// Claim 11: at batch CONTROL_B, constant η vs η_t keeping K ≤ CONTROL_K.
+pub fn control_check(c: &Control) -> Check {
+    let Control {
+        controlled,
+        constant,
+    } = *c;
     let pass = controlled.is_finite() && controlled <= CONTROL_RATIO_MAX * constant;
-    Ok(Check::holds(
+    Check::holds(
         format!("quadratic model, B = {CONTROL_B}: K kept ≤ {CONTROL_K} lowers the final loss"),
         pass,
         format!(
@@ -353,7 +373,7 @@ pub fn control_check(set: &ModelSettings) -> Result<Check> {
         ),
         format!("controlled ≤ {CONTROL_RATIO_MAX} × constant"),
         SOURCE_CONTROL,
-    ))
+    )
 }
 
 /// The model's runs and what they show.
@@ -405,21 +425,27 @@ fn label(b: Option<usize>) -> String {
     b.map_or("GD".into(), |b| format!("B = {b}"))
 }
 
-/// Gates 9 (the model slows down with B) and 11 (K control), with the outcome;
-/// gating when `gate` (the full version), reported (NOTE) otherwise.
-pub fn checks(ctx: &Ctx, set: &ModelSettings, gate: bool) -> Result<(ModelOutcome, Vec<Check>)> {
+/// Runs the model (and plots it) and claim 11's simulations: what [`checks`] judges.
+pub fn measure(ctx: &Ctx, set: &ModelSettings) -> Result<(ModelOutcome, Control)> {
     let o = run_model(set)?;
     ctx.save(
         &figure(&o.runs, 2.0 / o.lr, set.steps as f64),
         "quadratic-model",
     )?;
-    let mut out = model_checks(&o);
-    out.push(control_check(set)?);
+    let control = control_losses(set)?;
+    Ok((o, control))
+}
+
+/// Gates 9 (the model slows down with B) and 11 (K control); gating when `gate` (the
+/// full version), reported (NOTE) otherwise.
+pub fn checks(o: &ModelOutcome, control: &Control, gate: bool) -> Vec<Check> {
+    let mut out = model_checks(o);
+    out.push(control_check(control));
     // Reduced: reported, not gating (changed after seeing data, docs/reproductions.md).
     if !gate {
         out = out.into_iter().map(Check::informative).collect();
     }
-    Ok((o, out))
+    out
 }
 
 /// The gating checks of [`checks`], from the model's outcome.
