@@ -680,24 +680,12 @@ mod tests {
         let full: Settings = crate::settings::of("beyond-eos", true);
         assert_eq!(p.sizes, crate::terjek::committed_sizes(false));
         assert_eq!(full.sizes, crate::terjek::committed_sizes(true));
-        assert_eq!(
-            (
-                full.steps,
-                full.checkpoints.get(),
-                full.constant_width,
-                full.taylor_rows
-            ),
-            (1500, 4, 64, 128)
-        );
-        assert_eq!(
-            (
-                p.steps,
-                p.checkpoints.get(),
-                p.constant_width,
-                p.taylor_rows
-            ),
-            (300, 4, 64, 128)
-        );
+        let rest = |s: &Settings| {
+            let c = s.checkpoints.get();
+            (s.steps, c, s.constant_width, s.taylor_rows)
+        };
+        assert_eq!(rest(&full), (1500, 4, 64, 128));
+        assert_eq!(rest(&p), (300, 4, 64, 128));
 
         let base = [
             "train.steps=300",

@@ -43,15 +43,16 @@ pub enum Error {
     /// Reproductions that ran and failed a check (or could not run).
     #[error("reproduction(s) failed: {}", .0.join(", "))]
     Failed(Vec<String>),
-    /// Training, configs (also the settings files' syntax and schema), run directories.
+    /// Training, configs (also the settings files' syntax and schema), run directories
+    /// (boxed, as the next two: they are large).
     #[error(transparent)]
-    Train(#[from] eos_train::Error),
+    Train(Box<eos_train::Error>),
     /// Sweeps and their tables.
     #[error(transparent)]
-    Sweep(#[from] eos_sweep::Error),
+    Sweep(Box<eos_sweep::Error>),
     /// Figures.
     #[error(transparent)]
-    Report(#[from] eos_report::Error),
+    Report(Box<eos_report::Error>),
     /// Models, checkpoints read as probe cases (the Taylor checks).
     #[error(transparent)]
     Model(#[from] eos_model::Error),
@@ -72,6 +73,24 @@ pub enum Error {
 /// Result alias of eos-repro.
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl From<eos_train::Error> for Error {
+    fn from(e: eos_train::Error) -> Self {
+        Error::Train(Box::new(e))
+    }
+}
+
+impl From<eos_sweep::Error> for Error {
+    fn from(e: eos_sweep::Error) -> Self {
+        Error::Sweep(Box::new(e))
+    }
+}
+
+impl From<eos_report::Error> for Error {
+    fn from(e: eos_report::Error) -> Self {
+        Error::Report(Box::new(e))
+    }
+}
+
 impl Error {
     /// An [`Error::Io`] about `path`.
     pub fn io(path: impl Into<PathBuf>, action: impl Into<String>, error: std::io::Error) -> Self {
@@ -88,5 +107,30 @@ impl Error {
             path: path.into(),
             problem: problem.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_file_and_key_once() {
+        let e = Error::Settings {
+            file: "experiments/x/reduced.toml".into(),
+            key: "batches".into(),
+            problem: "the first batch size must be 8".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "experiments/x/reduced.toml: key `batches`: the first batch size must be 8"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = Error::io("runs/x/ckpt", "list", io);
+        assert_eq!(format!("{e:#}"), "runs/x/ckpt: cannot list: gone");
+        let e = Error::from(eos_train::Error::Request("no".into()));
+        assert_eq!(format!("{e:#}"), "no");
+        assert!(std::error::Error::source(&e).is_none());
+        assert!(std::mem::size_of::<Error>() <= 128);
     }
 }
