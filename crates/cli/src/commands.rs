@@ -27,7 +27,8 @@ pub fn run(cmd: Cmd) -> anyhow::Result<i32> {
             figures: a.figures,
             fresh: a.fresh,
             experiments: a.experiments,
-        }),
+        })
+        .map_err(anyhow::Error::from),
         Cmd::Example(a) => example(a),
         Cmd::Export(a) => {
             let step = eos_train::interchange::export(&a.run_dir, a.step, &a.out)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use eos_report::{report, ReportOptions};
 use eos_sweep::{sweep, SweepOptions};
-use eos_train::testing::{args, metrics, run, TinyCase};
+use eos_train::testing::{args, metrics, nonempty, run, scratch, TinyCase};
 use eos_train::{train, Status};
 
 #[test]
@@ -76,18 +76,7 @@ fn ctrl_c_checkpoints_and_ends_interrupted_then_resume_matches() {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("report_sweep")
-        .join(name);
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn nonempty(p: &Path) -> Vec<u8> {
-    let b = fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    assert!(!b.is_empty(), "{} is empty", p.display());
-    b
+    scratch(env!("CARGO_TARGET_TMPDIR"), name)
 }
 
 /// Sweep options with a spec, an output directory, workers and an executable.

@@ -13,7 +13,8 @@
 //!
 //! A vector type gives its structure (tensors in flat order, `map`, `zip_map`,
 //! `check_same_structure`); [`ParamSpace`]'s provided methods are the algebra, and
-//! `param_space_algebra!` makes them inherent methods too, so callers need no import.
+//! `param_space_algebra!` implements the trait from the type's inherent structure
+//! methods and makes the algebra inherent methods too, so callers need no import.
 
 use std::fmt::Debug;
 
@@ -187,9 +188,31 @@ fn tensor_like(like: &Tensor, values: &[f64]) -> Result<Tensor> {
     })
 }
 
-/// [`ParamSpace`]'s algebra as inherent methods of `$t` (no trait import needed).
+/// `impl ParamSpace for $t`, its structure from `$t`'s inherent `map`, `zip_map`,
+/// `check_same_structure` and the flat-order tensors `$tensors` (of `$s`: `&$t`), and
+/// the algebra as inherent methods of `$t` (no trait import needed).
 macro_rules! param_space_algebra {
-    ($t:ty) => {
+    ($t:ty, |$s:ident| $tensors:expr) => {
+        impl ParamSpace for $t {
+            fn tensors_in_order(&self) -> Vec<&Tensor> {
+                let $s = self;
+                $tensors
+            }
+            fn map(&self, f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
+                <$t>::map(self, f)
+            }
+            fn zip_map(
+                &self,
+                other: &Self,
+                f: impl FnMut(&Tensor, &Tensor) -> Result<Tensor>,
+            ) -> Result<Self> {
+                <$t>::zip_map(self, other, f)
+            }
+            fn check_same_structure(&self, other: &Self) -> Result<()> {
+                <$t>::check_same_structure(self, other)
+            }
+        }
+
         impl $t {
             /// Total number of scalars P.
             pub fn numel(&self) -> usize {
@@ -244,8 +267,8 @@ macro_rules! param_space_algebra {
         }
     };
 }
-param_space_algebra!(ParamVec);
-param_space_algebra!(NetParams);
+param_space_algebra!(ParamVec, |p| p.tensors().collect());
+param_space_algebra!(NetParams, |p| p.tensors.iter().collect());
 
 /// One layer's block of a parameter-space vector.
 #[derive(Debug, Clone)]
@@ -412,25 +435,6 @@ impl ParamVec {
             }
         }
         out
-    }
-}
-
-impl ParamSpace for ParamVec {
-    fn tensors_in_order(&self) -> Vec<&Tensor> {
-        self.tensors().collect()
-    }
-    fn map(&self, f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
-        ParamVec::map(self, f)
-    }
-    fn zip_map(
-        &self,
-        other: &Self,
-        f: impl FnMut(&Tensor, &Tensor) -> Result<Tensor>,
-    ) -> Result<Self> {
-        ParamVec::zip_map(self, other, f)
-    }
-    fn check_same_structure(&self, other: &Self) -> Result<()> {
-        ParamVec::check_same_structure(self, other)
     }
 }
 

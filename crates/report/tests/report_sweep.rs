@@ -11,21 +11,11 @@ use std::path::{Path, PathBuf};
 use eos_report::{report, ReportOptions};
 use eos_sweep::results::read_rows;
 use eos_sweep::{sweep, SweepOptions};
+use eos_train::testing::{nonempty, scratch};
 use serde_json::{json, Value};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("report_sweep")
-        .join(name);
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn nonempty(p: &Path) -> Vec<u8> {
-    let b = fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    assert!(!b.is_empty(), "{} is empty", p.display());
-    b
+    scratch(env!("CARGO_TARGET_TMPDIR"), name)
 }
 
 /// A run directory with the fields of the `eos train` contract, a null, lines

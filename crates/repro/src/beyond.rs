@@ -40,6 +40,7 @@
 //! effective-sharpness probe of `nup` finite; with P = I the `sgd` run's
 //! `effective_sharpness` equals its `sharpness` to a relative 1e-9); B1–B8 are NOTEs.
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
@@ -50,9 +51,10 @@ use super::terjek::{
     claim, constant_widths, eta_lambda, last_tenth_loss as late_loss, mean, over_seeds,
     second_half, sgd, Sizes,
 };
-use super::{fmt, median, Check, Ctx, Run};
+use super::{fmt, median, Check, Ctx, Error, Result, Run};
 use eos_report::plot::{Figure, Style};
 use eos_sweep::fit::loglog_fit;
+use serde::Deserialize;
 
 const SOURCE: &str = "Terjék 2025 (arXiv 2502.13110 v2), abstract; THEORY.md §6, §9";
 const CONFIG: &str = "nup.toml";
@@ -64,13 +66,15 @@ type Measure<'a> = &'a dyn Fn(&Run) -> f64;
 /// (s, |error|) along the scaled update.
 type Curve = Vec<(f64, f64)>;
 
-/// The settings of one version (the `--set` overrides come from here).
-#[derive(Debug, Clone, PartialEq)]
+/// The settings of one version, read from `experiments/beyond-eos/{reduced,full}.toml`
+/// (the `--set` overrides come from here).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub sizes: Sizes,
     pub steps: u64,
-    /// Checkpoints per run, evenly spaced (B7, B8 read them).
-    pub checkpoints: u64,
+    /// Checkpoints per run, evenly spaced (B7, B8 read them); at least 1.
+    pub checkpoints: NonZeroU64,
     /// The hidden width of the `nup-const` runs.
     pub constant_width: usize,
     /// Rows of the Taylor checks' batch (the first training images).
@@ -78,38 +82,12 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn full() -> Self {
-        Self {
-            sizes: Sizes::full(),
-            steps: 1500,
-            ..Self::reduced()
-        }
-    }
-
-    pub fn reduced() -> Self {
-        Self {
-            sizes: Sizes::reduced(),
-            steps: 300,
-            checkpoints: 4,
-            constant_width: 64,
-            taylor_rows: 128,
-        }
-    }
-
-    pub fn for_version(full: bool) -> Self {
-        if full {
-            Self::full()
-        } else {
-            Self::reduced()
-        }
-    }
-
     /// The overrides of a run of `seed`: the version's sizes, then `extra`.
     fn with(&self, seed: u64, extra: Vec<String>) -> Vec<String> {
         let mut v = self.sizes.base(seed, self.steps);
         v.push(format!(
             "train.checkpoint_every={}",
-            self.steps / self.checkpoints
+            self.steps / self.checkpoints.get()
         ));
         v.extend(extra);
         v
@@ -148,7 +126,7 @@ struct Runs {
     grid: Vec<(f64, Vec<Run>)>,
 }
 
-fn train_all(ctx: &Ctx, p: &Settings) -> anyhow::Result<Runs> {
+fn train_all(ctx: &Ctx, p: &Settings) -> Result<Runs> {
     let mut r = Runs {
         eta: f64::NAN,
         nup: vec![],
@@ -452,14 +430,16 @@ pub fn taylor_at(
     batch: &eos_model::Batch,
     dims: (usize, usize),
     lr: f64,
-) -> anyhow::Result<Vec<TaylorPoint>> {
+) -> Result<Vec<TaylorPoint>> {
     let case = eos_model::io::load_case(ckpt, Some(DType::F64), &Device::Cpu)?;
     let mlp = case.mlp;
     let setup = build::build_model(cfg, dims.0, dims.1, &Device::Cpu)?;
     let mut opt = build::build_optimizer(cfg, &setup.scalings)?;
     let loss = cfg.loss.loss();
     let (_, g) = mlp.loss_and_grad(batch, loss)?;
-    let step = opt.step(&mlp.params, &g, lr)?;
+    let step = opt
+        .step(&mlp.params, &g, lr)
+        .map_err(eos_train::Error::from)?;
     let mut out = Vec::new();
     for k in 0..TAYLOR_SCALES {
         let s = 0.5f64.powi(k as i32);
@@ -478,10 +458,10 @@ pub fn taylor_at(
 }
 
 /// The checkpoints of a run, by step.
-fn checkpoints(run: &Run) -> anyhow::Result<Vec<PathBuf>> {
+fn checkpoints(run: &Run) -> Result<Vec<PathBuf>> {
     let dir = run.dir.join("ckpt");
     let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
-        .map_err(|e| anyhow::anyhow!("{}: cannot list: {e}", dir.display()))?
+        .map_err(|e| Error::io(&dir, "list", e))?
         .filter_map(|e| {
             let p = e.ok()?.path();
             let step = p
@@ -499,7 +479,7 @@ fn checkpoints(run: &Run) -> anyhow::Result<Vec<PathBuf>> {
 
 /// B7, B8: the Taylor coefficients on the trained ReLU run; returns the checks and
 /// the final checkpoint's (s, error) curve for the figure.
-fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> anyhow::Result<(Vec<Check>, Curve)> {
+fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> Result<(Vec<Check>, Curve)> {
     let run = &r.nup[0];
     let cfg = Config::load(&ctx.config(CONFIG), &p.taylor())?;
     let d = data::build_data(&cfg)?;
@@ -595,7 +575,7 @@ fn kink_note(points: &[Vec<TaylorPoint>], rel: &[f64]) -> Check {
     .informative()
 }
 
-fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()> {
+fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> Result<()> {
     let mut fig = Figure::new("beyond-eos: η·λ_eff (νP) and η·λ_max (SGD, P = I), seed 0")
         .x_label("step")
         .y_label("η · λ")
@@ -656,8 +636,8 @@ fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> anyhow::Result<()>
     ctx.save(&t, "taylor_error")
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let p = Settings::for_version(ctx.full);
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
+    let p: Settings = ctx.settings()?;
     let r = train_all(ctx, &p)?;
     let mut checks = stability_checks(ctx, &r);
     checks.push(probe_checks(&r));
@@ -676,7 +656,17 @@ mod tests {
 
     #[test]
     fn settings_give_the_committed_overrides() {
-        let p = Settings::reduced();
+        let p: Settings = crate::settings::of("beyond-eos", false);
+        let full: Settings = crate::settings::of("beyond-eos", true);
+        assert_eq!(p.sizes, crate::terjek::committed_sizes(false));
+        assert_eq!(full.sizes, crate::terjek::committed_sizes(true));
+        let rest = |s: &Settings| {
+            let c = s.checkpoints.get();
+            (s.steps, c, s.constant_width, s.taylor_rows)
+        };
+        assert_eq!(rest(&full), (1500, 4, 64, 128));
+        assert_eq!(rest(&p), (300, 4, 64, 128));
+
         let base = [
             "train.steps=300",
             "train.seed=1",
@@ -692,7 +682,7 @@ mod tests {
         ]);
         assert_eq!(p.sgd(1, 0.03), sgd);
         assert_eq!(p.nup_constant(1)[6], "model.base_width=64");
-        assert_eq!(Settings::full().nup(0)[4], "train.checkpoint_every=375");
+        assert_eq!(full.nup(0)[4], "train.checkpoint_every=375");
         assert_eq!(
             p.taylor(),
             ["train.dtype=\"f64\"", "data.n=1024", "data.test_n=500"]

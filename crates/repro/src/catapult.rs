@@ -4,7 +4,8 @@
 //! Config `experiments/catapult/wide-net.toml`: a wide two-layer linear network in
 //! the NTK parameterization, GD with the `c_over_lambda0` schedule. For this model
 //! the phase boundaries are c = 2 and c = 4 (η_max = 4/λ₀). Reduced: width 2048,
-//! c ∈ {1, 3, 5}; full: width 4096 and a finer grid of c.
+//! c ∈ {1, 3, 5}; full: width 4096 and a finer grid of c ([`Settings`], from
+//! `experiments/catapult/{reduced,full}.toml`).
 //!
 //! Checks per c:
 //! - c < 2 (lazy): the loss never exceeds its initial value; λ_final/λ₀ ∈ [0.9, 1.1];
@@ -31,8 +32,9 @@
 //! f' = f − ηλr + η²r²f/m and λ' = λ + (ηr/m)(ηλr − 4f), so the kernel grows iff
 //! ηλ > 4f/(f − y) ([`one_sample_threshold`]); with y = 0 that is ηλ > 4.
 
-use super::{fmt, Check, Ctx, Run};
+use super::{fmt, Check, Ctx, Result, Run};
 use eos_report::plot::{Figure, Style};
+use serde::Deserialize;
 
 /// c* at the largest width of the zero-target runs within this band (±10 % of 4).
 pub const ZERO_BAND: (f64, f64) = (3.6, 4.4);
@@ -40,13 +42,14 @@ pub const ZERO_BAND: (f64, f64) = (3.6, 4.4);
 const SOURCE: &str =
     "Lewkowycz et al. 2020, Fig. 1 (two-layer linear model: η_max = 4/λ₀); THEORY.md §2";
 
-/// The settings of each version (issue 11: one struct, not `--set` strings in the
-/// code).
-#[derive(Debug, Clone, PartialEq)]
+/// The settings of each version, read from `experiments/catapult/{reduced,full}.toml`
+/// (issue 11: data, not `--set` strings in the code).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The c of the main runs (η = c/λ₀), in this order.
     pub cs: Vec<f64>,
-    /// The hidden width of the main runs (`None`: the config's 2 048).
+    /// The hidden width of the main runs (absent: the config's 2 048).
     pub width: Option<usize>,
     /// The widths of the zero-target runs.
     pub zero_widths: Vec<usize>,
@@ -59,28 +62,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(full: bool) -> Self {
-        if full {
-            Self {
-                cs: vec![0.5, 1.0, 1.5, 2.5, 3.0, 3.5, 3.9, 4.2, 4.5, 4.8, 6.0],
-                width: Some(4096),
-                zero_widths: vec![1024, 2048, 4096, 8192, 16384],
-                zero_cs: vec![3.0, 3.5, 3.8, 3.9, 4.0, 4.1, 4.2, 4.5, 5.0],
-                zero_sharpness_every: 100,
-                zero_s_eos_every: 1000,
-            }
-        } else {
-            Self {
-                cs: vec![1.0, 3.0, 5.0],
-                width: None,
-                zero_widths: vec![4096],
-                zero_cs: vec![3.5, 4.5],
-                zero_sharpness_every: 100,
-                zero_s_eos_every: 1000,
-            }
-        }
-    }
-
     /// The config overrides of the main run at `c`.
     pub fn overrides(&self, c: f64) -> Vec<String> {
         let mut s: Vec<String> = self
@@ -135,8 +116,8 @@ pub fn phase(loss: &[(f64, f64)], sharp: &[(f64, f64)]) -> Phase {
     }
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let set = Settings::new(ctx.full);
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
+    let set: Settings = ctx.settings()?;
     let mut checks = Vec::new();
     let mut loss_fig = Figure::new("catapult: loss under GD with η = c/λ₀ (first 60 steps)")
         .x_label("step")
@@ -283,7 +264,7 @@ pub fn zero_target_check(per_width: &[(usize, Option<Bracket>)]) -> Check {
 }
 
 /// Zero-target runs: the per-width boundary in c_NTK and the gate (module docs).
-pub fn zero_target(ctx: &Ctx, set: &Settings) -> anyhow::Result<Vec<Check>> {
+pub fn zero_target(ctx: &Ctx, set: &Settings) -> Result<Vec<Check>> {
     let mut per_width = Vec::new();
     let mut fig = Figure::new("catapult, y = 0: diverged (1) or not (0) against c = η·λ_NTK")
         .x_label("c = η · λ_NTK(step 0)")
@@ -375,8 +356,18 @@ mod tests {
 
     #[test]
     fn settings_give_the_overrides_of_each_version() {
-        let reduced = Settings::new(false);
-        assert_eq!(reduced.cs, [1.0, 3.0, 5.0]);
+        let reduced: Settings = crate::settings::of("catapult", false);
+        assert_eq!(
+            reduced,
+            Settings {
+                cs: vec![1.0, 3.0, 5.0],
+                width: None,
+                zero_widths: vec![4096],
+                zero_cs: vec![3.5, 4.5],
+                zero_sharpness_every: 100,
+                zero_s_eos_every: 1000,
+            }
+        );
         assert_eq!(reduced.overrides(3.0), ["schedule.c=3"]);
         assert_eq!(
             reduced.zero_overrides(4096, 3.5),
@@ -390,7 +381,18 @@ mod tests {
                 "schedule.c=3.5",
             ]
         );
-        let full = Settings::new(true);
+        let full: Settings = crate::settings::of("catapult", true);
+        assert_eq!(
+            full,
+            Settings {
+                cs: vec![0.5, 1.0, 1.5, 2.5, 3.0, 3.5, 3.9, 4.2, 4.5, 4.8, 6.0],
+                width: Some(4096),
+                zero_widths: vec![1024, 2048, 4096, 8192, 16384],
+                zero_cs: vec![3.0, 3.5, 3.8, 3.9, 4.0, 4.1, 4.2, 4.5, 5.0],
+                zero_sharpness_every: 100,
+                zero_s_eos_every: 1000,
+            }
+        );
         assert_eq!(
             full.overrides(0.5),
             ["model.widths=[32, 4096, 1]", "schedule.c=0.5"]

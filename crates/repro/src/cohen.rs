@@ -3,7 +3,8 @@
 //!
 //! Config `experiments/cohen-eos/fashion-mnist.toml`, one run per η, the loss logged
 //! at every step. Reduced: the first 1 000 images, 1 200 steps; full: 5 000 images
-//! (Cohen et al.'s size), 4 000 steps; the 2/η of each are in [`Settings`], chosen from
+//! (Cohen et al.'s size), 4 000 steps; the 2/η of each are in [`Settings`]
+//! (`experiments/cohen-eos/{reduced,full}.toml`), chosen from
 //! the measured sharpness at step 0 (λ₀, docs/reproductions.md) so that every run
 //! that gates sharpening starts below the EoS with a margin: λ₀ ≤ [`MARGIN`] · 2/η.
 //!
@@ -17,9 +18,10 @@
 //!   least [`RISE_FRAC_MIN`], and the mean loss over the last tenth of the run is
 //!   below its value at the onset.
 
-use super::{fmt, median, Check, Ctx, Run};
+use super::{fmt, median, Check, Ctx, Result, Run};
 use eos_report::plot::{Figure, Style};
 use eos_train::Status;
+use serde::Deserialize;
 
 const SOURCE: &str = "Cohen et al. 2021, Fig. 1-2; THEORY.md §1";
 
@@ -90,18 +92,18 @@ pub fn eos_phase(sharp: &[(f64, f64)], loss: &[(f64, f64)], two: f64) -> EosPhas
 }
 
 /// One η of the plan: 2/η and whether the run gates progressive sharpening.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Eta {
     pub two: f64,
     pub sharpen: bool,
 }
 
-/// The reduced version's 2/η (both gate sharpening).
-pub const REDUCED_TWOS: [f64; 2] = [40.0, 70.0];
-
-/// The settings of each version (issue 11: one struct, not `--set` strings in the
-/// code); `None` keeps the config file's value.
-#[derive(Debug, Clone, PartialEq)]
+/// The settings of each version, read from `experiments/cohen-eos/{reduced,full}.toml`
+/// (issue 11: data, not `--set` strings in the code); an absent key keeps the config
+/// file's value.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// One run per η, in this order.
     pub etas: Vec<Eta>,
@@ -114,26 +116,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(full: bool) -> Self {
-        let e = |two, sharpen| Eta { two, sharpen };
-        if full {
-            // Cohen et al.'s 2/η; λ₀ ≈ 27 (gain 0.3) is above 0.8 · 30: EoS only.
-            Self {
-                etas: vec![e(30.0, false), e(50.0, true), e(70.0, true), e(90.0, true)],
-                n: None,
-                steps: None,
-                eval_every: None,
-            }
-        } else {
-            Self {
-                etas: vec![e(REDUCED_TWOS[0], true), e(REDUCED_TWOS[1], true)],
-                n: Some(1000),
-                steps: Some(1200),
-                eval_every: Some(0),
-            }
-        }
-    }
-
     /// The config overrides of the run at `eta`: the loss logged at every step.
     pub fn overrides(&self, eta: Eta) -> Vec<String> {
         let mut s = Vec::new();
@@ -152,8 +134,33 @@ impl Settings {
     }
 }
 
+/// What one η's run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub eta: Eta,
+    pub status: Status,
+    pub phase: EosPhase,
+}
+
+/// What the runs measured, one entry per η in the order of the settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measurements {
+    pub runs: Vec<Measured>,
+}
+
+/// The checks of every run: a pure function of the measurements (module docs).
+pub fn checks(m: &Measurements) -> Vec<Check> {
+    m.runs
+        .iter()
+        .flat_map(|r| {
+            let finished = r.status == Status::Finished;
+            eta_checks(r.eta, finished, &r.status.to_string(), &r.phase)
+        })
+        .collect()
+}
+
 /// The checks of one η's run (module docs); `finished`: the run's status.
-pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check> {
+pub fn eta_checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check> {
     let two = eta.two;
     let tag = format!("2/η = {two}");
     let mut out = vec![
@@ -217,9 +224,9 @@ pub fn checks(eta: Eta, finished: bool, status: &str, p: &EosPhase) -> Vec<Check
     out
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let set = Settings::new(ctx.full);
-    let mut checks = Vec::new();
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
+    let set: Settings = ctx.settings()?;
+    let mut measured = Measurements::default();
     let mut sharp_fig =
         Figure::new("cohen-eos: sharpness under full-batch GD (Fashion-MNIST, fc-tanh)")
             .x_label("step")
@@ -234,9 +241,12 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
         let run: Run = ctx.train(&format!("eta-2over{two}"), "fashion-mnist.toml", &s)?;
         let sharp = run.series("sharpness");
         let loss = run.series("loss");
-        let p = eos_phase(&sharp, &loss, two);
-        let st = run.status.to_string();
-        checks.extend(self::checks(eta, run.status == Status::Finished, &st, &p));
+        let phase = eos_phase(&sharp, &loss, two);
+        measured.runs.push(Measured {
+            eta,
+            status: run.status,
+            phase,
+        });
         sharp_fig
             .add(format!("η = 2/{two}"), sharp, Style::Line)
             .add(
@@ -248,7 +258,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
     }
     ctx.save(&sharp_fig, "sharpness")?;
     ctx.save(&loss_fig, "loss")?;
-    Ok(checks)
+    Ok(checks(&measured))
 }
 
 #[cfg(test)]
@@ -298,7 +308,17 @@ mod tests {
 
     #[test]
     fn settings_give_the_overrides_of_each_version() {
-        let reduced = Settings::new(false);
+        let reduced: Settings = crate::settings::of("cohen-eos", false);
+        let e = |two, sharpen| Eta { two, sharpen };
+        assert_eq!(
+            reduced,
+            Settings {
+                etas: vec![e(40.0, true), e(70.0, true)],
+                n: Some(1000),
+                steps: Some(1200),
+                eval_every: Some(0),
+            }
+        );
         assert_eq!(reduced.etas.len(), 2);
         assert_eq!(
             reduced.overrides(reduced.etas[1]),
@@ -310,7 +330,12 @@ mod tests {
                 "optim.lr=0.02857142857142857",
             ]
         );
-        let full = Settings::new(true);
+        let full: Settings = crate::settings::of("cohen-eos", true);
+        assert_eq!(
+            full.etas,
+            [e(30.0, false), e(50.0, true), e(70.0, true), e(90.0, true)]
+        );
+        assert_eq!((full.n, full.steps, full.eval_every), (None, None, None));
         assert_eq!(full.etas.iter().filter(|e| e.sharpen).count(), 3);
         assert_eq!(
             full.overrides(full.etas[0]),
@@ -324,7 +349,7 @@ mod tests {
             two: 50.0,
             sharpen: true,
         };
-        let pass = |p: &EosPhase| checks(eta, true, "finished", p).iter().all(|c| c.pass);
+        let pass = |p: &EosPhase| eta_checks(eta, true, "finished", p).iter().all(|c| c.pass);
         assert!(pass(&phase(30.0, 29.0, 0.3)));
         // λ₀ = 45 > 0.8 · 50: the precondition fails.
         assert!(!pass(&phase(45.0, 40.0, 0.3)));
@@ -337,8 +362,38 @@ mod tests {
             two: 50.0,
             sharpen: false,
         };
-        let c = checks(eos_only, true, "finished", &phase(45.0, 40.0, 0.3));
+        let c = eta_checks(eos_only, true, "finished", &phase(45.0, 40.0, 0.3));
         assert_eq!(c.len(), 4);
         assert!(c.iter().all(|c| c.pass));
+    }
+
+    #[test]
+    fn checks_of_hand_made_measurements() {
+        let e = |two, sharpen| Eta { two, sharpen };
+        let run = |eta, status, phase| Measured { eta, status, phase };
+        let m = Measurements {
+            runs: vec![
+                // 2/η = 50: passes every check (6 with `sharpen`).
+                run(e(50.0, true), Status::Finished, phase(30.0, 29.0, 0.3)),
+                // EoS only (4 checks); diverged, and 2/η = 80 is never reached.
+                run(
+                    e(80.0, false),
+                    Status::Diverged,
+                    EosPhase {
+                        onset: None,
+                        ..phase(30.0, 29.0, 0.3)
+                    },
+                ),
+            ],
+        };
+        let c = checks(&m);
+        assert_eq!(c.len(), 10);
+        assert!(c[..6].iter().all(|c| c.pass), "{c:?}");
+        assert!(c[0].what.starts_with("2/η = 50: run finished"));
+        assert_eq!((c[6].pass, c[6].measured.as_str()), (false, "diverged"));
+        assert_eq!((c[7].pass, c[7].measured.as_str()), (false, "never"));
+        // The median λ 51 is outside 80 ± 10 %; the loss checks hold.
+        assert!(!c[8].pass && c[9].pass);
+        assert!(checks(&Measurements::default()).is_empty());
     }
 }

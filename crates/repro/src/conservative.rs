@@ -6,7 +6,8 @@
 //! model (fc-tanh 200-200, SP gain 0.3, MSE) on the first 1 000 Fashion-MNIST images,
 //! plain SGD at η = 0.05 (2/η = 40), one run per batch size B, everything else equal.
 //! The init starts every run below the EoS (λ₀ ≈ 27 ≤ 0.8·2/η), so the rise of λ_max
-//! is measured. The settings of each version are one [`Settings`] value; K(η, B) is
+//! is measured. The settings of each version are one [`Settings`] value
+//! (`experiments/conservative-sharpening/{reduced,full}.toml`); K(η, B) is
 //! one definition in both (G's top eigenvalue exact, the rest of tr G in the small-ηλ
 //! form: `probes.s_eos.k = 1` of the config file, never overridden).
 //!
@@ -31,11 +32,13 @@
 //! - full only, NOTE: batch sharpness at B = 8 within ±20 % of 2/η (Andreyev &
 //!   Beneventano's claim, outside the seed abstracts).
 
-use super::quadratic::{self, ModelOutcome, REACH};
+use super::quadratic::{self, Control, ModelOutcome, ModelSettings, REACH};
 use super::series::{first_reach, monotone_within, slope_until};
-use super::{fmt, median, Check, Ctx, Run};
+use super::settings::{self, then_gd};
+use super::{fmt, median, Check, Ctx, Error, Result, Run};
 use eos_report::plot::{Figure, Style};
 use eos_train::Status;
+use serde::Deserialize;
 
 const SOURCE: &str =
     "Agarwala & Pennington 2024 (arXiv 2404.19261), conservative sharpening; THEORY.md §4";
@@ -66,10 +69,15 @@ pub const K_BAND: (f64, f64) = (2.0 / 3.0, 1.5);
 /// The batch size the small-B claims are tested at, fixed in advance.
 pub const SMALLEST_B: usize = 8;
 
-/// The settings of one version (the `--set` overrides come from here).
-#[derive(Debug, Clone, PartialEq)]
+/// The settings of one version, read from
+/// `experiments/conservative-sharpening/{reduced,full}.toml` (the `--set` overrides
+/// come from here).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Batch sizes, increasing; `None` (GD) last.
+    /// Batch sizes, increasing, starting at [`SMALLEST_B`]; `None` (GD) last (the file
+    /// lists the minibatch sizes).
+    #[serde(deserialize_with = "then_gd")]
     pub batches: Vec<Option<usize>>,
     pub steps: u64,
     pub lr: f64,
@@ -80,48 +88,28 @@ pub struct Settings {
     pub batch_sharpness_every: u64,
     /// Whether K ≈ 1 at B = 8 gates (full) or is reported (reduced).
     pub gate_k: bool,
+    /// Whether the quadratic model's claims (9, 11) gate (full) or are reported
+    /// (reduced).
+    pub gate_model: bool,
+    /// The quadratic regression model's settings (`[model]`).
+    pub model: ModelSettings,
 }
 
 impl Settings {
-    pub fn reduced() -> Self {
-        Self {
-            batches: vec![Some(SMALLEST_B), Some(32), Some(128), None],
-            steps: 400,
-            lr: 0.05,
-            n: 1000,
-            sharpness_every: 25,
-            s_eos_every: 50,
-            batch_sharpness_every: 100,
-            gate_k: false,
+    /// The settings of `ctx`'s version; the first batch size must be [`SMALLEST_B`],
+    /// the batch size the small-B claims were committed at.
+    pub fn load(ctx: &Ctx) -> Result<Self> {
+        let set: Self = ctx.settings()?;
+        if set.batches.first() != Some(&Some(SMALLEST_B)) {
+            return Err(Error::Settings {
+                file: settings::path(&ctx.experiments, ctx.full),
+                key: "batches".into(),
+                problem: format!(
+                    "the first batch size must be {SMALLEST_B} (the small-B claims are tested there)"
+                ),
+            });
         }
-    }
-
-    pub fn full() -> Self {
-        Self {
-            batches: vec![
-                Some(SMALLEST_B),
-                Some(16),
-                Some(32),
-                Some(128),
-                Some(512),
-                None,
-            ],
-            steps: 1500,
-            lr: 0.05,
-            n: 1000,
-            sharpness_every: 20,
-            s_eos_every: 50,
-            batch_sharpness_every: 50,
-            gate_k: true,
-        }
-    }
-
-    pub fn for_version(full: bool) -> Self {
-        if full {
-            Self::full()
-        } else {
-            Self::reduced()
-        }
+        Ok(set)
     }
 
     /// The `--set` overrides of the run at batch size `b` (None: GD).
@@ -218,23 +206,42 @@ fn label(b: Option<usize>) -> String {
     b.map_or("GD".into(), |b| format!("B = {b}"))
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let set = Settings::for_version(ctx.full);
+/// What the runs and the model measured.
+#[derive(Debug, Clone)]
+pub struct Measurements {
+    /// One per batch size, GD last.
+    pub sums: Vec<Summary>,
+    pub model: ModelOutcome,
+    pub control: Control,
+}
+
+/// Every check: a pure function of the measurements and the version's settings.
+pub fn checks(m: &Measurements, set: &Settings) -> Vec<Check> {
+    let mut checks: Vec<Check> = m.sums.iter().map(finished_check).collect();
+    checks.extend(rate_checks(&m.sums, set));
+    checks.extend(late_checks(&m.sums, set));
+    checks.extend(s_eos_checks(&m.sums, set));
+    checks.extend(quadratic::checks(&m.model, &m.control, set.gate_model));
+    checks.push(model_vs_network(&m.model, &m.sums));
+    checks
+}
+
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
+    let set = Settings::load(ctx)?;
     let runs = train_all(ctx, &set)?;
     let sums = summarize(&runs, &set);
-    let mut checks: Vec<Check> = sums.iter().map(finished_check).collect();
-    checks.extend(rate_checks(&sums, &set));
-    checks.extend(late_checks(&sums, &set));
-    checks.extend(s_eos_checks(&sums, &set));
-    let (model, model_checks) = quadratic::checks(ctx, ctx.full)?;
-    checks.extend(model_checks);
-    checks.push(model_vs_network(&model, &sums));
+    let (model, control) = quadratic::measure(ctx, &set.model)?;
     figures(ctx, &runs, &sums, &set)?;
-    Ok(checks)
+    let m = Measurements {
+        sums,
+        model,
+        control,
+    };
+    Ok(checks(&m, &set))
 }
 
 /// One run per batch size, in the order of `set.batches`.
-fn train_all(ctx: &Ctx, set: &Settings) -> anyhow::Result<Vec<(Option<usize>, Run)>> {
+fn train_all(ctx: &Ctx, set: &Settings) -> Result<Vec<(Option<usize>, Run)>> {
     let mut runs = Vec::new();
     for &b in &set.batches {
         let name = b.map_or("gd".into(), |b| format!("b-{b}"));
@@ -442,7 +449,7 @@ fn figures(
     runs: &[(Option<usize>, Run)],
     sums: &[Summary],
     set: &Settings,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let steps = set.steps as f64;
     let two = set.two_over_lr();
     let sharp = Figure::new(format!(
@@ -617,9 +624,69 @@ mod tests {
         }
     }
 
+    fn reduced() -> Settings {
+        settings::of("conservative-sharpening", false)
+    }
+
+    fn full() -> Settings {
+        settings::of("conservative-sharpening", true)
+    }
+
+    #[test]
+    fn files_hold_the_committed_settings() {
+        use std::num::NonZeroU64;
+        let model = ModelSettings {
+            d: 100,
+            p: 200,
+            q_scale: 0.1,
+            eta_lambda0: 1.0,
+            batches: vec![Some(16), Some(32), Some(64), None],
+            steps: 100,
+            every: NonZeroU64::MIN,
+            seed: 0,
+        };
+        assert_eq!(
+            reduced(),
+            Settings {
+                batches: vec![Some(SMALLEST_B), Some(32), Some(128), None],
+                steps: 400,
+                lr: 0.05,
+                n: 1000,
+                sharpness_every: 25,
+                s_eos_every: 50,
+                batch_sharpness_every: 100,
+                gate_k: false,
+                gate_model: false,
+                model: model.clone(),
+            }
+        );
+        assert_eq!(
+            full(),
+            Settings {
+                batches: vec![
+                    Some(SMALLEST_B),
+                    Some(16),
+                    Some(32),
+                    Some(128),
+                    Some(512),
+                    None,
+                ],
+                steps: 1500,
+                lr: 0.05,
+                n: 1000,
+                sharpness_every: 20,
+                s_eos_every: 50,
+                batch_sharpness_every: 50,
+                gate_k: true,
+                gate_model: true,
+                model,
+            }
+        );
+    }
+
     #[test]
     fn rate_gates_pass_and_fail() {
-        let set = Settings::reduced();
+        let set = reduced();
         let ok = [
             summary(Some(8), 0.01, None, 15.0, 1.2),
             summary(Some(32), 0.05, Some(250.0), 30.0, 0.9),
@@ -641,22 +708,67 @@ mod tests {
     }
 
     #[test]
+    fn checks_of_hand_made_measurements() {
+        use super::quadratic::Trajectory;
+        let traj = |k0: f64| Trajectory {
+            lambda: vec![(0.0, 1.0)],
+            k: vec![(0.0, k0)],
+            loss: vec![(0.0, 1.0)],
+            finite: true,
+        };
+        let mut m = Measurements {
+            sums: vec![
+                summary(Some(8), 0.01, None, 15.0, 1.2),
+                summary(Some(32), 0.05, Some(250.0), 30.0, 0.9),
+                summary(None, 0.08, Some(150.0), 41.0, 0.0),
+            ],
+            model: ModelOutcome {
+                lr: 1.0,
+                runs: vec![(Some(16), traj(0.9)), (None, traj(0.0))],
+                slopes: vec![0.01, 0.05],
+                t90: vec![None, Some(8.0)],
+            },
+            control: Control {
+                controlled: 0.5,
+                constant: 1.0,
+            },
+        };
+        let gating = |c: &[Check]| c.iter().filter(|c| !c.informative).count();
+        // 3 finished + 5 rate + 3 late + 2 S-EOS + 4 model + 1 model vs network.
+        let c = checks(&m, &reduced());
+        assert_eq!((c.len(), gating(&c)), (18, 12));
+        assert!(c.iter().all(|c| c.pass || c.informative), "{c:?}");
+        // Full: K ≈ 1 and the model gate, plus the batch-sharpness NOTE.
+        let c = checks(&m, &full());
+        assert_eq!((c.len(), gating(&c)), (19, 17));
+        assert!(c.iter().all(|c| c.pass || c.informative), "{c:?}");
+        // K control that does not help fails claim 11 in the full version only.
+        m.control.controlled = 0.9;
+        let failed = |c: Vec<Check>| c.iter().filter(|c| !c.pass && !c.informative).count();
+        assert_eq!(failed(checks(&m, &full())), 1);
+        assert_eq!(failed(checks(&m, &reduced())), 0);
+        // A run that did not finish fails in both.
+        m.sums[1].finished = false;
+        assert_eq!(failed(checks(&m, &reduced())), 1);
+    }
+
+    #[test]
     fn k_band_gates_only_in_full() {
         let sums = [
             summary(Some(8), 0.01, None, 15.0, 2.4),
             summary(None, 0.08, Some(150.0), 41.0, 0.0),
         ];
-        let reduced = s_eos_checks(&sums, &Settings::reduced());
-        assert!(reduced[0].pass && !reduced[1].pass && reduced[1].informative);
-        let full = s_eos_checks(&sums, &Settings::full());
-        assert!(!full[1].pass && !full[1].informative);
+        let r = s_eos_checks(&sums, &reduced());
+        assert!(r[0].pass && !r[1].pass && r[1].informative);
+        let f = s_eos_checks(&sums, &full());
+        assert!(!f[1].pass && !f[1].informative);
         let near = [summary(Some(8), 0.01, None, 15.0, 1.1), sums[1].clone()];
-        assert!(s_eos_checks(&near, &Settings::full())[1].pass);
+        assert!(s_eos_checks(&near, &full())[1].pass);
     }
 
     #[test]
     fn overrides_come_from_the_settings() {
-        let s = Settings::reduced();
+        let s = reduced();
         let o = s.overrides(Some(8));
         assert!(o.contains(&"train.steps=400".to_string()));
         assert!(o.contains(&"train.batch_size=8".to_string()));

@@ -19,10 +19,12 @@ pub mod beyond;
 pub mod catapult;
 pub mod cohen;
 pub mod conservative;
+pub mod error;
 pub mod nup_eoc;
 pub mod quadratic;
 pub mod richness;
 pub mod series;
+pub mod settings;
 pub mod terjek;
 pub mod threshold;
 
@@ -30,13 +32,14 @@ use eos_train::Status;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context};
 use serde::Serialize;
 
 use eos_report::plot::Figure;
 use eos_train::config::Config;
 use eos_train::metrics::read::Metrics;
 use eos_train::{self as train, TrainArgs};
+
+pub use error::{Error, Result};
 
 /// One expectation, checked.
 #[derive(Debug, Clone, Serialize)]
@@ -148,10 +151,15 @@ impl Ctx {
         self.experiments.join(file)
     }
 
+    /// The settings of this version: `experiments/<name>/{reduced,full}.toml`.
+    pub fn settings<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        settings::load(&self.experiments, self.full)
+    }
+
     /// Trains `experiments/<name>/<config>` with `set` overrides into `dir/<run>`,
     /// unless that directory already holds a finished or diverged run of the same
     /// resolved config.
-    pub fn train(&self, run: &str, config: &str, set: &[String]) -> anyhow::Result<Run> {
+    pub fn train(&self, run: &str, config: &str, set: &[String]) -> Result<Run> {
         let path = self.config(config);
         let out = self.dir.join(run);
         let resolved = Config::load(&path, set)?.to_toml()?;
@@ -161,8 +169,7 @@ impl Ctx {
         let reuse = !self.fresh && same && meta.as_ref().is_some_and(|m| m.is_done());
         if !reuse {
             if out.exists() {
-                std::fs::remove_dir_all(&out)
-                    .with_context(|| format!("{}: cannot clear", out.display()))?;
+                std::fs::remove_dir_all(&out).map_err(|e| Error::io(&out, "clear", e))?;
             }
             eprintln!("[{}] training {run} ({})", self.name, path.display());
             let s = train::train(&TrainArgs {
@@ -189,7 +196,7 @@ impl Ctx {
 
     /// Writes `fig` as `dir/figures/<stem>.png|svg` and, with `--figures`, copies the
     /// PNG to `FIGURES/<name>-<stem>.png`.
-    pub fn save(&self, fig: &Figure, stem: &str) -> anyhow::Result<()> {
+    pub fn save(&self, fig: &Figure, stem: &str) -> Result<()> {
         let files = fig.save(&self.dir.join("figures"), stem)?;
         for f in files
             .iter()
@@ -201,15 +208,14 @@ impl Ctx {
     }
 
     /// With `--figures DIR`, copies the PNG `file` to `DIR/<name>-<stem>.png`.
-    pub fn copy_png(&self, file: &Path, stem: &str) -> anyhow::Result<()> {
+    pub fn copy_png(&self, file: &Path, stem: &str) -> Result<()> {
         let Some(dst) = &self.figures else {
             return Ok(());
         };
-        std::fs::create_dir_all(dst)
-            .with_context(|| format!("{}: cannot create", dst.display()))?;
+        std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, "create", e))?;
         let to = dst.join(format!("{}-{stem}.png", self.name));
         std::fs::copy(file, &to)
-            .with_context(|| format!("cannot copy {} to {}", file.display(), to.display()))?;
+            .map_err(|e| Error::io(file, format!("copy to {}", to.display()), e))?;
         Ok(())
     }
 }
@@ -218,7 +224,7 @@ impl Ctx {
 pub struct Repro {
     pub name: &'static str,
     pub title: &'static str,
-    pub run: fn(&Ctx) -> anyhow::Result<Vec<Check>>,
+    pub run: fn(&Ctx) -> Result<Vec<Check>>,
 }
 
 /// Every reproduction, in the order `repro all` runs them.
@@ -304,7 +310,7 @@ pub fn default_experiments() -> PathBuf {
 }
 
 /// Runs the reproductions of `args`; returns their outcomes.
-pub fn repro(args: &ReproArgs) -> anyhow::Result<Vec<Outcome>> {
+pub fn repro(args: &ReproArgs) -> Result<Vec<Outcome>> {
     let all = registry();
     let mut chosen = Vec::new();
     for n in &args.names {
@@ -314,14 +320,14 @@ pub fn repro(args: &ReproArgs) -> anyhow::Result<Vec<Outcome>> {
             chosen.push(r.name);
         } else {
             let names: Vec<_> = all.iter().map(|r| r.name).collect();
-            bail!(
-                "eos repro: unknown reproduction `{n}` (expected one of {}, or all)",
+            return Err(Error::Request(format!(
+                "unknown reproduction `{n}` (expected one of {}, or all)",
                 names.join(", ")
-            );
+            )));
         }
     }
     if chosen.is_empty() {
-        bail!("eos repro: name a reproduction (or all)");
+        return Err(Error::Request("name a reproduction (or all)".into()));
     }
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(if args.full {
@@ -331,7 +337,7 @@ pub fn repro(args: &ReproArgs) -> anyhow::Result<Vec<Outcome>> {
         })
     });
     let experiments = args.experiments.clone().unwrap_or_else(default_experiments);
-    let exe = std::env::current_exe().context("cannot locate the eos executable")?;
+    let exe = std::env::current_exe().map_err(Error::Exe)?;
     let mut outcomes = Vec::new();
     for name in chosen {
         let r = all
@@ -347,8 +353,7 @@ pub fn repro(args: &ReproArgs) -> anyhow::Result<Vec<Outcome>> {
             exe: exe.clone(),
             figures: args.figures.clone(),
         };
-        std::fs::create_dir_all(&ctx.dir)
-            .with_context(|| format!("{}: cannot create", ctx.dir.display()))?;
+        std::fs::create_dir_all(&ctx.dir).map_err(|e| Error::io(&ctx.dir, "create", e))?;
         eprintln!(
             "== {name} ({}): {}",
             if args.full { "full" } else { "reduced" },
@@ -427,16 +432,16 @@ pub fn summary_table(outcomes: &[Outcome]) -> String {
 }
 
 /// `eos repro`: runs, prints the summary table, fails if any reproduction failed.
-pub fn run_cli(args: &ReproArgs) -> anyhow::Result<()> {
+pub fn run_cli(args: &ReproArgs) -> Result<()> {
     let outcomes = repro(args)?;
     print!("{}", summary_table(&outcomes));
-    let failed: Vec<_> = outcomes
+    let failed: Vec<String> = outcomes
         .iter()
         .filter(|o| !o.pass())
-        .map(|o| o.name.as_str())
+        .map(|o| o.name.clone())
         .collect();
     if !failed.is_empty() {
-        bail!("reproduction(s) failed: {}", failed.join(", "));
+        return Err(Error::Failed(failed));
     }
     Ok(())
 }

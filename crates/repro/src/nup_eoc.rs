@@ -42,8 +42,9 @@
 use eos_train::Status;
 
 use super::terjek::{claim, constant_widths, eta_lambda, last_tenth_loss, lr_set, mean, Sizes, SP};
-use super::{fmt, Check, Ctx, Run};
+use super::{fmt, Check, Ctx, Result, Run};
 use eos_report::plot::{Figure, Style};
+use serde::Deserialize;
 
 const SOURCE: &str = "Terjék 2025 v1 (arXiv 2502.13110v1), abstract; THEORY.md §6";
 const DEPTHS: [usize; 3] = [4, 8, 16];
@@ -53,8 +54,10 @@ const WINDOW: f64 = 50.0;
 /// tests it, as N1's ½).
 pub const N2_FACTOR: f64 = 0.5;
 
-/// The settings of one version (the `--set` overrides come from here).
-#[derive(Debug, Clone, PartialEq)]
+/// The settings of one version, read from `experiments/nup-eoc/{reduced,full}.toml`
+/// (the `--set` overrides come from here).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub sizes: Sizes,
     pub depth_steps: u64,
@@ -65,38 +68,18 @@ pub struct Settings {
     pub sp_lr: f64,
     /// SP's smaller learning rate (the sensitivity NOTE; N2's baseline).
     pub sp_small_lr: f64,
-    /// Only the depth runs and their checks (Q1, N1, N2): `EOS_NUP_EOC_ONLY=depth`.
+    /// Only the depth runs and their checks (Q1, N1, N2): `EOS_NUP_EOC_ONLY=depth`
+    /// (the environment, not the file).
+    #[serde(skip)]
     pub depth_only: bool,
 }
 
 impl Settings {
-    pub fn full() -> Self {
-        Self {
-            sizes: Sizes::full(),
-            depth_steps: 600,
-            schedule_steps: 1500,
-            ..Self::reduced()
-        }
-    }
-
-    pub fn reduced() -> Self {
-        Self {
-            sizes: Sizes::reduced(),
-            depth_steps: 150,
-            schedule_steps: 300,
-            sp_width: 64,
-            sp_lr: 0.05,
-            sp_small_lr: 0.01,
-            depth_only: std::env::var("EOS_NUP_EOC_ONLY").is_ok_and(|v| v == "depth"),
-        }
-    }
-
-    pub fn for_version(full: bool) -> Self {
-        if full {
-            Self::full()
-        } else {
-            Self::reduced()
-        }
+    /// The settings of `ctx`'s version, with `depth_only` from `EOS_NUP_EOC_ONLY`.
+    pub fn load(ctx: &Ctx) -> Result<Self> {
+        let mut p: Self = ctx.settings()?;
+        p.depth_only = std::env::var("EOS_NUP_EOC_ONLY").is_ok_and(|v| v == "depth");
+        Ok(p)
     }
 
     /// `depth.toml` as it is (νP, widths 4·l²) at depth `l`.
@@ -148,7 +131,7 @@ fn depth_groups() -> Group {
         .collect()
 }
 
-fn train_all(ctx: &Ctx, p: &Settings) -> anyhow::Result<Runs> {
+fn train_all(ctx: &Ctx, p: &Settings) -> Result<Runs> {
     let mut r = Runs {
         nup: depth_groups(),
         sp: depth_groups(),
@@ -177,7 +160,7 @@ fn train_all(ctx: &Ctx, p: &Settings) -> anyhow::Result<Runs> {
 }
 
 /// The depth runs of one seed: νP, SP and SP at the smaller lr at every depth.
-fn train_depth(ctx: &Ctx, p: &Settings, seed: u64, r: &mut Runs) -> anyhow::Result<()> {
+fn train_depth(ctx: &Ctx, p: &Settings, seed: u64, r: &mut Runs) -> Result<()> {
     for (i, &l) in DEPTHS.iter().enumerate() {
         let train = |name: String, set: Vec<String>| ctx.train(&name, "depth.toml", &set);
         r.nup[i]
@@ -521,7 +504,7 @@ fn schedule_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
     ]
 }
 
-fn depth_figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
+fn depth_figures(ctx: &Ctx, r: &Runs) -> Result<()> {
     let mut fig = Figure::new("nup-eoc: minibatch loss across depth, seed 0")
         .x_label("step")
         .y_label("loss")
@@ -547,7 +530,7 @@ fn depth_figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
     ctx.save(&pre, "depth_preact")
 }
 
-fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
+fn figures(ctx: &Ctx, r: &Runs) -> Result<()> {
     let mut s = Figure::new("nup-eoc: η·λ_max, geometry-aware vs constant η, seed 0")
         .x_label("step")
         .y_label("η · λ_max")
@@ -563,8 +546,8 @@ fn figures(ctx: &Ctx, r: &Runs) -> anyhow::Result<()> {
     ctx.save(&s, "schedule_eta_lambda")
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let p = Settings::for_version(ctx.full);
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
+    let p = Settings::load(ctx)?;
     let r = train_all(ctx, &p)?;
     let mut checks = depth_checks(ctx, &r);
     checks.extend(preact_checks(ctx, &r));
@@ -584,7 +567,16 @@ mod tests {
 
     #[test]
     fn settings_give_the_committed_overrides() {
-        let p = Settings::reduced();
+        let p: Settings = crate::settings::of("nup-eoc", false);
+        let full: Settings = crate::settings::of("nup-eoc", true);
+        assert_eq!(p.sizes, crate::terjek::committed_sizes(false));
+        assert_eq!(full.sizes, crate::terjek::committed_sizes(true));
+        assert_eq!((p.depth_steps, p.schedule_steps), (150, 300));
+        assert_eq!((full.depth_steps, full.schedule_steps), (600, 1500));
+        for s in [&p, &full] {
+            assert_eq!((s.sp_width, s.sp_lr, s.sp_small_lr), (64, 0.05, 0.01));
+        }
+
         let nup = [
             "train.steps=150",
             "train.seed=2",
@@ -604,7 +596,7 @@ mod tests {
                 "optim.lr=0.05"
             ]
         );
-        assert_eq!(Settings::full().geometry(0)[0], "train.steps=1500");
+        assert_eq!(full.geometry(0)[0], "train.steps=1500");
         assert_eq!(
             p.constant(0, 0.01)[4],
             "schedule={kind=\"constant\",lr=0.01}"

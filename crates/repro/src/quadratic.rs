@@ -23,10 +23,12 @@
 //! from λ₁ and tr Θ at the current θ.
 
 use super::series::{first_reach, monotone_within, slope_until};
-use super::{fmt, Check, Ctx};
+use super::{fmt, Check, Ctx, Result};
 use eos_data::sampler::{Sampler, Sampling};
 use eos_model::rng::{derive_seed, normal_vec};
 use eos_report::plot::{Figure, Style};
+use serde::Deserialize;
+use std::num::NonZeroU64;
 
 const SOURCE: &str = "Agarwala & Pennington 2024 (arXiv 2404.19261), the simple high-dimensional \
      model (quadratic regression, inferred sizes); THEORY.md §4";
@@ -245,7 +247,7 @@ fn probe(
 }
 
 /// Trains `m` from θ = 0 under `s`; stops early when the loss stops being finite.
-pub fn simulate(m: &QuadModel, s: &Schedule) -> anyhow::Result<Trajectory> {
+pub fn simulate(m: &QuadModel, s: &Schedule) -> Result<Trajectory> {
     let sampling = match s.batch {
         None => Sampling::FullBatch,
         Some(b) => Sampling::WithoutReplacement {
@@ -282,36 +284,25 @@ pub fn simulate(m: &QuadModel, s: &Schedule) -> anyhow::Result<Trajectory> {
     Ok(out)
 }
 
-/// The model's settings (all **inferred**; docs/reproductions.md).
-#[derive(Debug, Clone, PartialEq)]
+/// The model's settings (all **inferred**; docs/reproductions.md): the `[model]`
+/// table of `experiments/conservative-sharpening/{reduced,full}.toml`. q = 1/√D: a
+/// GD-only pilot (docs, "Changed after seeing data") diverged at q = 1 and reached the
+/// edge at q ≈ 1/√D within ≈ 10 steps.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelSettings {
     pub d: usize,
     pub p: usize,
     pub q_scale: f64,
     /// η·λ₀ (η is set from the model's λ₀ at θ = 0).
     pub eta_lambda0: f64,
-    /// Batch sizes, increasing; None (GD) last.
+    /// Batch sizes, increasing; None (GD) last (the file lists the minibatch sizes).
+    #[serde(deserialize_with = "super::settings::then_gd")]
     pub batches: Vec<Option<usize>>,
     pub steps: u64,
-    pub every: u64,
+    /// Probe period (steps, at least 1).
+    pub every: NonZeroU64,
     pub seed: u64,
-}
-
-impl ModelSettings {
-    pub fn new(_full: bool) -> Self {
-        Self {
-            d: 100,
-            p: 200,
-            // q = 1/√D: a GD-only pilot (docs, "Changed after seeing data") diverged
-            // at q = 1 and reached the edge at q ≈ 1/√D within ≈ 10 steps.
-            q_scale: 0.1,
-            eta_lambda0: 1.0,
-            batches: vec![Some(16), Some(32), Some(64), None],
-            steps: 100,
-            every: 1,
-            seed: 0,
-        }
-    }
 }
 
 /// The model of `set` and its η = ηλ₀/λ₀ (λ₀ at θ = 0).
@@ -331,14 +322,22 @@ pub fn final_loss(t: &Trajectory) -> f64 {
     super::median(tail.iter().map(|p| p.1))
 }
 
-/// Claim 11: at batch CONTROL_B, constant η vs η_t keeping K ≤ CONTROL_K.
-pub fn control_check(set: &ModelSettings) -> anyhow::Result<Check> {
+/// Claim 11's measurement: the final losses at batch CONTROL_B of the constant-η run
+/// and of the run whose η_t keeps K ≤ CONTROL_K.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Control {
+    pub controlled: f64,
+    pub constant: f64,
+}
+
+/// Runs claim 11's two simulations.
+pub fn control_losses(set: &ModelSettings) -> Result<Control> {
     let (m, lr) = build(set);
     let base = Schedule {
         lr,
         batch: Some(CONTROL_B),
         steps: set.steps,
-        every: set.every,
+        every: set.every.get(),
         seed: set.seed,
         k_target: None,
     };
@@ -350,8 +349,20 @@ pub fn control_check(set: &ModelSettings) -> anyhow::Result<Check> {
             ..base
         },
     )?);
+    Ok(Control {
+        controlled,
+        constant,
+    })
+}
+
+/// Claim 11: at batch CONTROL_B, constant η vs η_t keeping K ≤ CONTROL_K.
+pub fn control_check(c: &Control) -> Check {
+    let Control {
+        controlled,
+        constant,
+    } = *c;
     let pass = controlled.is_finite() && controlled <= CONTROL_RATIO_MAX * constant;
-    Ok(Check::holds(
+    Check::holds(
         format!("quadratic model, B = {CONTROL_B}: K kept ≤ {CONTROL_K} lowers the final loss"),
         pass,
         format!(
@@ -362,7 +373,7 @@ pub fn control_check(set: &ModelSettings) -> anyhow::Result<Check> {
         ),
         format!("controlled ≤ {CONTROL_RATIO_MAX} × constant"),
         SOURCE_CONTROL,
-    ))
+    )
 }
 
 /// The model's runs and what they show.
@@ -378,7 +389,7 @@ pub struct ModelOutcome {
 
 /// One model run per batch size (η = ηλ₀/λ₀ from the model at θ = 0), analysed as
 /// the network's runs are.
-pub fn run_model(set: &ModelSettings) -> anyhow::Result<ModelOutcome> {
+pub fn run_model(set: &ModelSettings) -> Result<ModelOutcome> {
     let (m, lr) = build(set);
     let mut runs = Vec::new();
     for &b in &set.batches {
@@ -386,7 +397,7 @@ pub fn run_model(set: &ModelSettings) -> anyhow::Result<ModelOutcome> {
             lr,
             batch: b,
             steps: set.steps,
-            every: set.every,
+            every: set.every.get(),
             seed: set.seed,
             k_target: None,
         };
@@ -414,22 +425,27 @@ fn label(b: Option<usize>) -> String {
     b.map_or("GD".into(), |b| format!("B = {b}"))
 }
 
-/// Gates 9 (the model slows down with B) and 11 (K control), with the outcome;
-/// gating in the full version, reported (NOTE) in the reduced one.
-pub fn checks(ctx: &Ctx, full: bool) -> anyhow::Result<(ModelOutcome, Vec<Check>)> {
-    let set = ModelSettings::new(full);
-    let o = run_model(&set)?;
+/// Runs the model (and plots it) and claim 11's simulations: what [`checks`] judges.
+pub fn measure(ctx: &Ctx, set: &ModelSettings) -> Result<(ModelOutcome, Control)> {
+    let o = run_model(set)?;
     ctx.save(
         &figure(&o.runs, 2.0 / o.lr, set.steps as f64),
         "quadratic-model",
     )?;
-    let mut out = model_checks(&o);
-    out.push(control_check(&set)?);
+    let control = control_losses(set)?;
+    Ok((o, control))
+}
+
+/// Gates 9 (the model slows down with B) and 11 (K control); gating when `gate` (the
+/// full version), reported (NOTE) otherwise.
+pub fn checks(o: &ModelOutcome, control: &Control, gate: bool) -> Vec<Check> {
+    let mut out = model_checks(o);
+    out.push(control_check(control));
     // Reduced: reported, not gating (changed after seeing data, docs/reproductions.md).
-    if !full {
+    if !gate {
         out = out.into_iter().map(Check::informative).collect();
     }
-    Ok((o, out))
+    out
 }
 
 /// The gating checks of [`checks`], from the model's outcome.

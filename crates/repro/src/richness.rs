@@ -30,14 +30,16 @@
 //! "often", on the paper's datasets. The collapse gates in the full version only.
 //!
 //! The settings of each version (which sweep file, whether the issue-14 claims gate)
-//! are one [`Settings`] value; the grids are in the sweep files.
+//! are one [`Settings`] value, read from `experiments/richness-sweep/{reduced,full}.toml`;
+//! the grids are in the sweep files.
 
 use eos_train::Status;
 use std::path::Path;
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::{fmt, Check, Ctx};
+use super::{fmt, Check, Ctx, Error, Result};
 use eos_report::plot::{Figure, Style};
 use eos_sweep::fit::{loglog_fit, mean_over_seeds, Fit};
 use eos_sweep::results::{best_per_group, read_rows, CellRow, GroupBest};
@@ -117,7 +119,7 @@ pub struct AtStar {
 }
 
 /// [`AtStar`] of every group with an η* and a finished cell at it.
-fn at_eta_star(dir: &Path, rows: &[CellRow], best: &[GroupBest]) -> anyhow::Result<Vec<AtStar>> {
+fn at_eta_star(dir: &Path, rows: &[CellRow], best: &[GroupBest]) -> Result<Vec<AtStar>> {
     let mut out = Vec::new();
     for g in best {
         let Some(e) = g.eta else { continue };
@@ -521,13 +523,15 @@ pub fn regime_fits(stars: &[(u64, f64, f64)], l: u64) -> (Option<Fit>, Option<Fi
     )
 }
 
-/// The settings of one version: which sweep file runs, and whether the issue-14
-/// claims gate. The grids (γ, depth, seeds, the η₀ ladder) are in the sweep files, so
-/// that `eos sweep` runs the same cells by hand.
-#[derive(Debug, Clone, PartialEq)]
+/// The settings of one version, read from `experiments/richness-sweep/{reduced,full}.toml`:
+/// which sweep file runs, and whether the issue-14 claims gate. The grids (γ, depth,
+/// seeds, the η₀ ladder) are in the sweep files, so that `eos sweep` runs the same
+/// cells by hand.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The sweep file in `experiments/richness-sweep/`.
-    pub sweep: &'static str,
+    pub sweep: String,
     /// Cells trained at once.
     pub workers: usize,
     /// Whether the issue-14 claims (plateau growth ≥ 3×, interior η*, collapse) gate (full) or
@@ -537,30 +541,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn reduced() -> Self {
-        Self {
-            sweep: "sweep.toml",
-            workers: 2,
-            gate_claims: false,
-        }
-    }
-
-    pub fn full() -> Self {
-        Self {
-            sweep: "sweep-full.toml",
-            workers: 2,
-            gate_claims: true,
-        }
-    }
-
-    pub fn for_version(full: bool) -> Self {
-        if full {
-            Self::full()
-        } else {
-            Self::reduced()
-        }
-    }
-
     /// `check` as it counts in this version: an issue-14 claim is a NOTE in the
     /// reduced one.
     pub fn claim(&self, check: Check) -> Check {
@@ -582,7 +562,7 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn read(out: &Path, rows: &[CellRow]) -> anyhow::Result<Self> {
+    fn read(out: &Path, rows: &[CellRow]) -> Result<Self> {
         let best = best_per_group(rows, "optim.lr", "train.seed");
         let stars = eta_stars(&best);
         let mut depths: Vec<u64> = stars.iter().map(|s| s.0).collect();
@@ -601,11 +581,11 @@ impl Analysis {
 
 /// Runs (or continues) the sweep of `set` and returns its directory; a failed cell
 /// is an error.
-fn run_sweep(ctx: &Ctx, set: &Settings) -> anyhow::Result<std::path::PathBuf> {
-    let spec = ctx.config(set.sweep);
+fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
+    let spec = ctx.config(&set.sweep);
     let out = ctx.dir.join("sweep");
     if ctx.fresh && out.exists() {
-        std::fs::remove_dir_all(&out)?;
+        std::fs::remove_dir_all(&out).map_err(|e| Error::io(&out, "clear", e))?;
     }
     eprintln!(
         "[{}] sweeping {} into {}",
@@ -626,16 +606,16 @@ fn run_sweep(ctx: &Ctx, set: &Settings) -> anyhow::Result<std::path::PathBuf> {
         .filter(|r| r.status == Status::Failed)
         .count();
     if failed > 0 {
-        anyhow::bail!(
-            "{failed} sweep cell(s) failed: see {}",
-            out.join("results.csv").display()
-        );
+        return Err(Error::run(
+            out.join("results.csv"),
+            format!("{failed} sweep cell(s) failed"),
+        ));
     }
     Ok(out)
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let set = Settings::for_version(ctx.full);
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
+    let set: Settings = ctx.settings()?;
     let out = run_sweep(ctx, &set)?;
     let rows = read_rows(&out.join("results.jsonl"))?;
     let a = Analysis::read(&out, &rows)?;
@@ -730,7 +710,7 @@ fn staircase_report(l: u64, plateau: &[(u64, f64, f64, f64)]) -> Check {
 
 /// The η*-vs-γ figure with the fits, the plateau figure and the sweep's own panels
 /// (final loss vs η per γ, loss curves at η*).
-fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> anyhow::Result<()> {
+fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> Result<()> {
     let mut plateau_fig =
         Figure::new("richness-sweep: the initial plateau at η* (steps until the loss halves)")
             .x_label("γ")
@@ -1043,10 +1023,12 @@ mod tests {
     #[test]
     fn reduced_reports_the_claims_full_gates_them() {
         let c = || Check::holds("x", false, "m", "e", SOURCE);
-        assert!(Settings::reduced().claim(c()).informative);
-        assert!(!Settings::full().claim(c()).informative);
-        assert_eq!(Settings::for_version(true).sweep, "sweep-full.toml");
-        assert_eq!(Settings::for_version(false).sweep, "sweep.toml");
+        let reduced: Settings = crate::settings::of("richness-sweep", false);
+        let full: Settings = crate::settings::of("richness-sweep", true);
+        assert!(reduced.claim(c()).informative);
+        assert!(!full.claim(c()).informative);
+        assert_eq!((full.sweep.as_str(), full.workers), ("sweep-full.toml", 2));
+        assert_eq!((reduced.sweep.as_str(), reduced.workers), ("sweep.toml", 2));
     }
 
     #[test]

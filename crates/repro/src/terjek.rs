@@ -5,13 +5,17 @@
 //! both gate on: η_t·λ_t at the probes, the second half of a series, the mean of the
 //! last tenth of the logged losses, seed means.
 
+use serde::Deserialize;
+
 use super::{fmt, Check, Ctx, Run};
 
 /// Standard SGD (SP, He init, no per-layer scaling) instead of the config's νP.
 pub const SP: &str = "model.parameterization={kind=\"sp\"}";
 
-/// The sizes both reproductions draw from one version (reduced or full).
-#[derive(Debug, Clone, PartialEq)]
+/// The sizes both reproductions draw from one version (reduced or full): the `[sizes]`
+/// table of `experiments/{beyond-eos,nup-eoc}/{reduced,full}.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Sizes {
     pub seeds: Vec<u64>,
     /// Training images (`data.n`).
@@ -23,27 +27,6 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// Seeds 0, 1, 2; 4 096 / 2 000 images; grid {0.001 … 0.3} (extended downwards
-    /// after the first reduced run: docs/reproductions.md, "Changed after seeing data").
-    pub fn full() -> Self {
-        Self {
-            seeds: vec![0, 1, 2],
-            n: 4096,
-            test_n: 2000,
-            grid: vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
-        }
-    }
-
-    /// Seed 0; 1 024 / 500 images; grid {0.003, 0.01, 0.03}.
-    pub fn reduced() -> Self {
-        Self {
-            seeds: vec![0],
-            n: 1024,
-            test_n: 500,
-            grid: vec![0.003, 0.01, 0.03],
-        }
-    }
-
     /// The data-size overrides.
     pub fn data(&self) -> Vec<String> {
         vec![
@@ -132,6 +115,26 @@ pub fn over_seeds(v: &[f64]) -> String {
     format!("{} ({})", fmt(mean(v)), each.join(", "))
 }
 
+/// The committed sizes of each version (for the tests of the settings files).
+#[cfg(test)]
+pub fn committed_sizes(full: bool) -> Sizes {
+    if full {
+        Sizes {
+            seeds: vec![0, 1, 2],
+            n: 4096,
+            test_n: 2000,
+            grid: vec![0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+        }
+    } else {
+        Sizes {
+            seeds: vec![0],
+            n: 1024,
+            test_n: 500,
+            grid: vec![0.003, 0.01, 0.03],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,7 +146,7 @@ mod tests {
         assert_eq!(mean(&[1.0, 2.0, 6.0]), 3.0);
         assert_eq!(over_seeds(&[1.0, 3.0]), "2 (1, 3)");
         assert_eq!(
-            Sizes::reduced().base(0, 300),
+            committed_sizes(false).base(0, 300),
             [
                 "train.steps=300",
                 "train.seed=0",

@@ -18,7 +18,8 @@
 //! λ_mm = ℓ''(0) E(S²)/(2d) at c = 0; GD on it is stable iff η < η_mm = 2/λ_mm. To
 //! leading order in d, E(S²) ≈ 2d²/π and η_mm ≈ 8π/d (eos units) = 8π/(nd) (paper
 //! units); the paper's printed threshold 8π/d² is reported beside it. The grid is
-//! log-spaced over [η_mm/3, 16·η_mm] (reduced 6 points, full 25).
+//! log-spaced over [η_mm/3, 16·η_mm] (reduced 6 points, full 25; [`Settings`], from
+//! `experiments/threshold-neurons/{reduced,full}.toml`).
 //!
 //! b is the final shared bias (read from the run's last checkpoint) in units of the
 //! noise std (1); b_plat = median b over the runs with η ≥ 2·η_mm; η_q = where b
@@ -34,10 +35,10 @@
 //! - T7 every run with η ≥ η_0.9 reaches λ_max ≥ 0.9·2/η, and every run with
 //!   η ≤ η_0.1 stays below 2/η (the threshold is learned through the EoS).
 
-use super::{fmt, Check, Ctx, Run};
-use anyhow::Context;
+use super::{fmt, Check, Ctx, Error, Result, Run};
 use eos_report::plot::{Figure, Style};
 use eos_train::Status;
+use serde::Deserialize;
 
 const SOURCE: &str = "Ahn et al. 2023, Fig. 1 (sharp phase transition in η); THEORY.md §5";
 const SOURCE_EOS: &str = "Ahn et al. 2023 (threshold learned through the EoS); THEORY.md §1, §5";
@@ -58,8 +59,10 @@ const MAX_WIDTH: f64 = 0.5;
 const PRED_BAND: (f64, f64) = (0.5, 2.0);
 const MIN_ACC_GAIN: f64 = 0.02;
 
-/// The sweep's settings (issue 11: one struct, not `--set` strings in the code).
-#[derive(Debug, Clone, PartialEq)]
+/// The sweep's settings, read from `experiments/threshold-neurons/{reduced,full}.toml`
+/// (issue 11: data, not `--set` strings in the code).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Grid points, log-spaced over [lo·η_mm, hi·η_mm].
     pub points: usize,
@@ -72,21 +75,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(full: bool) -> Self {
-        let (points, time, probes) = if full {
-            (25, 3000.0, 40)
-        } else {
-            (6, 150.0, 5)
-        };
-        Self {
-            points,
-            lo: 1.0 / 3.0,
-            hi: 16.0,
-            time,
-            probes,
-        }
-    }
-
     pub fn steps(&self, eta: f64) -> usize {
         (self.time / eta).ceil().max(1.0) as usize
     }
@@ -206,11 +194,12 @@ fn last(run: &Run, key: &str) -> f64 {
 
 /// The shared bias b at the end of a run: `layers.0.bias` in its last checkpoint (the
 /// per-layer metrics would read the coord_pair bias, a group of its own, as a weight).
-fn final_bias(run: &Run) -> anyhow::Result<f64> {
+fn final_bias(run: &Run) -> Result<f64> {
     let dir = run.dir.join("ckpt");
     let mut last: Option<(u64, std::path::PathBuf)> = None;
-    for e in std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))? {
-        let path = e?.path();
+    let list = |e| Error::io(&dir, "list", e);
+    for e in std::fs::read_dir(&dir).map_err(list)? {
+        let path = e.map_err(list)?.path();
         let step = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -220,18 +209,18 @@ fn final_bias(run: &Run) -> anyhow::Result<f64> {
             last = Some((k, path));
         }
     }
-    let (_, path) = last.with_context(|| format!("{}: no step-*.safetensors", dir.display()))?;
+    let (_, path) = last.ok_or_else(|| Error::run(&dir, "no step-*.safetensors"))?;
     let t = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
-        .with_context(|| path.display().to_string())?;
+        .map_err(|e| Error::run(&path, format!("cannot read: {e}")))?;
     let b = t
         .get("layers.0.bias")
-        .with_context(|| format!("{}: tensor `layers.0.bias` missing", path.display()))?;
+        .ok_or_else(|| Error::run(&path, "tensor `layers.0.bias` missing"))?;
     Ok(b.to_dtype(candle_core::DType::F64)?
         .flatten_all()?
         .to_vec1::<f64>()?[0])
 }
 
-fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> anyhow::Result<Point> {
+fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> Result<Point> {
     let run = ctx.train(label, CONFIG, &st.overrides(eta))?;
     let bias = final_bias(&run)?;
     let peak = run
@@ -249,8 +238,8 @@ fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> anyhow::Resul
     })
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<Vec<Check>> {
-    let st = Settings::new(ctx.full);
+pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
+    let st: Settings = ctx.settings()?;
     let eta_pred = mean_model_eta(DIM, SIGNAL, NOISE_VAR);
     let mut pts = Vec::new();
     for (k, eta) in log_grid(eta_pred * st.lo, eta_pred * st.hi, st.points)
@@ -427,7 +416,7 @@ fn eos_check(pts: &[Point], tr: &Transition) -> Check {
     )
 }
 
-fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::Result<()> {
+fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> Result<()> {
     bias_figure(ctx, pts, tr, eta_pred)?;
     if let Some(p) = pts.iter().find(|p| tr.q90.is_some_and(|q| p.eta >= q)) {
         let mut sharp = Figure::new(format!(
@@ -444,7 +433,7 @@ fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::
     Ok(())
 }
 
-fn bias_figure(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> anyhow::Result<()> {
+fn bias_figure(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> Result<()> {
     let lo = pts.iter().map(|p| p.bias).fold(0.0, f64::min);
     let mut fig = Figure::new("threshold-neurons: final shared bias b vs η (coord pairs, d = 200)")
         .x_label("η")
@@ -489,7 +478,29 @@ mod tests {
         assert!(
             (normal_cdf(3.0) - 0.998_650_1).abs() < 2e-7 && (normal_cdf(0.0) - 0.5).abs() < 1e-8
         );
-        let st = Settings::new(false);
+        let st: Settings = crate::settings::of("threshold-neurons", false);
+        let (lo, hi) = (1.0 / 3.0, 16.0);
+        assert_eq!(
+            st,
+            Settings {
+                points: 6,
+                lo,
+                hi,
+                time: 150.0,
+                probes: 5
+            }
+        );
+        let full: Settings = crate::settings::of("threshold-neurons", true);
+        assert_eq!(
+            full,
+            Settings {
+                points: 25,
+                lo,
+                hi,
+                time: 3000.0,
+                probes: 40
+            }
+        );
         assert_eq!(st.steps(st.time / 7.5), 8);
         let o = st.overrides(st.time / 400.0);
         assert_eq!(o[1], "train.steps=401");

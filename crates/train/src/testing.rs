@@ -2,7 +2,9 @@
 //! `testing`, enabled through their dev-dependencies): the tiny case, a scratch
 //! directory holding the [`TINY`] config (a small SGD run with every probe on), the
 //! [`TrainArgs`] of a CPU run, and the metrics lines of a run without `time_s` (the
-//! one key that differs between bit-identical runs).
+//! one key that differs between bit-identical runs); also used by eos-report's tests:
+//! a scratch directory under a test crate's `CARGO_TARGET_TMPDIR` ([`scratch`]) and the
+//! bytes of a file that must not be empty ([`nonempty`]).
 
 use std::path::{Path, PathBuf};
 
@@ -99,6 +101,22 @@ pub fn args(config: &Path, out: &Path, set: &[&str]) -> TrainArgs {
 /// Trains `config` into `out` (panics when training fails).
 pub fn run(config: &Path, out: &Path, set: &[&str]) -> Summary {
     train(&args(config, out, set)).expect("training runs")
+}
+
+/// `tmpdir/eos-tests/name`, emptied and created: the scratch directory `name` of an
+/// integration test; `tmpdir` is its crate's `env!("CARGO_TARGET_TMPDIR")`.
+pub fn scratch(tmpdir: &str, name: &str) -> PathBuf {
+    let d = Path::new(tmpdir).join("eos-tests").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// The bytes of the file `p` (panics when it is missing or empty).
+pub fn nonempty(p: &Path) -> Vec<u8> {
+    let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(!b.is_empty(), "{} is empty", p.display());
+    b
 }
 
 /// The metrics lines of the run in `dir`, without `time_s`.

@@ -10,7 +10,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::{invalid, ParamSpace, Result};
+use crate::{invalid, Result};
 
 /// A vector of a network's parameter space.
 #[derive(Debug, Clone)]
@@ -107,24 +107,5 @@ impl NetParams {
         self.tensors
             .first()
             .map_or(Device::Cpu, |t| t.device().clone())
-    }
-}
-
-impl ParamSpace for NetParams {
-    fn tensors_in_order(&self) -> Vec<&Tensor> {
-        self.tensors.iter().collect()
-    }
-    fn map(&self, f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
-        NetParams::map(self, f)
-    }
-    fn zip_map(
-        &self,
-        other: &Self,
-        f: impl FnMut(&Tensor, &Tensor) -> Result<Tensor>,
-    ) -> Result<Self> {
-        NetParams::zip_map(self, other, f)
-    }
-    fn check_same_structure(&self, other: &Self) -> Result<()> {
-        NetParams::check_same_structure(self, other)
     }
 }
