@@ -28,7 +28,7 @@ use candle_core::{CpuStorage, DType, Device, Storage, Tensor, WithDType};
 use crate::{Activation, Batch, LayerParams, Loss, Mlp, ParamVec, Result};
 
 /// Element types of the stacked passes.
-trait Elem: WithDType + PartialOrd {
+trait Elem: WithDType + PartialOrd + std::ops::AddAssign {
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
     fn of(x: f64) -> Self;
 }
@@ -251,7 +251,7 @@ impl<'a, T: Elem> Stacked<'a, T> {
                 for (i, x) in row.iter_mut().enumerate() {
                     let mut y = *x * m;
                     if let Some(b) = &b {
-                        y = y + b[i];
+                        y += b[i];
                     }
                     if let Some(low) = low {
                         y = if y > T::zero() { y } else { y * low };
@@ -353,7 +353,7 @@ impl<'a, T: Elem> Stacked<'a, T> {
                 let mut s = vec![T::zero(); cols];
                 for row in v[e * per..(e + 1) * per].chunks_exact(cols) {
                     for (o, x) in s.iter_mut().zip(row) {
-                        *o = *o + *x;
+                        *o += *x;
                     }
                 }
                 Ok(Some(Tensor::from_vec(s, cols, &Device::Cpu)?))

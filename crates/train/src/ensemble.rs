@@ -41,7 +41,7 @@ fn batch_key(t: &Trainer) -> String {
     let text = t.config().to_toml().unwrap_or_default();
     match text.parse::<toml::Table>() {
         Ok(mut table) => {
-            table.retain(|k, _| ["model", "data", "train"].contains(&k.as_ref()));
+            table.retain(|k, _| ["model", "data", "train"].contains(&k));
             table.to_string()
         }
         // Never shared.
