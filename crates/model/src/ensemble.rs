@@ -120,7 +120,9 @@ pub fn unstackable(mlp: &Mlp, batch: &Batch) -> Option<String> {
 
 /// The loss and gradient of every member `(mlp, batch)`, in order, each equal bit for bit
 /// to `mlp.loss_and_grad(batch, loss)`. With `stack`, members of one shape run as one
-/// stacked pass; without, each member runs the same pass alone (E = 1).
+/// stacked pass; without, each member is `mlp.loss_and_grad` itself (its fused
+/// in-place kernels: faster than the stacked pass on the richness-sweep shapes,
+/// docs/performance.md).
 pub fn loss_and_grad_many(
     members: &[(&Mlp, &Batch)],
     loss: Loss,
@@ -132,17 +134,14 @@ pub fn loss_and_grad_many(
         if out[i].is_some() {
             continue;
         }
-        let Some(k) = &keys[i] else {
+        let (Some(k), true) = (&keys[i], stack) else {
             let (m, b) = members[i];
             out[i] = Some(m.loss_and_grad(b, loss)?);
             continue;
         };
-        let group: Vec<usize> = match stack {
-            true => (i..members.len())
-                .filter(|&j| out[j].is_none() && keys[j].as_ref() == Some(k))
-                .collect(),
-            false => vec![i],
-        };
+        let group: Vec<usize> = (i..members.len())
+            .filter(|&j| out[j].is_none() && keys[j].as_ref() == Some(k))
+            .collect();
         let sub: Vec<(&Mlp, &Batch)> = group.iter().map(|&j| members[j]).collect();
         let res = match k.dtype {
             DType::F32 => Stacked::<f32>::run(&sub, k, loss)?,

@@ -1,7 +1,7 @@
 //! The stacked ensemble pass (`eos_model::ensemble`) against lone calls: every member's
 //! loss and gradient equal `Mlp::loss_and_grad` on its own batch bit for bit — with
 //! per-member multipliers (the mean-field 1/γ), seeds, batches and offsets, in f64 and
-//! f32, stacked and one member at a time — and members the stacked path does not take
+//! f32, stacked, as stacks of one, and through the per-member path — and members the stacked path does not take
 //! (tanh, other widths) are computed alone, in their place.
 
 use candle_core::{DType, Device, Tensor};
@@ -37,8 +37,13 @@ fn bits(l: f64, g: &eos_model::ParamVec) -> Vec<u64> {
 
 fn check(members: &[(Mlp, Batch)], loss: Loss) {
     let refs: Vec<(&Mlp, &Batch)> = members.iter().map(|(m, b)| (m, b)).collect();
-    for stack in [true, false] {
-        let got = loss_and_grad_many(&refs, loss, stack).unwrap();
+    // Stacked: all members at once, and each member alone as a stack of one.
+    let alone: Vec<_> = refs
+        .iter()
+        .flat_map(|&p| loss_and_grad_many(&[p], loss, true).unwrap())
+        .collect();
+    for (stack, got) in [(true, None), (true, Some(alone)), (false, None)] {
+        let got = got.unwrap_or_else(|| loss_and_grad_many(&refs, loss, stack).unwrap());
         assert_eq!(got.len(), members.len());
         for (e, ((m, b), (l, g))) in members.iter().zip(&got).enumerate() {
             let (l0, g0) = m.loss_and_grad(b, loss).unwrap();

@@ -161,9 +161,9 @@ impl Launcher {
             report(cell, &o, "");
             outcomes.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(o);
         };
-        // `EOS_ENSEMBLE_STACK=0`: each member's gradient alone (same results; for
-        // timing the stacked pass against per-member products).
-        let stack = std::env::var("EOS_ENSEMBLE_STACK").map_or(true, |v| v.trim() != "0");
+        // `EOS_ENSEMBLE_STACK=1`: the stacked gradient pass (same results; slower than
+        // per-member products on the richness-sweep shapes, docs/performance.md).
+        let stack = std::env::var("EOS_ENSEMBLE_STACK").is_ok_and(|v| v.trim() == "1");
         eos_train::ensemble::train_ensemble(&args, stack, &on_done);
         let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
         outcomes

@@ -7,8 +7,9 @@
 //! ```text
 //! B_e,t        member e's minibatch (`Trainer::batch`), computed once per distinct
 //!              config-without-learning-rate: members that differ only in η share it
-//! L_e, g_e     eos_model::ensemble::loss_and_grad_many: the MLP members of one shape
-//!              stacked along a leading axis (batched matmuls); others alone
+//! L_e, g_e     eos_model::ensemble::loss_and_grad_many: each member's own
+//!              `loss_and_grad`, or (`stack`) the MLP members of one shape stacked
+//!              along a leading axis (batched matmuls), others alone
 //! the rest     `Trainer::step_with`: divergence check, probes, optimizer, metrics line
 //! ```
 //!
@@ -49,9 +50,9 @@ fn batch_key(t: &Trainer) -> String {
     }
 }
 
-/// Trains the runs of `members` as one ensemble; `stack` = false computes each member's
-/// gradient alone (same results, for timing). `on_done(i, result)` is called as member
-/// i ends; the results are returned in member order.
+/// Trains the runs of `members` as one ensemble; `stack` computes the gradients in one
+/// stacked pass, else each member's alone (same results). `on_done(i, result)` is
+/// called as member i ends; the results are returned in member order.
 pub fn train_ensemble(
     members: &[TrainArgs],
     stack: bool,
