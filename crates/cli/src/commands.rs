@@ -268,6 +268,13 @@ fn report(a: ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plots of a sweep cell trained in-process, as `eos train` draws them.
+fn plot_cell(dir: &Path) {
+    if let Err(e) = eos_report::report(&[dir.to_path_buf()], &Default::default()) {
+        eprintln!("warning: could not plot {}: {e:#}", dir.display());
+    }
+}
+
 /// `eos sweep`: runs (or gathers, or writes the Slurm script of) a grid of cells.
 fn sweep(a: SweepArgs) -> anyhow::Result<i32> {
     // Ctrl-C, SIGTERM, SIGHUP: no new cell; the running children get SIGINT, end
@@ -284,6 +291,7 @@ fn sweep(a: SweepArgs) -> anyhow::Result<i32> {
         slurm: a.slurm,
         gather: a.gather,
         device: a.device.map(|d| d.name().to_string()),
+        on_done: Some(plot_cell),
     };
     let s = eos_sweep::sweep(&opts)?;
     if let Some(script) = &s.sbatch {

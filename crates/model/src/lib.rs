@@ -55,6 +55,7 @@
 
 pub mod activation;
 pub mod device;
+pub mod ensemble;
 mod fused;
 pub mod grad;
 mod host;

@@ -132,7 +132,8 @@ fn eta_search_with_a_fake_trainer() {
     let spec = root.join("search.toml");
     fs::write(
         &spec,
-        "base = \"base.toml\"\n[grid]\n\"model.parameterization.gamma\" = [0.1, 1.0]\n\
+        // `ensemble = false`: the cells go to the fake `eos train` children.
+        "base = \"base.toml\"\nensemble = false\n[grid]\n\"model.parameterization.gamma\" = [0.1, 1.0]\n\
          \"train.seed\" = [0, 1]\n[eta_search]\nmax = 100.0\ndecades_below = 1\n",
     )
     .unwrap();
@@ -240,7 +241,7 @@ fn skip_resume_and_aggregation() {
     let root = tmp("aggregate");
     fs::write(root.join("base.toml"), "").unwrap();
     let spec = root.join("grid.toml");
-    fs::write(&spec, "base = \"base.toml\"\nfinal_fraction = 0.5\n[grid]\n\"optim.lr\" = [0.1, 1.0]\n\"train.seed\" = [0, 1]\n").unwrap();
+    fs::write(&spec, "base = \"base.toml\"\nensemble = false\nfinal_fraction = 0.5\n[grid]\n\"optim.lr\" = [0.1, 1.0]\n\"train.seed\" = [0, 1]\n").unwrap();
     let out = root.join("out");
     // lr 0.1: final losses (mean of the last half) 2.5 and 3.5 → 3.0; lr 1.0: seed 0
     // 1.5, seed 1 diverged → not eligible although its mean would be lower.

@@ -598,6 +598,12 @@ fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
         out: Some(out.clone()),
         workers: set.workers,
         exe: ctx.exe.clone(),
+        // Cells trained in-process get their plots as `eos train` draws them.
+        on_done: Some(|d: &Path| {
+            if let Err(e) = eos_report::report(&[d.to_path_buf()], &Default::default()) {
+                eprintln!("warning: could not plot {}: {e:#}", d.display());
+            }
+        }),
         ..SweepOptions::default()
     })?;
     let failed = summary

@@ -55,6 +55,11 @@ pub struct Launcher {
     pub device: Option<String>,
     /// `RAYON_NUM_THREADS` for the children.
     pub threads: Option<usize>,
+    /// Train cells in-process as ensembles ([`Launcher::run_many`]) instead of children.
+    pub ensemble: bool,
+    /// Called with a cell's directory when the cell ended in-process (the CLI plots it,
+    /// as `eos train` does).
+    pub on_done: Option<fn(&Path)>,
 }
 
 impl Launcher {
@@ -71,34 +76,148 @@ impl Launcher {
     /// Runs `cell` unless it is done, and prints one line on how it ended (or that
     /// it was done before); never errors (a failure is an [`Outcome`]).
     pub fn run(&self, cell: &Cell) -> Outcome {
-        let (o, before) = match self.done(cell) {
-            Ok(Some(o)) => (o, " (done before)"),
-            Ok(None) if interrupted() => return Outcome::Interrupted,
-            Ok(None) => match eos_train::lock::holder(&self.dir(cell)) {
-                // A child of an earlier sweep (killed hard) still writes the cell.
-                Some(h) => (
-                    Outcome::Failed(format!(
-                        "another process (PID {} on {}) is writing {}; not started",
-                        h.pid,
-                        h.host,
-                        self.dir(cell).display()
+        self.run_many(std::slice::from_ref(cell))
+            .pop()
+            .unwrap_or(Outcome::Interrupted)
+    }
+
+    /// Runs the cells that are not done — in-process as one ensemble
+    /// (`eos_train::ensemble`) when [`Launcher::ensemble`] is set, else one child each
+    /// — and prints one line per cell on how it ended (or that it was done before);
+    /// the outcomes in cell order. Never errors (a failure is an [`Outcome`]).
+    pub fn run_many(&self, cells: &[Cell]) -> Vec<Outcome> {
+        let mut out: Vec<Option<(Outcome, &str)>> = cells.iter().map(|_| None).collect();
+        let mut todo = Vec::new();
+        for (i, cell) in cells.iter().enumerate() {
+            out[i] = match self.done(cell) {
+                Ok(Some(o)) => Some((o, " (done before)")),
+                Ok(None) if interrupted() => Some((Outcome::Interrupted, "")),
+                Ok(None) => match self.writer_elsewhere(cell) {
+                    Some(o) => Some((o, "")),
+                    None if self.ensemble => match self.prepare(cell) {
+                        Ok(resume) => {
+                            todo.push((i, resume));
+                            None
+                        }
+                        Err(e) => Some((self.failed(cell, e), "")),
+                    },
+                    None => Some((
+                        self.try_run(cell).unwrap_or_else(|e| self.failed(cell, e)),
+                        "",
                     )),
-                    "",
-                ),
-                None => (
-                    self.try_run(cell).unwrap_or_else(|e| self.failed(cell, e)),
-                    "",
-                ),
-            },
-            Err(e) => (self.failed(cell, e), ""),
-        };
-        match &o {
-            Outcome::Finished => eprintln!("{}: finished{before}", cell.id),
-            Outcome::Diverged => eprintln!("{}: diverged{before}", cell.id),
-            Outcome::Interrupted => eprintln!("{}: interrupted", cell.id),
-            Outcome::Failed(e) => eprintln!("{}: FAILED: {e}", cell.id),
+                },
+                Err(e) => Some((self.failed(cell, e), "")),
+            };
+            if let Some((o, before)) = &out[i] {
+                report(cell, o, before);
+            }
         }
-        o
+        if !todo.is_empty() {
+            let outcomes = self.run_ensemble(cells, &todo);
+            for ((i, _), o) in todo.into_iter().zip(outcomes) {
+                out[i] = Some((o, ""));
+            }
+        }
+        out.into_iter()
+            .map(|o| o.map_or(Outcome::Interrupted, |o| o.0))
+            .collect()
+    }
+
+    /// A failure when a process of an earlier sweep (killed hard) still writes `cell`.
+    fn writer_elsewhere(&self, cell: &Cell) -> Option<Outcome> {
+        let h = eos_train::lock::holder(&self.dir(cell))?;
+        Some(Outcome::Failed(format!(
+            "another process (PID {} on {}) is writing {}; not started",
+            h.pid,
+            h.host,
+            self.dir(cell).display()
+        )))
+    }
+
+    /// Trains the cells `todo` (index into `cells`, resume) in-process as one ensemble;
+    /// their outcomes, each reported as it ends.
+    fn run_ensemble(&self, cells: &[Cell], todo: &[(usize, bool)]) -> Vec<Outcome> {
+        let args: Vec<eos_train::TrainArgs> = todo
+            .iter()
+            .map(|&(i, resume)| eos_train::TrainArgs {
+                config: self.base.clone(),
+                set: self
+                    .fixed
+                    .iter()
+                    .cloned()
+                    .chain(cells[i].set_args())
+                    .collect(),
+                out: Some(self.dir(&cells[i])),
+                resume,
+                device: self.device.clone().unwrap_or_else(|| "auto".into()),
+                stop_after: None,
+            })
+            .collect();
+        let size = todo.len();
+        let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; size]);
+        let on_done = |k: usize, r: &eos_train::Result<eos_train::Summary>| {
+            let cell = &cells[todo[k].0];
+            let o = self.member_outcome(cell, r, size);
+            report(cell, &o, "");
+            outcomes.lock().unwrap_or_else(|p| p.into_inner())[k] = Some(o);
+        };
+        // `EOS_ENSEMBLE_STACK=1`: the stacked gradient pass (same results; slower than
+        // per-member products on the richness-sweep shapes, docs/performance.md).
+        let stack = std::env::var("EOS_ENSEMBLE_STACK").is_ok_and(|v| v.trim() == "1");
+        eos_train::ensemble::train_ensemble(&args, stack, &on_done);
+        let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Interrupted))
+            .collect()
+    }
+
+    /// The outcome of an ensemble member, with its `train.log` (how it ended) and, when
+    /// it trained, the [`Launcher::on_done`] hook.
+    fn member_outcome(
+        &self,
+        cell: &Cell,
+        r: &eos_train::Result<eos_train::Summary>,
+        size: usize,
+    ) -> Outcome {
+        let dir = self.dir(cell);
+        let line = match r {
+            Ok(s) => format!(
+                "{}: {} (last loss {:.6e}); metrics in {} (trained in-process in an \
+                 ensemble of {size})\n",
+                s.status,
+                s.reason,
+                s.last_loss,
+                dir.join("metrics.jsonl").display()
+            ),
+            Err(e) => format!("error: {e:#}\n"),
+        };
+        let _ = write_atomic(&dir.join("train.log"), line.as_bytes());
+        match r {
+            Ok(s) => {
+                if let Some(hook) = self.on_done {
+                    hook(&dir);
+                }
+                match status_outcome(s.status) {
+                    Some(o) => o,
+                    None if interrupted() => Outcome::Interrupted,
+                    None => self.failed(
+                        cell,
+                        Error::Cell {
+                            cell: cell.id.clone(),
+                            problem: format!("the run ended with status `{}`", s.status),
+                        },
+                    ),
+                }
+            }
+            Err(e) => self.failed(
+                cell,
+                Error::Cell {
+                    cell: cell.id.clone(),
+                    problem: format!("{e:#}"),
+                },
+            ),
+        }
     }
 
     fn failed(&self, cell: &Cell, e: crate::Error) -> Outcome {
@@ -107,7 +226,9 @@ impl Launcher {
         Outcome::Failed(msg)
     }
 
-    fn try_run(&self, cell: &Cell) -> crate::Result<Outcome> {
+    /// Makes `cell`'s directory ready for a run (no error file, `cell.json` written);
+    /// whether the run is to be resumed (it has `meta.json` and `metrics.jsonl`).
+    fn prepare(&self, cell: &Cell) -> crate::Result<bool> {
         let dir = self.dir(cell);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create the cell directory", dir.display()))?;
@@ -130,7 +251,12 @@ impl Launcher {
             serde_json::to_string_pretty(&file)?.as_bytes(),
         )?;
 
-        let resume = dir.join("meta.json").exists() && dir.join("metrics.jsonl").exists();
+        Ok(dir.join("meta.json").exists() && dir.join("metrics.jsonl").exists())
+    }
+
+    fn try_run(&self, cell: &Cell) -> crate::Result<Outcome> {
+        let dir = self.dir(cell);
+        let resume = self.prepare(cell)?;
         let mut cmd = Command::new(&self.exe);
         cmd.arg("train").arg(&self.base);
         for s in self.fixed.iter().cloned().chain(cell.set_args()) {
@@ -183,6 +309,16 @@ impl Launcher {
     }
 }
 
+/// Prints how `cell` ended (`before`: " (done before)" or "").
+fn report(cell: &Cell, o: &Outcome, before: &str) {
+    match o {
+        Outcome::Finished => eprintln!("{}: finished{before}", cell.id),
+        Outcome::Diverged => eprintln!("{}: diverged{before}", cell.id),
+        Outcome::Interrupted => eprintln!("{}: interrupted", cell.id),
+        Outcome::Failed(e) => eprintln!("{}: FAILED: {e}", cell.id),
+    }
+}
+
 /// Set by [`interrupt`]: no new cell starts.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -194,6 +330,8 @@ static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// it from a signal handler thread (the `ctrlc` crate's), not from a signal context.
 pub fn interrupt() {
     INTERRUPTED.store(true, Ordering::SeqCst);
+    // Cells trained in-process stop after their current step, checkpointed.
+    eos_train::interrupt();
     let pids = CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for pid in pids {
         // `kill` the utility: no `unsafe` for libc::kill.

@@ -84,6 +84,9 @@ pub struct SweepOptions {
     pub gather: bool,
     /// `--device` for the children.
     pub device: Option<String>,
+    /// Called with the directory of each cell trained in-process (as an ensemble
+    /// member) when it ends: the CLI draws its plots there, as `eos train` does.
+    pub on_done: Option<fn(&Path)>,
 }
 
 /// What a sweep did.
@@ -96,7 +99,8 @@ pub struct SweepSummary {
 }
 
 enum Job {
-    Cell(Cell),
+    /// Cells run together (one ensemble, or one child each when ensembles are off).
+    Cells(Vec<Cell>),
     Group(usize),
 }
 
@@ -228,23 +232,52 @@ fn run_jobs(opts: &SweepOptions, jobs: &Jobs, n_jobs: usize) -> crate::Result<()
         cells_dir: jobs.out.join("cells"),
         device: opts.device.clone(),
         threads: exec::threads_per_child(workers),
+        ensemble: spec.ensemble,
+        on_done: opts.on_done,
     };
     let queue: Vec<Job> = match spec.eta_search {
         Some(_) => ids.into_iter().map(Job::Group).collect(),
-        None => ids
-            .into_iter()
-            .map(|i| Job::Cell(jobs.cells[i].clone()))
-            .collect(),
+        None => {
+            let cells: Vec<Cell> = ids.into_iter().map(|i| jobs.cells[i].clone()).collect();
+            ensembles(cells, spec, workers)
+                .into_iter()
+                .map(Job::Cells)
+                .collect()
+        }
     };
     exec::run_pool(queue, workers, |job, push| match job {
-        Job::Cell(c) => {
-            launcher.run(&c);
+        Job::Cells(c) => {
+            launcher.run_many(&c);
         }
         Job::Group(g) => search_group(spec, &launcher, &jobs.groups[g], jobs.seeds, &|c| {
-            push(Job::Cell(c))
+            for e in ensembles(c, spec, workers) {
+                push(Job::Cells(e));
+            }
         }),
     });
     Ok(())
+}
+
+/// `cells` cut into jobs: ensembles of near-equal size, at most `ensemble_size` cells
+/// each and at least one per worker where there are enough cells; one cell per job when
+/// ensembles are off.
+fn ensembles(cells: Vec<Cell>, spec: &SweepSpec, workers: usize) -> Vec<Vec<Cell>> {
+    if cells.is_empty() {
+        return Vec::new();
+    }
+    let per = match spec.ensemble {
+        true => cells
+            .len()
+            .div_ceil(workers.max(1))
+            .clamp(1, spec.ensemble_size),
+        false => 1,
+    };
+    let jobs = cells.len().div_ceil(per);
+    let (base, extra) = (cells.len() / jobs, cells.len() % jobs);
+    let mut it = cells.into_iter();
+    (0..jobs)
+        .map(|k| it.by_ref().take(base + usize::from(k < extra)).collect())
+        .collect()
 }
 
 /// A `not_run` row for every grid cell that has no directory yet (never started).
@@ -277,27 +310,33 @@ fn search_group(
     launcher: &Launcher,
     group: &[(String, Value)],
     seeds: &[Option<Value>],
-    push: &dyn Fn(Cell),
+    push: &dyn Fn(Vec<Cell>),
 ) {
     let Some(s) = &spec.eta_search else { return };
     let ladder = grid::ladder_to(s.max, s.per_decade, s.min.unwrap_or(s.max * 1e-12));
     let below = (s.decades_below * f64::from(s.per_decade)).round() as usize;
     for (k, &lr) in ladder.iter().enumerate() {
+        // The seeds of a rung together (one ensemble when ensembles are on).
+        let cells: Vec<Cell> = seeds
+            .iter()
+            .map(|seed| spec.search_cell(group, lr, seed))
+            .collect();
         let mut stable = true;
-        for seed in seeds {
-            let c = spec.search_cell(group, lr, seed);
-            match launcher.run(&c) {
+        for o in launcher.run_many(&cells) {
+            match o {
                 Outcome::Finished => {}
                 Outcome::Diverged => stable = false,
                 Outcome::Failed(_) | Outcome::Interrupted => return,
             }
         }
         if stable {
+            let mut rest = Vec::new();
             for j in k + 1..=k + below {
                 for seed in seeds {
-                    push(spec.search_cell(group, grid::ladder(s.max, s.per_decade, j), seed));
+                    rest.push(spec.search_cell(group, grid::ladder(s.max, s.per_decade, j), seed));
                 }
             }
+            push(rest);
             return;
         }
     }

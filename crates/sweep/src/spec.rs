@@ -98,6 +98,10 @@ struct RawSpec {
     eta_search: Option<EtaSearch>,
     #[serde(default)]
     slurm: Option<SlurmSpec>,
+    #[serde(default)]
+    ensemble: Option<bool>,
+    #[serde(default)]
+    ensemble_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -123,7 +127,16 @@ pub struct SweepSpec {
     pub grid: Vec<(String, Vec<Value>)>,
     pub eta_search: Option<EtaSearch>,
     pub slurm_options: Vec<String>,
+    /// Train the cells of a job in-process as one ensemble (`ensemble`, default true;
+    /// `eos_train::ensemble`), else one `eos train` child per cell.
+    pub ensemble: bool,
+    /// At most this many cells per ensemble (`ensemble_size`, default
+    /// [`DEFAULT_ENSEMBLE_SIZE`]).
+    pub ensemble_size: usize,
 }
+
+/// Cells per ensemble unless `ensemble_size` says otherwise.
+pub const DEFAULT_ENSEMBLE_SIZE: usize = 32;
 
 impl SweepSpec {
     /// Reads and validates a sweep file; errors name the file and the key.
@@ -172,6 +185,10 @@ impl SweepSpec {
         if let Some(s) = &raw.eta_search {
             check_eta_search(s, &grid, &lr_key, path)?;
         }
+        let ensemble_size = raw.ensemble_size.unwrap_or(DEFAULT_ENSEMBLE_SIZE);
+        if ensemble_size == 0 {
+            return Err(spec_err(path, "key `ensemble_size`", "expected at least 1"));
+        }
         Ok(Self {
             path: path.to_path_buf(),
             base: folder.join(&raw.base),
@@ -182,6 +199,8 @@ impl SweepSpec {
             grid,
             eta_search: raw.eta_search,
             slurm_options: raw.slurm.unwrap_or_default().options,
+            ensemble: raw.ensemble.unwrap_or(true),
+            ensemble_size,
         })
     }
 
@@ -306,5 +325,11 @@ mod tests {
         assert!(e.contains("eta_search.max"), "{e}");
         let e = bad("base = \"b.toml\"\nfinal_fraction = 0.0\n");
         assert!(e.contains("`final_fraction`"), "{e}");
+        let e = bad("base = \"b.toml\"\nensemble_size = 0\n");
+        assert!(e.contains("`ensemble_size`"), "{e}");
+        assert!(s.ensemble && s.ensemble_size == DEFAULT_ENSEMBLE_SIZE);
+        let off =
+            SweepSpec::parse("base = \"b.toml\"\nensemble = false\n", Path::new("x")).unwrap();
+        assert!(!off.ensemble);
     }
 }

@@ -48,6 +48,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod effective;
+pub mod ensemble;
 pub mod error;
 pub mod example;
 pub mod interchange;

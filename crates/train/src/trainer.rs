@@ -75,19 +75,7 @@ pub fn train_with(args: &TrainArgs, mut on_step: impl FnMut(&Trainer)) -> crate:
     on_step(&t);
     match run_loop(&mut t, stop, &mut on_step) {
         Ok(diverged) => t.finish(diverged),
-        Err(e) => {
-            // A failure (a full disk, a device error) leaves a resumable run that says
-            // why, and no temporary file.
-            crate::lock::remove_stale_temps(&t.dir);
-            t.meta.status = Status::Interrupted;
-            t.meta.reason = Some(format!(
-                "failed after {} steps: {e}; continue with --resume",
-                t.meta.steps_done
-            ));
-            t.meta.end_time = Some(run_dir::now_rfc3339());
-            let _ = t.meta.write(&t.dir);
-            Err(e)
-        }
+        Err(e) => Err(t.fail(e)),
     }
 }
 
@@ -102,12 +90,7 @@ fn run_loop(
             return Ok(Some(reason));
         }
         on_step(t);
-        let every = t.cfg.train.checkpoint_every;
-        let interrupted = INTERRUPTED.load(Ordering::Relaxed);
-        if (every > 0 && t.step % every == 0) || t.step == stop || interrupted {
-            t.checkpoint()?;
-        }
-        if interrupted {
+        if t.after_step(stop)? {
             break;
         }
     }
@@ -309,7 +292,7 @@ impl Trainer {
     }
 
     /// The minibatch of step `t` on the device.
-    fn batch(&self, t: u64) -> crate::Result<Batch> {
+    pub(crate) fn batch(&self, t: u64) -> crate::Result<Batch> {
         Ok(match (&self.data.stream, &self.sampler) {
             (Some(s), _) => batch_on(
                 &s.batch(t).context("data")?,
@@ -327,9 +310,20 @@ impl Trainer {
     /// Takes step `self.step` (θ_t → θ_{t+1}, with its probes and metrics line);
     /// `Some(reason)` when the loss diverged (the line is written, θ is not updated).
     pub fn step(&mut self) -> crate::Result<Option<String>> {
-        let t = self.step;
-        let batch = self.batch(t)?;
+        let batch = self.batch(self.step)?;
         let (loss_t, grad) = self.mlp.loss_and_grad(&batch, self.loss)?;
+        self.step_with(batch, loss_t, grad)
+    }
+
+    /// The rest of [`Trainer::step`] once the loss and gradient of its minibatch are
+    /// known (the ensemble trainer computes them for many runs at once).
+    pub(crate) fn step_with(
+        &mut self,
+        batch: Batch,
+        loss_t: f64,
+        grad: ParamVec,
+    ) -> crate::Result<Option<String>> {
+        let t = self.step;
         self.last_loss = loss_t;
         let mut line = Line {
             step: t,
@@ -429,6 +423,46 @@ impl Trainer {
         checkpoint::save(&self.dir, &self.mlp, self.loss, &state)?;
         self.meta.steps_done = self.step;
         self.meta.write(&self.dir)
+    }
+
+    /// After a step of a loop that ends at `stop`: checkpoints when due (every
+    /// `checkpoint_every` steps, at `stop`, on an interrupt); whether the loop ends.
+    pub(crate) fn after_step(&mut self, stop: u64) -> crate::Result<bool> {
+        let every = self.cfg.train.checkpoint_every;
+        let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+        if (every > 0 && self.step % every == 0) || self.step == stop || interrupted {
+            self.checkpoint()?;
+        }
+        Ok(interrupted || self.step >= stop)
+    }
+
+    /// Records a failure (a full disk, a device error): a resumable run that says why,
+    /// and no temporary file; returns the error.
+    pub(crate) fn fail(mut self, e: Error) -> Error {
+        crate::lock::remove_stale_temps(&self.dir);
+        self.meta.status = Status::Interrupted;
+        self.meta.reason = Some(format!(
+            "failed after {} steps: {e}; continue with --resume",
+            self.meta.steps_done
+        ));
+        self.meta.end_time = Some(run_dir::now_rfc3339());
+        let _ = self.meta.write(&self.dir);
+        e
+    }
+
+    /// The config of the run.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &TrainModel {
+        &self.mlp
+    }
+
+    /// The loss being minimised.
+    pub fn loss(&self) -> Loss {
+        self.loss
     }
 
     /// Ends the run: status `diverged` (with the reason [`Trainer::step`] gave),
