@@ -21,6 +21,9 @@ fn main() -> anyhow::Result<()> {
     let (mlp, batch, v, loss) = (&c.mlp, &c.batch, &c.v, c.loss);
     let op = ModelOperator::hessian(mlp, batch, loss);
     let primal = mlp.hvp_primal(batch, loss)?;
+    let vs = (0..5)
+        .map(|i| mlp.params.randn_like(eos_model::rng::derive_seed(7, i)))
+        .collect::<eos_model::Result<Vec<_>>>()?;
     let cfg = LanczosConfig {
         k: 5,
         which: Which::Largest,
@@ -38,6 +41,12 @@ fn main() -> anyhow::Result<()> {
                 }
                 "hvp" => drop(mlp.hvp(batch, loss, v)?),
                 "hvpc" => drop(mlp.hvp_with(&primal, batch, v)?),
+                "cached5" => {
+                    for v in &vs {
+                        drop(mlp.hvp_with(&primal, batch, v)?);
+                    }
+                }
+                "block5" => drop(mlp.hvp_block(&primal, batch, &vs)?),
                 "hvpg" => drop(mlp.hvp_full(batch, loss, v, true)?),
                 "third" => drop(mlp.third_derivative(batch, loss, v)?),
                 "loss" => drop(mlp.loss(batch, loss)?),
