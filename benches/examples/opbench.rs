@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use eos_benches::suites::suite;
+use eos_benches::suites::{max_rel_residual, suite, tol_config, BLOCK};
 use eos_benches::{median, process_cpu_secs};
 use eos_hessian::{lanczos, power_iteration, LanczosConfig, ModelOperator, Which};
 
@@ -56,6 +56,25 @@ fn main() -> anyhow::Result<()> {
                 }
                 "power" => drop(power_iteration(&op, 20, None, 0)?),
                 "lanczos" => drop(lanczos(&op, &cfg, &[])?),
+                "block" => drop(eos_hessian::block_lanczos(&op, &tol_config(), BLOCK, &[])?),
+                "lztol" => drop(lanczos(&op, &tol_config(), &[])?),
+                "acc" => {
+                    let runs = [
+                        ("lanczos20", lanczos(&op, &cfg, &[])?),
+                        (
+                            "block",
+                            eos_hessian::block_lanczos(&op, &tol_config(), BLOCK, &[])?,
+                        ),
+                        ("lztol", lanczos(&op, &tol_config(), &[])?),
+                    ];
+                    for (what, r) in runs {
+                        let res = max_rel_residual(&op, &r)?;
+                        println!(
+                            "{name} {what}: {} HVPs, top-5 {:?}, max rel. residual {res:.3e}",
+                            r.iterations, r.eigenvalues
+                        );
+                    }
+                }
                 other => anyhow::bail!("unknown op {other}"),
             }
             Ok(())

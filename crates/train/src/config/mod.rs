@@ -379,6 +379,15 @@ impl Config {
         if p.sharpness.k == 0 {
             return Err(Error::config("probes.sharpness.k", "got 0; expected ≥ 1"));
         }
+        if p.effective_sharpness.block != 0 {
+            return Err(Error::config(
+                "probes.effective_sharpness.block",
+                format!(
+                    "got {}; expected 0 (block Lanczos is offered for probes.sharpness only)",
+                    p.effective_sharpness.block
+                ),
+            ));
+        }
         if p.effective_sharpness.k == 0 {
             return Err(Error::config(
                 "probes.effective_sharpness.k",
