@@ -58,23 +58,7 @@ fn main() -> anyhow::Result<()> {
                 "lanczos" => drop(lanczos(&op, &cfg, &[])?),
                 "block" => drop(eos_hessian::block_lanczos(&op, &tol_config(), BLOCK, &[])?),
                 "lztol" => drop(lanczos(&op, &tol_config(), &[])?),
-                "acc" => {
-                    let runs = [
-                        ("lanczos20", lanczos(&op, &cfg, &[])?),
-                        (
-                            "block",
-                            eos_hessian::block_lanczos(&op, &tol_config(), BLOCK, &[])?,
-                        ),
-                        ("lztol", lanczos(&op, &tol_config(), &[])?),
-                    ];
-                    for (what, r) in runs {
-                        let res = max_rel_residual(&op, &r)?;
-                        println!(
-                            "{name} {what}: {} HVPs, top-5 {:?}, max rel. residual {res:.3e}",
-                            r.iterations, r.eigenvalues
-                        );
-                    }
-                }
+                "acc" => accuracy(&op, &cfg, name)?,
                 other => anyhow::bail!("unknown op {other}"),
             }
             Ok(())
@@ -93,6 +77,31 @@ fn main() -> anyhow::Result<()> {
             1e3 * wall.iter().cloned().fold(f64::INFINITY, f64::min),
             1e3 * median(cpu.clone()),
             1e3 * cpu.iter().cloned().fold(f64::INFINITY, f64::min),
+        );
+    }
+    Ok(())
+}
+
+/// Products and largest relative residual `‖H y − θ y‖ / |θ|` of the 20-step Lanczos, block
+/// Lanczos and single-vector Lanczos to `tol_config()` (one extra product per pair).
+fn accuracy<A: eos_hessian::LinearOperator>(
+    op: &A,
+    cfg: &LanczosConfig,
+    name: &str,
+) -> anyhow::Result<()> {
+    let runs = [
+        ("lanczos20", lanczos(op, cfg, &[])?),
+        (
+            "block",
+            eos_hessian::block_lanczos(op, &tol_config(), BLOCK, &[])?,
+        ),
+        ("lztol", lanczos(op, &tol_config(), &[])?),
+    ];
+    for (what, r) in runs {
+        let res = max_rel_residual(op, &r)?;
+        println!(
+            "{name} {what}: {} HVPs, top-5 {:?}, max rel. residual {res:.3e}",
+            r.iterations, r.eigenvalues
         );
     }
     Ok(())

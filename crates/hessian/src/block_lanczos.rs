@@ -36,6 +36,9 @@ use crate::lanczos::{combine_basis, gram_schmidt_pass, select, validate};
 use crate::vector::{apply_block_checked, axpy, check_vector, dot, norm, scale};
 use crate::{Error, LanczosConfig, LanczosResult, LinearOperator, Result};
 
+/// An upper triangular `R` by columns: `r[c][i]` = row i, column c, i ≤ c.
+type Upper = Vec<Vec<f64>>;
+
 /// A column whose norm after orthogonalisation is below this fraction of `‖A‖` (or of
 /// its norm before, for start vectors) counts as dependent.
 const DEFLATE_RTOL: f64 = 1e-12;
@@ -115,7 +118,7 @@ impl BlockKrylov {
         ws: Vec<Vec<f64>>,
         scale_ref: &[f64],
         rng: &mut Generator,
-    ) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+    ) -> Result<(Vec<Vec<f64>>, Upper)> {
         let mut qs: Vec<Vec<f64>> = Vec::with_capacity(ws.len());
         let mut r = Vec::with_capacity(ws.len());
         for (c, mut w) in ws.into_iter().enumerate() {

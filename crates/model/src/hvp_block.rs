@@ -70,9 +70,7 @@ fn shared_rows<T: WithDType>(dst: &mut [T], w: usize, s: &[T], a: &[T], kind: Sh
                 let low = T::from_f64(low);
                 for blk in row.chunks_exact_mut(w) {
                     for (x, &h) in blk.iter_mut().zip(sr) {
-                        if !(h > T::zero()) {
-                            *x *= low;
-                        }
+                        *x = if h > T::zero() { *x } else { *x * low };
                     }
                 }
             }
