@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use eos_benches::suites::suite;
+use eos_benches::suites::{max_rel_residual, suite, tol_config, BLOCK};
 use eos_benches::{median, process_cpu_secs};
 use eos_hessian::{lanczos, power_iteration, LanczosConfig, ModelOperator, Which};
 
@@ -21,6 +21,9 @@ fn main() -> anyhow::Result<()> {
     let (mlp, batch, v, loss) = (&c.mlp, &c.batch, &c.v, c.loss);
     let op = ModelOperator::hessian(mlp, batch, loss);
     let primal = mlp.hvp_primal(batch, loss)?;
+    let vs = (0..5)
+        .map(|i| mlp.params.randn_like(eos_model::rng::derive_seed(7, i)))
+        .collect::<eos_model::Result<Vec<_>>>()?;
     let cfg = LanczosConfig {
         k: 5,
         which: Which::Largest,
@@ -38,6 +41,12 @@ fn main() -> anyhow::Result<()> {
                 }
                 "hvp" => drop(mlp.hvp(batch, loss, v)?),
                 "hvpc" => drop(mlp.hvp_with(&primal, batch, v)?),
+                "cached5" => {
+                    for v in &vs {
+                        drop(mlp.hvp_with(&primal, batch, v)?);
+                    }
+                }
+                "block5" => drop(mlp.hvp_block(&primal, batch, &vs)?),
                 "hvpg" => drop(mlp.hvp_full(batch, loss, v, true)?),
                 "third" => drop(mlp.third_derivative(batch, loss, v)?),
                 "loss" => drop(mlp.loss(batch, loss)?),
@@ -47,6 +56,9 @@ fn main() -> anyhow::Result<()> {
                 }
                 "power" => drop(power_iteration(&op, 20, None, 0)?),
                 "lanczos" => drop(lanczos(&op, &cfg, &[])?),
+                "block" => drop(eos_hessian::block_lanczos(&op, &tol_config(), BLOCK, &[])?),
+                "lztol" => drop(lanczos(&op, &tol_config(), &[])?),
+                "acc" => accuracy(&op, &cfg, name)?,
                 other => anyhow::bail!("unknown op {other}"),
             }
             Ok(())
@@ -65,6 +77,31 @@ fn main() -> anyhow::Result<()> {
             1e3 * wall.iter().cloned().fold(f64::INFINITY, f64::min),
             1e3 * median(cpu.clone()),
             1e3 * cpu.iter().cloned().fold(f64::INFINITY, f64::min),
+        );
+    }
+    Ok(())
+}
+
+/// Products and largest relative residual `‖H y − θ y‖ / |θ|` of the 20-step Lanczos, block
+/// Lanczos and single-vector Lanczos to `tol_config()` (one extra product per pair).
+fn accuracy<A: eos_hessian::LinearOperator>(
+    op: &A,
+    cfg: &LanczosConfig,
+    name: &str,
+) -> anyhow::Result<()> {
+    let runs = [
+        ("lanczos20", lanczos(op, cfg, &[])?),
+        (
+            "block",
+            eos_hessian::block_lanczos(op, &tol_config(), BLOCK, &[])?,
+        ),
+        ("lztol", lanczos(op, &tol_config(), &[])?),
+    ];
+    for (what, r) in runs {
+        let res = max_rel_residual(op, &r)?;
+        println!(
+            "{name} {what}: {} HVPs, top-5 {:?}, max rel. residual {res:.3e}",
+            r.iterations, r.eigenvalues
         );
     }
     Ok(())

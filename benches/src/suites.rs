@@ -19,7 +19,10 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use eos_hessian::{lanczos, power_iteration, LanczosConfig, LinearOperator, ModelOperator, Which};
+use eos_hessian::{
+    block_lanczos, lanczos, power_iteration, LanczosConfig, LanczosResult, LinearOperator,
+    ModelOperator, Which,
+};
 use eos_model::{rng, Activation, Batch, Loss, Mlp, MlpSpec, ParamVec};
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +122,18 @@ pub struct BenchResult {
     pub hvp5_cached_ms: f64,
     /// The same 5 products as one block (`Mlp::hvp_block`).
     pub hvp5_block_ms: f64,
+    /// Largest `‖H y − θ y‖ / |θ|` of the 20-step Lanczos's top 5 (one product each,
+    /// untimed), the accuracy the peer's 20-step Lanczos is compared at.
+    pub lanczos_max_rel_residual: f64,
+    /// Block Lanczos top 5 (blocks of [`BLOCK`], one `hvp_block` pass each) until every
+    /// pair meets [`BLOCK_TOL`].
+    pub block_lanczos_top5_s: f64,
+    pub block_lanczos_hvps: usize,
+    pub block_lanczos_max_rel_residual: f64,
+    /// Single-vector Lanczos top 5 to the same tolerance, for comparison.
+    pub lanczos_tol_top5_s: f64,
+    pub lanczos_tol_hvps: usize,
+    pub lanczos_tol_max_rel_residual: f64,
     pub matmul_gflops: f64,
 }
 
@@ -191,6 +206,9 @@ pub fn run_suite(
         Ok(())
     })?;
     let (cached5, block5) = time_block(&c, device, reps)?;
+    let lz_res = max_rel_residual(&op, &lanczos(&op, &lz_cfg, &[])?)?;
+    let blz = time_lanczos(&op, device, slow_reps, Some(BLOCK))?;
+    let tlz = time_lanczos(&op, device, slow_reps, None)?;
     let a = Tensor::from_vec(rng::normal_vec(5, 2048 * 2048), (2048, 2048), &Device::Cpu)?
         .to_dtype(dtype)?
         .to_device(device)?;
@@ -212,8 +230,75 @@ pub fn run_suite(
         third_deriv_ms: 1e3 * third,
         hvp5_cached_ms: 1e3 * cached5,
         hvp5_block_ms: 1e3 * block5,
+        lanczos_max_rel_residual: lz_res,
+        block_lanczos_top5_s: blz.0,
+        block_lanczos_hvps: blz.1,
+        block_lanczos_max_rel_residual: blz.2,
+        lanczos_tol_top5_s: tlz.0,
+        lanczos_tol_hvps: tlz.1,
+        lanczos_tol_max_rel_residual: tlz.2,
         matmul_gflops: 2.0 * 2048f64.powi(3) / mm / 1e9,
     })
+}
+
+/// Vectors per block of the block-Lanczos row.
+pub const BLOCK: usize = 5;
+
+/// Relative residual every top-5 pair of the tolerance rows must meet: at least the
+/// accuracy of the peer's 20-step Lanczos, whose 3rd–5th pairs reached
+/// `‖H y − θ y‖ / |θ|` = 1.0–1.8·10⁻² on `small` (benches/jax/lanczos_residuals.py,
+/// measured before these rows existed).
+pub const BLOCK_TOL: f64 = 1e-2;
+
+/// The top-5 settings of the tolerance rows (at most 100 products).
+pub fn tol_config() -> LanczosConfig {
+    LanczosConfig {
+        k: 5,
+        which: Which::Largest,
+        max_iter: 100,
+        tol: BLOCK_TOL,
+        seed: 0,
+    }
+}
+
+/// `max_i ‖A y_i − θ_i y_i‖ / |θ_i|` over the Ritz pairs of `r`, one product each.
+pub fn max_rel_residual<A: LinearOperator>(op: &A, r: &LanczosResult) -> anyhow::Result<f64> {
+    let mut worst = 0.0f64;
+    for (theta, y) in r.eigenvalues.iter().zip(&r.eigenvectors) {
+        let ay = op.apply(y)?;
+        let res = ay
+            .iter()
+            .zip(y)
+            .map(|(a, b)| (a - theta * b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        worst = worst.max(res / theta.abs());
+    }
+    Ok(worst)
+}
+
+/// Median seconds, products and largest relative residual (untimed) of top-5 Lanczos
+/// to [`BLOCK_TOL`]: blocks of `block` vectors, or single-vector Lanczos for `None`.
+pub fn time_lanczos<A: LinearOperator>(
+    op: &A,
+    device: &Device,
+    reps: usize,
+    block: Option<usize>,
+) -> anyhow::Result<(f64, usize, f64)> {
+    let cfg = tol_config();
+    let run = || -> anyhow::Result<LanczosResult> {
+        Ok(match block {
+            Some(b) => block_lanczos(op, &cfg, b, &[])?,
+            None => lanczos(op, &cfg, &[])?,
+        })
+    };
+    let mut last = None;
+    let t = median_secs(device, reps, || {
+        last = Some(run()?);
+        Ok(())
+    })?;
+    let r = last.expect("median_secs runs at least once");
+    Ok((t, r.iterations, max_rel_residual(op, &r)?))
 }
 
 /// 5 HVPs from one cached primal pass: one at a time, then as one block (seconds).

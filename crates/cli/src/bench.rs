@@ -31,7 +31,9 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
             println!(
                 "{:<7} sgd_step {:>9.2} ms  grad {:>9.2} ms  hvp {:>9.2} ms  power20 {:>7.3} s  \
                  lanczos5 {:>7.3} s ({} HVPs)  third {:>9.2} ms  5 cached hvps {:>9.2} ms  \
-                 block of 5 {:>9.2} ms  matmul {:>6.1} GFLOP/s",
+                 block of 5 {:>9.2} ms  matmul {:>6.1} GFLOP/s\n        \
+                 lanczos5 max rel. residual {:.2e}; to rel. residual {:.0e}: block Lanczos \
+                 {:>7.3} s ({} HVPs, max {:.2e}), single-vector {:>7.3} s ({} HVPs, max {:.2e})",
                 r.suite,
                 r.sgd_step_ms,
                 r.grad_ms,
@@ -42,7 +44,15 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 r.third_deriv_ms,
                 r.hvp5_cached_ms,
                 r.hvp5_block_ms,
-                r.matmul_gflops
+                r.matmul_gflops,
+                r.lanczos_max_rel_residual,
+                bench::BLOCK_TOL,
+                r.block_lanczos_top5_s,
+                r.block_lanczos_hvps,
+                r.block_lanczos_max_rel_residual,
+                r.lanczos_tol_top5_s,
+                r.lanczos_tol_hvps,
+                r.lanczos_tol_max_rel_residual,
             );
         }
     }

@@ -258,7 +258,7 @@ const BLOCK: usize = 2048;
 
 /// `y_i = Σ_j coefs[i][j] q_j` for the row-major basis `q_j = basis[j·dim..]`, blocked
 /// so that each basis vector is read once for all i.
-fn combine_basis(basis: &[f64], dim: usize, coefs: &[&[f64]]) -> Vec<Vec<f64>> {
+pub(crate) fn combine_basis(basis: &[f64], dim: usize, coefs: &[&[f64]]) -> Vec<Vec<f64>> {
     let parts = par_pieces(dim, |r| {
         let mut ys = vec![vec![0.0; r.len()]; coefs.len()];
         for lo in (r.start..r.end).step_by(BLOCK) {
@@ -281,7 +281,7 @@ fn combine_basis(basis: &[f64], dim: usize, coefs: &[&[f64]]) -> Vec<Vec<f64>> {
     ys
 }
 
-fn validate(cfg: &LanczosConfig, dim: usize) -> Result<()> {
+pub(crate) fn validate(cfg: &LanczosConfig, dim: usize) -> Result<()> {
     if dim == 0 {
         return Err(Error::EmptyOperator { what: "lanczos" });
     }
@@ -332,7 +332,7 @@ fn start_vector(rng: &mut Generator, dim: usize, warm_start: &[Vec<f64>]) -> Res
 }
 
 /// Indices into ascending `values` of the `k` wanted ones, in output order.
-fn select(values: &[f64], which: Which, k: usize) -> Vec<usize> {
+pub(crate) fn select(values: &[f64], which: Which, k: usize) -> Vec<usize> {
     let n = values.len();
     match which {
         Which::Largest => (0..n).rev().take(k).collect(),
@@ -357,6 +357,47 @@ fn ritz_converged(kr: &Krylov, cfg: &LanczosConfig) -> Result<bool> {
     Ok(select(&t.values, cfg.which, cfg.k)
         .into_iter()
         .all(|i| beta_m * t.rows[0][i].abs() <= cfg.tol * t.values[i].abs().max(floor)))
+}
+
+/// One classical Gram–Schmidt pass over the row-major basis `Q` (`q_j = basis[j·dim..]`):
+/// `h = Q w`, `w ← w − Qᵀ h`; returns `h` and the
+/// new `‖w‖`. Both sweeps go block by block, so that a block of `w` stays in cache
+/// while the basis streams past it: each basis vector is read once per sweep and `w`
+/// once, instead of once per basis vector.
+pub(crate) fn gram_schmidt_pass(basis: &[f64], dim: usize, w: &mut [f64]) -> (Vec<f64>, f64) {
+    let m = basis.len() / dim;
+    let wr: &[f64] = w;
+    let parts = par_pieces(dim, |r| {
+        let mut h = vec![0.0; m];
+        for lo in (r.start..r.end).step_by(BLOCK) {
+            let hi = (lo + BLOCK).min(r.end);
+            let wb = &wr[lo..hi];
+            for (hj, q) in h.iter_mut().zip(basis.chunks_exact(dim)) {
+                *hj += dot(&q[lo..hi], wb);
+            }
+        }
+        h
+    });
+    let mut h = vec![0.0; m];
+    for p in parts {
+        for (a, b) in h.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    let h_ref = &h;
+    let sqs = par_pieces_mut(w, |off, piece| {
+        let mut sq = 0.0;
+        for (k, wb) in piece.chunks_mut(BLOCK).enumerate() {
+            let lo = off + k * BLOCK;
+            let hi = lo + wb.len();
+            for (hj, q) in h_ref.iter().zip(basis.chunks_exact(dim)) {
+                axpy(-hj, &q[lo..hi], wb);
+            }
+            sq += dot(wb, wb);
+        }
+        sq
+    });
+    (h, sqs.iter().sum::<f64>().sqrt())
 }
 
 /// `w ← w − α q − β p` (p = q_{j−1} when given) and the new `‖w‖`, in one pass.
@@ -439,46 +480,8 @@ impl Krylov {
         Ok(())
     }
 
-    /// One classical Gram–Schmidt pass `h = Q w`, `w ← w − Qᵀ h`; returns `h` and the
-    /// new `‖w‖`. Both sweeps go block by block, so that a block of `w` stays in cache
-    /// while the basis streams past it: each basis vector is read once per sweep and `w`
-    /// once, instead of once per basis vector.
     fn gram_schmidt_pass(&self, w: &mut [f64]) -> (Vec<f64>, f64) {
-        let dim = self.dim;
-        let basis = &self.basis;
-        let m = basis.len() / dim;
-        let wr: &[f64] = w;
-        let parts = par_pieces(dim, |r| {
-            let mut h = vec![0.0; m];
-            for lo in (r.start..r.end).step_by(BLOCK) {
-                let hi = (lo + BLOCK).min(r.end);
-                let wb = &wr[lo..hi];
-                for (hj, q) in h.iter_mut().zip(basis.chunks_exact(dim)) {
-                    *hj += dot(&q[lo..hi], wb);
-                }
-            }
-            h
-        });
-        let mut h = vec![0.0; m];
-        for p in parts {
-            for (a, b) in h.iter_mut().zip(p) {
-                *a += b;
-            }
-        }
-        let h_ref = &h;
-        let sqs = par_pieces_mut(w, |off, piece| {
-            let mut sq = 0.0;
-            for (k, wb) in piece.chunks_mut(BLOCK).enumerate() {
-                let lo = off + k * BLOCK;
-                let hi = lo + wb.len();
-                for (hj, q) in h_ref.iter().zip(basis.chunks_exact(dim)) {
-                    axpy(-hj, &q[lo..hi], wb);
-                }
-                sq += dot(wb, wb);
-            }
-            sq
-        });
-        (h, sqs.iter().sum::<f64>().sqrt())
+        gram_schmidt_pass(&self.basis, self.dim, w)
     }
 
     fn breakdown(&self) -> bool {

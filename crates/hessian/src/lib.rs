@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 pub mod batch_sharpness;
+pub mod block_lanczos;
 pub mod eigen;
 pub mod hutchinson;
 pub mod lanczos;
@@ -37,6 +38,7 @@ pub mod testing;
 pub mod vector;
 
 pub use batch_sharpness::{batch_sharpness, BatchSharpness};
+pub use block_lanczos::block_lanczos;
 pub use eigen::{
     symmetric_eigen, tridiagonal_eigen, tridiagonal_eigen_rows, SymEigen, TridiagonalRows,
 };

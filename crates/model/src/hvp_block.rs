@@ -20,9 +20,9 @@
 //! the loss Hessian acts on each direction's `[n, c]` block. Every H v_i equals
 //! [`Mlp::hvp_with`] on v_i up to the rounding of the products (tested to 1e-12 in f64).
 
-use candle_core::Tensor;
+use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, WithDType};
 
-use crate::fused::{fuse, Steps};
+use crate::fused::{fuse, Steps, D1};
 use crate::hvp::{HvpPrimal, PrimalChunk};
 use crate::mlp::{outer, row_sum};
 use crate::{invalid, Batch, LayerParams, Mlp, ParamVec, Result};
@@ -31,8 +31,8 @@ use crate::{invalid, Batch, LayerParams, Mlp, ParamVec, Result};
 struct LayerBlock {
     /// `[V_1; …; V_k]`, `[k·out, in]`.
     rows: Tensor,
-    /// `[V_1 | … | V_k]`, `[out, k·in]`.
-    cols: Tensor,
+    /// `[V_1 | … | V_k]`, `[out, k·in]` (layers l ≥ 1 only: `δ_0` is never formed).
+    cols: Option<Tensor>,
     /// `[c_1, …, c_k]`, `[k·out]`.
     bias: Option<Tensor>,
 }
@@ -47,12 +47,193 @@ struct BlockTangent {
     out: Tensor,
 }
 
-/// `t` `[n, k·w]` times `s` `[n, w]`, the same `s` for each of the k blocks.
-fn mul_shared(t: &Tensor, s: &Tensor, k: usize) -> Result<Tensor> {
-    let (n, w) = s.dims2()?;
+/// What [`shared`] does to each element `x` of a `[n, k·w]` block tensor, with `s` the
+/// element of the shared `[n, w]` source in the same row and column within its block
+/// (and `a` the block-shaped source's element for `MulAdd`).
+#[derive(Debug, Clone, Copy)]
+enum Shared {
+    /// `x ← x` where `s > 0`, else `low · x` (φ' of the relu family from h = φ(z)).
+    Mask(f64),
+    /// `x ← x · s` (dense φ').
+    Dense,
+    /// `x ← x + a · s` (the φ'' term `R{z} ⊙ g ⊙ φ''`).
+    MulAdd,
+}
+
+/// One pass over the rows of `dst` (`[n, k·w]`), `s` `[n, w]`, `a` `[n, k·w]` (MulAdd).
+fn shared_rows<T: WithDType>(dst: &mut [T], w: usize, s: &[T], a: &[T], kind: Shared) {
+    let kw = dst.len() / (s.len() / w).max(1);
+    for (r, row) in dst.chunks_exact_mut(kw).enumerate() {
+        let sr = &s[r * w..(r + 1) * w];
+        match kind {
+            Shared::Mask(low) => {
+                let low = T::from_f64(low);
+                for blk in row.chunks_exact_mut(w) {
+                    for (x, &h) in blk.iter_mut().zip(sr) {
+                        *x = if h > T::zero() { *x } else { *x * low };
+                    }
+                }
+            }
+            Shared::Dense => {
+                for blk in row.chunks_exact_mut(w) {
+                    for (x, &d) in blk.iter_mut().zip(sr) {
+                        *x *= d;
+                    }
+                }
+            }
+            Shared::MulAdd => {
+                let ar = &a[r * kw..(r + 1) * kw];
+                for (blk, ab) in row.chunks_exact_mut(w).zip(ar.chunks_exact(w)) {
+                    for ((x, &av), &d) in blk.iter_mut().zip(ab).zip(sr) {
+                        *x += av * d;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`shared_rows`] split over [`crate::threads::count`] threads by rows when large.
+fn shared_run<T: WithDType>(dst: &mut [T], w: usize, s: &[T], a: &[T], kind: Shared) {
+    let n = s.len() / w.max(1);
+    let threads = crate::threads::count().min(n).max(1);
+    if threads == 1 || dst.len() < SHARED_PAR_MIN {
+        return shared_rows(dst, w, s, a, kind);
+    }
+    let kw = dst.len() / n;
+    let per = n.div_ceil(threads);
+    std::thread::scope(|sc| {
+        for (i, part) in dst.chunks_mut(per * kw).enumerate() {
+            let rows = part.len() / kw;
+            let sp = &s[i * per * w..(i * per + rows) * w];
+            let ap = if a.is_empty() {
+                a
+            } else {
+                &a[i * per * kw..(i * per + rows) * kw]
+            };
+            sc.spawn(move || shared_rows(part, w, sp, ap, kind));
+        }
+    });
+}
+
+/// Elements of a block tensor from which [`shared_run`] splits the rows over threads.
+const SHARED_PAR_MIN: usize = 1 << 18;
+
+/// The in-place op behind [`shared`]: `w`, the block width.
+#[derive(Debug, Clone, Copy)]
+struct SharedOp {
+    kind: Shared,
+    w: usize,
+}
+
+fn host_slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
+    let v = s.as_slice::<T>()?;
+    Ok(&v[l.start_offset()..l.start_offset() + l.shape().elem_count()])
+}
+
+impl SharedOp {
+    fn exec(
+        &self,
+        d: &mut CpuStorage,
+        dl: &Layout,
+        s: (&CpuStorage, &Layout),
+        a: Option<(&CpuStorage, &Layout)>,
+    ) -> candle_core::Result<()> {
+        let (o, len) = (dl.start_offset(), dl.shape().elem_count());
+        macro_rules! go {
+            ($v:expr, $t:ty) => {{
+                let sv = host_slice::<$t>(s.0, s.1)?;
+                let av = match a {
+                    Some((st, l)) => host_slice::<$t>(st, l)?,
+                    None => &[],
+                };
+                shared_run::<$t>(&mut $v[o..o + len], self.w, sv, av, self.kind);
+                Ok(())
+            }};
+        }
+        match d {
+            CpuStorage::F32(v) => go!(v, f32),
+            CpuStorage::F64(v) => go!(v, f64),
+            _ => candle_core::bail!("hvp_block: unsupported dtype"),
+        }
+    }
+}
+
+impl InplaceOp2 for SharedOp {
+    fn name(&self) -> &'static str {
+        "eos-block-shared"
+    }
+    fn cpu_fwd(
+        &self,
+        d: &mut CpuStorage,
+        dl: &Layout,
+        s: &CpuStorage,
+        sl: &Layout,
+    ) -> candle_core::Result<()> {
+        self.exec(d, dl, (s, sl), None)
+    }
+}
+
+impl InplaceOp3 for SharedOp {
+    fn name(&self) -> &'static str {
+        "eos-block-shared"
+    }
+    fn cpu_fwd(
+        &self,
+        d: &mut CpuStorage,
+        dl: &Layout,
+        a: &CpuStorage,
+        al: &Layout,
+        s: &CpuStorage,
+        sl: &Layout,
+    ) -> candle_core::Result<()> {
+        self.exec(d, dl, (s, sl), Some((a, al)))
+    }
+}
+
+fn host_ok(t: &Tensor, dtype: DType) -> bool {
+    t.device().is_cpu() && t.is_contiguous() && t.dtype() == dtype
+}
+
+/// `t` `[n, k·w]` (a fresh temporary: modified in place on the host path) times φ'
+/// `[n, w]`, the same φ' for each of the k blocks; `None` for φ' ≡ 1.
+fn mul_d1(t: Tensor, d1: &D1, k: usize) -> Result<Tensor> {
+    let (src, kind) = match d1 {
+        D1::One => return Ok(t),
+        D1::Mask { h, low } => (h, Shared::Mask(*low)),
+        D1::Dense(d) => (d, Shared::Dense),
+    };
+    let (n, w) = src.dims2()?;
+    let dt = t.dtype();
+    if host_ok(&t, dt) && host_ok(src, dt) && matches!(dt, DType::F32 | DType::F64) {
+        t.inplace_op2(src, &SharedOp { kind, w })?;
+        return Ok(t);
+    }
+    let d = d1.to_tensor(src)?;
     Ok(t.reshape((n, k, w))?
-        .broadcast_mul(&s.unsqueeze(1)?)?
+        .broadcast_mul(&d.unsqueeze(1)?)?
         .reshape((n, k * w))?)
+}
+
+/// `t + a ⊙ s` for `t`, `a` `[n, k·w]` and `s` `[n, w]` shared by the k blocks (`t` a
+/// fresh temporary, modified in place on the host path).
+fn add_mul_shared(t: Tensor, a: &Tensor, s: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, w) = s.dims2()?;
+    let dt = t.dtype();
+    let host = [&t, a, s].iter().all(|x| host_ok(x, dt));
+    if host && matches!(dt, DType::F32 | DType::F64) && a.dims() == t.dims() {
+        let op = SharedOp {
+            kind: Shared::MulAdd,
+            w,
+        };
+        t.inplace_op3(a, s, &op)?;
+        return Ok(t);
+    }
+    let p = a
+        .reshape((n, k, w))?
+        .broadcast_mul(&s.unsqueeze(1)?)?
+        .reshape((n, k * w))?;
+    Ok((t + p)?)
 }
 
 /// `a` `[n·k, w]`-viewed product with `m` `[w, o]`, returned as `[n, k·o]`.
@@ -111,7 +292,7 @@ impl Mlp {
                     vs.iter().map(|v| v.layers[l].bias.as_ref()).collect();
                 Ok(LayerBlock {
                     rows: Tensor::cat(&ws, 0)?,
-                    cols: Tensor::cat(&ws, 1)?,
+                    cols: (l > 0).then(|| Tensor::cat(&ws, 1)).transpose()?,
                     bias: bs.map(|b| Tensor::cat(&b, 0)).transpose()?,
                 })
             })
@@ -164,9 +345,13 @@ impl Mlp {
                 return Ok(BlockTangent { rh, rz, out: z });
             }
             let act = &pc.cache.acts[l];
-            let d1 = act.d1.to_tensor(&pc.cache.hs[l + 1])?;
-            rh.push(Some(mul_shared(&z, &d1, k)?));
-            rz.push(act.d2.is_some().then_some(z));
+            if act.d2.is_some() {
+                rh.push(Some(mul_d1(z.copy()?, &act.d1, k)?));
+                rz.push(Some(z));
+            } else {
+                rh.push(Some(mul_d1(z, &act.d1, k)?));
+                rz.push(None);
+            }
         }
         unreachable!("the loop returns at the last layer")
     }
@@ -206,12 +391,13 @@ impl Mlp {
             if l > 0 {
                 let d = pc.deltas[l].as_ref().expect("δ_l for l ≥ 1");
                 let rg = stacked_matmul(&rd, &p.weight, k)?;
-                let q = d.matmul(&blocks[l].cols)?;
+                let cols = blocks[l].cols.as_ref().expect("set for l ≥ 1");
+                let q = d.matmul(cols)?;
                 let s = fuse(rg, Some(&q), None, Steps::scale(m), None)?;
                 let act = &pc.cache.acts[l - 1];
-                let mut next = mul_shared(&s, &act.d1.to_tensor(h)?, k)?;
+                let mut next = mul_d1(s, &act.d1, k)?;
                 if let (Some(d2), Some(g), Some(rz)) = (&act.d2, &pc.gs[l], &tan.rz[l - 1]) {
-                    next = (next + mul_shared(rz, &(g * d2)?, k)?)?;
+                    next = add_mul_shared(next, rz, &(g * d2)?, k)?;
                 }
                 rd = next;
             }

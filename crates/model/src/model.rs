@@ -48,6 +48,16 @@ pub trait Model: Debug + Clone {
         batch: &Batch,
         v: &Self::Params,
     ) -> Result<Self::Params>;
+    /// H v_i for every direction of `vs` from one primal pass: one product at a time
+    /// unless the model shares the tangent pass across directions ([`Mlp::hvp_block`]).
+    fn hvp_block(
+        &self,
+        primal: &Self::Primal,
+        batch: &Batch,
+        vs: &[Self::Params],
+    ) -> Result<Vec<Self::Params>> {
+        vs.iter().map(|v| self.hvp_with(primal, batch, v)).collect()
+    }
     /// Bytes held by a primal pass.
     fn primal_bytes(primal: &Self::Primal) -> usize;
     /// An upper estimate of [`Model::primal_bytes`] for `n` samples, before computing
@@ -110,6 +120,14 @@ impl Model for Mlp {
     }
     fn hvp_with(&self, primal: &HvpPrimal, batch: &Batch, v: &ParamVec) -> Result<ParamVec> {
         Mlp::hvp_with(self, primal, batch, v)
+    }
+    fn hvp_block(
+        &self,
+        primal: &HvpPrimal,
+        batch: &Batch,
+        vs: &[ParamVec],
+    ) -> Result<Vec<ParamVec>> {
+        Mlp::hvp_block(self, primal, batch, vs)
     }
     fn primal_bytes(primal: &HvpPrimal) -> usize {
         primal.bytes()

@@ -16,8 +16,8 @@
 use crate::error::Context;
 use candle_core::{DType, D};
 use eos_hessian::{
-    batch_sharpness, exact_trace, hutchinson, lanczos, soft_rank, update_cosine, LanczosConfig,
-    ModelOperator, Which,
+    batch_sharpness, block_lanczos, exact_trace, hutchinson, lanczos, soft_rank, update_cosine,
+    LanczosConfig, ModelOperator, Which,
 };
 use eos_model::rng::derive_seed;
 use eos_model::{Batch, Loss, Model, ParamVec};
@@ -198,7 +198,10 @@ impl Probes {
         } else {
             &[]
         };
-        let r = lanczos(&op, &cfg, warm).context("sharpness probe (Lanczos)")?;
+        let r = match c.sharpness.block {
+            0 => lanczos(&op, &cfg, warm).context("sharpness probe (Lanczos)")?,
+            b => block_lanczos(&op, &cfg, b, warm).context("sharpness probe (block Lanczos)")?,
+        };
         line.sharpness = r.eigenvalues.first().copied();
         line.top_eigenvalues = Some(r.eigenvalues);
         self.ritz = r.eigenvectors;

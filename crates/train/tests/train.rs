@@ -193,6 +193,8 @@ fn config_errors_name_the_file_and_the_key() {
     assert!(e.contains("model.activation") && e.contains("relu6"), "{e}");
     let e = err(TINY, &["probes.sharpness.every=-1"]);
     assert!(e.contains("probes.sharpness.every"), "{e}");
+    let e = err(TINY, &["probes.effective_sharpness.block=2"]);
+    assert!(e.contains("probes.effective_sharpness.block"), "{e}");
     let e = err(TINY, &["model.widths=[3, 8, 3]", "model.depth=0"]);
     assert!(e.contains("model.widths"), "{e}");
     let e = err(
@@ -278,8 +280,6 @@ fn probes_match_a_quadratic_model() {
         dir,
         config: cfg_path,
     } = TinyCase::new("train-quadratic").with_config(LINEAR);
-    let out = dir.join("run");
-    run(&cfg_path, &out, &[]);
     let cfg = Config::load(&cfg_path, &[]).unwrap();
     let x = data::build_data(&cfg)
         .unwrap()
@@ -293,12 +293,26 @@ fn probes_match_a_quadratic_model() {
     let mut eig = eos_hessian::symmetric_eigen(&h, d).unwrap().values;
     eig.reverse();
     let trace: f64 = (0..d).map(|i| h[i * d + i]).sum();
-    let lines = metrics(&out);
+    // Single-vector Lanczos (the default) and block Lanczos (blocks of 3, warm-started).
+    for (name, set) in [
+        ("run", &[][..]),
+        ("block", &["probes.sharpness.block=3"][..]),
+    ] {
+        let out = dir.join(name);
+        run(&cfg_path, &out, set);
+        check_quadratic_lines(&metrics(&out), &eig, trace);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The probe values of [`LINEAR`]'s run against the closed forms (`eig` descending).
+fn check_quadratic_lines(lines: &[serde_json::Value], eig: &[f64], trace: f64) {
+    let d = eig.len();
     // f64 with Lanczos tol 1e-12: 1e-9 relative.
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
-    for l in &lines {
+    for l in lines {
         let top: Vec<f64> = serde_json::from_value(l["top_eigenvalues"].clone()).unwrap();
-        for (a, b) in top.iter().zip(&eig) {
+        for (a, b) in top.iter().zip(eig) {
             assert!(close(*a, *b), "Ritz {top:?} vs eig(XᵀX/n) {eig:?}");
         }
         assert!(close(l["hessian_trace"].as_f64().unwrap(), trace));
@@ -320,5 +334,4 @@ fn probes_match_a_quadratic_model() {
             "{c:?} vs {next}"
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

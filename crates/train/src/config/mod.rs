@@ -376,15 +376,7 @@ impl Config {
             ));
         }
         let p = &self.probes;
-        if p.sharpness.k == 0 {
-            return Err(Error::config("probes.sharpness.k", "got 0; expected ≥ 1"));
-        }
-        if p.effective_sharpness.k == 0 {
-            return Err(Error::config(
-                "probes.effective_sharpness.k",
-                "got 0; expected ≥ 1",
-            ));
-        }
+        validate_eigen_probes(p)?;
         if p.hessian_trace.samples < 2 && !p.hessian_trace.exact {
             return Err(Error::config(
                 "probes.hessian_trace.samples",
@@ -402,6 +394,29 @@ impl Config {
 }
 
 /// The MLP's shape: `widths`, or `depth` (+ `base_width`).
+/// The Lanczos settings of the sharpness and effective-sharpness probes.
+fn validate_eigen_probes(p: &ProbesConfig) -> crate::Result<()> {
+    if p.sharpness.k == 0 {
+        return Err(Error::config("probes.sharpness.k", "got 0; expected ≥ 1"));
+    }
+    if p.effective_sharpness.block != 0 {
+        return Err(Error::config(
+            "probes.effective_sharpness.block",
+            format!(
+                "got {}; expected 0 (block Lanczos is offered for probes.sharpness only)",
+                p.effective_sharpness.block
+            ),
+        ));
+    }
+    if p.effective_sharpness.k == 0 {
+        return Err(Error::config(
+            "probes.effective_sharpness.k",
+            "got 0; expected ≥ 1",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_mlp(m: &ModelConfig) -> crate::Result<()> {
     match (&m.widths, m.depth, m.base_width) {
         (Some(w), None, None) if w.len() >= 2 && !w.contains(&0) => {}

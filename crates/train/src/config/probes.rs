@@ -83,6 +83,11 @@ pub struct SharpnessProbe {
     pub tol: f64,
     #[serde(default = "yes")]
     pub warm_start: bool,
+    /// Vectors per product block: 0 runs single-vector Lanczos (the default), b ≥ 1 block
+    /// Lanczos (`eos_hessian::block_lanczos`) with b Hessian-vector products per
+    /// R-operator pass, warm-started from the previous k Ritz vectors as a block.
+    #[serde(default)]
+    pub block: usize,
 }
 
 fn default_max_iter() -> usize {
@@ -101,6 +106,7 @@ impl Default for SharpnessProbe {
             max_iter: default_max_iter(),
             tol: default_tol(),
             warm_start: true,
+            block: 0,
         }
     }
 }
