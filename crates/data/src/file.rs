@@ -243,7 +243,7 @@ fn class_labels(values: &[f64], src: (&Path, &str)) -> Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::TempDir;
+    use crate::testing::{npy_bytes, TempDir};
     use safetensors::tensor::TensorView;
     use safetensors::Dtype;
     use std::io::Write;
@@ -268,21 +268,6 @@ mod tests {
             file,
             &safetensors::serialize(views, None).expect("serialisable"),
         )
-    }
-
-    /// A v1 `.npy` file of `descr` elements.
-    fn npy_bytes(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
-        let mut header =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(body);
-        out
     }
 
     #[test]

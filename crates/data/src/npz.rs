@@ -90,21 +90,8 @@ pub fn npz_dataset(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::npy_bytes;
     use std::io::Write;
-
-    fn npy_bytes(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
-        let mut header =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(body);
-        out
-    }
 
     fn write_npz(path: &Path, method: zip::CompressionMethod) {
         let x: Vec<u8> = [0.5f64, -1.0, 2.0, 3.25, 0.0, 7.5]

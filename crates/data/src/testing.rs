@@ -1,5 +1,5 @@
 //! Test helpers shared by this crate's unit tests: a self-deleting temporary directory
-//! and writers for tiny IDX / CIFAR-10 files (the readers' inverse, byte for byte).
+//! and writers for tiny IDX / CIFAR-10 / `.npy` files (the readers' inverse, byte for byte).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,5 +54,21 @@ pub fn cifar_bytes(labels: &[u8], pixels: impl Fn(usize, usize) -> u8) -> Vec<u8
         out.push(l);
         out.extend((0..3072).map(|p| pixels(i, p)));
     }
+    out
+}
+
+/// A v1 `.npy` file (numpy.lib.format) of `descr` elements: magic, version 1.0, header
+/// length (u16 LE), the header dict padded with spaces to a multiple of 64 bytes and
+/// ended by `\n`, then `body`.
+pub fn npy_bytes(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(body);
     out
 }
