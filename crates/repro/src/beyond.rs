@@ -217,7 +217,7 @@ fn stability_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
         })
         .collect();
     out.push(claim(
-        ctx,
+        ctx.full,
         Check::holds(
             "B2 νP: median η·λ_eff over the second half; share of probes with η·λ_eff > 2",
             med.iter().all(|m| *m >= 3.0) && frac.iter().all(|f| *f >= 0.5),
@@ -282,7 +282,7 @@ fn control_check(ctx: &Ctx, r: &Runs) -> Check {
         x.diverged() || peak >= 2.0 * l0
     });
     claim(
-        ctx,
+        ctx.full,
         Check::holds(
             format!(
                 "B3 standard SGD (SP) on the same network at lr = η = {}",
@@ -314,7 +314,7 @@ fn best_baseline(r: &Runs) -> Option<(f64, &Vec<Run>)> {
 fn comparison_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
     let Some((lr, base)) = best_baseline(r) else {
         return vec![claim(
-            ctx,
+            ctx.full,
             Check::holds(
                 "B4-B6 best EoS baseline",
                 false,
@@ -351,7 +351,7 @@ fn comparison_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
             mean(&a) < mean(&b)
         };
         out.push(claim(
-            ctx,
+            ctx.full,
             Check::holds(
                 format!("{what}: νP vs best EoS baseline (SGD lr = {lr})"),
                 pass,
@@ -511,7 +511,7 @@ fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> Result<(Vec<Check>, Curve
     b8.measured = format!("{} (errors {})", b8.measured, errs.join(", "));
     let checks = vec![
         claim(
-            ctx,
+            ctx.full,
             Check::holds(
                 "B7 ReLU νP run, its own update at its checkpoints: |L(θ+Δθ) − Σ_{k≤3} c_k| / |L(θ+Δθ) − c0|",
                 m <= 0.1,
@@ -520,7 +520,7 @@ fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> Result<(Vec<Check>, Curve
                 SOURCE,
             ),
         ),
-        claim(ctx, b8),
+        claim(ctx.full, b8),
         note,
     ];
     Ok((checks, curve))

@@ -38,6 +38,9 @@
 //! and Q2 (the schedule run's η_t λ_t in [1.5, 4] at ≥ 80 % of its probes after the
 //! first) gate; N1–N5 are NOTEs. `EOS_NUP_EOC_ONLY=depth` runs only the depth runs and
 //! Q1, N1, N2 (the N2 test within the time one session has).
+//!
+//! `run` trains, reduces the runs to [`Measurements`] and judges them with
+//! [`checks`], a pure function (issue 11) unit-tested on hand-made measurements.
 
 use eos_train::Status;
 
@@ -184,15 +187,16 @@ fn late_loss(run: &Run) -> f64 {
     last_tenth_loss(run)
 }
 
-/// max − min over groups of log10(seed-mean late loss).
-fn log_spread(g: &Group) -> f64 {
-    let v: Vec<f64> = g
-        .iter()
-        .map(|(_, runs)| mean(&runs.iter().map(late_loss).collect::<Vec<_>>()).log10())
-        .collect();
-    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-    hi - lo
+/// The seed mean of `f` over `runs`.
+fn seed_mean(runs: &[Run], f: &dyn Fn(&Run) -> f64) -> f64 {
+    mean(&runs.iter().map(f).collect::<Vec<_>>())
+}
+
+/// (label, seed-mean late loss) per group.
+fn late_losses(g: &Group) -> Labelled {
+    g.iter()
+        .map(|(k, runs)| (k.clone(), seed_mean(runs, &late_loss)))
+        .collect()
 }
 
 /// Steps in the catapult phase: 10 × the probes with ηλ > 2 where the mean loss over
@@ -261,47 +265,6 @@ pub fn curve_spread(g: &Group, f: &dyn Fn(&Run) -> Vec<(f64, f64)>) -> f64 {
     mean(&steps.iter().map(|&t| spread(t)).collect::<Vec<_>>())
 }
 
-/// N2: the spread over depth of the preactivation norms and of the loss curves,
-/// νP against SP at the smaller lr (and, as a NOTE, at the larger one).
-fn preact_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
-    let loss = |x: &Run| x.series("loss");
-    let mut out = Vec::new();
-    for (what, f) in [
-        (
-            "preactivation RMS of the last hidden layer",
-            &last_preact as &dyn Fn(&Run) -> _,
-        ),
-        ("minibatch loss curve", &loss),
-    ] {
-        let (n, s, s5) = (
-            curve_spread(&r.nup, f),
-            curve_spread(&r.sp_small, f),
-            curve_spread(&r.sp, f),
-        );
-        out.push(claim(
-            ctx,
-            Check::holds(
-                format!("N2 spread over L = 4, 8, 16 of log10({what}), mean over steps: νP vs SP (lr {})", 0.01),
-                n <= N2_FACTOR * s,
-                format!("{} vs {}", fmt(n), fmt(s)),
-                format!("νP ≤ {N2_FACTOR} × SP"),
-                SOURCE,
-            ),
-        ));
-        out.push(
-            Check::holds(
-                format!("N2 {what}: νP vs SP at lr 0.05 (diverged runs count as +∞)"),
-                n <= N2_FACTOR * s5,
-                format!("{} vs {}", fmt(n), fmt(s5)),
-                format!("νP ≤ {N2_FACTOR} × SP"),
-                SOURCE,
-            )
-            .informative(),
-        );
-    }
-    out
-}
-
 /// Ranks (1-based, ties averaged).
 fn ranks(v: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..v.len()).collect();
@@ -335,37 +298,178 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
     cov / (vx * vy).sqrt()
 }
 
-fn group_text(g: &Group) -> String {
-    g.iter()
-        .map(|(k, runs)| {
-            let v: Vec<f64> = runs.iter().map(late_loss).collect();
-            format!("{k}: {}", fmt(mean(&v)))
+/// Values with their labels (a depth, a constant η).
+pub type Labelled = Vec<(String, f64)>;
+
+/// N2's spreads over depth of one curve (see [`curve_spread`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spreads {
+    pub nup: f64,
+    /// SP at lr 0.01 (N2's baseline).
+    pub sp_small: f64,
+    /// SP at lr 0.05 (the NOTE).
+    pub sp: f64,
+}
+
+/// What the depth runs measured (Q1, N1, N2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthMeasured {
+    /// Q1: each νP run's status and whether it finished with a loss on every line.
+    pub nup_runs: Vec<(String, bool)>,
+    /// N1: seed-mean late loss per depth (+∞ for a diverged run) of νP, SP and SP at
+    /// the smaller lr.
+    pub late_nup: Labelled,
+    pub late_sp: Labelled,
+    pub late_sp_small: Labelled,
+    /// N2: the last hidden layer's preactivation RMS and the minibatch loss curve.
+    pub preact: Spreads,
+    pub loss_curve: Spreads,
+}
+
+/// What the schedule runs (and, for N3, every run) measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleMeasured {
+    /// N3: (early update cosine, final test accuracy) of every run that did not diverge
+    /// and has both.
+    pub cosine_accuracy: Vec<(f64, f64)>,
+    /// Q2: η_t λ_t of the seed-0 geometry-aware run at its probes after the first.
+    pub eta_lambda: Vec<f64>,
+    /// N4: seed-mean catapult steps of the geometry-aware run and per constant η.
+    pub catapult_geometry: f64,
+    pub catapult_constant: Labelled,
+    /// N5: seed-mean late loss of the geometry-aware run and of each constant η whose
+    /// runs all finished.
+    pub late_geometry: f64,
+    pub late_constant_finished: Labelled,
+}
+
+/// What the runs measured; [`checks`] judges it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurements {
+    /// The full version: the claims gate (NOTEs in the reduced one).
+    pub full: bool,
+    pub depth: DepthMeasured,
+    /// None with `EOS_NUP_EOC_ONLY=depth`.
+    pub schedule: Option<ScheduleMeasured>,
+}
+
+fn measure_depth(r: &Runs) -> DepthMeasured {
+    let spreads = |f: &dyn Fn(&Run) -> Vec<(f64, f64)>| Spreads {
+        nup: curve_spread(&r.nup, f),
+        sp_small: curve_spread(&r.sp_small, f),
+        sp: curve_spread(&r.sp, f),
+    };
+    let nup_runs = (r.nup.iter().flat_map(|g| &g.1))
+        .map(|x| {
+            let ok =
+                x.status == Status::Finished && x.series("loss").len() == x.metrics.lines.len();
+            (x.status.to_string(), ok)
         })
+        .collect();
+    DepthMeasured {
+        nup_runs,
+        late_nup: late_losses(&r.nup),
+        late_sp: late_losses(&r.sp),
+        late_sp_small: late_losses(&r.sp_small),
+        preact: spreads(&last_preact),
+        loss_curve: spreads(&|x: &Run| x.series("loss")),
+    }
+}
+
+/// N3's points: (early update cosine, final test accuracy) over every depth and
+/// schedule run.
+fn cosine_points(r: &Runs) -> Vec<(f64, f64)> {
+    let runs = (r
+        .nup
+        .iter()
+        .chain(&r.sp)
+        .chain(&r.sp_small)
+        .chain(&r.constant))
+    .flat_map(|g| &g.1)
+    .chain(&r.geometry);
+    let mut out = vec![];
+    for run in runs {
+        let t_end = run.series("loss").last().map_or(0.0, |p| p.0);
+        let cos: Vec<f64> = (run.series("update_cosine").into_iter())
+            .filter(|p| p.0 <= 0.1 * t_end)
+            .map(|p| p.1)
+            .collect();
+        let acc = run.series("test_accuracy").last().map_or(f64::NAN, |p| p.1);
+        let c = super::median(cos);
+        if c.is_finite() && acc.is_finite() && !run.diverged() {
+            out.push((c, acc));
+        }
+    }
+    out
+}
+
+fn measure_schedule(r: &Runs) -> ScheduleMeasured {
+    let steps = |x: &Run| catapult_steps(&eta_lambda(x, "sharpness"), &x.series("loss"));
+    let eta_lambda = (eta_lambda(&r.geometry[0], "sharpness").into_iter())
+        .skip(1)
+        .map(|p| p.1)
+        .collect();
+    let finished = (r.constant.iter())
+        .filter(|(_, runs)| runs.iter().all(|x| x.status == Status::Finished))
+        .cloned()
+        .collect();
+    ScheduleMeasured {
+        cosine_accuracy: cosine_points(r),
+        eta_lambda,
+        catapult_geometry: seed_mean(&r.geometry, &steps),
+        catapult_constant: (r.constant.iter())
+            .map(|(k, runs)| (k.clone(), seed_mean(runs, &steps)))
+            .collect(),
+        late_geometry: seed_mean(&r.geometry, &late_loss),
+        late_constant_finished: late_losses(&finished),
+    }
+}
+
+/// The checks of the measurements (module docs), in the order Q1, N1, N2, N3, Q2, N4,
+/// N5: a pure function.
+pub fn checks(m: &Measurements) -> Vec<Check> {
+    let mut out = depth_checks(m.full, &m.depth);
+    out.extend(preact_checks(m.full, &m.depth));
+    if let Some(s) = &m.schedule {
+        out.push(cosine_check(m.full, s));
+        out.extend(schedule_checks(m.full, s));
+    }
+    out
+}
+
+/// max − min of log10 of the values.
+fn log_spread(v: &Labelled) -> f64 {
+    let hi = v
+        .iter()
+        .map(|p| p.1.log10())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let lo = v.iter().map(|p| p.1.log10()).fold(f64::INFINITY, f64::min);
+    hi - lo
+}
+
+fn labelled_text(v: &Labelled) -> String {
+    v.iter()
+        .map(|(k, x)| format!("{k}: {}", fmt(*x)))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// Q1 and N1.
-fn depth_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
-    let all: Vec<&Run> = r.nup.iter().flat_map(|g| &g.1).collect();
-    let ok = all
-        .iter()
-        .all(|x| x.status == Status::Finished && x.series("loss").len() == x.metrics.lines.len());
-    let (sn, ss) = (log_spread(&r.nup), log_spread(&r.sp));
-    let sm = log_spread(&r.sp_small);
+fn depth_checks(full: bool, d: &DepthMeasured) -> Vec<Check> {
+    let ok = d.nup_runs.iter().all(|r| r.1);
+    let (sn, ss) = (log_spread(&d.late_nup), log_spread(&d.late_sp));
+    let sm = log_spread(&d.late_sp_small);
+    let status: Vec<&str> = d.nup_runs.iter().map(|r| r.0.as_str()).collect();
     vec![
         Check::holds(
             "Q1 νP at L = 4, 8, 16: every run finishes with finite losses",
             ok,
-            all.iter()
-                .map(|x| x.status.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            status.join(", "),
             "all finished",
             SOURCE,
         ),
         claim(
-            ctx,
+            full,
             Check::holds(
                 "N1 spread over depth of log10(late loss): νP vs SP",
                 sn <= 0.5 * ss,
@@ -373,8 +477,8 @@ fn depth_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
                     "{} vs {} (νP {}; SP {})",
                     fmt(sn),
                     fmt(ss),
-                    group_text(&r.nup),
-                    group_text(&r.sp)
+                    labelled_text(&d.late_nup),
+                    labelled_text(&d.late_sp)
                 ),
                 "νP ≤ ½ × SP",
                 SOURCE,
@@ -387,7 +491,7 @@ fn depth_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
                 "{} vs {} (SP {})",
                 fmt(sn),
                 fmt(sm),
-                group_text(&r.sp_small)
+                labelled_text(&d.late_sp_small)
             ),
             "νP ≤ ½ × SP",
             SOURCE,
@@ -396,36 +500,44 @@ fn depth_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
     ]
 }
 
-/// N3: early update cosine vs final test accuracy over every depth and schedule run.
-fn cosine_check(ctx: &Ctx, r: &Runs) -> Check {
-    let runs: Vec<&Run> = r
-        .nup
-        .iter()
-        .chain(&r.sp)
-        .chain(&r.sp_small)
-        .chain(&r.constant)
-        .flat_map(|g| &g.1)
-        .chain(&r.geometry)
-        .collect();
-    let (mut x, mut y) = (vec![], vec![]);
-    for run in runs {
-        let t_end = run.series("loss").last().map_or(0.0, |p| p.0);
-        let cos: Vec<f64> = run
-            .series("update_cosine")
-            .into_iter()
-            .filter(|p| p.0 <= 0.1 * t_end)
-            .map(|p| p.1)
-            .collect();
-        let acc = run.series("test_accuracy").last().map_or(f64::NAN, |p| p.1);
-        let c = super::median(cos);
-        if c.is_finite() && acc.is_finite() && !run.diverged() {
-            x.push(c);
-            y.push(acc);
-        }
+/// N2: the spread over depth of the preactivation norms and of the loss curves,
+/// νP against SP at the smaller lr (and, as a NOTE, at the larger one).
+fn preact_checks(full: bool, d: &DepthMeasured) -> Vec<Check> {
+    let mut out = Vec::new();
+    for (what, s) in [
+        ("preactivation RMS of the last hidden layer", d.preact),
+        ("minibatch loss curve", d.loss_curve),
+    ] {
+        out.push(claim(
+            full,
+            Check::holds(
+                format!("N2 spread over L = 4, 8, 16 of log10({what}), mean over steps: νP vs SP (lr {})", 0.01),
+                s.nup <= N2_FACTOR * s.sp_small,
+                format!("{} vs {}", fmt(s.nup), fmt(s.sp_small)),
+                format!("νP ≤ {N2_FACTOR} × SP"),
+                SOURCE,
+            ),
+        ));
+        out.push(
+            Check::holds(
+                format!("N2 {what}: νP vs SP at lr 0.05 (diverged runs count as +∞)"),
+                s.nup <= N2_FACTOR * s.sp,
+                format!("{} vs {}", fmt(s.nup), fmt(s.sp)),
+                format!("νP ≤ {N2_FACTOR} × SP"),
+                SOURCE,
+            )
+            .informative(),
+        );
     }
+    out
+}
+
+/// N3: early update cosine vs final test accuracy over every depth and schedule run.
+fn cosine_check(full: bool, s: &ScheduleMeasured) -> Check {
+    let (x, y): (Vec<f64>, Vec<f64>) = s.cosine_accuracy.iter().copied().unzip();
     let rho = spearman(&x, &y);
     claim(
-        ctx,
+        full,
         Check::holds(
             "N3 Spearman ρ(early update cosine, final test accuracy) over the runs",
             rho >= 0.5,
@@ -437,38 +549,14 @@ fn cosine_check(ctx: &Ctx, r: &Runs) -> Check {
 }
 
 /// Q2, N4, N5: the geometry-aware schedule.
-fn schedule_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
-    let g0 = &r.geometry[0];
-    let el: Vec<f64> = eta_lambda(g0, "sharpness")
-        .into_iter()
-        .skip(1)
-        .map(|p| p.1)
-        .collect();
+fn schedule_checks(full: bool, s: &ScheduleMeasured) -> Vec<Check> {
+    let el = &s.eta_lambda;
     let inside =
         el.iter().filter(|v| (1.5..=4.0).contains(*v)).count() as f64 / el.len().max(1) as f64;
-    let steps = |x: &Run| catapult_steps(&eta_lambda(x, "sharpness"), &x.series("loss"));
-    let seed_mean =
-        |runs: &[Run], f: &dyn Fn(&Run) -> f64| mean(&runs.iter().map(f).collect::<Vec<_>>());
-    let geo = seed_mean(&r.geometry, &steps);
-    let cons: Vec<(String, f64)> = r
-        .constant
-        .iter()
-        .map(|(k, runs)| (k.clone(), seed_mean(runs, &steps)))
-        .collect();
+    let (geo, cons) = (s.catapult_geometry, &s.catapult_constant);
     let cmax = cons.iter().map(|c| c.1).fold(0.0, f64::max);
-    let gl = seed_mean(&r.geometry, &late_loss);
-    let best = r
-        .constant
-        .iter()
-        .filter(|(_, runs)| runs.iter().all(|x| x.status == Status::Finished))
-        .map(|(k, runs)| (k.clone(), seed_mean(runs, &late_loss)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    let text = |v: &[(String, f64)]| {
-        v.iter()
-            .map(|(k, x)| format!("{k}: {}", fmt(*x)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let gl = s.late_geometry;
+    let best = (s.late_constant_finished.iter()).min_by(|a, b| a.1.total_cmp(&b.1));
     vec![
         Check::holds(
             "Q2 geometry-aware schedule: share of probes with η_t λ_t in [1.5, 4] (seed 0)",
@@ -478,20 +566,20 @@ fn schedule_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
             "the schedule's definition (THEORY.md §6)",
         ),
         claim(
-            ctx,
+            full,
             Check::holds(
                 "N4 catapult steps (ηλ > 2, loss falling over ±50 steps): geometry-aware vs constant η",
                 geo >= 3.0 * cmax,
-                format!("{} vs {}", fmt(geo), text(&cons)),
+                format!("{} vs {}", fmt(geo), labelled_text(cons)),
                 "≥ 3 × the largest constant-η value",
                 SOURCE,
             ),
         ),
         claim(
-            ctx,
+            full,
             Check::holds(
                 "N5 late loss: geometry-aware vs the best constant η",
-                best.as_ref().is_some_and(|b| gl <= b.1),
+                best.is_some_and(|b| gl <= b.1),
                 format!(
                     "{} vs {}",
                     fmt(gl),
@@ -549,16 +637,16 @@ fn figures(ctx: &Ctx, r: &Runs) -> Result<()> {
 pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let p = Settings::load(ctx)?;
     let r = train_all(ctx, &p)?;
-    let mut checks = depth_checks(ctx, &r);
-    checks.extend(preact_checks(ctx, &r));
+    let m = Measurements {
+        full: ctx.full,
+        depth: measure_depth(&r),
+        schedule: (!p.depth_only).then(|| measure_schedule(&r)),
+    };
     depth_figures(ctx, &r)?;
-    if p.depth_only {
-        return Ok(checks);
+    if !p.depth_only {
+        figures(ctx, &r)?;
     }
-    checks.push(cosine_check(ctx, &r));
-    checks.extend(schedule_checks(ctx, &r));
-    figures(ctx, &r)?;
-    Ok(checks)
+    Ok(checks(&m))
 }
 
 #[cfg(test)]
@@ -666,5 +754,130 @@ mod tests {
         // few risen values but still averages below the past one: 0.9265 < 0.9745,
         // 0.9387 < 0.9645); at t = 70 it does not (0.9549 > 0.9545).
         assert_eq!(catapult_steps(&el_hi, &loss), 70.0);
+    }
+
+    fn labelled(v: &[(&str, f64)]) -> Labelled {
+        v.iter().map(|(k, x)| (k.to_string(), *x)).collect()
+    }
+
+    /// Measurements on which every gate holds exactly at its threshold.
+    fn at_thresholds() -> Measurements {
+        let depth = labelled(&[("L = 4", 1.0), ("L = 8", 1.0), ("L = 16", 10.0)]);
+        let spreads = Spreads {
+            nup: 0.5,
+            sp_small: 1.0,
+            sp: f64::INFINITY,
+        };
+        Measurements {
+            full: true,
+            depth: DepthMeasured {
+                nup_runs: vec![("finished".into(), true); 3],
+                // νP spread 1 decade, SP 2 decades: 1 ≤ ½ × 2.
+                late_nup: depth,
+                late_sp: labelled(&[("L = 4", 1.0), ("L = 8", 100.0), ("L = 16", 10.0)]),
+                late_sp_small: labelled(&[("L = 4", 1.0), ("L = 8", 1.0), ("L = 16", 1.0)]),
+                preact: spreads,
+                loss_curve: spreads,
+            },
+            schedule: Some(ScheduleMeasured {
+                // Ranks 1..5 against 1, 4, 2, 5, 3: Σd² = 10, ρ = 1 − 60/120 = 0.5.
+                cosine_accuracy: vec![(0.1, 1.0), (0.2, 4.0), (0.3, 2.0), (0.4, 5.0), (0.5, 3.0)],
+                // 4 of 5 in [1.5, 4] (both ends inside).
+                eta_lambda: vec![1.5, 4.0, 2.0, 2.5, 4.5],
+                catapult_geometry: 30.0,
+                catapult_constant: labelled(&[("η = 0.01", 10.0), ("η = 0.1", 0.0)]),
+                late_geometry: 0.1,
+                late_constant_finished: labelled(&[("η = 0.01", 0.2), ("η = 0.03", 0.1)]),
+            }),
+        }
+    }
+
+    /// (name prefix, pass, informative) of each check.
+    fn verdicts(m: &Measurements) -> Vec<(String, bool, bool)> {
+        checks(m)
+            .into_iter()
+            .map(|c| (c.what[..2].to_string(), c.pass, c.informative))
+            .collect()
+    }
+
+    #[test]
+    fn checks_pass_exactly_at_the_thresholds() {
+        let m = at_thresholds();
+        let v = verdicts(&m);
+        let names: Vec<&str> = v.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Q1", "N1", "N1", "N2", "N2", "N2", "N2", "N3", "Q2", "N4", "N5"]
+        );
+        // Every gate passes; the NOTEs: N1 at SP lr 0.01 fails (spread 0), N2 at lr 0.05
+        // passes (SP +∞).
+        let informative: Vec<bool> = v.iter().map(|c| c.2).collect();
+        let notes = [
+            false, false, true, false, true, false, true, false, false, false, false,
+        ];
+        assert_eq!(informative, notes);
+        for (c, note) in v.iter().zip(notes) {
+            assert!(note || c.1, "{c:?}");
+        }
+        assert!(!v[2].1 && v[4].1 && v[6].1);
+        let c = checks(&m);
+        assert_eq!(
+            c[1].measured,
+            "1 vs 2 (νP L = 4: 1, L = 8: 1, L = 16: 10; SP L = 4: 1, L = 8: 100, L = 16: 10)"
+        );
+        assert_eq!(c[7].measured, "0.5 over 5 runs");
+        assert_eq!(c[8].measured, "0.8 of 5 probes");
+        assert_eq!(c[10].measured, "0.1 vs 0.1 (η = 0.03)");
+    }
+
+    fn s(m: &mut Measurements) -> &mut ScheduleMeasured {
+        m.schedule
+            .as_mut()
+            .expect("at_thresholds has the schedule runs")
+    }
+
+    #[test]
+    fn each_gate_fails_just_past_its_threshold() {
+        let fails = |f: &dyn Fn(&mut Measurements), i: usize| {
+            let mut m = at_thresholds();
+            f(&mut m);
+            let c = checks(&m);
+            assert!(!c[i].pass, "{:?}", c[i]);
+            let others = c
+                .iter()
+                .enumerate()
+                .filter(|(j, c)| *j != i && !c.informative);
+            assert!(others.clone().all(|(_, c)| c.pass), "{c:?}");
+        };
+        fails(&|m| m.depth.nup_runs[1] = ("diverged".into(), false), 0);
+        fails(&|m| m.depth.late_sp[1].1 = 99.0, 1);
+        fails(&|m| m.depth.preact.nup = 0.500_001, 3);
+        fails(&|m| m.depth.loss_curve.sp_small = 0.999_999, 5);
+        // Ranks 4, 1, 2, 3, 5: Σd² = 12, ρ = 0.4.
+        fails(
+            &|m| {
+                s(m).cosine_accuracy =
+                    vec![(1.0, 4.0), (2.0, 1.0), (3.0, 2.0), (4.0, 3.0), (5.0, 5.0)]
+            },
+            7,
+        );
+        fails(&|m| s(m).eta_lambda[1] = 4.000_001, 8);
+        fails(&|m| s(m).catapult_geometry = 29.999, 9);
+        fails(&|m| s(m).late_geometry = 0.100_001, 10);
+        fails(&|m| s(m).late_constant_finished.clear(), 10);
+        let mut m = at_thresholds();
+        s(&mut m).late_constant_finished.clear();
+        assert_eq!(checks(&m)[10].measured, "0.1 vs none finished");
+    }
+
+    #[test]
+    fn reduced_claims_are_notes_and_depth_only_stops_at_n2() {
+        let mut m = at_thresholds();
+        m.full = false;
+        let v = verdicts(&m);
+        let gating: Vec<&str> = v.iter().filter(|c| !c.2).map(|c| c.0.as_str()).collect();
+        assert_eq!(gating, ["Q1", "Q2"]);
+        m.schedule = None;
+        assert_eq!(checks(&m).len(), 7);
     }
 }

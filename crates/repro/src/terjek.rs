@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{fmt, Check, Ctx, Run};
+use super::{fmt, Check, Run};
 
 /// Standard SGD (SP, He init, no per-layer scaling) instead of the config's νP.
 pub const SP: &str = "model.parameterization={kind=\"sp\"}";
@@ -61,9 +61,9 @@ pub fn constant_widths(w: usize) -> Vec<String> {
     ]
 }
 
-/// A claim's check: gating in the full version, a NOTE in the reduced one.
-pub fn claim(ctx: &Ctx, c: Check) -> Check {
-    if ctx.full {
+/// A claim's check: gating in the full version (`full`), a NOTE in the reduced one.
+pub fn claim(full: bool, c: Check) -> Check {
+    if full {
         c
     } else {
         c.informative()
