@@ -31,9 +31,13 @@
 //! r = f − y and the kernel λ = (|u|² + |v|²)/m, one GD step of ½r² gives
 //! f' = f − ηλr + η²r²f/m and λ' = λ + (ηr/m)(ηλr − 4f), so the kernel grows iff
 //! ηλ > 4f/(f − y) ([`one_sample_threshold`]); with y = 0 that is ηλ > 4.
+//!
+//! `run` trains, reduces the runs to [`Measurements`] and judges them with
+//! [`checks`], a pure function (issue 11) unit-tested on hand-made measurements.
 
-use super::{fmt, Check, Ctx, Result, Run};
+use super::{fmt, Check, Ctx, Result};
 use eos_report::plot::{Figure, Style};
+use eos_train::Status;
 use serde::Deserialize;
 
 /// c* at the largest width of the zero-target runs within this band (±10 % of 4).
@@ -116,9 +120,54 @@ pub fn phase(loss: &[(f64, f64)], sharp: &[(f64, f64)]) -> Phase {
     }
 }
 
+/// What one main run (η = c/λ₀) measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub c: f64,
+    pub status: Status,
+    pub phase: Phase,
+    /// η (the step-0 learning rate).
+    pub lr: f64,
+}
+
+/// What the runs measured; [`checks`] judges it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurements {
+    /// The full version: the zero-target claim gates (a NOTE in the reduced one).
+    pub full: bool,
+    /// The main runs, in the order of the settings' c.
+    pub main: Vec<Measured>,
+    /// The zero-target runs: the boundary bracket per width, widths ascending.
+    pub zero: Vec<(usize, Option<Bracket>)>,
+}
+
+/// The checks of the measurements (module docs): a pure function.
+pub fn checks(m: &Measurements) -> Vec<Check> {
+    let mut out: Vec<Check> = (m.main.iter())
+        .flat_map(|r| phase_checks(r.c, &r.phase, r.lr, r.status))
+        .collect();
+    // The claim is gated by the full version (widths 1k–16k); the reduced one (a single
+    // width, run by CI) reports it: it gates only what holds robustly at its size.
+    let check = zero_target_check(&m.zero);
+    out.push(if m.full { check } else { check.informative() });
+    out
+}
+
 pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set: Settings = ctx.settings()?;
-    let mut checks = Vec::new();
+    let main = main_runs(ctx, &set)?;
+    let zero = zero_target(ctx, &set)?;
+    let m = Measurements {
+        full: ctx.full,
+        main,
+        zero,
+    };
+    Ok(checks(&m))
+}
+
+/// The main runs: their measurements and the loss and curvature figures.
+fn main_runs(ctx: &Ctx, set: &Settings) -> Result<Vec<Measured>> {
+    let mut out = Vec::new();
     let mut loss_fig = Figure::new("catapult: loss under GD with η = c/λ₀ (first 60 steps)")
         .x_label("step")
         .y_label("loss")
@@ -133,8 +182,13 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
         let loss = run.series("loss");
         let sharp = run.series("sharpness");
         let lr = run.series("lr").first().map_or(f64::NAN, |p| p.1);
-        let p = phase(&loss, &sharp);
-        checks.extend(phase_checks(c, &p, lr, &run));
+        let phase = phase(&loss, &sharp);
+        out.push(Measured {
+            c,
+            status: run.status,
+            phase,
+            lr,
+        });
         let early: Vec<(f64, f64)> = loss.iter().copied().filter(|p| p.0 <= 60.0).collect();
         loss_fig.add(format!("c = {c}"), early, Style::Line);
         let curv: Vec<(f64, f64)> = sharp.iter().map(|&(t, l)| (t, lr * l)).collect();
@@ -148,19 +202,19 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     curv_fig.hline("2 (stability limit)", 2.0, 0.0..=steps);
     ctx.save(&loss_fig, "loss")?;
     ctx.save(&curv_fig, "curvature")?;
-    checks.extend(zero_target(ctx, &set)?);
-    Ok(checks)
+    Ok(out)
 }
 
 /// The checks of the phase that `c` = ηλ₀ puts a run in: lazy (c < 2), catapult
 /// (2 ≤ c < 4) or divergent (c ≥ 4; informative only below 5).
-fn phase_checks(c: f64, p: &Phase, lr: f64, run: &Run) -> Vec<Check> {
+fn phase_checks(c: f64, p: &Phase, lr: f64, status: Status) -> Vec<Check> {
     let tag = format!("c = {c}");
+    let diverged = status == Status::Diverged;
     let mut out = Vec::new();
     if c < 2.0 {
         out.push(Check::holds(
             format!("{tag} (lazy): loss never above its initial value"),
-            !run.diverged() && p.loss_max <= p.loss0,
+            !diverged && p.loss_max <= p.loss0,
             format!("max {} vs initial {}", fmt(p.loss_max), fmt(p.loss0)),
             "max ≤ initial",
             SOURCE,
@@ -175,7 +229,7 @@ fn phase_checks(c: f64, p: &Phase, lr: f64, run: &Run) -> Vec<Check> {
     } else if c < 4.0 {
         out.push(Check::holds(
             format!("{tag} (catapult): loss spikes, then ends below its initial value"),
-            !run.diverged() && p.loss_max > p.loss0 && p.loss_final < p.loss0,
+            !diverged && p.loss_max > p.loss0 && p.loss_final < p.loss0,
             format!(
                 "initial {}, peak {}, final {}",
                 fmt(p.loss0),
@@ -195,8 +249,8 @@ fn phase_checks(c: f64, p: &Phase, lr: f64, run: &Run) -> Vec<Check> {
     } else {
         let check = Check::holds(
             format!("{tag}: the run diverges"),
-            run.diverged(),
-            run.status.to_string(),
+            diverged,
+            status.to_string(),
             "diverged",
             SOURCE,
         );
@@ -263,8 +317,8 @@ pub fn zero_target_check(per_width: &[(usize, Option<Bracket>)]) -> Check {
     )
 }
 
-/// Zero-target runs: the per-width boundary in c_NTK and the gate (module docs).
-pub fn zero_target(ctx: &Ctx, set: &Settings) -> Result<Vec<Check>> {
+/// Zero-target runs: the per-width boundary in c_NTK (module docs) and their figure.
+pub fn zero_target(ctx: &Ctx, set: &Settings) -> Result<Vec<(usize, Option<Bracket>)>> {
     let mut per_width = Vec::new();
     let mut fig = Figure::new("catapult, y = 0: diverged (1) or not (0) against c = η·λ_NTK")
         .x_label("c = η · λ_NTK(step 0)")
@@ -292,10 +346,7 @@ pub fn zero_target(ctx: &Ctx, set: &Settings) -> Result<Vec<Check>> {
         per_width.push((w, b));
     }
     ctx.save(&fig, "zero-target")?;
-    // The claim is gated by the full version (widths 1k–16k); the reduced one (a single
-    // width, run by CI) reports it: it gates only what holds robustly at its size.
-    let check = zero_target_check(&per_width);
-    Ok(vec![if ctx.full { check } else { check.informative() }])
+    Ok(per_width)
 }
 
 #[cfg(test)]
@@ -413,5 +464,122 @@ mod tests {
         let bad = zero_target_check(&[(4096, Some((4.5, 4.8, 4.65)))]);
         assert!(!bad.pass);
         assert!(!zero_target_check(&[(4096, None)]).pass);
+    }
+
+    fn measured(c: f64, status: Status, phase: Phase, lr: f64) -> Measured {
+        Measured {
+            c,
+            status,
+            phase,
+            lr,
+        }
+    }
+
+    /// λ₀ = 1; the loss peaks at `max` and ends at `last`; λ ends at `lambda`.
+    fn ph(max: f64, last: f64, lambda: f64) -> Phase {
+        Phase {
+            loss0: 1.0,
+            loss_max: max,
+            loss_final: last,
+            lambda0: 1.0,
+            lambda_final: lambda,
+        }
+    }
+
+    /// Every gate of the measurements holds, each exactly at its threshold.
+    fn at_thresholds() -> Measurements {
+        let ok = Status::Finished;
+        Measurements {
+            full: true,
+            main: vec![
+                // lazy: max = initial; λ_final/λ₀ = 0.9 and 1.1 (the band's ends).
+                measured(1.0, ok, ph(1.0, 0.5, 0.9), 1.0),
+                measured(1.999, ok, ph(1.0, 0.5, 1.1), 1.0),
+                // c = 2 is a catapult: peak > initial > final; λ_final < 2/η = 4.
+                measured(2.0, ok, ph(1.5, 0.999, 3.999), 0.5),
+                // c = 4 diverges as a NOTE, c = 5 as a gate.
+                measured(4.0, Status::Diverged, ph(1e9, 1e9, 9.0), 4.0),
+                measured(5.0, Status::Diverged, ph(1e9, 1e9, 9.0), 5.0),
+            ],
+            zero: vec![(1024, None), (4096, Some((3.5, 3.7, 3.6)))],
+        }
+    }
+
+    #[test]
+    fn checks_pass_exactly_at_the_thresholds() {
+        let c = checks(&at_thresholds());
+        let what: Vec<&str> = c
+            .iter()
+            .map(|c| &c.what[..c.what.find(':').unwrap()])
+            .collect();
+        assert_eq!(
+            what,
+            [
+                "c = 1 (lazy)",
+                "c = 1 (lazy)",
+                "c = 1.999 (lazy)",
+                "c = 1.999 (lazy)",
+                "c = 2 (catapult)",
+                "c = 2 (catapult)",
+                "c = 4",
+                "c = 5",
+                "y = 0"
+            ]
+        );
+        assert!(c.iter().all(|c| c.pass), "{c:?}");
+        let notes: Vec<bool> = c.iter().map(|c| c.informative).collect();
+        assert_eq!(
+            notes,
+            [false, false, false, false, false, false, true, false, false]
+        );
+        assert_eq!(c[5].expected, "< 2/η = 4");
+        assert_eq!(
+            c[8].measured,
+            "3.6 (brackets 1024: no bracket; 4096: (3.5, 3.7))"
+        );
+        assert_eq!(c[8].what, "y = 0: boundary c* = η·λ_NTK at width 4096");
+    }
+
+    #[test]
+    fn each_gate_fails_just_past_its_threshold() {
+        let fails = |f: &dyn Fn(&mut Measurements), i: usize| {
+            let mut m = at_thresholds();
+            f(&mut m);
+            let c = checks(&m);
+            assert!(!c[i].pass, "{:?}", c[i]);
+            let others = c.iter().enumerate().filter(|(j, _)| *j != i);
+            assert!(others.clone().all(|(_, c)| c.pass), "{c:?}");
+        };
+        fails(&|m| m.main[0].phase.loss_max = 1.000_001, 0);
+        fails(&|m| m.main[0].status = Status::Diverged, 0);
+        fails(&|m| m.main[0].phase.lambda_final = 0.899_999, 1);
+        fails(&|m| m.main[1].phase.lambda_final = 1.100_001, 3);
+        fails(&|m| m.main[2].phase.loss_max = 1.0, 4);
+        fails(&|m| m.main[2].phase.loss_final = 1.0, 4);
+        fails(&|m| m.main[2].status = Status::Diverged, 4);
+        fails(&|m| m.main[2].phase.lambda_final = 4.0, 5);
+        fails(&|m| m.main[4].status = Status::Finished, 7);
+        fails(&|m| m.zero[1].1 = Some((4.3, 4.52, 4.41)), 8);
+        fails(&|m| m.zero[1].1 = Some((3.5, 3.69, 3.59)), 8);
+        fails(&|m| m.zero[1].1 = None, 8);
+        // c = 4 does not diverge: a NOTE that does not hold.
+        let mut m = at_thresholds();
+        m.main[3].status = Status::Finished;
+        let c = checks(&m);
+        assert!(!c[6].pass && c[6].informative);
+    }
+
+    #[test]
+    fn reduced_zero_target_claim_is_a_note() {
+        let mut m = at_thresholds();
+        m.full = false;
+        m.zero[1].1 = None;
+        let c = checks(&m);
+        assert!(!c[8].pass && c[8].informative);
+        m.main.clear();
+        m.zero.clear();
+        let c = checks(&m);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].what, "y = 0: boundary c* = η·λ_NTK at width 0");
     }
 }
