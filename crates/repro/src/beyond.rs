@@ -39,6 +39,9 @@
 //! The reduced version gates only R1 (= B1 for its one `nup` run) and R2 (every
 //! effective-sharpness probe of `nup` finite; with P = I the `sgd` run's
 //! `effective_sharpness` equals its `sharpness` to a relative 1e-9); B1–B8 are NOTEs.
+//!
+//! `run` trains, reduces the runs to [`Measurements`] and judges them with
+//! [`checks`], a pure function (issue 11) unit-tested on hand-made measurements.
 
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
@@ -62,7 +65,7 @@ const CONFIG: &str = "nup.toml";
 const TAYLOR_SCALES: u32 = 8;
 
 /// A per-run measurement.
-type Measure<'a> = &'a dyn Fn(&Run) -> f64;
+type Measure<'a> = &'a dyn Fn(&RunMeasured) -> f64;
 /// (s, |error|) along the scaled update.
 type Curve = Vec<(f64, f64)>;
 
@@ -166,6 +169,87 @@ fn last_soft_rank(run: &Run) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// What one run measured: the quantities the checks read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunMeasured {
+    pub status: Status,
+    /// Every logged line has a (finite) loss.
+    pub finite: bool,
+    /// The loss at step 0 and the largest loss after it.
+    pub loss0: f64,
+    pub peak: f64,
+    /// The mean loss over the last tenth.
+    pub late_loss: f64,
+    /// Median η·λ_eff over the second half.
+    pub el_median: f64,
+    /// The share of effective-sharpness probes (step > 0) with η·λ_eff > 2.
+    pub el_share: f64,
+    /// η·λ_eff at the last probe.
+    pub el_final: f64,
+    /// At the last probe: the last hidden layer's soft rank, test accuracy, λ_max(H).
+    pub soft_rank: f64,
+    pub test_accuracy: f64,
+    pub sharpness: f64,
+}
+
+impl RunMeasured {
+    fn diverged(&self) -> bool {
+        self.status == Status::Diverged
+    }
+
+    fn finished_finite(&self) -> bool {
+        self.status == Status::Finished && self.finite
+    }
+
+    /// "<status> <step-0 loss> → <late loss>".
+    fn losses(&self) -> String {
+        format!(
+            "{} {} → {}",
+            self.status,
+            fmt(self.loss0),
+            fmt(self.late_loss)
+        )
+    }
+}
+
+/// R2: the effective-sharpness probes of the seed-0 `nup` run and of the SGD run
+/// (P = I) with the most sharpness probes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeMeasured {
+    /// Finite η·λ_eff values and lines with `effective_sharpness` (νP).
+    pub nup_finite: usize,
+    pub nup_probes: usize,
+    /// The SGD run's `sharpness` and `effective_sharpness` probes.
+    pub sgd_sharpness: usize,
+    pub sgd_effective: usize,
+    /// The largest |λ − λ_eff| / λ over the SGD run's probes.
+    pub worst: f64,
+}
+
+/// B7, B8 (seed-0 `nup` run): per checkpoint, B7's relative error of the full step
+/// and the Taylor points over the scales.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaylorMeasured {
+    pub rel: Vec<f64>,
+    pub points: Vec<Vec<TaylorPoint>>,
+}
+
+/// What the runs measured; [`checks`] judges it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurements {
+    /// The full version: the claims gate (NOTEs in the reduced one).
+    pub full: bool,
+    /// η_ν as the `nup` runs applied it.
+    pub eta: f64,
+    /// By seed: `nup`, `nup-const`, `sgd` at η_ν, and `sgd` per grid lr.
+    pub nup: Vec<RunMeasured>,
+    pub konst: Vec<RunMeasured>,
+    pub same: Vec<RunMeasured>,
+    pub grid: Vec<(f64, Vec<RunMeasured>)>,
+    pub probe: ProbeMeasured,
+    pub taylor: TaylorMeasured,
+}
+
 /// The loss at step 0 and the largest loss after it.
 fn spike(run: &Run) -> (f64, f64) {
     let l = run.series("loss");
@@ -173,94 +257,105 @@ fn spike(run: &Run) -> (f64, f64) {
     (l0, l.iter().skip(1).map(|p| p.1).fold(0.0, f64::max))
 }
 
-fn finished_finite(run: &Run) -> bool {
-    run.status == Status::Finished && run.series("loss").len() == run.metrics.lines.len()
+fn measure_run(x: &Run) -> RunMeasured {
+    let (loss0, peak) = spike(x);
+    let el = eta_lambda(x, "effective_sharpness");
+    let after: Vec<f64> = el.iter().filter(|p| p.0 > 0.0).map(|p| p.1).collect();
+    RunMeasured {
+        status: x.status,
+        finite: x.series("loss").len() == x.metrics.lines.len(),
+        loss0,
+        peak,
+        late_loss: late_loss(x),
+        el_median: median(second_half(&el)),
+        el_share: after.iter().filter(|v| **v > 2.0).count() as f64 / after.len().max(1) as f64,
+        el_final: el.last().map_or(f64::NAN, |p| p.1),
+        soft_rank: last_soft_rank(x),
+        test_accuracy: last(x, "test_accuracy"),
+        sharpness: last(x, "sharpness"),
+    }
 }
 
-/// B1/R1 and B2: stable training beyond the EoS in η·λ_eff.
-fn stability_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
-    let ok: Vec<bool> = r
-        .nup
-        .iter()
-        .map(|x| finished_finite(x) && late_loss(x) < spike(x).0)
-        .collect();
-    let losses: Vec<String> = r
-        .nup
-        .iter()
-        .map(|x| format!("{} {} → {}", x.status, fmt(spike(x).0), fmt(late_loss(x))))
-        .collect();
-    let mut out = vec![Check::holds(
-        format!(
-            "B1/R1 νP (η = {}): finishes, every loss finite, loss falls",
-            r.eta
-        ),
-        ok.iter().all(|b| *b),
-        losses.join("; "),
-        "every seed finished, late loss < step-0 loss",
-        SOURCE,
-    )];
-    let med: Vec<f64> = r
-        .nup
-        .iter()
-        .map(|x| median(second_half(&eta_lambda(x, "effective_sharpness"))))
-        .collect();
-    let frac: Vec<f64> = r
-        .nup
-        .iter()
-        .map(|x| {
-            let el: Vec<f64> = eta_lambda(x, "effective_sharpness")
-                .into_iter()
-                .filter(|p| p.0 > 0.0)
-                .map(|p| p.1)
-                .collect();
-            el.iter().filter(|v| **v > 2.0).count() as f64 / el.len().max(1) as f64
-        })
-        .collect();
-    out.push(claim(
-        ctx.full,
-        Check::holds(
-            "B2 νP: median η·λ_eff over the second half; share of probes with η·λ_eff > 2",
-            med.iter().all(|m| *m >= 3.0) && frac.iter().all(|f| *f >= 0.5),
-            format!("median {}; share {}", over_seeds(&med), over_seeds(&frac)),
-            "every seed: median ≥ 3 and share ≥ 0.5",
-            SOURCE,
-        ),
-    ));
-    out
+fn measure_runs(runs: &[Run]) -> Vec<RunMeasured> {
+    runs.iter().map(measure_run).collect()
 }
 
-/// R2: the effective-sharpness probe measures what it claims.
-fn probe_checks(r: &Runs) -> Check {
-    let eff = eta_lambda(&r.nup[0], "effective_sharpness");
-    let n_nup = r.nup[0]
-        .metrics
-        .lines
-        .iter()
+fn measure_probe(r: &Runs) -> ProbeMeasured {
+    let nup = &r.nup[0];
+    let n_nup = (nup.metrics.lines.iter())
         .filter(|l| l.get("effective_sharpness").is_some())
         .count();
     // The SGD run (P = I) with the most probes: the same-η one may diverge early.
-    let s = r
-        .grid
-        .iter()
-        .map(|g| &g.1[0])
+    let s = (r.grid.iter().map(|g| &g.1[0]))
         .chain(std::iter::once(&r.same[0]))
         .max_by_key(|x| x.series("sharpness").len())
         .unwrap_or(&r.same[0]);
     let (a, b) = (s.series("sharpness"), s.series("effective_sharpness"));
-    let worst = a
-        .iter()
-        .zip(&b)
+    let worst = (a.iter().zip(&b))
         .map(|(x, y)| ((x.1 - y.1) / x.1).abs())
         .fold(0.0, f64::max);
+    ProbeMeasured {
+        nup_finite: eta_lambda(nup, "effective_sharpness").len(),
+        nup_probes: n_nup,
+        sgd_sharpness: a.len(),
+        sgd_effective: b.len(),
+        worst,
+    }
+}
+
+/// The checks of the measurements (module docs): a pure function.
+pub fn checks(m: &Measurements) -> Vec<Check> {
+    let mut out = stability_checks(m);
+    out.push(probe_check(&m.probe));
+    out.push(control_check(m));
+    out.extend(comparison_checks(m));
+    out.push(constant_note(&m.konst));
+    out.extend(taylor_checks(m.full, &m.taylor));
+    out
+}
+
+/// B1/R1 and B2: stable training beyond the EoS in η·λ_eff.
+fn stability_checks(m: &Measurements) -> Vec<Check> {
+    let ok = (m.nup.iter()).all(|x| x.finished_finite() && x.late_loss < x.loss0);
+    let losses: Vec<String> = m.nup.iter().map(RunMeasured::losses).collect();
+    let med: Vec<f64> = m.nup.iter().map(|x| x.el_median).collect();
+    let frac: Vec<f64> = m.nup.iter().map(|x| x.el_share).collect();
+    vec![
+        Check::holds(
+            format!(
+                "B1/R1 νP (η = {}): finishes, every loss finite, loss falls",
+                m.eta
+            ),
+            ok,
+            losses.join("; "),
+            "every seed finished, late loss < step-0 loss",
+            SOURCE,
+        ),
+        claim(
+            m.full,
+            Check::holds(
+                "B2 νP: median η·λ_eff over the second half; share of probes with η·λ_eff > 2",
+                med.iter().all(|m| *m >= 3.0) && frac.iter().all(|f| *f >= 0.5),
+                format!("median {}; share {}", over_seeds(&med), over_seeds(&frac)),
+                "every seed: median ≥ 3 and share ≥ 0.5",
+                SOURCE,
+            ),
+        ),
+    ]
+}
+
+/// R2: the effective-sharpness probe measures what it claims.
+fn probe_check(p: &ProbeMeasured) -> Check {
+    let (a, b) = (p.sgd_sharpness, p.sgd_effective);
     Check::holds(
         "R2 effective sharpness: finite at every νP probe; equals sharpness when P = I (SGD)",
-        eff.len() == n_nup && n_nup > 0 && a.len() == b.len() && !a.is_empty() && worst <= 1e-9,
+        p.nup_finite == p.nup_probes && p.nup_probes > 0 && a == b && a > 0 && p.worst <= 1e-9,
         format!(
             "{} of {} νP probes finite; SGD: {} probes, max relative difference {}",
-            eff.len(),
-            n_nup,
-            a.len(),
-            fmt(worst)
+            p.nup_finite,
+            p.nup_probes,
+            a,
+            fmt(p.worst)
         ),
         "all finite; difference ≤ 1e-9",
         "THEORY.md §9; docs/config.md (effective_sharpness)",
@@ -268,25 +363,20 @@ fn probe_checks(r: &Runs) -> Check {
 }
 
 /// B3: standard SGD at the same η explodes.
-fn control_check(ctx: &Ctx, r: &Runs) -> Check {
-    let each: Vec<String> = r
-        .same
-        .iter()
+fn control_check(m: &Measurements) -> Check {
+    let each: Vec<String> = (m.same.iter())
         .map(|x| {
-            let (l0, peak) = spike(x);
-            format!("{}, peak {} (step 0: {})", x.status, fmt(peak), fmt(l0))
+            let (status, peak, l0) = (x.status, fmt(x.peak), fmt(x.loss0));
+            format!("{status}, peak {peak} (step 0: {l0})")
         })
         .collect();
-    let pass = r.same.iter().all(|x| {
-        let (l0, peak) = spike(x);
-        x.diverged() || peak >= 2.0 * l0
-    });
+    let pass = (m.same.iter()).all(|x| x.diverged() || x.peak >= 2.0 * x.loss0);
     claim(
-        ctx.full,
+        m.full,
         Check::holds(
             format!(
                 "B3 standard SGD (SP) on the same network at lr = η = {}",
-                r.eta
+                m.eta
             ),
             pass,
             each.join("; "),
@@ -297,24 +387,23 @@ fn control_check(ctx: &Ctx, r: &Runs) -> Check {
 }
 
 /// The grid lr whose seeds all finish with the highest mean final test accuracy.
-fn best_baseline(r: &Runs) -> Option<(f64, &Vec<Run>)> {
-    r.grid
-        .iter()
+fn best_baseline(grid: &[(f64, Vec<RunMeasured>)]) -> Option<(f64, &[RunMeasured])> {
+    grid.iter()
         .filter(|(_, runs)| runs.iter().all(|x| x.status == Status::Finished))
         .map(|(lr, runs)| {
-            let acc: Vec<f64> = runs.iter().map(|x| last(x, "test_accuracy")).collect();
-            (*lr, runs, mean(&acc))
+            let acc: Vec<f64> = runs.iter().map(|x| x.test_accuracy).collect();
+            (*lr, runs.as_slice(), mean(&acc))
         })
         .filter(|p| p.2.is_finite())
         .max_by(|a, b| a.2.total_cmp(&b.2))
         .map(|(lr, runs, _)| (lr, runs))
 }
 
-/// B4–B6 against the best EoS baseline, and the NOTEs.
-fn comparison_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
-    let Some((lr, base)) = best_baseline(r) else {
+/// B4–B6 against the best EoS baseline, and the NOTE on η·λ_eff.
+fn comparison_checks(m: &Measurements) -> Vec<Check> {
+    let Some((lr, base)) = best_baseline(&m.grid) else {
         return vec![claim(
-            ctx.full,
+            m.full,
             Check::holds(
                 "B4-B6 best EoS baseline",
                 false,
@@ -324,61 +413,41 @@ fn comparison_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
             ),
         )];
     };
-    let per = |runs: &[Run], f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<_>>();
-    let mut out = Vec::new();
+    let per = |runs: &[RunMeasured], f: Measure| runs.iter().map(f).collect::<Vec<_>>();
     let cases: [(&str, Measure, bool); 3] = [
         (
             "B4 final soft rank of the last hidden layer",
-            &last_soft_rank,
+            &|x| x.soft_rank,
             true,
         ),
-        (
-            "B5 final test accuracy",
-            &|x| last(x, "test_accuracy"),
-            true,
-        ),
-        (
-            "B6 final sharpness λ_max(H)",
-            &|x| last(x, "sharpness"),
-            false,
-        ),
+        ("B5 final test accuracy", &|x| x.test_accuracy, true),
+        ("B6 final sharpness λ_max(H)", &|x| x.sharpness, false),
     ];
+    let mut out = Vec::new();
     for (what, f, higher) in cases {
-        let (a, b) = (per(&r.nup, f), per(base, f));
-        let pass = if higher {
-            mean(&a) > mean(&b)
+        let (a, b) = (per(&m.nup, f), per(base, f));
+        let (pass, expected) = if higher {
+            (mean(&a) > mean(&b), "νP higher (mean)")
         } else {
-            mean(&a) < mean(&b)
+            (mean(&a) < mean(&b), "νP lower (mean)")
         };
         out.push(claim(
-            ctx.full,
+            m.full,
             Check::holds(
                 format!("{what}: νP vs best EoS baseline (SGD lr = {lr})"),
                 pass,
                 format!("{} vs {}", over_seeds(&a), over_seeds(&b)),
-                if higher {
-                    "νP higher (mean)"
-                } else {
-                    "νP lower (mean)"
-                },
+                expected,
                 SOURCE,
             ),
         ));
     }
-    let el = |x: &Run| {
-        eta_lambda(x, "effective_sharpness")
-            .last()
-            .map_or(f64::NAN, |p| p.1)
-    };
+    let (a, b) = (per(&m.nup, &|x| x.el_final), per(base, &|x| x.el_final));
     out.push(
         Check::holds(
             "final η·λ_eff: νP vs best baseline (units differ: νP's P⁻¹ carries ‖W‖/‖g‖)",
-            mean(&per(&r.nup, &el)) < mean(&per(base, &el)),
-            format!(
-                "{} vs {}",
-                over_seeds(&per(&r.nup, &el)),
-                over_seeds(&per(base, &el))
-            ),
+            mean(&a) < mean(&b),
+            format!("{} vs {}", over_seeds(&a), over_seeds(&b)),
             "νP lower",
             SOURCE,
         )
@@ -388,22 +457,12 @@ fn comparison_checks(ctx: &Ctx, r: &Runs) -> Vec<Check> {
 }
 
 /// NOTE: νP without the quadratic pattern (constant hidden widths 64).
-fn constant_note(r: &Runs) -> Check {
-    let km: Vec<f64> = r
-        .konst
-        .iter()
-        .map(|x| median(second_half(&eta_lambda(x, "effective_sharpness"))))
-        .collect();
-    let kl: Vec<String> = r
-        .konst
-        .iter()
-        .map(|x| format!("{} {} → {}", x.status, fmt(spike(x).0), fmt(late_loss(x))))
-        .collect();
+fn constant_note(konst: &[RunMeasured]) -> Check {
+    let km: Vec<f64> = konst.iter().map(|x| x.el_median).collect();
+    let kl: Vec<String> = konst.iter().map(RunMeasured::losses).collect();
     Check::holds(
         "νP with constant widths 64 (no quadratic pattern) fails to train",
-        r.konst
-            .iter()
-            .all(|x| x.diverged() || late_loss(x) >= spike(x).0),
+        (konst.iter()).all(|x| x.diverged() || x.late_loss >= x.loss0),
         format!("{}; median η·λ_eff {}", kl.join("; "), over_seeds(&km)),
         "diverges or the loss does not fall",
         "reading of \"in tandem with a quadratic width pattern\" (abstract 000)",
@@ -412,7 +471,7 @@ fn constant_note(r: &Runs) -> Check {
 }
 
 /// The Taylor error at one checkpoint along the scaled update sΔθ.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TaylorPoint {
     pub s: f64,
     /// |L(θ+sΔθ) − Σ_{k≤3} c_k(s)|.
@@ -477,9 +536,9 @@ fn checkpoints(run: &Run) -> Result<Vec<PathBuf>> {
     Ok(v.into_iter().map(|p| p.1).collect())
 }
 
-/// B7, B8: the Taylor coefficients on the trained ReLU run; returns the checks and
-/// the final checkpoint's (s, error) curve for the figure.
-fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> Result<(Vec<Check>, Curve)> {
+/// B7, B8: the Taylor coefficients of the seed-0 `nup` run's own update at each of
+/// its checkpoints.
+fn measure_taylor(ctx: &Ctx, r: &Runs, p: &Settings) -> Result<TaylorMeasured> {
     let run = &r.nup[0];
     let cfg = Config::load(&ctx.config(CONFIG), &p.taylor())?;
     let d = data::build_data(&cfg)?;
@@ -487,19 +546,28 @@ fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> Result<(Vec<Check>, Curve
     let batch = all.rows(0, p.taylor_rows.min(all.len()))?;
     let dims = (d.train.input_dim(), d.train.target_dim());
     let lr = run.series("lr").first().map_or(r.eta, |q| q.1);
-    let mut rel = Vec::new();
-    let mut points = Vec::new();
+    let mut t = TaylorMeasured::default();
     for ck in checkpoints(run)? {
         let e = taylor_at(&cfg, &ck, &batch, dims, lr)?;
-        rel.push(e[0].error / e[0].change);
-        points.push(e);
+        t.rel.push(e[0].error / e[0].change);
+        t.points.push(e);
     }
-    let last = points.last().cloned().unwrap_or_default();
-    let curve: Curve = last.iter().map(|q| (q.s, q.error)).collect();
+    Ok(t)
+}
+
+/// The final checkpoint's (s, error) curve.
+fn final_curve(t: &TaylorMeasured) -> Curve {
+    let last = t.points.last().cloned().unwrap_or_default();
+    last.iter().map(|q| (q.s, q.error)).collect()
+}
+
+/// B7, B8 and their diagnosis NOTE.
+fn taylor_checks(full: bool, t: &TaylorMeasured) -> Vec<Check> {
+    let curve = final_curve(t);
     let slope = error_slope(&curve);
-    let note = kink_note(&points, &rel);
-    let m = median(rel.clone());
-    let shown: Vec<String> = rel.iter().map(|x| fmt(*x)).collect();
+    let note = kink_note(&t.points, &t.rel);
+    let m = median(t.rel.clone());
+    let shown: Vec<String> = t.rel.iter().map(|x| fmt(*x)).collect();
     let mut b8 = Check::within(
         "B8 … the same error over Δθ scaled by s = 2^−k, k = 0…7: log-log slope (final checkpoint)",
         slope,
@@ -509,9 +577,9 @@ fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> Result<(Vec<Check>, Curve
     );
     let errs: Vec<String> = curve.iter().map(|q| fmt(q.1)).collect();
     b8.measured = format!("{} (errors {})", b8.measured, errs.join(", "));
-    let checks = vec![
+    vec![
         claim(
-            ctx.full,
+            full,
             Check::holds(
                 "B7 ReLU νP run, its own update at its checkpoints: |L(θ+Δθ) − Σ_{k≤3} c_k| / |L(θ+Δθ) − c0|",
                 m <= 0.1,
@@ -520,10 +588,9 @@ fn taylor_checks(ctx: &Ctx, r: &Runs, p: &Settings) -> Result<(Vec<Check>, Curve
                 SOURCE,
             ),
         ),
-        claim(ctx.full, b8),
+        claim(full, b8),
         note,
-    ];
-    Ok((checks, curve))
+    ]
 }
 
 /// The log-log slope of the errors > 1e-13 against s (NaN with fewer than 3).
@@ -639,15 +706,20 @@ fn figures(ctx: &Ctx, r: &Runs, taylor: Curve, steps: u64) -> Result<()> {
 pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let p: Settings = ctx.settings()?;
     let r = train_all(ctx, &p)?;
-    let mut checks = stability_checks(ctx, &r);
-    checks.push(probe_checks(&r));
-    checks.push(control_check(ctx, &r));
-    checks.extend(comparison_checks(ctx, &r));
-    checks.push(constant_note(&r));
-    let (tc, curve) = taylor_checks(ctx, &r, &p)?;
-    checks.extend(tc);
-    figures(ctx, &r, curve, p.steps)?;
-    Ok(checks)
+    let m = Measurements {
+        full: ctx.full,
+        eta: r.eta,
+        nup: measure_runs(&r.nup),
+        konst: measure_runs(&r.konst),
+        same: measure_runs(&r.same),
+        grid: (r.grid.iter())
+            .map(|(lr, runs)| (*lr, measure_runs(runs)))
+            .collect(),
+        probe: measure_probe(&r),
+        taylor: measure_taylor(ctx, &r, &p)?,
+    };
+    figures(ctx, &r, final_curve(&m.taylor), p.steps)?;
+    Ok(checks(&m))
 }
 
 #[cfg(test)]
@@ -687,5 +759,170 @@ mod tests {
             p.taylor(),
             ["train.dtype=\"f64\"", "data.n=1024", "data.test_n=500"]
         );
+    }
+
+    /// A finished run whose loss falls from 1 to 0.5, η·λ_eff at B2's thresholds.
+    fn run_m() -> RunMeasured {
+        RunMeasured {
+            status: Status::Finished,
+            finite: true,
+            loss0: 1.0,
+            peak: 1.0,
+            late_loss: 0.5,
+            el_median: 3.0,
+            el_share: 0.5,
+            el_final: 5.0,
+            soft_rank: 10.0,
+            test_accuracy: 0.8,
+            sharpness: 5.0,
+        }
+    }
+
+    /// The final checkpoint's points with error = 0.01·s^slope, s = 2^−k, no flips.
+    fn points(slope: f64) -> Vec<TaylorPoint> {
+        (0..TAYLOR_SCALES)
+            .map(|k| {
+                let s = 0.5f64.powi(k as i32);
+                TaylorPoint {
+                    s,
+                    error: 0.01 * s.powf(slope),
+                    change: 1.0,
+                    flips: 0.0,
+                }
+            })
+            .collect()
+    }
+
+    /// Every gate holds, each at (or, for strict comparisons, just inside) its threshold.
+    fn at_thresholds() -> Measurements {
+        let base = RunMeasured {
+            soft_rank: 9.999,
+            test_accuracy: 0.799,
+            sharpness: 5.001,
+            el_final: 5.001,
+            ..run_m()
+        };
+        let diverged = RunMeasured {
+            status: Status::Diverged,
+            test_accuracy: 0.9,
+            ..run_m()
+        };
+        Measurements {
+            full: true,
+            eta: 0.05,
+            nup: vec![run_m()],
+            konst: vec![RunMeasured {
+                late_loss: 1.0,
+                ..run_m()
+            }],
+            // B3: peak = 2 × step-0 loss.
+            same: vec![RunMeasured {
+                peak: 2.0,
+                ..run_m()
+            }],
+            // lr 0.1 has the higher accuracy but a diverged seed: 0.01 is the baseline.
+            grid: vec![(0.01, vec![base]), (0.1, vec![diverged])],
+            probe: ProbeMeasured {
+                nup_finite: 12,
+                nup_probes: 12,
+                sgd_sharpness: 12,
+                sgd_effective: 12,
+                worst: 1e-9,
+            },
+            taylor: TaylorMeasured {
+                // median (0.1 + 0.1)/2 = 0.1.
+                rel: vec![0.05, 0.1, 0.1, 0.2],
+                points: vec![points(2.0), points(3.5 + 1e-6)],
+            },
+        }
+    }
+
+    #[test]
+    fn checks_pass_at_the_thresholds() {
+        let c = checks(&at_thresholds());
+        let names: Vec<String> = c.iter().map(|c| c.what.chars().take(2).collect()).collect();
+        let names_want = [
+            "B1", "B2", "R2", "B3", "B4", "B5", "B6", "fi", "νP", "B7", "B8", "B7",
+        ];
+        assert_eq!(names, names_want);
+        let notes: Vec<bool> = c.iter().map(|c| c.informative).collect();
+        let notes_want = [
+            false, false, false, false, false, false, false, true, true, false, false, true,
+        ];
+        assert_eq!(notes, notes_want);
+        assert!(c.iter().all(|c| c.pass), "{c:?}");
+        assert_eq!(c[0].measured, "finished 1 → 0.5");
+        assert_eq!(c[3].measured, "finished, peak 2 (step 0: 1)");
+        assert!(c[4].what.ends_with("(SGD lr = 0.01)"), "{}", c[4].what);
+        assert_eq!(c[4].measured, "10 (10) vs 9.999 (9.999)");
+        assert!(
+            c[9].measured.starts_with("median 0.1000 "),
+            "{}",
+            c[9].measured
+        );
+        assert!(
+            c[10].measured.starts_with("3.5 (errors 0.01, "),
+            "{}",
+            c[10].measured
+        );
+    }
+
+    #[test]
+    fn each_gate_fails_just_past_its_threshold() {
+        let fails = |f: &dyn Fn(&mut Measurements), i: usize| {
+            let mut m = at_thresholds();
+            f(&mut m);
+            let c = checks(&m);
+            assert!(!c[i].pass, "{i}: {:?}", c[i]);
+            let others = c
+                .iter()
+                .enumerate()
+                .filter(|(j, c)| *j != i && !c.informative);
+            assert!(others.clone().all(|(_, c)| c.pass), "{c:?}");
+        };
+        fails(&|m| m.nup[0].late_loss = 1.0, 0);
+        fails(&|m| m.nup[0].finite = false, 0);
+        fails(&|m| m.nup[0].el_median = 2.999_999, 1);
+        fails(&|m| m.nup[0].el_share = 0.499_999, 1);
+        fails(&|m| m.probe.worst = 1.000_001e-9, 2);
+        fails(&|m| m.probe.nup_finite = 11, 2);
+        fails(&|m| m.probe.sgd_effective = 11, 2);
+        fails(&|m| m.same[0].peak = 1.999_999, 3);
+        fails(&|m| m.grid[0].1[0].soft_rank = 10.0, 4);
+        fails(&|m| m.grid[0].1[0].test_accuracy = 0.8, 5);
+        fails(&|m| m.grid[0].1[0].sharpness = 5.0, 6);
+        fails(&|m| m.taylor.rel[2] = 0.100_001, 9);
+        fails(&|m| m.taylor.points[1] = points(3.5 - 1e-6), 10);
+        fails(&|m| m.taylor.points[1] = points(4.5 + 1e-6), 10);
+        // A diverged control passes B3 whatever its peak.
+        let mut m = at_thresholds();
+        m.same[0] = RunMeasured {
+            status: Status::Diverged,
+            peak: 1.0,
+            ..run_m()
+        };
+        assert!(checks(&m)[3].pass);
+    }
+
+    #[test]
+    fn no_baseline_fails_b4_to_b6_and_reduced_claims_are_notes() {
+        let mut m = at_thresholds();
+        m.grid.remove(0);
+        let c = checks(&m);
+        assert_eq!(c.len(), 9);
+        assert_eq!(
+            (c[4].what.as_str(), c[4].pass),
+            ("B4-B6 best EoS baseline", false)
+        );
+        m.full = false;
+        m.nup[0].el_median = 1.0;
+        let c = checks(&m);
+        let gating: Vec<&str> = c
+            .iter()
+            .filter(|c| !c.informative)
+            .map(|c| &c.what[..2])
+            .collect();
+        assert_eq!(gating, ["B1", "R2"]);
+        assert!(c.iter().filter(|c| !c.informative).all(|c| c.pass));
     }
 }
