@@ -17,9 +17,10 @@
 //! label-independent feature, so along it the loss is ℓ(±c S/√(2d)) with curvature
 //! λ_mm = ℓ''(0) E(S²)/(2d) at c = 0; GD on it is stable iff η < η_mm = 2/λ_mm. To
 //! leading order in d, E(S²) ≈ 2d²/π and η_mm ≈ 8π/d (eos units) = 8π/(nd) (paper
-//! units); the paper's printed threshold 8π/d² is reported beside it. The grid is
-//! log-spaced over [η_mm/3, 16·η_mm] (reduced 6 points, full 25; [`Settings`], from
-//! `experiments/threshold-neurons/{reduced,full}.toml`).
+//! units); the paper's printed threshold 8π/d² is compared with η_c in T5′. The grid
+//! is log-spaced over [η_mm/3, 16·η_mm] (reduced, 6 points) or [η_mm/3, 29.5·η_mm]
+//! (full, 29 points: Fig. 1's η axis, up to 1.2e-2 paper units); [`Settings`], from
+//! `experiments/threshold-neurons/{reduced,full}.toml`.
 //!
 //! b is the final shared bias (read from the run's last checkpoint) in units of the
 //! noise std (1); b_plat = median b over the runs with η ≥ 2·η_mm; η_q = where b
@@ -31,6 +32,9 @@
 //! - T3 b_plat ≤ −0.1 (threshold neurons above);
 //! - T4 sharp: (η_0.9 − η_0.1)/η_c ≤ 0.5;
 //! - T5 η_c/η_mm in [0.5, 2];
+//! - T5′ η_c/(8π/d²) in [0.5, 2], η_c in paper units (η/n) against the threshold the
+//!   paper prints in its Fig. 1 caption (committed 2026-12-07 before the full run of
+//!   the 29-point grid, as proposed in docs/reproductions.md, "Sources checked");
 //! - T6 mean test accuracy over η ≥ η_0.9 minus over η ≤ η_0.1 ≥ 0.02;
 //! - T7 every run with η ≥ η_0.9 reaches λ_max ≥ 0.9·2/η, and every run with
 //!   η ≤ η_0.1 stays below 2/η (the threshold is learned through the EoS).
@@ -55,11 +59,13 @@ const N_TRAIN: f64 = 300.0;
 
 /// T2: |b| below which the bias counts as ≈ 0; T3: −b_plat above which it is a
 /// threshold; T4: the largest width/η_c; T5: the η_c/η_pred band; T6: the smallest
-/// accuracy gain.
+/// accuracy gain (all committed before the runs that test them).
 const NEAR_ZERO: f64 = 0.1;
 const THRESHOLD: f64 = 0.1;
 const MAX_WIDTH: f64 = 0.5;
 const PRED_BAND: (f64, f64) = (0.5, 2.0);
+/// T5′: the η_c/(8π/d²) band (paper units).
+const PAPER_BAND: (f64, f64) = (0.5, 2.0);
 const MIN_ACC_GAIN: f64 = 0.02;
 
 /// The sweep's settings, read from `experiments/threshold-neurons/{reduced,full}.toml`
@@ -294,6 +300,7 @@ pub fn checks(m: &Measurements, full: bool) -> Vec<Check> {
         plateau,
         width_check(&tr),
         prediction_check(&tr, eta_pred),
+        paper_check(&tr),
         accuracy_check(pts, &tr),
         eos_check(pts, &tr),
     ];
@@ -391,6 +398,29 @@ fn prediction_check(tr: &Transition, eta_pred: f64) -> Check {
         ),
         format!("ratio in [{}, {}]", PRED_BAND.0, PRED_BAND.1),
         "Ahn et al. 2023, mean-model threshold (its form here inferred); THEORY.md §5",
+    )
+}
+
+/// The threshold the paper prints, 8π/d², in paper units (η_paper = η/n).
+pub fn paper_threshold() -> f64 {
+    8.0 * std::f64::consts::PI / (DIM * DIM)
+}
+
+/// T5′.
+fn paper_check(tr: &Transition) -> Check {
+    let eta_c = tr.eta_c.unwrap_or(f64::NAN) / N_TRAIN;
+    let ratio = eta_c / paper_threshold();
+    Check::holds(
+        "T5′ η_c vs the paper's printed threshold 8π/d² (d = 200, paper units η/n)",
+        ratio.is_finite() && (PAPER_BAND.0..=PAPER_BAND.1).contains(&ratio),
+        format!(
+            "η_c = {} (paper units), 8π/d² = {}, ratio {}",
+            fmt(eta_c),
+            fmt(paper_threshold()),
+            fmt(ratio)
+        ),
+        format!("ratio in [{}, {}]", PAPER_BAND.0, PAPER_BAND.1),
+        "Ahn et al. 2023, Fig. 1 caption (\"precise threshold at η = 8π/d²\")",
     )
 }
 
@@ -535,13 +565,19 @@ mod tests {
         assert_eq!(
             full,
             Settings {
-                points: 25,
+                points: 29,
                 lo,
-                hi,
+                hi: 29.5,
                 time: 3000.0,
                 probes: 40
             }
         );
+        // The full grid reaches Fig. 1's η axis, 1.2e-2 in paper units (η/n), with
+        // the spacing of the old 25-point grid over [1/3, 16] (ratio 1.175).
+        let top = e * full.hi / N_TRAIN;
+        assert!((top / 1.2e-2 - 1.0).abs() < 0.01, "{top}");
+        let g = (full.hi / full.lo).powf(1.0 / (full.points - 1) as f64);
+        assert!((g / 48f64.powf(1.0 / 24.0) - 1.0).abs() < 0.002, "{g}");
         assert_eq!(st.steps(st.time / 7.5), 8);
         let o = st.overrides(st.time / 400.0);
         assert_eq!(o[1], "train.steps=401");
@@ -621,9 +657,21 @@ mod tests {
         Measurements { eta_pred, points }
     }
 
-    /// The check whose label starts with `tag` ("T1" … "T7").
+    /// `m` with every η (and η_pred) times `k`, max λη/2 unchanged.
+    fn scaled(mut m: Measurements, k: f64) -> Measurements {
+        m.eta_pred *= k;
+        for p in &mut m.points {
+            p.eta *= k;
+            p.peak /= k;
+        }
+        m
+    }
+
+    /// The check whose label starts with `tag` ("T1" … "T7", "T5′") and a space.
     fn get(checks: &[Check], tag: &str) -> Check {
-        let mut it = checks.iter().filter(|c| c.what.starts_with(tag));
+        let mut it = checks
+            .iter()
+            .filter(|c| c.what.starts_with(&format!("{tag} ")));
         let c = it
             .next()
             .unwrap_or_else(|| panic!("no {tag} in {checks:?}"));
@@ -637,19 +685,24 @@ mod tests {
 
     #[test]
     fn checks_of_a_sharp_predicted_transition_pass() {
-        let m = sweep(1.0, (1.0, 1.1));
+        // Scaled so that η_c/k = √1.1 also lies near the paper's 8π/d² (T5′).
+        let k = paper_threshold() * N_TRAIN;
+        let m = scaled(sweep(1.0, (1.0, 1.1)), k);
         let full = checks(&m, true);
-        assert_eq!(full.len(), 7);
+        assert_eq!(full.len(), 8);
         assert!(full.iter().all(|c| c.pass && !c.informative), "{full:?}");
         // T4: a step between 1.0 and 1.1: width 1.1^0.4 − 1.1^−0.4; η_c = √1.1.
         let w = 1.1f64.powf(0.4) - 1.1f64.powf(-0.4);
         assert!((m.transition().width() - w).abs() < 1e-12);
-        assert!((m.transition().eta_c.unwrap() - 1.1f64.sqrt()).abs() < 1e-12);
+        assert!((m.transition().eta_c.unwrap() / k - 1.1f64.sqrt()).abs() < 1e-12);
+        assert!(get(&full, "T5′")
+            .measured
+            .ends_with(&format!("ratio {}", fmt(1.1f64.sqrt()))));
         assert!(get(&full, "T4").measured.starts_with(&fmt(w)));
-        // Reduced: T1 gates, T2–T7 are reported only.
+        // Reduced: T1 gates, T2–T7 and T5′ are reported only.
         let reduced = checks(&m, false);
         let notes: Vec<bool> = reduced.iter().map(|c| c.informative).collect();
-        assert_eq!(notes, [false, true, true, true, true, true, true]);
+        assert_eq!(notes, [false, true, true, true, true, true, true, true]);
         let mut bad = sweep(1.0, (2.0, 2.1));
         bad.points[0].status = Status::Diverged;
         let reduced = checks(&bad, false);
@@ -703,6 +756,21 @@ mod tests {
         assert!(!passes(&sweep(1.0, (2.0, 2.1)), "T5")); // 2.049
         assert!(passes(&sweep(2.09, (1.0, 1.1)), "T5")); // 0.502
         assert!(!passes(&sweep(2.11, (1.0, 1.1)), "T5")); // 0.497
+    }
+
+    #[test]
+    fn t5_prime_paper_threshold_band() {
+        // 8π/d² = 6.283e-4 paper units = 0.1885 eos units (η = n·η_paper).
+        assert!((paper_threshold() - 6.283_185e-4).abs() < 1e-9);
+        let k = paper_threshold() * N_TRAIN;
+        // η_c = √(step.0 · step.1)·k: ratio 1.998 passes, 2.049 fails (T5 unchanged).
+        assert!(passes(&scaled(sweep(1.0, (1.9, 2.1)), k), "T5′"));
+        assert!(!passes(&scaled(sweep(1.0, (2.0, 2.1)), k), "T5′"));
+        let at = |ratio: f64| scaled(sweep(1.0, (1.0, 1.1)), k * ratio / 1.1f64.sqrt());
+        assert!(passes(&at(0.502), "T5′") && !passes(&at(0.498), "T5′"));
+        // The unscaled sweep has η_c = 1.049 = 5.6 × 8π/d² (eos units 0.1885).
+        let far = sweep(1.0, (1.0, 1.1));
+        assert!(passes(&far, "T5") && !passes(&far, "T5′"));
     }
 
     #[test]
