@@ -25,8 +25,8 @@
 //! b is the final shared bias (read from the run's last checkpoint) in units of the
 //! noise std (1); b_plat = median b over the runs with η ≥ 2·η_mm; η_q = where b
 //! crosses q·b_plat for the last time (interpolated in log η); η_c = η_0.5. Gates
-//! (committed before the runs of this model; reduced: T1 gates, T2–T7 are NOTEs;
-//! full: all gate):
+//! (committed before the runs of this model; reduced: T1 gates, T2–T7 and T5′ are
+//! NOTEs; full: all gate):
 //! - T1 every run finished;
 //! - T2 max |b| ≤ 0.1 over the runs with η ≤ η_mm/1.5 (no threshold below);
 //! - T3 b_plat ≤ −0.1 (threshold neurons above);
@@ -288,8 +288,8 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
 }
 
 /// Every check, a pure function of the measurements: T1 gates in both versions;
-/// T2–T7 gate in the full version (`full`) and are reported (NOTE) in the reduced
-/// one (τ = 150, 6 points).
+/// T2–T7 and T5′ gate in the full version (`full`) and are reported (NOTE) in the
+/// reduced one (τ = 150, 6 points).
 pub fn checks(m: &Measurements, full: bool) -> Vec<Check> {
     let (pts, eta_pred) = (&m.points[..], m.eta_pred);
     let tr = m.transition();
