@@ -17,23 +17,30 @@
 //! label-independent feature, so along it the loss is ℓ(±c S/√(2d)) with curvature
 //! λ_mm = ℓ''(0) E(S²)/(2d) at c = 0; GD on it is stable iff η < η_mm = 2/λ_mm. To
 //! leading order in d, E(S²) ≈ 2d²/π and η_mm ≈ 8π/d (eos units) = 8π/(nd) (paper
-//! units); the paper's printed threshold 8π/d² is reported beside it. The grid is
-//! log-spaced over [η_mm/3, 16·η_mm] (reduced 6 points, full 25; [`Settings`], from
-//! `experiments/threshold-neurons/{reduced,full}.toml`).
+//! units); the paper's printed threshold 8π/d² is compared with η_c in T5′. The grid
+//! is log-spaced over [η_mm/3, 16·η_mm] (reduced, 6 points) or [η_mm/3, 29.5·η_mm]
+//! (full, 29 points: Fig. 1's η axis, up to 1.2e-2 paper units); [`Settings`], from
+//! `experiments/threshold-neurons/{reduced,full}.toml`.
 //!
 //! b is the final shared bias (read from the run's last checkpoint) in units of the
 //! noise std (1); b_plat = median b over the runs with η ≥ 2·η_mm; η_q = where b
 //! crosses q·b_plat for the last time (interpolated in log η); η_c = η_0.5. Gates
-//! (committed before the runs of this model; reduced: T1 gates, T2–T7 are NOTEs;
-//! full: all gate):
+//! (committed before the runs of this model; reduced: T1 gates, T2–T7 and T5′ are
+//! NOTEs; full: all gate):
 //! - T1 every run finished;
 //! - T2 max |b| ≤ 0.1 over the runs with η ≤ η_mm/1.5 (no threshold below);
 //! - T3 b_plat ≤ −0.1 (threshold neurons above);
 //! - T4 sharp: (η_0.9 − η_0.1)/η_c ≤ 0.5;
 //! - T5 η_c/η_mm in [0.5, 2];
+//! - T5′ η_c/(8π/d²) in [0.5, 2], η_c in paper units (η/n) against the threshold the
+//!   paper prints in its Fig. 1 caption (committed 2026-12-07 before the full run of
+//!   the 29-point grid, as proposed in docs/reproductions.md, "Sources checked");
 //! - T6 mean test accuracy over η ≥ η_0.9 minus over η ≤ η_0.1 ≥ 0.02;
 //! - T7 every run with η ≥ η_0.9 reaches λ_max ≥ 0.9·2/η, and every run with
 //!   η ≤ η_0.1 stays below 2/η (the threshold is learned through the EoS).
+//!
+//! [`run`] = `measure` (train the grid into [`Measurements`]) → figures → [`checks`]
+//! (a pure function of the measurements, unit-tested on hand-made sweeps; issue 11).
 
 use super::{fmt, Check, Ctx, Error, Result, Run};
 use eos_report::plot::{Figure, Style};
@@ -52,11 +59,13 @@ const N_TRAIN: f64 = 300.0;
 
 /// T2: |b| below which the bias counts as ≈ 0; T3: −b_plat above which it is a
 /// threshold; T4: the largest width/η_c; T5: the η_c/η_pred band; T6: the smallest
-/// accuracy gain.
+/// accuracy gain (all committed before the runs that test them).
 const NEAR_ZERO: f64 = 0.1;
 const THRESHOLD: f64 = 0.1;
 const MAX_WIDTH: f64 = 0.5;
 const PRED_BAND: (f64, f64) = (0.5, 2.0);
+/// T5′: the η_c/(8π/d²) band (paper units).
+const PAPER_BAND: (f64, f64) = (0.5, 2.0);
 const MIN_ACC_GAIN: f64 = 0.02;
 
 /// The sweep's settings, read from `experiments/threshold-neurons/{reduced,full}.toml`
@@ -178,20 +187,39 @@ impl Transition {
     }
 }
 
-/// One run of the sweep.
-struct Point {
-    eta: f64,
-    run: Run,
+/// What one run of the sweep measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub eta: f64,
+    pub status: Status,
     /// Final b.
-    bias: f64,
-    peak: f64,
-    accuracy: f64,
+    pub bias: f64,
+    /// Max λ_max over the run's probes.
+    pub peak: f64,
+    /// Final test accuracy.
+    pub accuracy: f64,
+}
+
+/// What the sweep measured: the prediction made before it and one [`Point`] per η,
+/// in increasing η.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurements {
+    /// η_mm (eos units).
+    pub eta_pred: f64,
+    pub points: Vec<Point>,
+}
+
+impl Measurements {
+    /// The transition read off the (η, b) curve.
+    pub fn transition(&self) -> Transition {
+        let rel: Vec<(f64, f64)> = self.points.iter().map(|p| (p.eta, p.bias)).collect();
+        Transition::new(&rel, self.eta_pred)
+    }
 }
 
 fn last(run: &Run, key: &str) -> f64 {
     run.series(key).last().map_or(f64::NAN, |p| p.1)
 }
-
 /// The shared bias b at the end of a run: `layers.0.bias` in its last checkpoint (the
 /// per-layer metrics would read the coord_pair bias, a group of its own, as a weight).
 fn final_bias(run: &Run) -> Result<f64> {
@@ -220,7 +248,7 @@ fn final_bias(run: &Run) -> Result<f64> {
         .to_vec1::<f64>()?[0])
 }
 
-fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> Result<Point> {
+fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> Result<(Point, Run)> {
     let run = ctx.train(label, CONFIG, &st.overrides(eta))?;
     let bias = final_bias(&run)?;
     let peak = run
@@ -229,52 +257,66 @@ fn train_point(ctx: &Ctx, st: &Settings, label: &str, eta: f64) -> Result<Point>
         .map(|p| p.1)
         .fold(f64::NAN, f64::max);
     let accuracy = last(&run, "test_accuracy");
-    Ok(Point {
+    let point = Point {
         eta,
-        run,
+        status: run.status,
         bias,
         peak,
         accuracy,
-    })
+    };
+    Ok((point, run))
+}
+
+/// Trains the grid: the measurements and the runs (for the figures), in increasing η.
+fn measure(ctx: &Ctx, st: &Settings) -> Result<(Measurements, Vec<Run>)> {
+    let eta_pred = mean_model_eta(DIM, SIGNAL, NOISE_VAR);
+    let grid = log_grid(eta_pred * st.lo, eta_pred * st.hi, st.points);
+    let (mut points, mut runs) = (Vec::new(), Vec::new());
+    for (k, eta) in grid.into_iter().enumerate() {
+        let (point, run) = train_point(ctx, st, &format!("eta-{k:02}"), eta)?;
+        points.push(point);
+        runs.push(run);
+    }
+    Ok((Measurements { eta_pred, points }, runs))
 }
 
 pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let st: Settings = ctx.settings()?;
-    let eta_pred = mean_model_eta(DIM, SIGNAL, NOISE_VAR);
-    let mut pts = Vec::new();
-    for (k, eta) in log_grid(eta_pred * st.lo, eta_pred * st.hi, st.points)
-        .into_iter()
-        .enumerate()
-    {
-        pts.push(train_point(ctx, &st, &format!("eta-{k:02}"), eta)?);
-    }
-    let rel: Vec<(f64, f64)> = pts.iter().map(|p| (p.eta, p.bias)).collect();
-    let tr = Transition::new(&rel, eta_pred);
-    let [finished, below, plateau] = bias_checks(&pts, &tr, eta_pred);
-    // Reduced (τ = 150, 6 points): only T1 gates; the full version gates the claims.
+    let (m, runs) = measure(ctx, &st)?;
+    figures(ctx, &m, &runs)?;
+    Ok(checks(&m, ctx.full))
+}
+
+/// Every check, a pure function of the measurements: T1 gates in both versions;
+/// T2–T7 and T5′ gate in the full version (`full`) and are reported (NOTE) in the
+/// reduced one (τ = 150, 6 points).
+pub fn checks(m: &Measurements, full: bool) -> Vec<Check> {
+    let (pts, eta_pred) = (&m.points[..], m.eta_pred);
+    let tr = m.transition();
+    let [finished, below, plateau] = bias_checks(pts, &tr, eta_pred);
     let mut checks = vec![finished];
     let notes = vec![
         below,
         plateau,
         width_check(&tr),
         prediction_check(&tr, eta_pred),
-        accuracy_check(&pts, &tr),
-        eos_check(&pts, &tr),
+        paper_check(&tr),
+        accuracy_check(pts, &tr),
+        eos_check(pts, &tr),
     ];
     checks.extend(
         notes
             .into_iter()
-            .map(|c| if ctx.full { c } else { c.informative() }),
+            .map(|c| if full { c } else { c.informative() }),
     );
-    figures(ctx, &pts, &tr, eta_pred)?;
-    Ok(checks)
+    checks
 }
 
 /// T1–T3.
 fn bias_checks(pts: &[Point], tr: &Transition, eta_pred: f64) -> [Check; 3] {
     let finished = pts
         .iter()
-        .filter(|p| p.run.status == Status::Finished && p.bias.is_finite())
+        .filter(|p| p.status == Status::Finished && p.bias.is_finite())
         .count();
     let below: Vec<f64> = pts
         .iter()
@@ -359,6 +401,29 @@ fn prediction_check(tr: &Transition, eta_pred: f64) -> Check {
     )
 }
 
+/// The threshold the paper prints, 8π/d², in paper units (η_paper = η/n).
+pub fn paper_threshold() -> f64 {
+    8.0 * std::f64::consts::PI / (DIM * DIM)
+}
+
+/// T5′.
+fn paper_check(tr: &Transition) -> Check {
+    let eta_c = tr.eta_c.unwrap_or(f64::NAN) / N_TRAIN;
+    let ratio = eta_c / paper_threshold();
+    Check::holds(
+        "T5′ η_c vs the paper's printed threshold 8π/d² (d = 200, paper units η/n)",
+        ratio.is_finite() && (PAPER_BAND.0..=PAPER_BAND.1).contains(&ratio),
+        format!(
+            "η_c = {} (paper units), 8π/d² = {}, ratio {}",
+            fmt(eta_c),
+            fmt(paper_threshold()),
+            fmt(ratio)
+        ),
+        format!("ratio in [{}, {}]", PAPER_BAND.0, PAPER_BAND.1),
+        "Ahn et al. 2023, Fig. 1 caption (\"precise threshold at η = 8π/d²\")",
+    )
+}
+
 fn mean_where(
     pts: &[Point],
     f: impl Fn(&Point) -> bool,
@@ -416,9 +481,15 @@ fn eos_check(pts: &[Point], tr: &Transition) -> Check {
     )
 }
 
-fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> Result<()> {
-    bias_figure(ctx, pts, tr, eta_pred)?;
-    if let Some(p) = pts.iter().find(|p| tr.q90.is_some_and(|q| p.eta >= q)) {
+/// `runs[i]` is the run of `m.points[i]`.
+fn figures(ctx: &Ctx, m: &Measurements, runs: &[Run]) -> Result<()> {
+    let tr = m.transition();
+    bias_figure(ctx, &m.points, &tr, m.eta_pred)?;
+    let above = m
+        .points
+        .iter()
+        .position(|p| tr.q90.is_some_and(|q| p.eta >= q));
+    if let Some((p, run)) = above.map(|i| (&m.points[i], &runs[i])) {
         let mut sharp = Figure::new(format!(
             "threshold-neurons: sharpness at η = {}",
             fmt(p.eta)
@@ -426,8 +497,8 @@ fn figures(ctx: &Ctx, pts: &[Point], tr: &Transition, eta_pred: f64) -> Result<(
         .x_label("step")
         .y_label("λ_max");
         sharp
-            .add("λ_max", p.run.series("sharpness"), Style::Line)
-            .add("2/η", p.run.metrics.two_over_lr(), Style::Dashed);
+            .add("λ_max", run.series("sharpness"), Style::Line)
+            .add("2/η", run.metrics.two_over_lr(), Style::Dashed);
         ctx.save(&sharp, "sharpness")?;
     }
     Ok(())
@@ -494,13 +565,19 @@ mod tests {
         assert_eq!(
             full,
             Settings {
-                points: 25,
+                points: 29,
                 lo,
-                hi,
+                hi: 29.5,
                 time: 3000.0,
                 probes: 40
             }
         );
+        // The full grid reaches Fig. 1's η axis, 1.2e-2 in paper units (η/n), with
+        // the spacing of the old 25-point grid over [1/3, 16] (ratio 1.175).
+        let top = e * full.hi / N_TRAIN;
+        assert!((top / 1.2e-2 - 1.0).abs() < 0.01, "{top}");
+        let g = (full.hi / full.lo).powf(1.0 / (full.points - 1) as f64);
+        assert!((g / 48f64.powf(1.0 / 24.0) - 1.0).abs() < 0.002, "{g}");
         assert_eq!(st.steps(st.time / 7.5), 8);
         let o = st.overrides(st.time / 400.0);
         assert_eq!(o[1], "train.steps=401");
@@ -554,5 +631,173 @@ mod tests {
         // No negative plateau: no crossings.
         let flat = Transition::new(&[(1.0, 0.0), (4.0, 0.01)], 1.0);
         assert!(flat.eta_c.is_none() && flat.width().is_nan());
+    }
+
+    /// A hand-made sweep with η_pred = `eta_pred`: b = 0.05 at η = 0.25, 0.5, 0.6,
+    /// b = 0 at `step.0`, b = −1 from `step.1` on (and at η = 4, 8, 16); test accuracy
+    /// 0.55 below the step and 0.60 above; max λη/2 = 0.5 below and 1 above.
+    fn sweep(eta_pred: f64, step: (f64, f64)) -> Measurements {
+        let point = |eta: f64, bias: f64, up: bool| Point {
+            eta,
+            status: Status::Finished,
+            bias,
+            peak: if up { 2.0 / eta } else { 0.5 * 2.0 / eta },
+            accuracy: if up { 0.60 } else { 0.55 },
+        };
+        let mut points: Vec<Point> = [0.25, 0.5, 0.6]
+            .iter()
+            .map(|&e| point(e, 0.05, false))
+            .collect();
+        points.push(point(step.0, 0.0, false));
+        points.extend(
+            [step.1, 4.0, 8.0, 16.0]
+                .iter()
+                .map(|&e| point(e, -1.0, true)),
+        );
+        Measurements { eta_pred, points }
+    }
+
+    /// `m` with every η (and η_pred) times `k`, max λη/2 unchanged.
+    fn scaled(mut m: Measurements, k: f64) -> Measurements {
+        m.eta_pred *= k;
+        for p in &mut m.points {
+            p.eta *= k;
+            p.peak /= k;
+        }
+        m
+    }
+
+    /// The check whose label starts with `tag` ("T1" … "T7", "T5′") and a space.
+    fn get(checks: &[Check], tag: &str) -> Check {
+        let mut it = checks
+            .iter()
+            .filter(|c| c.what.starts_with(&format!("{tag} ")));
+        let c = it
+            .next()
+            .unwrap_or_else(|| panic!("no {tag} in {checks:?}"));
+        assert!(it.next().is_none(), "two {tag}");
+        c.clone()
+    }
+
+    fn passes(m: &Measurements, tag: &str) -> bool {
+        get(&checks(m, true), tag).pass
+    }
+
+    #[test]
+    fn checks_of_a_sharp_predicted_transition_pass() {
+        // Scaled so that η_c/k = √1.1 also lies near the paper's 8π/d² (T5′).
+        let k = paper_threshold() * N_TRAIN;
+        let m = scaled(sweep(1.0, (1.0, 1.1)), k);
+        let full = checks(&m, true);
+        assert_eq!(full.len(), 8);
+        assert!(full.iter().all(|c| c.pass && !c.informative), "{full:?}");
+        // T4: a step between 1.0 and 1.1: width 1.1^0.4 − 1.1^−0.4; η_c = √1.1.
+        let w = 1.1f64.powf(0.4) - 1.1f64.powf(-0.4);
+        assert!((m.transition().width() - w).abs() < 1e-12);
+        assert!((m.transition().eta_c.unwrap() / k - 1.1f64.sqrt()).abs() < 1e-12);
+        assert!(get(&full, "T5′")
+            .measured
+            .ends_with(&format!("ratio {}", fmt(1.1f64.sqrt()))));
+        assert!(get(&full, "T4").measured.starts_with(&fmt(w)));
+        // Reduced: T1 gates, T2–T7 and T5′ are reported only.
+        let reduced = checks(&m, false);
+        let notes: Vec<bool> = reduced.iter().map(|c| c.informative).collect();
+        assert_eq!(notes, [false, true, true, true, true, true, true, true]);
+        let mut bad = sweep(1.0, (2.0, 2.1));
+        bad.points[0].status = Status::Diverged;
+        let reduced = checks(&bad, false);
+        assert!(!reduced[0].pass && !reduced[4].pass && reduced[4].informative);
+    }
+
+    #[test]
+    fn t1_every_run_finished_with_a_finite_bias() {
+        let mut m = sweep(1.0, (1.0, 1.1));
+        m.points[2].status = Status::Diverged;
+        assert!(!passes(&m, "T1"));
+        let mut m = sweep(1.0, (1.0, 1.1));
+        m.points[6].bias = f64::NAN;
+        assert!(!passes(&m, "T1"));
+    }
+
+    #[test]
+    fn t2_and_t3_bias_thresholds() {
+        // T2: max |b| over η ≤ η_mm/1.5 (here 0.25, 0.5, 0.6) ≤ 0.1.
+        let mut m = sweep(1.0, (1.0, 1.1));
+        m.points[2].bias = -0.1;
+        assert!(passes(&m, "T2"));
+        m.points[2].bias = 0.1001;
+        assert!(!passes(&m, "T2"));
+        // No run below η_mm/1.5: fails.
+        assert!(!passes(&sweep(0.3, (1.0, 1.1)), "T2"));
+        // T3: b_plat (median over η ≥ 2) ≤ −0.1.
+        let at = |bias: f64| {
+            let mut m = sweep(1.0, (1.0, 1.1));
+            m.points.iter_mut().skip(4).for_each(|p| p.bias = bias);
+            m
+        };
+        assert!(passes(&at(-0.1), "T3") && !passes(&at(-0.0999), "T3"));
+    }
+
+    #[test]
+    fn t4_width_threshold() {
+        // A step from 1 to r measures r^0.4 − r^−0.4: 0.475 at r = 1.8, 0.519 at 1.9.
+        assert!(passes(&sweep(1.0, (1.0, 1.8)), "T4"));
+        assert!(!passes(&sweep(1.0, (1.0, 1.9)), "T4"));
+        // No negative plateau: no crossings, fails.
+        let mut flat = sweep(1.0, (1.0, 1.1));
+        flat.points.iter_mut().for_each(|p| p.bias = 0.05);
+        assert!(!passes(&flat, "T4") && !passes(&flat, "T5"));
+    }
+
+    #[test]
+    fn t5_prediction_band() {
+        // η_c = √(step.0 · step.1); ratio η_c/η_pred in [0.5, 2].
+        assert!(passes(&sweep(1.0, (1.9, 2.1)), "T5")); // 1.998
+        assert!(!passes(&sweep(1.0, (2.0, 2.1)), "T5")); // 2.049
+        assert!(passes(&sweep(2.09, (1.0, 1.1)), "T5")); // 0.502
+        assert!(!passes(&sweep(2.11, (1.0, 1.1)), "T5")); // 0.497
+    }
+
+    #[test]
+    fn t5_prime_paper_threshold_band() {
+        // 8π/d² = 6.283e-4 paper units = 0.1885 eos units (η = n·η_paper).
+        assert!((paper_threshold() - 6.283_185e-4).abs() < 1e-9);
+        let k = paper_threshold() * N_TRAIN;
+        // η_c = √(step.0 · step.1)·k: ratio 1.998 passes, 2.049 fails (T5 unchanged).
+        assert!(passes(&scaled(sweep(1.0, (1.9, 2.1)), k), "T5′"));
+        assert!(!passes(&scaled(sweep(1.0, (2.0, 2.1)), k), "T5′"));
+        let at = |ratio: f64| scaled(sweep(1.0, (1.0, 1.1)), k * ratio / 1.1f64.sqrt());
+        assert!(passes(&at(0.502), "T5′") && !passes(&at(0.498), "T5′"));
+        // The unscaled sweep has η_c = 1.049 = 5.6 × 8π/d² (eos units 0.1885).
+        let far = sweep(1.0, (1.0, 1.1));
+        assert!(passes(&far, "T5") && !passes(&far, "T5′"));
+    }
+
+    #[test]
+    fn t6_accuracy_gain_threshold() {
+        let with_gain = |gain: f64| {
+            let mut m = sweep(1.0, (1.0, 1.1));
+            m.points
+                .iter_mut()
+                .skip(4)
+                .for_each(|p| p.accuracy = 0.55 + gain);
+            m
+        };
+        assert!(passes(&with_gain(0.021), "T6"));
+        assert!(!passes(&with_gain(0.019), "T6"));
+    }
+
+    #[test]
+    fn t7_eos_above_not_below() {
+        let with = |above: f64, below: f64| {
+            let mut m = sweep(1.0, (1.0, 1.1));
+            for (i, p) in m.points.iter_mut().enumerate() {
+                p.peak = if i >= 4 { above } else { below } * 2.0 / p.eta;
+            }
+            m
+        };
+        assert!(passes(&with(0.9, 0.99), "T7"));
+        assert!(!passes(&with(0.89, 0.99), "T7"));
+        assert!(!passes(&with(0.9, 1.0), "T7"));
     }
 }
