@@ -552,17 +552,25 @@ impl Settings {
     }
 }
 
-/// What the analysis reads from a finished sweep.
-struct Analysis {
-    stars: Vec<(u64, f64, f64)>,
-    depths: Vec<u64>,
-    plateau: Vec<(u64, f64, f64, f64)>,
-    at: Vec<AtStar>,
-    inter: Vec<(u64, f64, Option<Interior>)>,
+/// What a finished sweep measured, per (L, γ): the input of [`checks`] (issue 11:
+/// measure → checks → report).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measurements {
+    /// (L, γ, η*) of every group with an η* ([`eta_stars`]).
+    pub stars: Vec<(u64, f64, f64)>,
+    /// The depths with an η*, ascending.
+    pub depths: Vec<u64>,
+    /// (L, γ, seed-mean escape step, seed-mean drops) where every seed escapes.
+    pub plateau: Vec<(u64, f64, f64, f64)>,
+    /// Every group at its η* ([`AtStar`]).
+    pub at: Vec<AtStar>,
+    /// Where each group's argmin sits on its ladder ([`interior_failures`]).
+    pub inter: Vec<(u64, f64, Option<Interior>)>,
 }
 
-impl Analysis {
-    fn read(out: &Path, rows: &[CellRow]) -> Result<Self> {
+impl Measurements {
+    /// Reads the measurements of the sweep in `out` from its result rows and metrics.
+    pub fn read(out: &Path, rows: &[CellRow]) -> Result<Self> {
         let best = best_per_group(rows, "optim.lr", "train.seed");
         let stars = eta_stars(&best);
         let mut depths: Vec<u64> = stars.iter().map(|s| s.0).collect();
@@ -577,6 +585,21 @@ impl Analysis {
             depths,
         })
     }
+}
+
+/// The checks of every depth: a pure function of the measurements and the version's
+/// settings (module docs; which claims gate is [`Settings::claim`]).
+pub fn checks(m: &Measurements, set: &Settings) -> Vec<Check> {
+    let mut out = Vec::new();
+    for &l in &m.depths {
+        out.extend(slope_checks(&m.stars, l));
+        out.push(set.claim(plateau_check(l, &m.plateau)));
+        out.push(set.claim(interior_check(l, &m.inter)));
+        out.push(set.claim(collapse_check(l, &m.at)));
+        out.push(staircase_report(l, &m.plateau));
+        out.push(best_gamma_report(l, &m.at));
+    }
+    out
 }
 
 /// Runs (or continues) the sweep of `set` and returns its directory; a failed cell
@@ -620,21 +643,14 @@ fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
     Ok(out)
 }
 
+/// Measure (run or reuse the sweep, read it) → [`checks`] → figures.
 pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set: Settings = ctx.settings()?;
     let out = run_sweep(ctx, &set)?;
     let rows = read_rows(&out.join("results.jsonl"))?;
-    let a = Analysis::read(&out, &rows)?;
-    let mut checks = Vec::new();
-    for &l in &a.depths {
-        checks.extend(slope_checks(&a.stars, l));
-        checks.push(set.claim(plateau_check(l, &a.plateau)));
-        checks.push(set.claim(interior_check(l, &a.inter)));
-        checks.push(set.claim(collapse_check(l, &a.at)));
-        checks.push(staircase_report(l, &a.plateau));
-        checks.push(best_gamma_report(l, &a.at));
-    }
-    figures(ctx, &a, &rows, &out)?;
+    let m = Measurements::read(&out, &rows)?;
+    let checks = checks(&m, &set);
+    figures(ctx, &m, &rows, &out)?;
     Ok(checks)
 }
 
@@ -716,7 +732,7 @@ fn staircase_report(l: u64, plateau: &[(u64, f64, f64, f64)]) -> Check {
 
 /// The η*-vs-γ figure with the fits, the plateau figure and the sweep's own panels
 /// (final loss vs η per γ, loss curves at η*).
-fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> Result<()> {
+fn figures(ctx: &Ctx, a: &Measurements, rows: &[CellRow], out: &Path) -> Result<()> {
     let mut plateau_fig =
         Figure::new("richness-sweep: the initial plateau at η* (steps until the loss halves)")
             .x_label("γ")
@@ -762,7 +778,7 @@ fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> Result<()> 
 }
 
 /// The large-γ loss curves at η* (smoothed) against t/τ(γ), every depth.
-fn collapse_figure(a: &Analysis) -> Figure {
+fn collapse_figure(a: &Measurements) -> Figure {
     let mut fig = Figure::new("richness-sweep: large-γ loss at η* against rescaled time t/τ(γ)")
         .x_label("t / τ(γ) (steps of the reference γ)")
         .y_label("loss (seed mean, smoothed)")
@@ -1035,6 +1051,115 @@ mod tests {
         assert!(!full.claim(c()).informative);
         assert_eq!((full.sweep.as_str(), full.workers), ("sweep-full.toml", 2));
         assert_eq!((reduced.sweep.as_str(), reduced.workers), ("sweep.toml", 2));
+    }
+
+    /// Hand-made measurements of depth 3 at which every check passes: lazy slope
+    /// `lazy`, rich slope `rich` (η* = γ^slope), escape steps 100 → 100·`growth`,
+    /// interior argmins with the edge `edge`·η* away, and the step curves of
+    /// [`collapse_needs_two_matching_curves`].
+    fn measured(lazy: f64, rich: f64, growth: f64, edge: f64) -> Measurements {
+        let lazy_g: [f64; 3] = [1e-4, 1e-3, 1e-2];
+        let rich_g: [f64; 4] = [10.0, 100.0, 1000.0, 10000.0];
+        let stars = (lazy_g.iter().map(|&g| (3, g, g.powf(lazy))))
+            .chain(rich_g.iter().map(|&g| (3, g, g.powf(rich))))
+            .collect::<Vec<_>>();
+        let inter = stars
+            .iter()
+            .map(|&(l, g, lr)| {
+                let i = Interior {
+                    lr,
+                    below: Some(0.2),
+                    loss: 0.1,
+                    above: Some(0.3),
+                    edge: Some(edge * lr),
+                };
+                (l, g, Some(i))
+            })
+            .collect();
+        let t0 = [(100.0, 100.0), (1000.0, 200.0), (10000.0, 400.0)];
+        Measurements {
+            stars,
+            depths: vec![3],
+            plateau: vec![(3, 10.0, 100.0, 1.0), (3, 1e4, 100.0 * growth, 1.0)],
+            at: t0
+                .iter()
+                .map(|&(g, t)| at(g, step_curve(t, 0.01), 0.01))
+                .collect(),
+            inter,
+        }
+    }
+
+    fn version(gate_claims: bool) -> Settings {
+        Settings {
+            sweep: "sweep.toml".into(),
+            workers: 1,
+            gate_claims,
+        }
+    }
+
+    /// (pass, informative) of the checks of `m` in the full (gating) version.
+    fn verdicts(m: &Measurements, gate: bool) -> Vec<(bool, bool)> {
+        let c = checks(m, &version(gate));
+        c.iter().map(|c| (c.pass, c.informative)).collect()
+    }
+
+    #[test]
+    fn checks_pass_and_fail_around_each_threshold() {
+        let two3 = 2.0 / 3.0;
+        let ok = measured(2.0, two3, 3.0, EDGE_MARGIN);
+        let c = checks(&ok, &version(true));
+        assert_eq!(c.len(), 7);
+        assert!(c[0]
+            .what
+            .starts_with("L = 3: slope of ln η* on ln γ, γ ≤ 0.0316 (n = 3)"));
+        assert!(
+            c[1].what.contains("γ ≥ 10 (n = 4; 2/L = 0.6667)"),
+            "{}",
+            c[1].what
+        );
+        assert!(c[2].what.contains("plateau") && c[3].what.contains("interior"));
+        assert!(c[4].what.contains("collapse"));
+        let gating = [true, true, true, true, true, false, false];
+        assert_eq!(verdicts(&ok, true)[..5], [(true, false); 5]);
+        assert_eq!(c.iter().map(|c| !c.informative).collect::<Vec<_>>(), gating);
+        // Slopes: ±15 % of 2 and of 2/L, each side.
+        let slope = |lazy, rich| {
+            let v = verdicts(&measured(lazy, rich, 3.0, EDGE_MARGIN), true);
+            (v[0].0, v[1].0)
+        };
+        assert_eq!(slope(1.71, two3), (true, true));
+        assert_eq!(slope(1.69, two3), (false, true));
+        assert_eq!(slope(2.29, two3), (true, true));
+        assert_eq!(slope(2.31, two3), (false, true));
+        assert_eq!(slope(2.0, 0.86 * two3), (true, true));
+        assert_eq!(slope(2.0, 0.84 * two3), (true, false));
+        assert_eq!(slope(2.0, 1.14 * two3), (true, true));
+        assert_eq!(slope(2.0, 1.16 * two3), (true, false));
+        // Plateau growth ≥ 3 (the ratio itself), interior edge ≥ 3.16·η*.
+        let v = |growth, edge| verdicts(&measured(2.0, two3, growth, edge), true);
+        assert!(v(3.0, EDGE_MARGIN)[2].0 && !v(2.99, EDGE_MARGIN)[2].0);
+        assert!(!v(3.0, 3.15)[3].0 && v(3.0, 3.17)[3].0);
+        // A lower loss one rung below: not interior.
+        let mut low = ok.clone();
+        low.inter[4].2.as_mut().unwrap().below = Some(0.05);
+        assert!(!verdicts(&low, true)[3].0);
+        // A large-γ curve with another floor: no collapse.
+        let mut apart = ok.clone();
+        apart.at[2].curve = step_curve(400.0, 0.1);
+        assert!(!verdicts(&apart, true)[4].0);
+    }
+
+    #[test]
+    fn reduced_version_reports_the_claims_and_gates_the_slopes() {
+        let mut bad = measured(2.5, 0.3, 1.0, 2.0);
+        bad.at[2].curve = step_curve(400.0, 0.1);
+        let full = verdicts(&bad, true);
+        let reduced = verdicts(&bad, false);
+        assert_eq!(full[..5], [(false, false); 5]);
+        assert_eq!(reduced[..2], [(false, false); 2]);
+        assert_eq!(reduced[2..5], [(false, true); 3]);
+        // No depth measured: no checks.
+        assert!(checks(&Measurements::default(), &version(true)).is_empty());
     }
 
     #[test]
