@@ -34,7 +34,7 @@
 //! the grids are in the sweep files.
 
 use eos_train::Status;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,6 +68,7 @@ pub const EDGE_MARGIN: f64 = 3.16;
 /// loss) that makes a block a drop.
 pub const DROP_BLOCKS: usize = 40;
 pub const DROP_FALL: f64 = 0.05;
+const CNN_SOURCE: &str = "the authors' CNN (Richness_Sweep vision_tasks/models.py, L = 4) on Fashion-MNIST; experiments/richness-sweep/cnn.toml";
 const PLATEAU_SOURCE: &str = "THEORY.md §3: the ultra-rich regime shows an initial loss plateau whose length grows with γ (Atanasov et al. 2024)";
 const COLLAPSE_SOURCE: &str = "Atanasov et al. 2024, abstract: networks of different large γ optimize along similar trajectories up to a reparameterization of time (rescaling t → t/τ(γ) and tolerances inferred)";
 const BEST_SOURCE: &str = "Atanasov et al. 2024, abstract: optimal online performance is often found at large γ (\"often\", on their datasets: reported, not gated)";
@@ -119,7 +120,12 @@ pub struct AtStar {
 }
 
 /// [`AtStar`] of every group with an η* and a finished cell at it.
-fn at_eta_star(dir: &Path, rows: &[CellRow], best: &[GroupBest]) -> Result<Vec<AtStar>> {
+fn at_eta_star(
+    dir: &Path,
+    rows: &[CellRow],
+    best: &[GroupBest],
+    base_depth: u64,
+) -> Result<Vec<AtStar>> {
     let mut out = Vec::new();
     for g in best {
         let Some(e) = g.eta else { continue };
@@ -144,7 +150,7 @@ fn at_eta_star(dir: &Path, rows: &[CellRow], best: &[GroupBest]) -> Result<Vec<A
         let drops: Vec<f64> = curves.iter().map(|c| count_drops(c) as f64).collect();
         let escapes: Option<Vec<f64>> = curves.iter().map(|c| escape_step(c)).collect();
         out.push(AtStar {
-            depth: get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH),
+            depth: get(DEPTH).and_then(Value::as_u64).unwrap_or(base_depth),
             gamma,
             escape: escapes.map(|v| mean(&v)),
             drops: mean(&drops),
@@ -442,6 +448,7 @@ pub fn best_gamma_report(l: u64, at: &[AtStar]) -> Check {
 pub fn interior_failures(
     rows: &[CellRow],
     best: &[GroupBest],
+    base_depth: u64,
 ) -> Vec<(u64, f64, Option<Interior>)> {
     let mut out = Vec::new();
     for g in best {
@@ -458,7 +465,7 @@ pub fn interior_failures(
         let Some(gamma) = get(GAMMA).and_then(Value::as_f64) else {
             continue;
         };
-        let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
+        let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(base_depth);
         out.push((depth, gamma, interior(&mean_over_seeds(&samples))));
     }
     out
@@ -496,13 +503,13 @@ pub fn interior_check(l: u64, all: &[(u64, f64, Option<Interior>)]) -> Check {
     )
 }
 
-/// (L, γ, η*) of every group with an η*.
-pub fn eta_stars(best: &[GroupBest]) -> Vec<(u64, f64, f64)> {
+/// (L, γ, η*) of every group with an η* (L = `base_depth` without a depth axis).
+pub fn eta_stars(best: &[GroupBest], base_depth: u64) -> Vec<(u64, f64, f64)> {
     best.iter()
         .filter_map(|g| {
             let get = |k: &str| group_value(g, k);
             let gamma = get(GAMMA).and_then(Value::as_f64)?;
-            let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
+            let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(base_depth);
             Some((depth, gamma, g.eta?.lr_refined))
         })
         .collect()
@@ -538,6 +545,19 @@ pub struct Settings {
     /// are reported as NOTE lines (reduced: it gates only what holds robustly at its
     /// size; docs/reproductions.md, "Changed after seeing data").
     pub gate_claims: bool,
+    /// The CNN part (issue 14; the full version): its sweep file and L.
+    #[serde(default)]
+    pub cnn: Option<CnnPart>,
+}
+
+/// The CNN part of a version: the sweep file in `experiments/richness-sweep/` (its
+/// cells in `OUT/richness-sweep/sweep-cnn`) and the network's L (weight layers: 2/L
+/// is the expected rich slope).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CnnPart {
+    pub sweep: String,
+    pub depth: u64,
 }
 
 impl Settings {
@@ -569,18 +589,19 @@ pub struct Measurements {
 }
 
 impl Measurements {
-    /// Reads the measurements of the sweep in `out` from its result rows and metrics.
-    pub fn read(out: &Path, rows: &[CellRow]) -> Result<Self> {
+    /// Reads the measurements of the sweep in `out` from its result rows and metrics;
+    /// `base_depth`: L of the groups without a depth axis (the base config's).
+    pub fn read(out: &Path, rows: &[CellRow], base_depth: u64) -> Result<Self> {
         let best = best_per_group(rows, "optim.lr", "train.seed");
-        let stars = eta_stars(&best);
+        let stars = eta_stars(&best, base_depth);
         let mut depths: Vec<u64> = stars.iter().map(|s| s.0).collect();
         depths.sort_unstable();
         depths.dedup();
-        let at = at_eta_star(out, rows, &best)?;
+        let at = at_eta_star(out, rows, &best, base_depth)?;
         Ok(Self {
             plateau: plateaus(&at),
             at,
-            inter: interior_failures(rows, &best),
+            inter: interior_failures(rows, &best, base_depth),
             stars,
             depths,
         })
@@ -602,11 +623,11 @@ pub fn checks(m: &Measurements, set: &Settings) -> Vec<Check> {
     out
 }
 
-/// Runs (or continues) the sweep of `set` and returns its directory; a failed cell
-/// is an error.
-fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
-    let spec = ctx.config(&set.sweep);
-    let out = ctx.dir.join("sweep");
+/// Runs (or continues) the sweep file `file` into `OUT/richness-sweep/<folder>` and
+/// returns that directory; a failed cell is an error.
+fn run_sweep(ctx: &Ctx, file: &str, folder: &str, workers: usize) -> Result<PathBuf> {
+    let spec = ctx.config(file);
+    let out = ctx.dir.join(folder);
     if ctx.fresh && out.exists() {
         std::fs::remove_dir_all(&out).map_err(|e| Error::io(&out, "clear", e))?;
     }
@@ -619,7 +640,7 @@ fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
     let summary = sweep::sweep(&SweepOptions {
         spec,
         out: Some(out.clone()),
-        workers: set.workers,
+        workers,
         exe: ctx.exe.clone(),
         // Cells trained in-process get their plots as `eos train` draws them.
         on_done: Some(|d: &Path| {
@@ -644,14 +665,39 @@ fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
 }
 
 /// Measure (run or reuse the sweep, read it) → [`checks`] → figures.
+/// Then, where the settings have a CNN part, the same for its sweep ([`cnn_checks`]).
 pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set: Settings = ctx.settings()?;
-    let out = run_sweep(ctx, &set)?;
+    let out = run_sweep(ctx, &set.sweep, "sweep", set.workers)?;
     let rows = read_rows(&out.join("results.jsonl"))?;
-    let m = Measurements::read(&out, &rows)?;
-    let checks = checks(&m, &set);
+    let m = Measurements::read(&out, &rows, BASE_DEPTH)?;
+    let mut checks = checks(&m, &set);
     figures(ctx, &m, &rows, &out)?;
+    if let Some(cnn) = &set.cnn {
+        let out = run_sweep(ctx, &cnn.sweep, "sweep-cnn", set.workers)?;
+        let rows = read_rows(&out.join("results.jsonl"))?;
+        let m = Measurements::read(&out, &rows, cnn.depth)?;
+        checks.extend(cnn_checks(&m));
+        cnn_figures(ctx, &m, &out)?;
+    }
     Ok(checks)
+}
+
+/// The checks of the CNN part (issue 14): the two slope checks of each depth gate
+/// (thresholds as the MLP's, committed before the run), the interior η* and the best
+/// γ are reported (its ladder is 1.5 decades deep, not the authors' 3; one seed).
+pub fn cnn_checks(m: &Measurements) -> Vec<Check> {
+    let mut out = Vec::new();
+    for &l in &m.depths {
+        out.extend(slope_checks(&m.stars, l));
+        out.push(interior_check(l, &m.inter).informative());
+        out.push(best_gamma_report(l, &m.at));
+    }
+    for c in &mut out {
+        c.what = format!("CNN {}", c.what);
+        c.source = format!("{}; CNN: {CNN_SOURCE}", c.source);
+    }
+    out
 }
 
 /// The lazy (slope 2) and rich (slope 2/L) checks of depth `l`, ±15 %.
@@ -759,9 +805,15 @@ fn figures(ctx: &Ctx, a: &Measurements, rows: &[CellRow], out: &Path) -> Result<
     ctx.save(&fig, "eta_star")?;
     ctx.save(&plateau_fig, "plateau")?;
     ctx.save(&collapse_figure(a), "collapse")?;
+    sweep_panels(ctx, out, "sweep", "loss_at_eta_star")
+}
+
+/// The sweep's own panels of `out` into `figures/<folder>`, its loss curves at η*
+/// copied as the figure `name`.
+fn sweep_panels(ctx: &Ctx, out: &Path, folder: &str, name: &str) -> Result<()> {
     let (files, _) = eos_report::sweep_plots::plot_sweep(
         out,
-        &ctx.dir.join("figures").join("sweep"),
+        &ctx.dir.join("figures").join(folder),
         &eos_report::SweepPlotOptions {
             split: 1.0,
             x_key: Some(GAMMA.into()),
@@ -772,9 +824,25 @@ fn figures(ctx: &Ctx, a: &Measurements, rows: &[CellRow], out: &Path) -> Result<
         f.file_stem().is_some_and(|s| s == "loss_at_eta_star")
             && f.extension().is_some_and(|e| e == "png")
     }) {
-        ctx.copy_png(f, "loss_at_eta_star")?;
+        ctx.copy_png(f, name)?;
     }
     Ok(())
+}
+
+/// The CNN part's η*-vs-γ figure with its fits, and its loss curves at η*.
+fn cnn_figures(ctx: &Ctx, m: &Measurements, out: &Path) -> Result<()> {
+    let mut fig = Figure::new(
+        "richness-sweep: η* vs γ, the authors' CNN on Fashion-MNIST (mean-field, centred, 1000 steps)",
+    )
+    .x_label("γ")
+    .y_label("η* (η₀ of the lowest final loss)")
+    .x_log()
+    .y_log();
+    for &l in &m.depths {
+        eta_star_series(&mut fig, &m.stars, l);
+    }
+    ctx.save(&fig, "cnn_eta_star")?;
+    sweep_panels(ctx, out, "sweep-cnn", "cnn_loss_at_eta_star")
 }
 
 /// The large-γ loss curves at η* (smoothed) against t/τ(γ), every depth.
@@ -883,7 +951,7 @@ mod tests {
                 group(None, g, lr)
             })
             .collect();
-        let stars = eta_stars(&best);
+        let stars = eta_stars(&best, BASE_DEPTH);
         assert_eq!(stars.len(), 8);
         assert!(stars.iter().all(|s| s.0 == BASE_DEPTH));
         let (lazy, rich) = regime_fits(&stars, 3);
@@ -893,9 +961,9 @@ mod tests {
         assert_eq!(rich.unwrap().n, 3);
         // A depth axis separates the fits.
         let best2 = vec![group(Some(2), 10.0, 1.0), group(Some(2), 100.0, 10.0)];
-        let (_, rich2) = regime_fits(&eta_stars(&best2), 2);
+        let (_, rich2) = regime_fits(&eta_stars(&best2, BASE_DEPTH), 2);
         assert!((rich2.unwrap().slope - 1.0).abs() < 1e-12);
-        assert!(regime_fits(&eta_stars(&best2), 3).1.is_none());
+        assert!(regime_fits(&eta_stars(&best2, BASE_DEPTH), 3).1.is_none());
     }
 
     #[test]
@@ -1051,6 +1119,11 @@ mod tests {
         assert!(!full.claim(c()).informative);
         assert_eq!((full.sweep.as_str(), full.workers), ("sweep-full.toml", 2));
         assert_eq!((reduced.sweep.as_str(), reduced.workers), ("sweep.toml", 2));
+        let cnn = CnnPart {
+            sweep: "sweep-cnn.toml".into(),
+            depth: 4,
+        };
+        assert_eq!((full.cnn, reduced.cnn), (Some(cnn), None));
     }
 
     /// Hand-made measurements of depth 3 at which every check passes: lazy slope
@@ -1094,6 +1167,7 @@ mod tests {
             sweep: "sweep.toml".into(),
             workers: 1,
             gate_claims,
+            cnn: None,
         }
     }
 
@@ -1147,6 +1221,39 @@ mod tests {
         let mut apart = ok.clone();
         apart.at[2].curve = step_curve(400.0, 0.1);
         assert!(!verdicts(&apart, true)[4].0);
+    }
+
+    #[test]
+    fn cnn_checks_gate_the_slopes_of_l_4() {
+        // Depth 4 from the CNN part's settings (no depth axis in its sweep).
+        let cnn = |rich: f64| {
+            let mut m = measured(2.0, rich, 3.0, EDGE_MARGIN);
+            m.stars.iter_mut().for_each(|s| s.0 = 4);
+            m.inter.iter_mut().for_each(|i| i.0 = 4);
+            m.at.iter_mut().for_each(|a| a.depth = 4);
+            m.depths = vec![4];
+            cnn_checks(&m)
+        };
+        let c = cnn(0.5);
+        assert_eq!(c.len(), 4);
+        assert!(c[1]
+            .what
+            .starts_with("CNN L = 4: slope of ln η* on ln γ, γ ≥ 10 (n = 4; 2/L = 0.5)"));
+        assert!(c[0].source.contains("CNN: the authors' CNN"));
+        let v: Vec<(bool, bool)> = c.iter().map(|c| (c.pass, c.informative)).collect();
+        assert_eq!(
+            v,
+            [(true, false), (true, false), (true, true), (true, true)]
+        );
+        assert_eq!(c[1].expected, "in [0.425, 0.575]");
+        let rich_passes = |r: f64| cnn(r)[1].pass;
+        assert!(rich_passes(0.43) && !rich_passes(0.42));
+        assert!(rich_passes(0.57) && !rich_passes(0.58));
+        // A non-interior η* is a NOTE, not a failure.
+        let mut m = measured(2.0, 0.5, 3.0, 2.0);
+        m.depths = vec![3];
+        let c = cnn_checks(&m);
+        assert!(!c[2].pass && c[2].informative);
     }
 
     #[test]
