@@ -29,9 +29,16 @@
 //! per γ and the γ with the lowest ([`best_gamma_report`]), reported: the abstract says
 //! "often", on the paper's datasets. The collapse gates in the full version only.
 //!
-//! The settings of each version (which sweep file, whether the issue-14 claims gate)
-//! are one [`Settings`] value, read from `experiments/richness-sweep/{reduced,full}.toml`;
-//! the grids are in the sweep files.
+//! The settings of each version (which sweep file, whether the issue-14 claims gate,
+//! the CNN part) are one [`Settings`] value, read from
+//! `experiments/richness-sweep/{reduced,full}.toml`; the grids are in the sweep files.
+//! `run` measures ([`Measurements`]), judges ([`checks`], a pure function) and plots.
+//!
+//! CNN part (issue 14; the full version's `[cnn]`): `sweep-cnn.toml` on `cnn.toml`, the
+//! authors' CNN (Richness_Sweep `vision_tasks/models.py`: two 3×3 convolutions, 2×2
+//! average pooling, a dense layer of 8·width, the 1/N readout; L = 4) on
+//! Fashion-MNIST; its two slope checks gate with the MLP's thresholds and 2/L = 1/2
+//! ([`cnn_checks`]; committed before the run, docs/reproductions.md).
 
 use eos_train::Status;
 use std::path::{Path, PathBuf};
@@ -831,13 +838,11 @@ fn sweep_panels(ctx: &Ctx, out: &Path, folder: &str, name: &str) -> Result<()> {
 
 /// The CNN part's η*-vs-γ figure with its fits, and its loss curves at η*.
 fn cnn_figures(ctx: &Ctx, m: &Measurements, out: &Path) -> Result<()> {
-    let mut fig = Figure::new(
-        "richness-sweep: η* vs γ, the authors' CNN on Fashion-MNIST (mean-field, centred, 1000 steps)",
-    )
-    .x_label("γ")
-    .y_label("η* (η₀ of the lowest final loss)")
-    .x_log()
-    .y_log();
+    let mut fig = Figure::new("richness-sweep: η* vs γ, the authors' CNN on Fashion-MNIST")
+        .x_label("γ")
+        .y_label("η* (η₀ of the lowest final loss)")
+        .x_log()
+        .y_log();
     for &l in &m.depths {
         eta_star_series(&mut fig, &m.stars, l);
     }
