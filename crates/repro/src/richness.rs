@@ -29,12 +29,19 @@
 //! per γ and the γ with the lowest ([`best_gamma_report`]), reported: the abstract says
 //! "often", on the paper's datasets. The collapse gates in the full version only.
 //!
-//! The settings of each version (which sweep file, whether the issue-14 claims gate)
-//! are one [`Settings`] value, read from `experiments/richness-sweep/{reduced,full}.toml`;
-//! the grids are in the sweep files.
+//! The settings of each version (which sweep file, whether the issue-14 claims gate,
+//! the CNN part) are one [`Settings`] value, read from
+//! `experiments/richness-sweep/{reduced,full}.toml`; the grids are in the sweep files.
+//! `run` measures ([`Measurements`]), judges ([`checks`], a pure function) and plots.
+//!
+//! CNN part (issue 14; the full version's `[cnn]`): `sweep-cnn.toml` on `cnn.toml`, the
+//! authors' CNN (Richness_Sweep `vision_tasks/models.py`: two 3×3 convolutions, 2×2
+//! average pooling, a dense layer of 8·width, the 1/N readout; L = 4) on
+//! Fashion-MNIST; its two slope checks gate with the MLP's thresholds and 2/L = 1/2
+//! ([`cnn_checks`]; committed before the run, docs/reproductions.md).
 
 use eos_train::Status;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -68,6 +75,7 @@ pub const EDGE_MARGIN: f64 = 3.16;
 /// loss) that makes a block a drop.
 pub const DROP_BLOCKS: usize = 40;
 pub const DROP_FALL: f64 = 0.05;
+const CNN_SOURCE: &str = "the authors' CNN (Richness_Sweep vision_tasks/models.py, L = 4) on Fashion-MNIST; experiments/richness-sweep/cnn.toml";
 const PLATEAU_SOURCE: &str = "THEORY.md §3: the ultra-rich regime shows an initial loss plateau whose length grows with γ (Atanasov et al. 2024)";
 const COLLAPSE_SOURCE: &str = "Atanasov et al. 2024, abstract: networks of different large γ optimize along similar trajectories up to a reparameterization of time (rescaling t → t/τ(γ) and tolerances inferred)";
 const BEST_SOURCE: &str = "Atanasov et al. 2024, abstract: optimal online performance is often found at large γ (\"often\", on their datasets: reported, not gated)";
@@ -119,7 +127,12 @@ pub struct AtStar {
 }
 
 /// [`AtStar`] of every group with an η* and a finished cell at it.
-fn at_eta_star(dir: &Path, rows: &[CellRow], best: &[GroupBest]) -> Result<Vec<AtStar>> {
+fn at_eta_star(
+    dir: &Path,
+    rows: &[CellRow],
+    best: &[GroupBest],
+    base_depth: u64,
+) -> Result<Vec<AtStar>> {
     let mut out = Vec::new();
     for g in best {
         let Some(e) = g.eta else { continue };
@@ -144,7 +157,7 @@ fn at_eta_star(dir: &Path, rows: &[CellRow], best: &[GroupBest]) -> Result<Vec<A
         let drops: Vec<f64> = curves.iter().map(|c| count_drops(c) as f64).collect();
         let escapes: Option<Vec<f64>> = curves.iter().map(|c| escape_step(c)).collect();
         out.push(AtStar {
-            depth: get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH),
+            depth: get(DEPTH).and_then(Value::as_u64).unwrap_or(base_depth),
             gamma,
             escape: escapes.map(|v| mean(&v)),
             drops: mean(&drops),
@@ -442,6 +455,7 @@ pub fn best_gamma_report(l: u64, at: &[AtStar]) -> Check {
 pub fn interior_failures(
     rows: &[CellRow],
     best: &[GroupBest],
+    base_depth: u64,
 ) -> Vec<(u64, f64, Option<Interior>)> {
     let mut out = Vec::new();
     for g in best {
@@ -458,7 +472,7 @@ pub fn interior_failures(
         let Some(gamma) = get(GAMMA).and_then(Value::as_f64) else {
             continue;
         };
-        let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
+        let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(base_depth);
         out.push((depth, gamma, interior(&mean_over_seeds(&samples))));
     }
     out
@@ -496,13 +510,13 @@ pub fn interior_check(l: u64, all: &[(u64, f64, Option<Interior>)]) -> Check {
     )
 }
 
-/// (L, γ, η*) of every group with an η*.
-pub fn eta_stars(best: &[GroupBest]) -> Vec<(u64, f64, f64)> {
+/// (L, γ, η*) of every group with an η* (L = `base_depth` without a depth axis).
+pub fn eta_stars(best: &[GroupBest], base_depth: u64) -> Vec<(u64, f64, f64)> {
     best.iter()
         .filter_map(|g| {
             let get = |k: &str| group_value(g, k);
             let gamma = get(GAMMA).and_then(Value::as_f64)?;
-            let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(BASE_DEPTH);
+            let depth = get(DEPTH).and_then(Value::as_u64).unwrap_or(base_depth);
             Some((depth, gamma, g.eta?.lr_refined))
         })
         .collect()
@@ -538,6 +552,19 @@ pub struct Settings {
     /// are reported as NOTE lines (reduced: it gates only what holds robustly at its
     /// size; docs/reproductions.md, "Changed after seeing data").
     pub gate_claims: bool,
+    /// The CNN part (issue 14; the full version): its sweep file and L.
+    #[serde(default)]
+    pub cnn: Option<CnnPart>,
+}
+
+/// The CNN part of a version: the sweep file in `experiments/richness-sweep/` (its
+/// cells in `OUT/richness-sweep/sweep-cnn`) and the network's L (weight layers: 2/L
+/// is the expected rich slope).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CnnPart {
+    pub sweep: String,
+    pub depth: u64,
 }
 
 impl Settings {
@@ -552,38 +579,62 @@ impl Settings {
     }
 }
 
-/// What the analysis reads from a finished sweep.
-struct Analysis {
-    stars: Vec<(u64, f64, f64)>,
-    depths: Vec<u64>,
-    plateau: Vec<(u64, f64, f64, f64)>,
-    at: Vec<AtStar>,
-    inter: Vec<(u64, f64, Option<Interior>)>,
+/// What a finished sweep measured, per (L, γ): the input of [`checks`] (issue 11:
+/// measure → checks → report).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measurements {
+    /// (L, γ, η*) of every group with an η* ([`eta_stars`]).
+    pub stars: Vec<(u64, f64, f64)>,
+    /// The depths with an η*, ascending.
+    pub depths: Vec<u64>,
+    /// (L, γ, seed-mean escape step, seed-mean drops) where every seed escapes.
+    pub plateau: Vec<(u64, f64, f64, f64)>,
+    /// Every group at its η* ([`AtStar`]).
+    pub at: Vec<AtStar>,
+    /// Where each group's argmin sits on its ladder ([`interior_failures`]).
+    pub inter: Vec<(u64, f64, Option<Interior>)>,
 }
 
-impl Analysis {
-    fn read(out: &Path, rows: &[CellRow]) -> Result<Self> {
+impl Measurements {
+    /// Reads the measurements of the sweep in `out` from its result rows and metrics;
+    /// `base_depth`: L of the groups without a depth axis (the base config's).
+    pub fn read(out: &Path, rows: &[CellRow], base_depth: u64) -> Result<Self> {
         let best = best_per_group(rows, "optim.lr", "train.seed");
-        let stars = eta_stars(&best);
+        let stars = eta_stars(&best, base_depth);
         let mut depths: Vec<u64> = stars.iter().map(|s| s.0).collect();
         depths.sort_unstable();
         depths.dedup();
-        let at = at_eta_star(out, rows, &best)?;
+        let at = at_eta_star(out, rows, &best, base_depth)?;
         Ok(Self {
             plateau: plateaus(&at),
             at,
-            inter: interior_failures(rows, &best),
+            inter: interior_failures(rows, &best, base_depth),
             stars,
             depths,
         })
     }
 }
 
-/// Runs (or continues) the sweep of `set` and returns its directory; a failed cell
-/// is an error.
-fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
-    let spec = ctx.config(&set.sweep);
-    let out = ctx.dir.join("sweep");
+/// The checks of every depth: a pure function of the measurements and the version's
+/// settings (module docs; which claims gate is [`Settings::claim`]).
+pub fn checks(m: &Measurements, set: &Settings) -> Vec<Check> {
+    let mut out = Vec::new();
+    for &l in &m.depths {
+        out.extend(slope_checks(&m.stars, l));
+        out.push(set.claim(plateau_check(l, &m.plateau)));
+        out.push(set.claim(interior_check(l, &m.inter)));
+        out.push(set.claim(collapse_check(l, &m.at)));
+        out.push(staircase_report(l, &m.plateau));
+        out.push(best_gamma_report(l, &m.at));
+    }
+    out
+}
+
+/// Runs (or continues) the sweep file `file` into `OUT/richness-sweep/<folder>` and
+/// returns that directory; a failed cell is an error.
+fn run_sweep(ctx: &Ctx, file: &str, folder: &str, workers: usize) -> Result<PathBuf> {
+    let spec = ctx.config(file);
+    let out = ctx.dir.join(folder);
     if ctx.fresh && out.exists() {
         std::fs::remove_dir_all(&out).map_err(|e| Error::io(&out, "clear", e))?;
     }
@@ -596,7 +647,7 @@ fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
     let summary = sweep::sweep(&SweepOptions {
         spec,
         out: Some(out.clone()),
-        workers: set.workers,
+        workers,
         exe: ctx.exe.clone(),
         // Cells trained in-process get their plots as `eos train` draws them.
         on_done: Some(|d: &Path| {
@@ -620,22 +671,40 @@ fn run_sweep(ctx: &Ctx, set: &Settings) -> Result<std::path::PathBuf> {
     Ok(out)
 }
 
+/// Measure (run or reuse the sweep, read it) → [`checks`] → figures.
+/// Then, where the settings have a CNN part, the same for its sweep ([`cnn_checks`]).
 pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let set: Settings = ctx.settings()?;
-    let out = run_sweep(ctx, &set)?;
+    let out = run_sweep(ctx, &set.sweep, "sweep", set.workers)?;
     let rows = read_rows(&out.join("results.jsonl"))?;
-    let a = Analysis::read(&out, &rows)?;
-    let mut checks = Vec::new();
-    for &l in &a.depths {
-        checks.extend(slope_checks(&a.stars, l));
-        checks.push(set.claim(plateau_check(l, &a.plateau)));
-        checks.push(set.claim(interior_check(l, &a.inter)));
-        checks.push(set.claim(collapse_check(l, &a.at)));
-        checks.push(staircase_report(l, &a.plateau));
-        checks.push(best_gamma_report(l, &a.at));
+    let m = Measurements::read(&out, &rows, BASE_DEPTH)?;
+    let mut checks = checks(&m, &set);
+    figures(ctx, &m, &rows, &out)?;
+    if let Some(cnn) = &set.cnn {
+        let out = run_sweep(ctx, &cnn.sweep, "sweep-cnn", set.workers)?;
+        let rows = read_rows(&out.join("results.jsonl"))?;
+        let m = Measurements::read(&out, &rows, cnn.depth)?;
+        checks.extend(cnn_checks(&m));
+        cnn_figures(ctx, &m, &out)?;
     }
-    figures(ctx, &a, &rows, &out)?;
     Ok(checks)
+}
+
+/// The checks of the CNN part (issue 14): the two slope checks of each depth gate
+/// (thresholds as the MLP's, committed before the run), the interior η* and the best
+/// γ are reported (its ladder is 1.5 decades deep, not the authors' 3; one seed).
+pub fn cnn_checks(m: &Measurements) -> Vec<Check> {
+    let mut out = Vec::new();
+    for &l in &m.depths {
+        out.extend(slope_checks(&m.stars, l));
+        out.push(interior_check(l, &m.inter).informative());
+        out.push(best_gamma_report(l, &m.at));
+    }
+    for c in &mut out {
+        c.what = format!("CNN {}", c.what);
+        c.source = format!("{}; CNN: {CNN_SOURCE}", c.source);
+    }
+    out
 }
 
 /// The lazy (slope 2) and rich (slope 2/L) checks of depth `l`, ±15 %.
@@ -716,7 +785,7 @@ fn staircase_report(l: u64, plateau: &[(u64, f64, f64, f64)]) -> Check {
 
 /// The η*-vs-γ figure with the fits, the plateau figure and the sweep's own panels
 /// (final loss vs η per γ, loss curves at η*).
-fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> Result<()> {
+fn figures(ctx: &Ctx, a: &Measurements, rows: &[CellRow], out: &Path) -> Result<()> {
     let mut plateau_fig =
         Figure::new("richness-sweep: the initial plateau at η* (steps until the loss halves)")
             .x_label("γ")
@@ -743,9 +812,15 @@ fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> Result<()> 
     ctx.save(&fig, "eta_star")?;
     ctx.save(&plateau_fig, "plateau")?;
     ctx.save(&collapse_figure(a), "collapse")?;
+    sweep_panels(ctx, out, "sweep", "loss_at_eta_star")
+}
+
+/// The sweep's own panels of `out` into `figures/<folder>`, its loss curves at η*
+/// copied as the figure `name`.
+fn sweep_panels(ctx: &Ctx, out: &Path, folder: &str, name: &str) -> Result<()> {
     let (files, _) = eos_report::sweep_plots::plot_sweep(
         out,
-        &ctx.dir.join("figures").join("sweep"),
+        &ctx.dir.join("figures").join(folder),
         &eos_report::SweepPlotOptions {
             split: 1.0,
             x_key: Some(GAMMA.into()),
@@ -756,13 +831,27 @@ fn figures(ctx: &Ctx, a: &Analysis, rows: &[CellRow], out: &Path) -> Result<()> 
         f.file_stem().is_some_and(|s| s == "loss_at_eta_star")
             && f.extension().is_some_and(|e| e == "png")
     }) {
-        ctx.copy_png(f, "loss_at_eta_star")?;
+        ctx.copy_png(f, name)?;
     }
     Ok(())
 }
 
+/// The CNN part's η*-vs-γ figure with its fits, and its loss curves at η*.
+fn cnn_figures(ctx: &Ctx, m: &Measurements, out: &Path) -> Result<()> {
+    let mut fig = Figure::new("richness-sweep: η* vs γ, the authors' CNN on Fashion-MNIST")
+        .x_label("γ")
+        .y_label("η* (η₀ of the lowest final loss)")
+        .x_log()
+        .y_log();
+    for &l in &m.depths {
+        eta_star_series(&mut fig, &m.stars, l);
+    }
+    ctx.save(&fig, "cnn_eta_star")?;
+    sweep_panels(ctx, out, "sweep-cnn", "cnn_loss_at_eta_star")
+}
+
 /// The large-γ loss curves at η* (smoothed) against t/τ(γ), every depth.
-fn collapse_figure(a: &Analysis) -> Figure {
+fn collapse_figure(a: &Measurements) -> Figure {
     let mut fig = Figure::new("richness-sweep: large-γ loss at η* against rescaled time t/τ(γ)")
         .x_label("t / τ(γ) (steps of the reference γ)")
         .y_label("loss (seed mean, smoothed)")
@@ -867,7 +956,7 @@ mod tests {
                 group(None, g, lr)
             })
             .collect();
-        let stars = eta_stars(&best);
+        let stars = eta_stars(&best, BASE_DEPTH);
         assert_eq!(stars.len(), 8);
         assert!(stars.iter().all(|s| s.0 == BASE_DEPTH));
         let (lazy, rich) = regime_fits(&stars, 3);
@@ -877,9 +966,9 @@ mod tests {
         assert_eq!(rich.unwrap().n, 3);
         // A depth axis separates the fits.
         let best2 = vec![group(Some(2), 10.0, 1.0), group(Some(2), 100.0, 10.0)];
-        let (_, rich2) = regime_fits(&eta_stars(&best2), 2);
+        let (_, rich2) = regime_fits(&eta_stars(&best2, BASE_DEPTH), 2);
         assert!((rich2.unwrap().slope - 1.0).abs() < 1e-12);
-        assert!(regime_fits(&eta_stars(&best2), 3).1.is_none());
+        assert!(regime_fits(&eta_stars(&best2, BASE_DEPTH), 3).1.is_none());
     }
 
     #[test]
@@ -1035,6 +1124,154 @@ mod tests {
         assert!(!full.claim(c()).informative);
         assert_eq!((full.sweep.as_str(), full.workers), ("sweep-full.toml", 2));
         assert_eq!((reduced.sweep.as_str(), reduced.workers), ("sweep.toml", 2));
+        let cnn = CnnPart {
+            sweep: "sweep-cnn.toml".into(),
+            depth: 4,
+        };
+        assert_eq!((full.cnn, reduced.cnn), (Some(cnn), None));
+    }
+
+    /// Hand-made measurements of depth 3 at which every check passes: lazy slope
+    /// `lazy`, rich slope `rich` (η* = γ^slope), escape steps 100 → 100·`growth`,
+    /// interior argmins with the edge `edge`·η* away, and the step curves of
+    /// [`collapse_needs_two_matching_curves`].
+    fn measured(lazy: f64, rich: f64, growth: f64, edge: f64) -> Measurements {
+        let lazy_g: [f64; 3] = [1e-4, 1e-3, 1e-2];
+        let rich_g: [f64; 4] = [10.0, 100.0, 1000.0, 10000.0];
+        let stars = (lazy_g.iter().map(|&g| (3, g, g.powf(lazy))))
+            .chain(rich_g.iter().map(|&g| (3, g, g.powf(rich))))
+            .collect::<Vec<_>>();
+        let inter = stars
+            .iter()
+            .map(|&(l, g, lr)| {
+                let i = Interior {
+                    lr,
+                    below: Some(0.2),
+                    loss: 0.1,
+                    above: Some(0.3),
+                    edge: Some(edge * lr),
+                };
+                (l, g, Some(i))
+            })
+            .collect();
+        let t0 = [(100.0, 100.0), (1000.0, 200.0), (10000.0, 400.0)];
+        Measurements {
+            stars,
+            depths: vec![3],
+            plateau: vec![(3, 10.0, 100.0, 1.0), (3, 1e4, 100.0 * growth, 1.0)],
+            at: t0
+                .iter()
+                .map(|&(g, t)| at(g, step_curve(t, 0.01), 0.01))
+                .collect(),
+            inter,
+        }
+    }
+
+    fn version(gate_claims: bool) -> Settings {
+        Settings {
+            sweep: "sweep.toml".into(),
+            workers: 1,
+            gate_claims,
+            cnn: None,
+        }
+    }
+
+    /// (pass, informative) of the checks of `m` in the full (gating) version.
+    fn verdicts(m: &Measurements, gate: bool) -> Vec<(bool, bool)> {
+        let c = checks(m, &version(gate));
+        c.iter().map(|c| (c.pass, c.informative)).collect()
+    }
+
+    #[test]
+    fn checks_pass_and_fail_around_each_threshold() {
+        let two3 = 2.0 / 3.0;
+        let ok = measured(2.0, two3, 3.0, EDGE_MARGIN);
+        let c = checks(&ok, &version(true));
+        assert_eq!(c.len(), 7);
+        assert!(c[0]
+            .what
+            .starts_with("L = 3: slope of ln η* on ln γ, γ ≤ 0.0316 (n = 3)"));
+        assert!(
+            c[1].what.contains("γ ≥ 10 (n = 4; 2/L = 0.6667)"),
+            "{}",
+            c[1].what
+        );
+        assert!(c[2].what.contains("plateau") && c[3].what.contains("interior"));
+        assert!(c[4].what.contains("collapse"));
+        let gating = [true, true, true, true, true, false, false];
+        assert_eq!(verdicts(&ok, true)[..5], [(true, false); 5]);
+        assert_eq!(c.iter().map(|c| !c.informative).collect::<Vec<_>>(), gating);
+        // Slopes: ±15 % of 2 and of 2/L, each side.
+        let slope = |lazy, rich| {
+            let v = verdicts(&measured(lazy, rich, 3.0, EDGE_MARGIN), true);
+            (v[0].0, v[1].0)
+        };
+        assert_eq!(slope(1.71, two3), (true, true));
+        assert_eq!(slope(1.69, two3), (false, true));
+        assert_eq!(slope(2.29, two3), (true, true));
+        assert_eq!(slope(2.31, two3), (false, true));
+        assert_eq!(slope(2.0, 0.86 * two3), (true, true));
+        assert_eq!(slope(2.0, 0.84 * two3), (true, false));
+        assert_eq!(slope(2.0, 1.14 * two3), (true, true));
+        assert_eq!(slope(2.0, 1.16 * two3), (true, false));
+        // Plateau growth ≥ 3 (the ratio itself), interior edge ≥ 3.16·η*.
+        let v = |growth, edge| verdicts(&measured(2.0, two3, growth, edge), true);
+        assert!(v(3.0, EDGE_MARGIN)[2].0 && !v(2.99, EDGE_MARGIN)[2].0);
+        assert!(!v(3.0, 3.15)[3].0 && v(3.0, 3.17)[3].0);
+        // A lower loss one rung below: not interior.
+        let mut low = ok.clone();
+        low.inter[4].2.as_mut().unwrap().below = Some(0.05);
+        assert!(!verdicts(&low, true)[3].0);
+        // A large-γ curve with another floor: no collapse.
+        let mut apart = ok.clone();
+        apart.at[2].curve = step_curve(400.0, 0.1);
+        assert!(!verdicts(&apart, true)[4].0);
+    }
+
+    #[test]
+    fn cnn_checks_gate_the_slopes_of_l_4() {
+        // Depth 4 from the CNN part's settings (no depth axis in its sweep).
+        let cnn = |rich: f64| {
+            let mut m = measured(2.0, rich, 3.0, EDGE_MARGIN);
+            m.stars.iter_mut().for_each(|s| s.0 = 4);
+            m.inter.iter_mut().for_each(|i| i.0 = 4);
+            m.at.iter_mut().for_each(|a| a.depth = 4);
+            m.depths = vec![4];
+            cnn_checks(&m)
+        };
+        let c = cnn(0.5);
+        assert_eq!(c.len(), 4);
+        assert!(c[1]
+            .what
+            .starts_with("CNN L = 4: slope of ln η* on ln γ, γ ≥ 10 (n = 4; 2/L = 0.5)"));
+        assert!(c[0].source.contains("CNN: the authors' CNN"));
+        let v: Vec<(bool, bool)> = c.iter().map(|c| (c.pass, c.informative)).collect();
+        assert_eq!(
+            v,
+            [(true, false), (true, false), (true, true), (true, true)]
+        );
+        assert_eq!(c[1].expected, "in [0.425, 0.575]");
+        let rich_passes = |r: f64| cnn(r)[1].pass;
+        assert!(rich_passes(0.43) && !rich_passes(0.42));
+        assert!(rich_passes(0.57) && !rich_passes(0.58));
+        // A non-interior η* is a NOTE, not a failure.
+        let mut m = measured(2.0, 0.5, 3.0, 2.0);
+        m.depths = vec![3];
+        let c = cnn_checks(&m);
+        assert!(!c[2].pass && c[2].informative);
+    }
+
+    #[test]
+    fn reduced_version_reports_the_claims_and_gates_the_slopes() {
+        let mut bad = measured(2.5, 0.3, 1.0, 2.0);
+        bad.at[2].curve = step_curve(400.0, 0.1);
+        let full = verdicts(&bad, true);
+        let reduced = verdicts(&bad, false);
+        assert_eq!(full[..5], [(false, false); 5]);
+        assert_eq!(reduced[..2], [(false, false); 2]);
+        assert_eq!(reduced[2..5], [(false, true); 3]);
+        // No depth measured: no checks.
+        assert!(checks(&Measurements::default(), &version(true)).is_empty());
     }
 
     #[test]
