@@ -68,10 +68,9 @@ pub const LATE_TOL: f64 = 0.05;
 pub const LATE_RATIO_MAX: f64 = 0.75;
 /// Late ηλ/2 at B = 8 at most this (the deterministic constraint slack).
 pub const SLACK_MAX: f64 = 0.6;
-/// Late K at B = 8 in this band (K ≈ 1, a factor 1.5 either side).
-pub const K_BAND: (f64, f64) = (2.0 / 3.0, 1.5);
-/// The batch size the small-B claims are tested at, fixed in advance.
-pub const SMALLEST_B: usize = 8;
+/// Late K at B = 8 in [`K_BAND`]; the small-B claims are tested at [`SMALLEST_B`]
+/// (both owned by [`crate::stochastic_eos`], which claim 12 shares them with).
+pub use super::stochastic_eos::{K_BAND, SMALLEST_B};
 
 /// The settings of one version, read from
 /// `experiments/conservative-sharpening/{reduced,full}.toml` (the `--set` overrides
@@ -253,7 +252,11 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let (model, control) = quadratic::measure(ctx, &set.model)?;
     figures(ctx, &runs, &sums, &set)?;
     let edge = match &set.edge {
-        Some(e) => Some(seos::measure_edge(ctx, &set, e)?),
+        Some(e) => Some(seos::measure_edge(
+            ctx,
+            &set.overrides(Some(SMALLEST_B)),
+            e,
+        )?),
         None => None,
     };
     if let Some(rungs) = &edge {
@@ -261,7 +264,8 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     }
     let net_control = match &set.control {
         Some(c) => {
-            let runs = seos::measure_control(ctx, &set, c)?;
+            let base = set.overrides(Some(SMALLEST_B));
+            let runs = seos::measure_control(ctx, &base, set.lr, c)?;
             ctx.save(&seos::control_figure(&runs), "network-control")?;
             Some(runs.into_iter().map(|r| r.0).collect())
         }

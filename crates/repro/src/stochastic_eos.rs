@@ -16,7 +16,7 @@
 //!             10 outputs; ∞ when η_S λ_max(G) ≥ 2).
 //! ```
 //!
-//! Gate: K(η_S, 8) ∈ [`super::conservative::K_BAND`]; K(η_S, 8)/10 (one output's share,
+//! Gate: K(η_S, 8) ∈ [`K_BAND`]; K(η_S, 8)/10 (one output's share,
 //! the per-output closure) is reported as a NOTE.
 //!
 //! Claim 13, controlling the S-EOS helps optimisation, on the network: per seed, two
@@ -28,7 +28,6 @@
 //! the probes in the last [`LAST_FRACTION`] of the steps. Gate: on every seed,
 //! controlled ≤ [`CONTROL_MARGIN`] × constant (a diverged constant run counts +∞).
 
-use super::conservative::{self, K_BAND, SMALLEST_B};
 use super::quadratic::CONTROL_K;
 use super::{fmt, Check, Ctx, Result, Run};
 use eos_report::plot::{Figure, Style};
@@ -39,6 +38,11 @@ const SOURCE_EDGE: &str = "Agarwala & Pennington 2024 (arXiv 2404.19261), S-EOS 
 const SOURCE_CONTROL: &str = "Agarwala & Pennington 2024 (abstract: controlling the S-EOS \
      can help optimization); network, K-controlled η (protocol inferred)";
 
+/// Late K at B = 8 (claim 8) and K(η_S, 8) (claim 12) in this band (K ≈ 1, a factor
+/// 1.5 either side; committed 2026-12-07 before the runs).
+pub const K_BAND: (f64, f64) = (2.0 / 3.0, 1.5);
+/// The batch size the small-B claims are tested at, fixed in advance.
+pub const SMALLEST_B: usize = 8;
 /// The ladder's ratio 2^{1/4} (committed 2026-12-07 before the runs, as all below).
 pub const LADDER_RATIO: f64 = 1.189_207_115_002_721;
 /// The controlled run's loss ≤ CONTROL_MARGIN × the constant-η run's, on every seed.
@@ -127,9 +131,10 @@ fn k_at_step0(run: &Run) -> f64 {
     }
 }
 
-/// The overrides of one rung: the network runs' settings at B = 8, then the rung's.
-fn rung_overrides(set: &conservative::Settings, e: &EdgeSettings, lr: f64) -> Vec<String> {
-    let mut o = set.overrides(Some(SMALLEST_B));
+/// The overrides of one rung: `base` (the network runs' settings at B = 8), then the
+/// rung's.
+fn rung_overrides(base: &[String], e: &EdgeSettings, lr: f64) -> Vec<String> {
+    let mut o = base.to_vec();
     o.extend([
         format!("optim.lr={lr}"),
         format!("train.steps={}", e.steps),
@@ -141,18 +146,14 @@ fn rung_overrides(set: &conservative::Settings, e: &EdgeSettings, lr: f64) -> Ve
 }
 
 /// Claim 12's runs: the ladder up to and including the first diverging rung.
-pub fn measure_edge(
-    ctx: &Ctx,
-    set: &conservative::Settings,
-    e: &EdgeSettings,
-) -> Result<Vec<Rung>> {
+pub fn measure_edge(ctx: &Ctx, base: &[String], e: &EdgeSettings) -> Result<Vec<Rung>> {
     let mut rungs = Vec::new();
     for i in 0..e.rungs {
         let lr = e.lr(i);
         let run = ctx.train(
             &format!("edge-{i}"),
             "fashion-mnist.toml",
-            &rung_overrides(set, e, lr),
+            &rung_overrides(base, e, lr),
         )?;
         let rung = Rung {
             lr,
@@ -168,14 +169,17 @@ pub fn measure_edge(
     Ok(rungs)
 }
 
-/// The overrides of one control run (`controlled`: the K-controlled schedule).
+/// The overrides of one control run: `base` (the network runs' settings at B = 8,
+/// constant η = `lr`), then the run's (`controlled`: the K-controlled schedule with
+/// η_max = `lr`).
 fn control_overrides(
-    set: &conservative::Settings,
+    base: &[String],
+    lr: f64,
     c: &ControlSettings,
     seed: u64,
     controlled: bool,
 ) -> Vec<String> {
-    let mut o = set.overrides(Some(SMALLEST_B));
+    let mut o = base.to_vec();
     o.extend([
         format!("train.seed={seed}"),
         format!("train.steps={}", c.steps),
@@ -189,8 +193,7 @@ fn control_overrides(
             "optim={ kind = \"sgd\" }".into(),
             format!(
                 "schedule={{ kind = \"geometry_aware\", source = \"noise_kernel\", c = {CONTROL_K}, \
-                 ema = 0.0, lr_max = {} }}",
-                set.lr
+                 ema = 0.0, lr_max = {lr} }}"
             ),
         ]);
     }
@@ -200,7 +203,8 @@ fn control_overrides(
 /// Claim 13's runs: per seed, the constant-η and the K-controlled run.
 pub fn measure_control(
     ctx: &Ctx,
-    set: &conservative::Settings,
+    base: &[String],
+    lr: f64,
     c: &ControlSettings,
 ) -> Result<Vec<(ControlPair, Run, Run)>> {
     let mut out = Vec::new();
@@ -209,7 +213,7 @@ pub fn measure_control(
             ctx.train(
                 &format!("control-{tag}-seed-{seed}"),
                 "fashion-mnist.toml",
-                &control_overrides(set, c, seed, controlled),
+                &control_overrides(base, lr, c, seed, controlled),
             )
         };
         let (constant, controlled) = (train("constant", false)?, train("k", true)?);
