@@ -22,7 +22,7 @@
 //! Claim 13, controlling the S-EOS helps optimisation, on the network: per seed, two
 //! runs at B = 8 of the same length (so the same samples processed): η = 0.05
 //! constant, and the geometry-aware schedule with `source = "noise_kernel"`
-//! (eos-optim: η_t = the largest η ≤ 0.05 with K(η, 8) ≤ [`quadratic::CONTROL_K`] =
+//! (eos-optim: η_t = the largest η ≤ 0.05 with K(η, 8) ≤ [`CONTROL_K`] =
 //! 0.5, re-solved at every `s_eos` probe, `every` steps, `ema = 0`). Training loss =
 //! the full-training-set loss of the `eval` probe (every `every` steps), averaged over
 //! the probes in the last [`LAST_FRACTION`] of the steps. Gate: on every seed,
