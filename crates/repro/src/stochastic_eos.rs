@@ -314,8 +314,8 @@ pub fn edge_figure(rungs: &[Rung]) -> Figure {
     .x_label("η")
     .y_label("K(η, B) at step 0")
     .x_log()
-    .note("K omitted where ηλ_max(G) ≥ 2 (K = ∞); × marks a diverging rung at K = 0")
-    .y_max(4.0);
+    .note("K omitted where ηλ_max(G) ≥ 2 (K = ∞); a diverging rung is drawn at K = 0")
+    .y_max(8.0);
     let pts = |d: bool| -> Vec<(f64, f64)> {
         rungs
             .iter()
