@@ -45,7 +45,7 @@ pub use eigen::{
 pub use hutchinson::{exact_trace, hutchinson, TraceEstimate};
 pub use lanczos::{lanczos, lanczos_tridiag, LanczosConfig, LanczosResult, LanczosTridiag, Which};
 pub use model_ops::{Curvature, GaussNewtonOp, HessianOp, ModelOperator};
-pub use ntk::{ntk_trace, s_eos_k, s_eos_k_from_trace};
+pub use ntk::{ntk_trace, s_eos_k, s_eos_k_from_trace, s_eos_lr};
 pub use operator::{DenseOperator, LinearOperator, Observed};
 pub use power::{power_iteration, PowerResult};
 pub use preconditioned::{effective_sharpness, Preconditioned};

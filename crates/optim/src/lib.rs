@@ -69,7 +69,9 @@ pub use config::{
 pub use gradient_scaling::GradientScaling;
 pub use lr_scales::LayerLrScales;
 pub use optimizer::{CommonOptions, Optimizer, Step};
-pub use schedule::{Observation, Schedule, ScheduleConfig, ScheduleState, SharpnessSource};
+pub use schedule::{
+    NoiseKernelSpectrum, Observation, Schedule, ScheduleConfig, ScheduleState, SharpnessSource,
+};
 pub use sgd::{Momentum, Sgd};
 pub use weight_decay::WeightDecay;
 

@@ -30,11 +30,15 @@
 //!    reported (NOTE) in the reduced one (changed after seeing data: the model's SGD
 //!    runs at B ≤ 32 diverge, docs/reproductions.md);
 //! - full only, NOTE: batch sharpness at B = 8 within ±20 % of 2/η (Andreyev &
-//!   Beneventano's claim, outside the seed abstracts).
+//!   Beneventano's claim, outside the seed abstracts);
+//! 12. full only: K at step 0 at the S-EOS found by an η ladder at B = 8 in [`K_BAND`],
+//!     and 13. full only: a K-controlled η lowers the network's training loss
+//!     ([`crate::stochastic_eos`], `[edge]` and `[control]` of the full settings).
 
 use super::quadratic::{self, Control, ModelOutcome, ModelSettings, REACH};
 use super::series::{first_reach, monotone_within, slope_until};
 use super::settings::{self, then_gd};
+use super::stochastic_eos::{self as seos, ControlPair, ControlSettings, EdgeSettings, Rung};
 use super::{fmt, median, Check, Ctx, Error, Result, Run};
 use eos_report::plot::{Figure, Style};
 use eos_train::Status;
@@ -64,10 +68,9 @@ pub const LATE_TOL: f64 = 0.05;
 pub const LATE_RATIO_MAX: f64 = 0.75;
 /// Late ηλ/2 at B = 8 at most this (the deterministic constraint slack).
 pub const SLACK_MAX: f64 = 0.6;
-/// Late K at B = 8 in this band (K ≈ 1, a factor 1.5 either side).
-pub const K_BAND: (f64, f64) = (2.0 / 3.0, 1.5);
-/// The batch size the small-B claims are tested at, fixed in advance.
-pub const SMALLEST_B: usize = 8;
+/// Late K at B = 8 in [`K_BAND`]; the small-B claims are tested at [`SMALLEST_B`]
+/// (both owned by [`crate::stochastic_eos`], which claim 12 shares them with).
+pub use super::stochastic_eos::{K_BAND, SMALLEST_B};
 
 /// The settings of one version, read from
 /// `experiments/conservative-sharpening/{reduced,full}.toml` (the `--set` overrides
@@ -93,6 +96,12 @@ pub struct Settings {
     pub gate_model: bool,
     /// The quadratic regression model's settings (`[model]`).
     pub model: ModelSettings,
+    /// Claim 12's η ladder (`[edge]`; full version only).
+    #[serde(default)]
+    pub edge: Option<EdgeSettings>,
+    /// Claim 13's K-controlled network runs (`[control]`; full version only).
+    #[serde(default)]
+    pub control: Option<ControlSettings>,
 }
 
 impl Settings {
@@ -213,6 +222,10 @@ pub struct Measurements {
     pub sums: Vec<Summary>,
     pub model: ModelOutcome,
     pub control: Control,
+    /// Claim 12's ladder (None: not run in this version).
+    pub edge: Option<Vec<Rung>>,
+    /// Claim 13's pairs of network runs (None: not run in this version).
+    pub net_control: Option<Vec<ControlPair>>,
 }
 
 /// Every check: a pure function of the measurements and the version's settings.
@@ -223,6 +236,12 @@ pub fn checks(m: &Measurements, set: &Settings) -> Vec<Check> {
     checks.extend(s_eos_checks(&m.sums, set));
     checks.extend(quadratic::checks(&m.model, &m.control, set.gate_model));
     checks.push(model_vs_network(&m.model, &m.sums));
+    if let Some(rungs) = &m.edge {
+        checks.extend(seos::edge_checks(rungs));
+    }
+    if let Some(pairs) = &m.net_control {
+        checks.push(seos::control_check(pairs));
+    }
     checks
 }
 
@@ -232,10 +251,32 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Check>> {
     let sums = summarize(&runs, &set);
     let (model, control) = quadratic::measure(ctx, &set.model)?;
     figures(ctx, &runs, &sums, &set)?;
+    let edge = match &set.edge {
+        Some(e) => Some(seos::measure_edge(
+            ctx,
+            &set.overrides(Some(SMALLEST_B)),
+            e,
+        )?),
+        None => None,
+    };
+    if let Some(rungs) = &edge {
+        ctx.save(&seos::edge_figure(rungs), "edge-ladder")?;
+    }
+    let net_control = match &set.control {
+        Some(c) => {
+            let base = set.overrides(Some(SMALLEST_B));
+            let runs = seos::measure_control(ctx, &base, set.lr, c)?;
+            ctx.save(&seos::control_figure(&runs), "network-control")?;
+            Some(runs.into_iter().map(|r| r.0).collect())
+        }
+        None => None,
+    };
     let m = Measurements {
         sums,
         model,
         control,
+        edge,
+        net_control,
     };
     Ok(checks(&m, &set))
 }
@@ -658,6 +699,8 @@ mod tests {
                 gate_k: false,
                 gate_model: false,
                 model: model.clone(),
+                edge: None,
+                control: None,
             }
         );
         assert_eq!(
@@ -680,6 +723,16 @@ mod tests {
                 gate_k: true,
                 gate_model: true,
                 model,
+                edge: Some(EdgeSettings {
+                    lr0: 0.05,
+                    rungs: 16,
+                    steps: 500,
+                }),
+                control: Some(ControlSettings {
+                    seeds: vec![0, 1],
+                    steps: 1500,
+                    every: 10,
+                }),
             }
         );
     }
@@ -732,6 +785,8 @@ mod tests {
                 controlled: 0.5,
                 constant: 1.0,
             },
+            edge: None,
+            net_control: None,
         };
         let gating = |c: &[Check]| c.iter().filter(|c| !c.informative).count();
         // 3 finished + 5 rate + 3 late + 2 S-EOS + 4 model + 1 model vs network.
@@ -750,6 +805,25 @@ mod tests {
         // A run that did not finish fails in both.
         m.sums[1].finished = false;
         assert_eq!(failed(checks(&m, &reduced())), 1);
+        // Claims 12 and 13 add one gate and one NOTE, and one gate.
+        m.sums[1].finished = true;
+        m.control.controlled = 0.5;
+        let rung = |lr: f64, k0: f64, diverged: bool| Rung {
+            lr,
+            diverged,
+            k0,
+            last_step: 0.0,
+        };
+        m.edge = Some(vec![rung(0.05, 1.0, false), rung(0.06, 0.0, true)]);
+        let pair = |seed: u64, controlled: f64| ControlPair {
+            seed,
+            constant: 1.0,
+            controlled,
+            lr_median: 0.01,
+        };
+        m.net_control = Some(vec![pair(0, 0.5), pair(1, 0.95)]);
+        let c = checks(&m, &full());
+        assert_eq!((c.len(), gating(&c), failed(c)), (22, 19, 1));
     }
 
     #[test]

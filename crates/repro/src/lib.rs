@@ -25,6 +25,7 @@ pub mod quadratic;
 pub mod richness;
 pub mod series;
 pub mod settings;
+pub mod stochastic_eos;
 pub mod terjek;
 pub mod threshold;
 

@@ -207,23 +207,10 @@ fn spectrum(m: &QuadModel, theta: &[f64], v: &mut Vec<f64>) -> (f64, f64) {
     (top_eigenvalue_from(&th, m.d, v), tr)
 }
 
-/// The largest η' ≤ `lr` with K(η', b) ≤ `target` (bisection, 60 halvings; K is
-/// increasing in η').
+/// The largest η' ≤ `lr` with K(η', b) ≤ `target`: [`eos_hessian::s_eos_lr`] with
+/// G's top eigenvalue exact and the rest of the trace in the small-ηλ form.
 pub fn controlled_lr(l1: f64, tr: f64, lr: f64, b: usize, n: usize, target: f64) -> f64 {
-    let k = |e: f64| eos_hessian::s_eos_k(&[l1], tr - l1, e, b, n).unwrap_or(f64::INFINITY);
-    if k(lr) <= target {
-        return lr;
-    }
-    let (mut lo, mut hi) = (0.0, lr);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if k(mid) <= target {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
+    eos_hessian::s_eos_lr(&[l1], tr - l1, lr, b, n, target).unwrap_or(0.0)
 }
 
 fn probe(

@@ -6,7 +6,7 @@
 //! B_t            minibatch: sampler(seed, t) | stream(seed, t) | the full set (GD)
 //! L_t, g_t       exact loss and gradient of B_t at θ_t; divergence check on L_t
 //! probes at θ_t  sharpness, batch sharpness, NTK/Hessian trace, soft rank, norms, eval
-//! observe        schedule.observe(step t: loss, sharpness)
+//! observe        schedule.observe(step t: loss, sharpness, G's spectrum for K(η, B))
 //! η_t            schedule.lr(t) · lr_factor (N for mean-field's N·η₀)
 //! Δθ_t           optimizer.step(θ_t, g_t, η_t)
 //! probes on Δθ_t Taylor c0..c3 of L_{B_t} along Δθ_t, update cosine, update norms
@@ -25,7 +25,7 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use eos_data::Sampler;
 use eos_model::{device_name, pick_device, Batch, Loss, Model, ParamVec};
-use eos_optim::{Observation, Optimizer, Schedule};
+use eos_optim::{NoiseKernelSpectrum, Observation, Optimizer, Schedule};
 
 use crate::config::Config;
 use crate::error::{Context, Error};
@@ -346,6 +346,7 @@ impl Trainer {
             .before_update(t, &self.mlp, &self.eval, &mut line)?;
         let mut obs = Observation::at(t).with_loss(loss_t);
         obs.sharpness = line.sharpness;
+        obs.noise_kernel = self.noise_spectrum(&line, self.lr_factor);
         self.schedule.observe(&obs);
         let lr = self.schedule.lr(t) * self.lr_factor;
         if !(lr.is_finite() && lr >= 0.0) {
@@ -389,20 +390,38 @@ impl Trainer {
 
     /// K(η, B) from the Gauss–Newton spectrum of the line, when the S_eos probe ran.
     fn s_eos_k(&self, line: &mut Line, lr: f64) -> crate::Result<()> {
-        if let Some(trace) = line.gn_trace {
-            let top = line.gn_top_eigenvalues.as_deref().unwrap_or(&[]);
-            let rest = trace - top.iter().sum::<f64>();
-            let n = self.data.train.len();
-            // Online streams never repeat a sample: 1/n → 0.
-            let n_eff = if self.data.stream.is_some() {
-                usize::MAX
-            } else {
-                n
-            };
-            let b = self.cfg.train.batch_size.unwrap_or(n).min(n_eff);
-            line.s_eos_k = Some(eos_hessian::s_eos_k(top, rest, lr, b, n_eff)?);
+        if let Some(s) = self.noise_spectrum(line, 1.0) {
+            line.s_eos_k = Some(eos_hessian::s_eos_k(
+                &s.top,
+                s.rest_trace,
+                lr,
+                s.batch,
+                s.n,
+            )?);
         }
         Ok(())
+    }
+
+    /// What K(η, B) needs, from the line's `s_eos` probe (None when it did not run),
+    /// with G's eigenvalues times `scale` (the lr factor: K depends on η only through
+    /// ηλ, so a schedule's η in units of η₀ sees K(factor·η₀, B)).
+    fn noise_spectrum(&self, line: &Line, scale: f64) -> Option<NoiseKernelSpectrum> {
+        let trace = line.gn_trace?;
+        let top = line.gn_top_eigenvalues.clone().unwrap_or_default();
+        let rest = trace - top.iter().sum::<f64>();
+        let n = self.data.train.len();
+        // Online streams never repeat a sample: 1/n → 0.
+        let n_eff = if self.data.stream.is_some() {
+            usize::MAX
+        } else {
+            n
+        };
+        Some(NoiseKernelSpectrum {
+            top: top.iter().map(|l| l * scale).collect(),
+            rest_trace: rest * scale,
+            batch: self.cfg.train.batch_size.unwrap_or(n).min(n_eff),
+            n: n_eff,
+        })
     }
 
     fn elapsed(&self) -> f64 {

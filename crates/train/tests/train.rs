@@ -335,3 +335,35 @@ fn check_quadratic_lines(lines: &[serde_json::Value], eig: &[f64], trace: f64) {
         );
     }
 }
+
+/// The geometry-aware schedule with `source = "noise_kernel"` holds K(η, B) at its
+/// target c at every `s_eos` probe (η re-solved from that probe's spectrum before the
+/// step) and keeps η between probes.
+#[test]
+fn noise_kernel_schedule_holds_k_at_the_target() {
+    let TinyCase { dir, config: cfg } = TinyCase::new("train-k-control");
+    let out = dir.join("run");
+    let s = run(
+        &cfg,
+        &out,
+        &[
+            "optim={ kind = \"sgd\" }",
+            "schedule={ kind = \"geometry_aware\", source = \"noise_kernel\", c = 0.2, ema = 0.0, lr_max = 100.0 }",
+            "probes.s_eos={ every = 3, k = 1 }",
+            "train.batch_size=8",
+        ],
+    );
+    assert_eq!(s.status, Status::Finished, "{}", s.reason);
+    let (mut probes, mut lr_at_probe) = (0, f64::NAN);
+    for l in &metrics(&out) {
+        let lr = l["lr"].as_f64().unwrap();
+        if let Some(k) = l["s_eos_k"].as_f64() {
+            assert!((k - 0.2).abs() < 1e-9 && lr < 100.0, "{l}");
+            (probes, lr_at_probe) = (probes + 1, lr);
+        } else {
+            assert_eq!(lr, lr_at_probe, "η kept between probes: {l}");
+        }
+    }
+    assert_eq!(probes, 4, "probes at steps 0, 3, 6, 9");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -16,6 +16,7 @@
 //! # schedule = { kind = "c_over_lambda0", c = 3.0 }
 //! # schedule = { kind = "geometry_aware", lr_max = 1.0 }   # c = 2.5, ema = 0.9, lr_min = 0,
 //! #                                       # source = "sharpness", lr_init = NaN until observed
+//! #                                       # (source = "noise_kernel": c is a target K(η, B))
 //! ```
 //!
 //! Unknown keys are errors naming the key; out-of-range values are errors naming the

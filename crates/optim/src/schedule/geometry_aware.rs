@@ -15,6 +15,13 @@
 //! pushes η towards η_max; non-finite observations are ignored. Before the first
 //! observation `η = lr_init` if configured, NaN otherwise
 //! ([`Schedule::needs_observation`]).
+//!
+//! Noise-kernel control (`source = "noise_kernel"`; Agarwala & Pennington 2024, arXiv
+//! 2404.19261: "controlling the stochastic edge of stability can help optimization";
+//! the rule is **inferred**): `c` is then a target K(η, B) and each observation of the
+//! `s_eos` probe's spectrum enters the EMA as the curvature `c/η_K`, η_K = the largest
+//! η ≤ η_max with K(η, B) ≤ c (`eos_hessian::s_eos_lr`); with `ema = 0`, η = η_K: K is
+//! held at c (below it when η_max binds).
 
 use super::{wrong_state, Observation, Schedule, ScheduleState, SharpnessSource};
 use crate::schedule::config::{non_negative, positive};
@@ -87,7 +94,11 @@ impl Schedule for GeometryAware {
     }
 
     fn observe(&mut self, obs: &Observation) {
-        let Some(x) = self.source.pick(obs).filter(|x| x.is_finite()) else {
+        let Some(x) = self
+            .source
+            .pick(obs, self.c, self.lr_max)
+            .filter(|x| x.is_finite())
+        else {
             return;
         };
         let x = x.max(0.0);
@@ -171,6 +182,36 @@ mod tests {
             GeometryAware::new(2.5, 0.9, 0.0, 1.0, Some(0.01), SharpnessSource::Sharpness).unwrap();
         assert!(!s.needs_observation());
         assert_eq!(s.lr(0), 0.01);
+    }
+
+    #[test]
+    fn noise_kernel_control_holds_k_at_the_target() {
+        use crate::schedule::NoiseKernelSpectrum;
+        // K = (1/8 − 1/1000)·(ηλ₁/(2 − ηλ₁) + η·300/2), λ₁ = 30; η_max = 0.05.
+        let spectrum = NoiseKernelSpectrum {
+            top: vec![30.0],
+            rest_trace: 300.0,
+            batch: 8,
+            n: 1000,
+        };
+        let k = |lr: f64| eos_hessian::s_eos_k(&[30.0], 300.0, lr, 8, 1000).unwrap();
+        assert!(k(0.05) > 0.5); // the constant rate would sit above the target
+        let mut s =
+            GeometryAware::new(0.5, 0.0, 0.0, 0.05, None, SharpnessSource::NoiseKernel).unwrap();
+        // A sharpness-only observation is ignored: no rate yet.
+        s.observe(&Observation::at(0).with_sharpness(30.0));
+        assert!(s.needs_observation());
+        s.observe(&Observation::at(0).with_noise_kernel(spectrum.clone()));
+        let lr = s.lr(0);
+        assert!(lr < 0.05 && (k(lr) - 0.5).abs() < 1e-9, "{lr} {}", k(lr));
+        // A flatter spectrum whose K stays below 0.5 up to η_max: η = η_max.
+        let flat = NoiseKernelSpectrum {
+            top: vec![1.0],
+            rest_trace: 10.0,
+            ..spectrum
+        };
+        s.observe(&Observation::at(10).with_noise_kernel(flat));
+        assert!((s.lr(10) - 0.05).abs() < 1e-15, "{}", s.lr(10));
     }
 
     #[test]

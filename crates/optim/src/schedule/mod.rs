@@ -45,7 +45,7 @@ pub use step_decay::StepDecay;
 pub use warmup::Warmup;
 
 /// What the probes measured at a step, for curvature-reactive schedules.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     /// The step at which the quantities were measured (at `θ_step`, before its update).
     pub step: u64,
@@ -55,6 +55,34 @@ pub struct Observation {
     pub directional_sharpness: Option<f64>,
     /// The loss.
     pub loss: Option<f64>,
+    /// The Gauss–Newton spectrum of the `s_eos` probe, for K(η, B).
+    pub noise_kernel: Option<NoiseKernelSpectrum>,
+}
+
+/// What K(η, B) = (1/B − 1/n) Σᵢ ηλᵢ/(2 − ηλᵢ) needs ([`eos_hessian::s_eos_k`],
+/// THEORY.md §4, inferred): G's computed top eigenvalues, the rest of tr G (small-ηλ
+/// form), the batch size and the number of samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NoiseKernelSpectrum {
+    /// G's top eigenvalues (exact, Lanczos).
+    pub top: Vec<f64>,
+    /// tr G minus the sum of `top`.
+    pub rest_trace: f64,
+    /// The training batch size B.
+    pub batch: usize,
+    /// The number of samples n (`usize::MAX` for an online stream: 1/n → 0).
+    pub n: usize,
+}
+
+impl NoiseKernelSpectrum {
+    /// The curvature scale c/η_K with η_K = the largest η ≤ `lr_max` with
+    /// K(η, B) ≤ `c` ([`eos_hessian::s_eos_lr`]); `c/λ̄ = η_K` holds K at `c`.
+    /// None when η_K is not > 0 or the spectrum is invalid.
+    pub fn curvature(&self, c: f64, lr_max: f64) -> Option<f64> {
+        let lr = eos_hessian::s_eos_lr(&self.top, self.rest_trace, lr_max, self.batch, self.n, c)
+            .ok()?;
+        (lr > 0.0).then(|| c / lr)
+    }
 }
 
 impl Observation {
@@ -83,6 +111,12 @@ impl Observation {
         self.loss = Some(loss);
         self
     }
+
+    /// With the Gauss–Newton spectrum for K(η, B).
+    pub fn with_noise_kernel(mut self, spectrum: NoiseKernelSpectrum) -> Self {
+        self.noise_kernel = Some(spectrum);
+        self
+    }
 }
 
 /// Which curvature measurement a reactive schedule reads.
@@ -96,15 +130,20 @@ pub enum SharpnessSource {
     DirectionalSharpness,
     /// Whichever an observation carries (λ_max when it has both).
     Latest,
+    /// The noise kernel norm: the schedule's target `c` is a K(η, B), not an ηλ
+    /// ([`NoiseKernelSpectrum::curvature`]; Agarwala & Pennington 2024, inferred).
+    NoiseKernel,
 }
 
 impl SharpnessSource {
-    /// The value this source reads from `obs`, if present.
-    pub fn pick(&self, obs: &Observation) -> Option<f64> {
+    /// The curvature this source reads from `obs`, if present: a sharpness, or for
+    /// [`SharpnessSource::NoiseKernel`] c/η_K (target K = `c`, η_K ≤ `lr_max`).
+    pub fn pick(&self, obs: &Observation, c: f64, lr_max: f64) -> Option<f64> {
         match self {
             SharpnessSource::Sharpness => obs.sharpness,
             SharpnessSource::DirectionalSharpness => obs.directional_sharpness,
             SharpnessSource::Latest => obs.sharpness.or(obs.directional_sharpness),
+            SharpnessSource::NoiseKernel => obs.noise_kernel.as_ref()?.curvature(c, lr_max),
         }
     }
 }
@@ -193,13 +232,31 @@ mod tests {
         let o = Observation::at(3)
             .with_directional_sharpness(2.0)
             .with_loss(0.5);
-        assert_eq!(SharpnessSource::Sharpness.pick(&o), None);
-        assert_eq!(SharpnessSource::DirectionalSharpness.pick(&o), Some(2.0));
-        assert_eq!(SharpnessSource::Latest.pick(&o), Some(2.0));
-        assert_eq!(
-            SharpnessSource::Latest.pick(&o.with_sharpness(7.0)),
-            Some(7.0)
-        );
+        let pick = |s: SharpnessSource, o: &Observation| s.pick(o, 0.5, 1.0);
+        assert_eq!(pick(SharpnessSource::Sharpness, &o), None);
+        assert_eq!(pick(SharpnessSource::DirectionalSharpness, &o), Some(2.0));
+        assert_eq!(pick(SharpnessSource::Latest, &o), Some(2.0));
+        assert_eq!(pick(SharpnessSource::NoiseKernel, &o), None);
+        let o = o.with_sharpness(7.0);
+        assert_eq!(pick(SharpnessSource::Latest, &o), Some(7.0));
+        // K = (1/4 − 1/100)·η·20/2 = 2.4 η: K = 0.5 at η_K = 5/24, curvature c/η_K = 2.4.
+        let spectrum = NoiseKernelSpectrum {
+            top: vec![],
+            rest_trace: 20.0,
+            batch: 4,
+            n: 100,
+        };
+        let o = o.with_noise_kernel(spectrum.clone());
+        let x = pick(SharpnessSource::NoiseKernel, &o).unwrap();
+        assert!((x - 2.4).abs() < 1e-10, "{x}");
+        // η_max = 0.1 < η_K: η_max, curvature c/η_max = 5.
+        assert_eq!(SharpnessSource::NoiseKernel.pick(&o, 0.5, 0.1), Some(5.0));
+        // A batch larger than n is not a spectrum K is defined for.
+        let bad = NoiseKernelSpectrum {
+            batch: 200,
+            ..spectrum
+        };
+        assert_eq!(bad.curvature(0.5, 1.0), None);
     }
 
     #[test]
