@@ -256,7 +256,11 @@ impl Parameterization {
             return invalid(format!("rows[{i}]"), found, "fan-in and fan-out ≥ 1");
         }
         let Some(readout) = rows.iter().rev().find(|r| r.role == LayerRole::Output) else {
-            return invalid("rows", "no output row", "a readout (a row with role output)");
+            return invalid(
+                "rows",
+                "no output row",
+                "a readout (a row with role output)",
+            );
         };
         let readout_fan_in = readout.fan_in;
         let (lr_rule, lr_factor) = match self {
@@ -272,7 +276,9 @@ impl Parameterization {
         let layers = rows
             .iter()
             .map(|r| {
-                let g = self.gain().resolve(r.activation_gain, "parameterization.gain")?;
+                let g = self
+                    .gain()
+                    .resolve(r.activation_gain, "parameterization.gain")?;
                 Ok(self.layer(r, g, lr_factor))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -668,7 +674,10 @@ mod tests {
         assert_eq!(s.lr_rule, LrRule::TimesWidth { width: 16 });
         let f = s.fold_output_scale();
         let m: Vec<f64> = f.multipliers();
-        assert!(close(m[0], 1.0) && close(m[1], 0.25) && close(m[3], 0.125), "{m:?}");
+        assert!(
+            close(m[0], 1.0) && close(m[1], 0.25) && close(m[3], 0.125),
+            "{m:?}"
+        );
         assert!(close(m[4], 1.0), "{m:?}");
         // SP: σ = 1 for the embedding (N(0, 1)), 1/4 for attention, √2/4 before ReLU.
         let s = sp().scalings_of(&rows, 1.0).unwrap();
@@ -676,11 +685,16 @@ mod tests {
         assert!(close(std[0], 1.0) && close(std[1], 0.25) && close(std[2], RELU / 4.0));
         // An explicit gain applies to every row but the readout; LeCun to none.
         let he = Parameterization::Sp { gain: Gain::He };
-        assert!(close(he.scalings_of(&rows, 1.0).unwrap().layers[0].init_std, RELU));
+        assert!(close(
+            he.scalings_of(&rows, 1.0).unwrap().layers[0].init_std,
+            RELU
+        ));
         // Errors: no readout, a zero fan.
         let e = mup().scalings_of(&rows[..3], 1.0).unwrap_err();
         assert!(e.to_string().contains("readout"), "{e}");
-        let e = mup().scalings_of(&[row(Output, 0, 3, 1.0)], 1.0).unwrap_err();
+        let e = mup()
+            .scalings_of(&[row(Output, 0, 3, 1.0)], 1.0)
+            .unwrap_err();
         assert!(e.to_string().contains("rows[0]"), "{e}");
     }
 

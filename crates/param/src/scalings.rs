@@ -148,7 +148,11 @@ impl Scalings {
     pub fn fold_output_scale(&self) -> Scalings {
         let s = self.output_scale;
         let mut out = self.clone();
-        let readout = out.layers.iter_mut().rev().find(|l| l.role == LayerRole::Output);
+        let readout = out
+            .layers
+            .iter_mut()
+            .rev()
+            .find(|l| l.role == LayerRole::Output);
         if let Some(last) = readout {
             last.multiplier *= s;
             last.bias_init_std *= s.abs();

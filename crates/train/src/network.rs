@@ -48,11 +48,11 @@
 
 use candle_core::{Device, Tensor};
 use eos_data::Dataset;
-use eos_model::net::{parse_layers, LayerKind};
+use eos_model::net::{parse_layers, Init, LayerKind};
 use eos_model::rng::derive_seed;
 use eos_model::{Activation, Network};
 use eos_optim::{BuildContext, LayerLrScales};
-use eos_param::{Parameterization, Scalings};
+use eos_param::{LayerRole, Parameterization, Row, Scalings};
 use serde_json::{json, Value};
 
 use crate::build::{activation_gain, streams};
@@ -243,9 +243,10 @@ pub fn build(cfg: &Config, train: &Dataset, device: &Device) -> crate::Result<Ne
             ),
         ));
     }
-    let chain = Chain::of(&probe);
-    let sc = chain.scalings(&cfg.model.parameterization, gain(&layers))?;
-    set_multipliers(&mut layers, &mut sc.multipliers().into_iter());
+    let slots = Slots::of(&probe, gain(&layers));
+    let p = &cfg.model.parameterization;
+    let sc = slots.scalings(p)?;
+    set_multipliers(&mut layers, &mut slots.multipliers(&sc).into_iter());
     let bias_std = sc
         .layers
         .iter()
@@ -254,11 +255,11 @@ pub fn build(cfg: &Config, train: &Dataset, device: &Device) -> crate::Result<Ne
     let seed = derive_seed(cfg.train.seed, streams::MODEL);
     let dtype = cfg.train.dtype.dtype();
     let mut net = Network::random(layers, &input, seed, bias_std, dtype, device)?;
-    chain.rescale_init(&mut net, &sc)?;
+    slots.rescale_init(&mut net, &sc)?;
     if let Some(c) = cfg.model.chunk_size {
         net.chunk_size = c;
     }
-    let lr_scales = chain.lr_scales(&net, &sc)?;
+    let lr_scales = slots.lr_scales(&net, &sc, p)?;
     let model = TrainModel::net(net);
     Ok(NetSetup {
         model,
@@ -296,68 +297,196 @@ fn set_multipliers(layers: &mut [LayerKind], m: &mut impl Iterator<Item = f64>) 
     }
 }
 
-/// The dense/conv2d weights of a network: the chain the parameterization scales.
-struct Chain {
-    /// `(name of the weight, fan_in, fan_out)` in flat order.
-    weights: Vec<(String, usize, usize)>,
-    /// Other parameter groups that NTK/μP/mean-field cannot scale (names).
+/// How a slot's table entry `(σ, m, λ)` reaches the network (module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    /// The layer's `multiplier` field (dense, conv2d): stored σ, multiplier m, lr λ.
+    Multiplier,
+    /// No multiplier field (embedding, pos_embedding, attention, symmetric_pair):
+    /// eos-param's effective form, stored N(0, (m σ)²), lr m² λ (exact for SGD).
+    Effective,
+    /// Layernorm gain and bias: init untouched, lr m² λ (gain) and the row's bias lr.
+    LrOnly,
+}
+
+/// One parameter group the parameterization scales: its weight tensor (whose name is
+/// the group's), eos-param row and form.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    /// Index of the weight in the flat parameter list.
+    index: usize,
+    row: Row,
+    form: Form,
+    /// The layer's default init std of the weight (`Init::Normal`; 1 otherwise).
+    default_std: f64,
+    /// The group's bias is one scalar shared by the `fan_out` units (symmetric_pair).
+    shared_bias: bool,
+}
+
+/// Every scaled parameter group of a network, in flat order.
+struct Slots {
+    slots: Vec<Slot>,
+    /// Groups no parameterization but SP scales (coord_pair's shared bias).
     others: Vec<String>,
-    /// Why the last chain weight is not a readout whose output is the network's
-    /// (None: it is a top-level `dense` layer, the last layer); mean-field needs one.
+    /// Why the readout is not a top-level `dense` layer that is the network's last
+    /// (None: it is); mean-field needs one.
     readout_not_output: Option<String>,
 }
 
-impl Chain {
-    fn of(net: &Network) -> Chain {
-        let (mut weights, mut others) = (Vec::new(), Vec::new());
-        let mut kinds = Vec::new();
-        leaf_kinds(&net.layers, "layers.", &mut kinds);
-        for (name, t) in net.params.names.iter().zip(&net.params.tensors) {
-            let path = name.rsplit_once('.').map_or("", |p| p.0);
-            let kind = kinds.iter().find(|(p, _)| p == path).map(|p| p.1);
-            match (kind, name.ends_with(".weight")) {
-                (Some("dense" | "conv2d"), true) => {
-                    let d = t.dims();
-                    weights.push((name.clone(), d[1..].iter().product(), d[0]));
+/// `(path, layer)` of every leaf layer (residual bodies flattened).
+fn leaves<'a>(layers: &'a [LayerKind], prefix: &str, out: &mut Vec<(String, &'a LayerKind)>) {
+    for (i, l) in layers.iter().enumerate() {
+        let path = format!("{prefix}{i}");
+        match l {
+            LayerKind::Residual(r) => leaves(&r.body, &format!("{path}.body."), out),
+            _ => out.push((path, l)),
+        }
+    }
+}
+
+/// `(role, fan_in, fan_out, form)` of a non-chain weight `local` of `l` with `dims`
+/// (TP V roles; module docs), None for a tensor that is not a group's weight.
+fn fixed_row(
+    l: &LayerKind,
+    local: &str,
+    dims: &[usize],
+) -> Option<(LayerRole, usize, usize, Form)> {
+    let d = *dims.last()?;
+    match (l, local) {
+        (LayerKind::Embedding(_) | LayerKind::PosEmbedding(_), "weight") => {
+            Some((LayerRole::Input, 1, d, Form::Effective))
+        }
+        (LayerKind::LayerNorm(_), "weight") => Some((LayerRole::Input, 1, d, Form::LrOnly)),
+        (LayerKind::Attention(_), "qkv.weight" | "proj.weight") => {
+            Some((LayerRole::Hidden, d, dims[0], Form::Effective))
+        }
+        _ => None,
+    }
+}
+
+/// What a parameter tensor is to the parameterization.
+enum Part {
+    /// A group's weight; `true` for a chain weight (dense, conv2d, symmetric_pair),
+    /// whose role is set once the chain is known (`Hidden` until then).
+    Scaled(Slot, bool),
+    /// A group's bias, scaled with its weight.
+    Bias,
+    /// A tensor only SP takes (coord_pair's shared bias).
+    SpOnly,
+}
+
+/// The [`Part`] of the tensor `local` of layer `l` (shape `dims`); `g` is the chain's
+/// gain.
+fn part_of(l: &LayerKind, local: &str, dims: &[usize], g: f64) -> Part {
+    let default_std = match l.layer().init(local, dims) {
+        Init::Normal(s) => s,
+        _ => 1.0,
+    };
+    let slot = |role, fan_in, fan_out, activation_gain, form| Slot {
+        name: String::new(),
+        index: 0,
+        row: Row {
+            role,
+            fan_in,
+            fan_out,
+            activation_gain,
+        },
+        form,
+        default_std,
+        shared_bias: matches!(l, LayerKind::SymmetricPair(_)),
+    };
+    let chain = match l {
+        LayerKind::Dense(_) | LayerKind::Conv2d(_) => Some((Form::Multiplier, g)),
+        LayerKind::SymmetricPair(_) => Some((Form::Effective, 1.0)),
+        _ => None,
+    };
+    if let (Some((form, gain)), "weight") = (chain, local) {
+        let fan_in = dims[1..].iter().product();
+        return Part::Scaled(slot(LayerRole::Hidden, fan_in, dims[0], gain, form), true);
+    }
+    if let Some((role, fan_in, fan_out, form)) = fixed_row(l, local, dims) {
+        return Part::Scaled(slot(role, fan_in, fan_out, 1.0, form), false);
+    }
+    if local == "bias" && !matches!(l, LayerKind::CoordPair(_)) {
+        return Part::Bias;
+    }
+    Part::SpOnly
+}
+
+/// Why `readout` (the last chain weight) is not a top-level `dense` layer that is the
+/// network's last layer; None when it is.
+fn readout_check(net: &Network, readout: Option<&str>) -> Option<String> {
+    let n = net.layers.len().saturating_sub(1);
+    let last = format!("layers.{n}.weight");
+    match (readout, net.layers.last()) {
+        (Some(w), Some(LayerKind::Dense(_))) if w == last => None,
+        (Some(w), _) => Some(format!(
+            "the readout is `{w}`, the last layer `layers.{n}` ({})",
+            net.layers.last().map_or("none", |l| l.layer().kind())
+        )),
+        (None, _) => Some("there is no dense layer".into()),
+    }
+}
+
+impl Slots {
+    /// The slots of `net` with the chain's gain `g` (first `act` layer's).
+    fn of(net: &Network, g: f64) -> Slots {
+        let mut leaf = Vec::new();
+        leaves(&net.layers, "layers.", &mut leaf);
+        let (mut slots, mut others, mut chain) = (Vec::new(), Vec::new(), Vec::new());
+        let mut embedded = false;
+        let named = net.params.names.iter().zip(&net.params.tensors);
+        for (index, (name, t)) in named.enumerate() {
+            let found = leaf.iter().find_map(|(p, l)| {
+                let local = name.strip_prefix(p.as_str())?.strip_prefix('.')?;
+                Some((*l, local))
+            });
+            let Some((l, local)) = found else { continue };
+            embedded |= matches!(l, LayerKind::Embedding(_));
+            match part_of(l, local, t.dims(), g) {
+                Part::Scaled(s, in_chain) => {
+                    if in_chain {
+                        chain.push((slots.len(), embedded));
+                    }
+                    let (name, index) = (name.clone(), index);
+                    slots.push(Slot { name, index, ..s });
                 }
-                (Some("dense" | "conv2d"), false) => {}
-                (Some("layernorm"), _) => {}
-                _ => others.push(name.clone()),
+                Part::Bias => {}
+                Part::SpOnly => others.push(name.clone()),
             }
         }
-        let last = format!("layers.{}.weight", net.layers.len().saturating_sub(1));
-        let readout_not_output = match (weights.last(), net.layers.last()) {
-            (Some(w), Some(LayerKind::Dense(_))) if w.0 == last => None,
-            (Some(w), _) => Some(format!(
-                "the last scaled weight is `{}`, the last layer `layers.{}` ({})",
-                w.0,
-                net.layers.len().saturating_sub(1),
-                net.layers.last().map_or("none", |l| l.layer().kind())
-            )),
-            (None, _) => Some("there is no dense layer".into()),
-        };
-        Chain {
-            weights,
+        for (k, &(i, after_embedding)) in chain.iter().enumerate() {
+            slots[i].row.role = if k + 1 == chain.len() {
+                LayerRole::Output
+            } else if k == 0 && !after_embedding {
+                LayerRole::Input
+            } else {
+                LayerRole::Hidden
+            };
+        }
+        let readout = chain.last().map(|&(i, _)| slots[i].name.as_str());
+        Slots {
+            readout_not_output: readout_check(net, readout),
+            slots,
             others,
-            readout_not_output,
         }
     }
 
-    /// eos-param's table on the pseudo-widths (module docs).
-    fn scalings(&self, p: &Parameterization, g: f64) -> crate::Result<Scalings> {
+    /// eos-param's table on the slots' rows (module docs), output scale folded.
+    fn scalings(&self, p: &Parameterization) -> crate::Result<Scalings> {
         let key = "model.parameterization.kind";
-        let name = match p {
-            Parameterization::Sp { .. } => None,
-            Parameterization::Ntk { .. } | Parameterization::MuP { .. } => Some("ntk and mup"),
-            Parameterization::MeanField { .. } => Some("mean_field"),
-            Parameterization::NuP { .. } => Some("nup"),
-        };
-        if let (Some(n), Some(o)) = (name, self.others.first()) {
+        if let (false, Some(o)) = (
+            matches!(p, Parameterization::Sp { .. }),
+            self.others.first(),
+        ) {
             return Err(Error::config(
                 key,
                 format!(
-                    "{n} scale dense, conv2d and layernorm parameters only; `{o}` \
-                     (embedding, attention, symmetric_pair) needs sp"
+                    "{} scales dense, conv2d, symmetric_pair, embedding, pos_embedding, \
+                     attention and layernorm parameters; `{o}` (coord_pair's shared bias) \
+                     needs sp",
+                    p.name()
                 ),
             ));
         }
@@ -370,57 +499,82 @@ impl Chain {
                 ),
             ));
         }
-        let mut widths: Vec<usize> = self.weights.iter().map(|w| w.1).collect();
-        match self.weights.last() {
-            Some(w) => widths.push(w.2),
-            None => {
-                return Err(Error::config(
-                    "model.layers",
-                    "no dense or conv2d layer; a network needs a readout (dense)",
-                ))
-            }
+        if !self.slots.iter().any(|s| s.row.role == LayerRole::Output) {
+            return Err(Error::config(
+                "model.layers",
+                "no dense, conv2d or symmetric_pair layer; a network needs a readout (dense)",
+            ));
         }
+        let rows: Vec<Row> = self.slots.iter().map(|s| s.row).collect();
         let sc = p
-            .scalings(&widths, 1.0, g)
+            .scalings_of(&rows, 1.0)
             .map_err(|e| Error::config("model.parameterization", format!("{e}")))?;
         Ok(sc.fold_output_scale())
     }
 
-    /// Rescales each chain weight from its default N(0, 1/fan_in) draw to σ_l.
+    /// The multipliers of the dense/conv2d layers, in flat order.
+    fn multipliers(&self, sc: &Scalings) -> Vec<f64> {
+        self.slots
+            .iter()
+            .zip(&sc.layers)
+            .filter(|(s, _)| s.form == Form::Multiplier)
+            .map(|(_, l)| l.multiplier)
+            .collect()
+    }
+
+    /// Rescales each scaled weight from its layer's default draw N(0, default_std²) to
+    /// σ (multiplier form) or m σ (effective form).
     fn rescale_init(&self, net: &mut Network, sc: &Scalings) -> crate::Result<()> {
-        for ((name, fan_in, _), l) in self.weights.iter().zip(&sc.layers) {
-            let i = net.params.names.iter().position(|n| n == name);
-            let Some(i) = i else { continue };
-            let f = l.init_std * (*fan_in as f64).sqrt();
+        for (s, l) in self.slots.iter().zip(&sc.layers) {
+            let std = match s.form {
+                Form::Multiplier => l.init_std,
+                Form::Effective => l.effective_init_std(),
+                Form::LrOnly => continue,
+            };
+            let f = std / s.default_std;
             if f != 1.0 {
-                let t: &Tensor = &net.params.tensors[i];
-                net.params.tensors[i] = t.affine(f, 0.0)?;
+                let t: &Tensor = &net.params.tensors[s.index];
+                net.params.tensors[s.index] = t.affine(f, 0.0)?;
             }
         }
         Ok(())
     }
 
-    /// Per-group lr scales: the chain's λ_l and bias scales, 1 for other groups.
-    fn lr_scales(&self, net: &Network, sc: &Scalings) -> crate::Result<LayerLrScales> {
+    /// Per-group lr scales `(weight, bias)`: λ (multiplier form) or m² λ, the row's bias
+    /// scale (divided by fan_out for a shared scalar bias, except SP and νP); 1 for
+    /// other groups.
+    fn lr_scales(
+        &self,
+        net: &Network,
+        sc: &Scalings,
+        p: &Parameterization,
+    ) -> crate::Result<LayerLrScales> {
+        let keep = matches!(
+            p,
+            Parameterization::Sp { .. } | Parameterization::NuP { .. }
+        );
         let (mut w, mut b) = (Vec::new(), Vec::new());
         for g in net.params.group_names() {
-            let l = self.weights.iter().position(|c| c.0 == g);
-            let l = l.and_then(|l| sc.layers.get(l));
-            w.push(l.map_or(1.0, |l| l.lr_scale));
-            b.push(l.map_or(1.0, |l| l.bias_lr_scale));
+            let slot = self.slots.iter().zip(&sc.layers).find(|(s, _)| s.name == g);
+            let (lw, lb) = match slot {
+                None => (1.0, 1.0),
+                Some((s, l)) => {
+                    let lw = match s.form {
+                        Form::Multiplier => l.lr_scale,
+                        Form::Effective | Form::LrOnly => l.effective_lr_scale(),
+                    };
+                    let tied = if s.shared_bias && !keep {
+                        s.row.fan_out as f64
+                    } else {
+                        1.0
+                    };
+                    (lw, l.bias_lr_scale / tied)
+                }
+            };
+            w.push(lw);
+            b.push(lb);
         }
         LayerLrScales::new(w, b)
             .map_err(|e| Error::config("model.parameterization", format!("{e}")))
-    }
-}
-
-/// `(path, type)` of every leaf layer (residual bodies flattened).
-fn leaf_kinds(layers: &[LayerKind], prefix: &str, out: &mut Vec<(String, &'static str)>) {
-    for (i, l) in layers.iter().enumerate() {
-        let path = format!("{prefix}{i}");
-        match l {
-            LayerKind::Residual(r) => leaf_kinds(&r.body, &format!("{path}.body."), out),
-            _ => out.push((path, l.layer().kind())),
-        }
     }
 }
