@@ -48,7 +48,7 @@
 
 use candle_core::{Device, Tensor};
 use eos_data::Dataset;
-use eos_model::net::{parse_layers, Init, LayerKind};
+use eos_model::net::{parse_layers, AttentionScale, Init, LayerKind};
 use eos_model::rng::derive_seed;
 use eos_model::{Activation, Network};
 use eos_optim::{BuildContext, LayerLrScales};
@@ -143,10 +143,18 @@ fn preset(m: &ModelConfig, kind: NetKind, input: &[usize], k: usize) -> crate::R
                 ));
             };
             let h = m.heads.unwrap_or(1);
+            let scale = m.attention_scale.as_deref().unwrap_or("sqrt");
+            if AttentionScale::parse(scale).is_none() {
+                return Err(Error::config(
+                    "model.attention_scale",
+                    format!("\"{scale}\", expected \"sqrt\" or \"mup\""),
+                ));
+            }
             l.push(json!({"type": "embedding", "vocab": k, "dim": w}));
             l.push(json!({"type": "pos_embedding", "len": t, "dim": w}));
             for _ in 0..d {
-                let att = json!([{"type": "layernorm"}, {"type": "attention", "heads": h}]);
+                let a = json!({"type": "attention", "heads": h, "scale": scale});
+                let att = json!([{"type": "layernorm"}, a]);
                 let mlp = json!([{"type": "layernorm"}, {"type": "dense", "out": 4 * w},
                                  act.clone(), {"type": "dense", "out": w}]);
                 l.push(json!({"type": "residual", "body": att}));
@@ -457,6 +465,10 @@ impl Slots {
             }
         }
         for (k, &(i, after_embedding)) in chain.iter().enumerate() {
+            // Pseudo-widths: a chain weight's fan-out is the next one's fan-in.
+            if let Some(&(next, _)) = chain.get(k + 1) {
+                slots[i].row.fan_out = slots[next].row.fan_in;
+            }
             slots[i].row.role = if k + 1 == chain.len() {
                 LayerRole::Output
             } else if k == 0 && !after_embedding {
