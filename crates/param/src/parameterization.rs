@@ -58,6 +58,12 @@
 //!   relative change per step, quadratic widths by default; every rule and its
 //!   source are in [`crate::nup`].
 //!
+//! Layer networks (eos-train's network.rs) give explicit rows instead of widths
+//! ([`Parameterization::scalings_of`]: each weight tensor's role, fan-in, fan-out and
+//! activation gain, e.g. an embedding as an input row with fan-in 1, attention as
+//! hidden rows); every row is evaluated by the same table above, the readout being the
+//! last output row.
+//!
 //! Biases start at 0 in every scheme. Bias lr scales: 1 for SP, NTK, νP; `fan_out`
 //! for μP (TP V Table 3); `m_l² λ_l` for mean-field (above).
 //!

@@ -12,39 +12,83 @@
 //!              attention{heads, causal}]}, residual{[layernorm, dense{4w}, act,
 //!              dense{w}]}] → layernorm → dense{V}            (pre-LN, GPT-2 order)
 //! ```
-//! `act` is `model.activation`. A cnn stops pooling once the side is below 2.
 //!
-//! Roles (Tensor Programs V, Yang et al. 2022, arXiv 2203.03466, §J / Table 3): the
-//! `dense` and `conv2d` layers form the chain the parameterization scales, in flat
-//! order: the first is the input layer, the last `dense` the readout, the others
-//! hidden; fan_in = in for dense and in·k·k for conv2d. eos-param's table is applied to
-//! the pseudo-widths `[fan_in_0, …, fan_in_{L−1}, fan_out_{L−1}]`, so every σ and
-//! multiplier built from a layer's fan-in is exact; μP's input multiplier √n₁ reads
-//! n₁ = fan_in_1 (= out_0·k·k after a conv), a width-independent factor away from
-//! out_0 (**inferred**). Embeddings are input layers and layernorm gains are
-//! vector-like (TP V): both keep N(0, 1) and 1 + N(0, bias_std²) with multiplier 1 and
-//! lr scale 1. Supported: SP on every network; NTK, μP, mean-field (γ) and νP on
-//! networks whose parameters are dense, conv2d and layernorm tensors only. νP
-//! (**inferred**, eos-param's `nup`) is SP's init with per-group normalised updates:
-//! every optimizer group (a layer's weight with its bias, layernorm gain with its
-//! bias) steps by η ‖W‖/‖g_W‖, so η is each group's relative change per step.
-//! SP uses each layer's default init (σ = 1/√fan_in) times the gain of the first
-//! `act` layer's function for the chain's non-readout layers, as eos-param's SP.
+//! `act` is `model.activation`. A cnn stops pooling once the side is below 2. The
+//! transformer's attention logit scale is `model.attention_scale` ("sqrt": 1/√(d/H),
+//! default; "mup": 1/(d/H), μP's attention, Tensor Programs V §J.2).
+//!
+//! **Parameterization** (SP, NTK, μP, mean-field γ, νP on every layer type). Every
+//! parameter group (a weight with its bias; groups as in `eos_model::net::groups`)
+//! gets one row `(role, fan_in, fan_out, gain)` and eos-param's table
+//! ([`eos_param::Parameterization::scalings_of`], the one owner of the table) gives its
+//! `(σ, m, λ, bias λ)`. Roles follow Tensor Programs V (Yang et al. 2022, arXiv
+//! 2203.03466, Table 3 and §J: "input weights & all biases", hidden, output weights):
+//!
+//! | layer | tensor | role | fan_in, fan_out | gain | form |
+//! |---|---|---|---|---|---|
+//! | dense, conv2d | weight (+ bias) | chain: input / hidden / readout | in (·k·k), next chain fan_in | activation's | multiplier |
+//! | symmetric_pair | weight (+ shared bias) | chain, as dense | in, next chain fan_in | 1 | effective |
+//! | embedding, pos_embedding | weight | input | 1, dim | 1 | effective |
+//! | attention | qkv.weight, proj.weight | hidden | d, 3d / d | 1 | effective |
+//! | layernorm | weight + bias | input (vector-like) | 1, d | 1 | lr only |
+//! | coord_pair | shared bias | — (SP only) | | | |
+//!
+//! The chain is the dense, conv2d and symmetric_pair weights in flat order: the last is
+//! the readout, the first the input layer unless an `embedding` precedes it (then it is
+//! hidden: it reads the width-d residual stream), the others hidden. Fan-ins are
+//! in for dense/symmetric_pair and in·k·k for conv2d; a non-readout chain weight's
+//! fan-out is the next chain weight's fan-in (the pseudo-widths `[fan_in_0, …,
+//! fan_in_{L−1}, fan_out_{L−1}]`, so a dense-only network gets exactly the MLP's
+//! table); μP's input multiplier √n₁ and mean-field's input λ read that n₁ (= out_0·k·k
+//! after a conv), a width-independent factor away from out_0 (**inferred**). One-hot
+//! ids have norm 1, hence fan_in 1 for embeddings (TP V: entries of order 1); the
+//! layernorm gain and bias are vector-like ("all biases"). The activation's gain goes
+//! to dense/conv2d chain layers only, as eos-param's SP; the other rows use gain 1
+//! (resolved through the configured `gain`: `he` or a value still applies), so SP keeps
+//! every layer's default init (embeddings N(0, 1), attention and symmetric_pair
+//! 1/√fan_in).
+//!
+//! Forms. *Multiplier*: the layer's `multiplier` field is m, the stored weight is drawn
+//! with σ, its lr scale is λ (dense, conv2d; exactly the MLP). *Effective* (layers
+//! without a multiplier field): eos-param's effective form, stored weight N(0, (m σ)²)
+//! and lr scale m² λ, the same SGD/GD trajectory in function space (exact with or
+//! without momentum; [`eos_param::Scalings::effective_form`]); the parameter-space
+//! Hessian of such a block is the multiplier form's / m² and its lr × m², so the
+//! preconditioned sharpness is the same, the raw one is not. With Adam the two forms
+//! differ (as TP V's Table 3 has a separate Adam column, which eos-param does not
+//! implement for any model). *Lr only* (layernorm): init untouched (gain 1 +
+//! N(0, bias_std²)), lr m² λ on the gain and the row's bias λ on the bias. Resulting
+//! examples (d = width): μP gives embeddings and layernorm lr × d (TP V: SGD lr
+//! fan_out), attention SP's init and lr 1; NTK gives attention std 1/√d and lr 1/d;
+//! mean-field gives attention lr 1/N (times the global N η₀). A symmetric pair's ONE
+//! bias is shared by its fan_out units, so its gradient is the sum of fan_out per-unit
+//! gradients: NTK, μP and mean-field give it the per-unit bias λ / fan_out (the step of
+//! per-unit biases tied together; **inferred**), SP and νP keep 1.
+//!
+//! νP (**inferred**, eos-param's `nup`) is SP's init with per-group normalised updates
+//! on every group, embeddings, attention (qkv and proj are separate groups), layernorm
+//! and symmetric_pair included, as for dense: every group steps by η ‖W‖/‖g_W‖, so η
+//! is each group's relative change per step.
 //!
 //! Mean-field (Atanasov et al., arXiv 2410.04642; Richness_Sweep's `StdLinear`,
 //! `StdConv2d`, `FinalLinear`, `/ gamma0`, `CenteredModel`, `lr = N · η₀`) takes
-//! eos-param's rows on the same pseudo-widths: stored weights N(0, gain²) (LeCun: 1),
-//! multipliers 1/√fan_in (input, hidden) and 1/(γ · fan_in) for the readout (the
-//! output scale 1/γ folded in), lr = N · η₀ with N = the readout's fan-in, each layer's
-//! lr scale and bias lr scale as for the MLP, and the centred model f − f₀ when
-//! `center`. It needs the readout to be a top-level `dense` layer that is the
-//! network's last layer (so that scaling it scales the output). Richness_Sweep's
-//! `StdConv2d` divides by √C_in, not √(C_in·k·k): a width-independent factor k apart
-//! (ours follows the issue's fan_in = in·k·k, **inferred** for convolutions), and
-//! its N is the hidden width, ours the readout's fan-in (= the last hidden width for
-//! an MLP; for a CNN whose readout reads a flattened map, C·H·W, **inferred**). A
-//! network of dense + act layers gets exactly the MLP's table, weights and training
-//! (crates/train/tests/param_net.rs).
+//! eos-param's rows: stored weights N(0, gain²) (LeCun: 1), multipliers 1/√fan_in
+//! (input, hidden) and 1/(γ · fan_in) for the readout (the output scale 1/γ folded in),
+//! lr = N · η₀ with N = the readout's fan-in, each group's lr scale and bias lr scale
+//! as for the MLP, and the centred model f − f₀ when `center`. It needs the readout to
+//! be a top-level `dense` layer that is the network's last layer (so that scaling it
+//! scales the output). Richness_Sweep's `StdConv2d` divides by √C_in, not
+//! √(C_in·k·k): a width-independent factor k apart (ours follows the issue's fan_in =
+//! in·k·k, **inferred** for convolutions), and its N is the hidden width, ours the
+//! readout's fan-in (= the last hidden width for an MLP; for a CNN whose readout reads
+//! a flattened map, C·H·W, **inferred**). A network of dense + act layers gets exactly
+//! the MLP's table, weights and training; hand values for every scheme on a
+//! transformer and a symmetric pair, and a μP coordinate check:
+//! crates/train/tests/param_net.rs.
+//!
+//! μP's attention logit scale 1/(d/H) (TP V §J.2) is the attention layer's `scale =
+//! "mup"` option, not implied by `parameterization = mup`: a config chooses it
+//! (`model.attention_scale` for the preset).
 
 use candle_core::{Device, Tensor};
 use eos_data::Dataset;
@@ -135,38 +179,50 @@ fn preset(m: &ModelConfig, kind: NetKind, input: &[usize], k: usize) -> crate::R
                 json!({"type": "dense", "out": k}),
             ]);
         }
-        NetKind::Transformer => {
-            let [t] = input else {
-                return Err(Error::config(
-                    "model.kind",
-                    format!("transformer needs token ids [n, T]; the data give {input:?}"),
-                ));
-            };
-            let h = m.heads.unwrap_or(1);
-            let scale = m.attention_scale.as_deref().unwrap_or("sqrt");
-            if AttentionScale::parse(scale).is_none() {
-                return Err(Error::config(
-                    "model.attention_scale",
-                    format!("\"{scale}\", expected \"sqrt\" or \"mup\""),
-                ));
-            }
-            l.push(json!({"type": "embedding", "vocab": k, "dim": w}));
-            l.push(json!({"type": "pos_embedding", "len": t, "dim": w}));
-            for _ in 0..d {
-                let a = json!({"type": "attention", "heads": h, "scale": scale});
-                let att = json!([{"type": "layernorm"}, a]);
-                let mlp = json!([{"type": "layernorm"}, {"type": "dense", "out": 4 * w},
-                                 act.clone(), {"type": "dense", "out": w}]);
-                l.push(json!({"type": "residual", "body": att}));
-                l.push(json!({"type": "residual", "body": mlp}));
-            }
-            l.extend([
-                json!({"type": "layernorm"}),
-                json!({"type": "dense", "out": k}),
-            ]);
-        }
+        NetKind::Transformer => l = transformer(m, input, k, act)?,
     }
     Ok(Value::Array(l))
+}
+
+/// The transformer preset's layer objects (module docs) for ids `[T]` and vocabulary k.
+fn transformer(
+    m: &ModelConfig,
+    input: &[usize],
+    k: usize,
+    act: Value,
+) -> crate::Result<Vec<Value>> {
+    let (w, d) = (m.width.unwrap_or(1), m.depth.unwrap_or(2));
+    let [t] = input else {
+        return Err(Error::config(
+            "model.kind",
+            format!("transformer needs token ids [n, T]; the data give {input:?}"),
+        ));
+    };
+    let h = m.heads.unwrap_or(1);
+    let scale = m.attention_scale.as_deref().unwrap_or("sqrt");
+    if AttentionScale::parse(scale).is_none() {
+        return Err(Error::config(
+            "model.attention_scale",
+            format!("\"{scale}\", expected \"sqrt\" or \"mup\""),
+        ));
+    }
+    let mut l = vec![
+        json!({"type": "embedding", "vocab": k, "dim": w}),
+        json!({"type": "pos_embedding", "len": t, "dim": w}),
+    ];
+    for _ in 0..d {
+        let a = json!({"type": "attention", "heads": h, "scale": scale});
+        let att = json!([{"type": "layernorm"}, a]);
+        let mlp = json!([{"type": "layernorm"}, {"type": "dense", "out": 4 * w},
+                         act.clone(), {"type": "dense", "out": w}]);
+        l.push(json!({"type": "residual", "body": att}));
+        l.push(json!({"type": "residual", "body": mlp}));
+    }
+    l.extend([
+        json!({"type": "layernorm"}),
+        json!({"type": "dense", "out": k}),
+    ]);
+    Ok(l)
 }
 
 /// The layers `[model]` describes for the data set `train`.
