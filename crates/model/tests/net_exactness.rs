@@ -11,8 +11,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use eos_model::net::{
-    ActLayer, Attention, AvgPool2d, Conv2d, CoordPair, Dense, Embedding, Flatten, LayerKind,
-    LayerNorm, MaxPool2d, PosEmbedding, Residual, SymmetricPair,
+    ActLayer, Attention, AttentionScale, AvgPool2d, Conv2d, CoordPair, Dense, Embedding, Flatten,
+    LayerKind, LayerNorm, MaxPool2d, PosEmbedding, Residual, SymmetricPair,
 };
 use eos_model::testing::{
     net_dense_hessian, net_fd_grad, net_fd_hessian, net_tiny_case, rel_err, tiny_case,
@@ -55,7 +55,11 @@ fn conv(out: usize, kernel: usize, stride: usize, padding: usize, bias: bool) ->
 }
 
 fn attn(heads: usize, causal: bool) -> LayerKind {
-    LayerKind::Attention(Attention { heads, causal })
+    LayerKind::Attention(Attention {
+        heads,
+        causal,
+        scale: AttentionScale::Sqrt,
+    })
 }
 
 fn flatten() -> LayerKind {
@@ -233,6 +237,19 @@ fn cases() -> Vec<(String, Network, Batch, Loss)> {
         (
             "attention, 2 heads, not causal",
             vec![attn(2, false), dense(2, true, 1.0)],
+            vec![3, 4],
+            Loss::Mse,
+        ),
+        (
+            "attention, 2 heads, causal, mup scale 1/(d/H)",
+            vec![
+                LayerKind::Attention(Attention {
+                    heads: 2,
+                    causal: true,
+                    scale: AttentionScale::Mup,
+                }),
+                dense(2, true, 1.0),
+            ],
             vec![3, 4],
             Loss::Mse,
         ),

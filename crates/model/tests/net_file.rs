@@ -270,3 +270,28 @@ fn unreadable_or_foreign_files_are_errors() {
         .to_string();
     assert!(e.contains("cannot read"), "{e}");
 }
+
+#[test]
+fn attention_scale_is_parsed_written_when_not_default_and_checked() {
+    use eos_model::net::{layers_json, AttentionScale, LayerKind};
+    let scale = |text: &str| match parse_layers(text).unwrap().as_slice() {
+        [LayerKind::Attention(a)] => a.scale,
+        other => panic!("{other:?}"),
+    };
+    let mup = r#"[{"type": "attention", "heads": 2, "scale": "mup"}]"#;
+    assert_eq!(scale(mup), AttentionScale::Mup);
+    let plain = r#"[{"type": "attention", "heads": 2}]"#;
+    assert_eq!(scale(plain), AttentionScale::Sqrt);
+    let written = layers_json(&parse_layers(mup).unwrap());
+    assert!(written.contains(r#""scale":"mup""#), "{written}");
+    assert_eq!(scale(&written), AttentionScale::Mup);
+    // The default is not written: files stay what eos-net/1 readers without the field read.
+    let written = layers_json(&parse_layers(plain).unwrap());
+    assert!(!written.contains("scale"), "{written}");
+    let e = parse_layers(r#"[{"type": "attention", "heads": 2, "scale": "1/d"}]"#).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(r#"layers.0 (attention): `scale` is "1/d", expected "sqrt" or "mup""#),
+        "{e}"
+    );
+}

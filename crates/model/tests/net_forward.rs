@@ -4,7 +4,8 @@
 
 use candle_core::{Device, Tensor};
 use eos_model::net::{
-    Attention, AvgPool2d, Conv2d, CoordPair, Layer, LayerNorm, MaxPool2d, SymmetricPair, Workspace,
+    Attention, AttentionScale, AvgPool2d, Conv2d, CoordPair, Layer, LayerNorm, MaxPool2d,
+    SymmetricPair, Workspace,
 };
 use eos_model::{rng, Activation};
 
@@ -171,8 +172,16 @@ fn attention_is_masked_multi_head_softmax_attention() {
     let (x, xv) = randn(&[n, t, d], 10);
     let (wq, wqv) = randn(&[3 * d, d], 11);
     let (wp, wpv) = randn(&[d, d], 12);
-    for causal in [true, false] {
-        let l = Attention { heads: h, causal };
+    let scales = [
+        (AttentionScale::Sqrt, (dh as f64).sqrt()),
+        (AttentionScale::Mup, dh as f64),
+    ];
+    for (causal, (scale, div)) in [(true, scales[0]), (false, scales[0]), (true, scales[1])] {
+        let l = Attention {
+            heads: h,
+            causal,
+            scale,
+        };
         let mut want = Vec::new();
         for ni in 0..n {
             let row = |ti: usize| &xv[(ni * t + ti) * d..(ni * t + ti + 1) * d];
@@ -194,7 +203,7 @@ fn attention_is_masked_multi_head_softmax_attention() {
                             (0..dh)
                                 .map(|e| qkv[i][hh * dh + e] * qkv[j][d + hh * dh + e])
                                 .sum::<f64>()
-                                / (dh as f64).sqrt()
+                                / div
                         })
                         .collect();
                     let mx = sc.iter().cloned().fold(f64::MIN, f64::max);
@@ -214,6 +223,6 @@ fn attention_is_masked_multi_head_softmax_attention() {
             }
         }
         let got = run(&l, &[wq.clone(), wp.clone()], &x);
-        close(&got, &want, &format!("attention causal={causal}"));
+        close(&got, &want, &format!("attention causal={causal} {scale:?}"));
     }
 }

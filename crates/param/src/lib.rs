@@ -8,7 +8,7 @@
 //! | hidden-width patterns `n_l = round(n₁ · l^p)` | [`mod@widths`] | `[n₀, n₁, …, n_L]` |
 //! | initialisation gains (He, LeCun, the activation's) | [`gain`] | a number |
 //! | abc-parametrizations `W = n^{−a} w`, `w ~ N(0, n^{−2b})`, lr `η n^{−c}` | [`abc`] | exponents per layer role |
-//! | SP, NTK, μP, mean-field (γ), νP | [`parameterization`] | a [`Scalings`] table |
+//! | SP, NTK, μP, mean-field (γ), νP | [`parameterization`] | a [`Scalings`] table (of widths, or of explicit [`Row`]s for layer networks) |
 //! | the resolved per-layer table, its exact reparametrisations | [`scalings`] | `init_std`, `multiplier`, `lr_scale` per layer |
 //! | depthwise gradient scaling (Terjék) | [`depthwise_scaling`] | static factors `s_l` or a marker |
 //! | νP: every rule of the normalised-update parameterization | [`nup`] | `s_l = ‖W_l‖/‖g_l‖`, lr = relative change |
@@ -61,7 +61,7 @@ mod testing;
 pub use abc::{Abc, LayerRole};
 pub use depthwise_scaling::{DepthwiseScaling, LayerFactors};
 pub use gain::Gain;
-pub use parameterization::Parameterization;
+pub use parameterization::{Parameterization, Row};
 pub use scalings::{LayerScaling, LrRule, Scalings};
 pub use widths::{widths, WidthConfig, WidthPattern};
 

@@ -58,6 +58,12 @@
 //!   relative change per step, quadratic widths by default; every rule and its
 //!   source are in [`crate::nup`].
 //!
+//! Layer networks (eos-train's network.rs) give explicit rows instead of widths
+//! ([`Parameterization::scalings_of`]: each weight tensor's role, fan-in, fan-out and
+//! activation gain, e.g. an embedding as an input row with fan-in 1, attention as
+//! hidden rows); every row is evaluated by the same table above, the readout being the
+//! last output row.
+//!
 //! Biases start at 0 in every scheme. Bias lr scales: 1 for SP, NTK, νP; `fan_out`
 //! for μP (TP V Table 3); `m_l² λ_l` for mean-field (above).
 //!
@@ -145,6 +151,17 @@ impl Default for Parameterization {
     }
 }
 
+/// One weight tensor to scale: its role, fan-in, fan-out and the gain of the
+/// activation that follows it (resolved through the configured [`Gain`]; the output
+/// role always uses 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    pub role: LayerRole,
+    pub fan_in: usize,
+    pub fan_out: usize,
+    pub activation_gain: f64,
+}
+
 /// Where the width-independent constants of a row go.
 #[derive(Clone, Copy, PartialEq)]
 enum Place {
@@ -211,7 +228,8 @@ impl Parameterization {
     }
 
     /// The per-layer scalings for `widths = [n₀, …, n_L]`, base lr `η₀` and the
-    /// activation's gain (e.g. [`crate::gain::RELU`]).
+    /// activation's gain (e.g. [`crate::gain::RELU`]): [`Self::scalings_of`] with layer
+    /// `l`'s row `(LayerRole::of(l, L), n_l, n_{l+1}, activation_gain)`.
     pub fn scalings(
         &self,
         widths: &[usize],
@@ -220,18 +238,37 @@ impl Parameterization {
     ) -> Result<Scalings> {
         self.validate()?;
         check_widths(widths)?;
-        positive("base_lr", base_lr)?;
-        let gain = match self {
-            Parameterization::Sp { gain }
-            | Parameterization::Ntk { gain }
-            | Parameterization::MuP { gain }
-            | Parameterization::MeanField { gain, .. }
-            | Parameterization::NuP { gain } => {
-                gain.resolve(activation_gain, "parameterization.gain")?
-            }
-        };
         let depth = widths.len() - 1;
-        let readout_fan_in = widths[depth - 1];
+        let rows: Vec<Row> = (0..depth)
+            .map(|l| Row {
+                role: LayerRole::of(l, depth),
+                fan_in: widths[l],
+                fan_out: widths[l + 1],
+                activation_gain,
+            })
+            .collect();
+        self.scalings_of(&rows, base_lr)
+    }
+
+    /// The scalings of explicit rows (one per weight tensor, any roles; layer
+    /// networks): each row's table entry at its own fan-in/fan-out and gain. The
+    /// readout is the last [`LayerRole::Output`] row: mean-field's `N` is its fan-in
+    /// and [`Scalings::fold_output_scale`] folds `1/γ` into it.
+    pub fn scalings_of(&self, rows: &[Row], base_lr: f64) -> Result<Scalings> {
+        self.validate()?;
+        positive("base_lr", base_lr)?;
+        if let Some(i) = rows.iter().position(|r| r.fan_in == 0 || r.fan_out == 0) {
+            let found = format!("{:?}", rows[i]);
+            return invalid(format!("rows[{i}]"), found, "fan-in and fan-out ≥ 1");
+        }
+        let Some(readout) = rows.iter().rev().find(|r| r.role == LayerRole::Output) else {
+            return invalid(
+                "rows",
+                "no output row",
+                "a readout (a row with role output)",
+            );
+        };
+        let readout_fan_in = readout.fan_in;
         let (lr_rule, lr_factor) = match self {
             Parameterization::MeanField { .. } => (
                 LrRule::TimesWidth {
@@ -242,10 +279,15 @@ impl Parameterization {
             Parameterization::NuP { .. } => (nup::LR_RULE, 1.0),
             _ => (LrRule::Base, 1.0),
         };
-        let layers = (0..depth)
-            .map(|l| self.layer(widths, l, gain, lr_factor))
-            .collect();
-
+        let layers = rows
+            .iter()
+            .map(|r| {
+                let g = self
+                    .gain()
+                    .resolve(r.activation_gain, "parameterization.gain")?;
+                Ok(self.layer(r, g, lr_factor))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let (output_scale, center) = match self {
             Parameterization::MeanField { gamma, center, .. } => (1.0 / gamma, *center),
             _ => (1.0, false),
@@ -261,6 +303,17 @@ impl Parameterization {
         })
     }
 
+    /// The configured init gain.
+    pub fn gain(&self) -> Gain {
+        match self {
+            Parameterization::Sp { gain }
+            | Parameterization::Ntk { gain }
+            | Parameterization::MuP { gain }
+            | Parameterization::MeanField { gain, .. }
+            | Parameterization::NuP { gain } => *gain,
+        }
+    }
+
     /// Where `g` and `1/√d` go: into the multiplier for NTK (σ_w/√n) and, for the
     /// `1/√d` only, mean-field (Richness_Sweep's `/√fan_in`); into σ otherwise.
     fn places(&self) -> (Place, Place) {
@@ -271,13 +324,11 @@ impl Parameterization {
         }
     }
 
-    /// The scaling of layer `l` of `widths`: its abc row (SP's where this
-    /// parameterization has none) at its width, the resolved activation `gain` and
-    /// `1/√d` placed per [`Self::places`], the lr exponent divided by `lr_factor`.
-    fn layer(&self, widths: &[usize], l: usize, gain: f64, lr_factor: f64) -> LayerScaling {
-        let (fan_in, fan_out) = (widths[l], widths[l + 1]);
-        let depth = widths.len() - 1;
-        let role = LayerRole::of(l, depth);
+    /// The scaling of one row: its abc row (SP's where this parameterization has
+    /// none) at its width, the resolved `gain` and `1/√d` placed per
+    /// [`Self::places`], the lr exponent divided by `lr_factor`.
+    fn layer(&self, r: &Row, gain: f64, lr_factor: f64) -> LayerScaling {
+        let (role, fan_in, fan_out) = (r.role, r.fan_in, r.fan_out);
         let sp_table = Parameterization::Sp { gain: Gain::Lecun };
         let abc = self
             .abc(role)
@@ -586,6 +637,71 @@ mod tests {
             Some(WidthPattern::Quadratic {})
         );
         assert_eq!(sp().preferred_width_pattern(), None);
+    }
+
+    fn row(role: LayerRole, fan_in: usize, fan_out: usize, g: f64) -> Row {
+        Row {
+            role,
+            fan_in,
+            fan_out,
+            activation_gain: g,
+        }
+    }
+
+    #[test]
+    fn rows_of_a_transformer_follow_tensor_programs_v_table_3() {
+        // d = 16, vocabulary 10: embedding (input, fan_in 1: a one-hot id), attention
+        // qkv (hidden 16 → 48), a layernorm gain (input-like, 1 → 16), an MLP dense
+        // (hidden 16 → 64, ReLU gain), the readout (16 → 10) placed before the last
+        // row (fold and N must find it by role, not by position).
+        let rows = [
+            row(Input, 1, 16, 1.0),
+            row(Hidden, 16, 48, 1.0),
+            row(Hidden, 16, 64, RELU),
+            row(Output, 16, 10, RELU),
+            row(Input, 1, 16, 1.0),
+        ];
+        // μP's effective form is TP V Table 3 (input-like: var 1/fan_in = 1, SGD lr
+        // fan_out = 16; hidden var g²/16, lr 1; output var 1/256, lr 1/16).
+        let s = mup().scalings_of(&rows, 1.0).unwrap();
+        let want = [(1.0, 16.0), (1.0 / 16.0, 1.0), (2.0 / 16.0, 1.0)];
+        for (l, (var, lr)) in s.layers.iter().zip(want) {
+            assert!(close(l.effective_init_std().powi(2), var), "{l:?}");
+            assert!(close(l.effective_lr_scale(), lr), "{l:?}");
+        }
+        assert!(close(s.layers[3].effective_init_std(), 1.0 / 16.0));
+        assert!(close(s.layers[3].effective_lr_scale(), 1.0 / 16.0));
+        assert_eq!(s.layers[4], s.layers[0]);
+        // Mean-field γ = 0.5: N = the readout's fan-in 16, lr = 16 η₀; the input-like
+        // rows: m = 1/√1 = 1, σ = 1, λ = 16/16 = 1; hidden m = 1/4, λ = 1; readout
+        // m = 1/16, folded × 2 = 1/8.
+        let s = mf(0.5).scalings_of(&rows, 0.1).unwrap();
+        assert!(close(s.lr, 1.6));
+        assert_eq!(s.lr_rule, LrRule::TimesWidth { width: 16 });
+        let f = s.fold_output_scale();
+        let m: Vec<f64> = f.multipliers();
+        assert!(
+            close(m[0], 1.0) && close(m[1], 0.25) && close(m[3], 0.125),
+            "{m:?}"
+        );
+        assert!(close(m[4], 1.0), "{m:?}");
+        // SP: σ = 1 for the embedding (N(0, 1)), 1/4 for attention, √2/4 before ReLU.
+        let s = sp().scalings_of(&rows, 1.0).unwrap();
+        let std: Vec<f64> = s.init_stds();
+        assert!(close(std[0], 1.0) && close(std[1], 0.25) && close(std[2], RELU / 4.0));
+        // An explicit gain applies to every row but the readout; LeCun to none.
+        let he = Parameterization::Sp { gain: Gain::He };
+        assert!(close(
+            he.scalings_of(&rows, 1.0).unwrap().layers[0].init_std,
+            RELU
+        ));
+        // Errors: no readout, a zero fan.
+        let e = mup().scalings_of(&rows[..3], 1.0).unwrap_err();
+        assert!(e.to_string().contains("readout"), "{e}");
+        let e = mup()
+            .scalings_of(&[row(Output, 0, 3, 1.0)], 1.0)
+            .unwrap_err();
+        assert!(e.to_string().contains("rows[0]"), "{e}");
     }
 
     #[test]

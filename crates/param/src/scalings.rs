@@ -141,13 +141,19 @@ impl Scalings {
             .collect()
     }
 
-    /// The same network with `output_scale` folded into the readout (multiplier
-    /// `s · m_L`, bias init `s · std`, bias lr `s² ·`), so `output_scale` becomes 1.
-    /// This is the form `eos-model` runs.
+    /// The same network with `output_scale` folded into the readout (the last
+    /// [`LayerRole::Output`] layer, the last layer of an MLP: multiplier `s · m_L`, bias
+    /// init `s · std`, bias lr `s² ·`), so `output_scale` becomes 1. This is the form
+    /// `eos-model` runs.
     pub fn fold_output_scale(&self) -> Scalings {
         let s = self.output_scale;
         let mut out = self.clone();
-        if let Some(last) = out.layers.last_mut() {
+        let readout = out
+            .layers
+            .iter_mut()
+            .rev()
+            .find(|l| l.role == LayerRole::Output);
+        if let Some(last) = readout {
             last.multiplier *= s;
             last.bias_init_std *= s.abs();
             last.bias_lr_scale *= s * s;

@@ -1,7 +1,12 @@
-//! `attention {heads, causal}`: multi-head self-attention on `[n, T, d]` without biases
-//! (Vaswani et al. 2017). `qkv.weight` `[3d, d]` (rows: all queries, then keys, then
-//! values; head h owns the contiguous block h·d/H .. (h+1)·d/H of each), `proj.weight`
-//! `[d, d]`. Per head, with s = 1/√(d/H) and M the causal mask (j ≤ i) or all ones:
+//! `attention {heads, causal, scale}`: multi-head self-attention on `[n, T, d]` without
+//! biases (Vaswani et al. 2017). `qkv.weight` `[3d, d]` (rows: all queries, then keys,
+//! then values; head h owns the contiguous block h·d/H .. (h+1)·d/H of each),
+//! `proj.weight` `[d, d]`. Per head, with M the causal mask (j ≤ i) or all ones and the
+//! logit scale s = 1/√(d/H) (`scale = "sqrt"`, the default, Vaswani et al.) or
+//! s = 1/(d/H) (`scale = "mup"`, μP's attention, Tensor Programs V, Yang et al. 2022,
+//! arXiv 2203.03466, §J.2 / Definition 4.1: q·k grows like d/H once q and k are
+//! correlated by training, so 1/(d/H) keeps the logits O(1) as the width grows). s is a
+//! constant of the layer, so every rule below holds for both:
 //!
 //! ```text
 //! [q k v] = x Wᵀ_qkv,  S = s q kᵀ,  A = softmax_M(S) = M e^S / Σ_j M e^S,  O = A v,
@@ -21,7 +26,8 @@
 //!
 //! (Pearlmutter 1994 for the R-op; flash attention has no double backward, pytorch issue
 //! #116350.) Cache: x, q, k, v, A, O; tangent cache: q̇, k̇, v̇, Ȧ, Ȯ.
-//! Parameterization: hidden layers (fan_in d).
+//! Parameterization: both weights are hidden layers (fan_in d; TP V Table 3), in
+//! eos-param's effective form (crates/train/src/network.rs).
 
 use candle_core::{Tensor, D};
 
@@ -34,6 +40,44 @@ use crate::{invalid, Result};
 pub struct Attention {
     pub heads: usize,
     pub causal: bool,
+    pub scale: AttentionScale,
+}
+
+/// The attention logit scale s of a head of width d/H.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionScale {
+    /// s = 1/√(d/H) (Vaswani et al. 2017).
+    #[default]
+    Sqrt,
+    /// s = 1/(d/H) (μP, Tensor Programs V §J.2).
+    Mup,
+}
+
+impl AttentionScale {
+    /// The name in layer objects (`sqrt`, `mup`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AttentionScale::Sqrt => "sqrt",
+            AttentionScale::Mup => "mup",
+        }
+    }
+
+    /// The scale of the name, None for an unknown one.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sqrt" => Some(AttentionScale::Sqrt),
+            "mup" => Some(AttentionScale::Mup),
+            _ => None,
+        }
+    }
+
+    /// s for heads of width `dh`.
+    pub fn of(&self, dh: usize) -> f64 {
+        match self {
+            AttentionScale::Sqrt => 1.0 / (dh as f64).sqrt(),
+            AttentionScale::Mup => 1.0 / dh as f64,
+        }
+    }
 }
 
 fn bmm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -85,7 +129,7 @@ impl Attention {
     }
 
     fn scale(&self, x: &Tensor) -> Result<f64> {
-        Ok(1.0 / ((x.dim(2)? / self.heads) as f64).sqrt())
+        Ok(self.scale.of(x.dim(2)? / self.heads))
     }
 
     /// The mask M `[T, T]` (None without causality) and its additive form

@@ -44,7 +44,7 @@ use std::fmt;
 use candle_core::{DType, Device, Tensor};
 
 pub use act::ActLayer;
-pub use attention::Attention;
+pub use attention::{Attention, AttentionScale};
 pub use conv2d::Conv2d;
 pub use coord_pair::CoordPair;
 pub use dense::Dense;

@@ -13,7 +13,7 @@
 //! | `layernorm` | `eps` = 1e-5, `affine` = true |
 //! | `embedding` | `vocab`, `dim` |
 //! | `pos_embedding` | `len`, `dim` |
-//! | `attention` | `heads`, `causal` = true |
+//! | `attention` | `heads`, `causal` = true, `scale` = "sqrt" (or "mup": 1/(d/H)) |
 //! | `symmetric_pair` | `out`, `fn` = "relu" |
 //! | `coord_pair` | `fn` = "relu" |
 //!
@@ -30,8 +30,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{
-    ActLayer, Attention, AvgPool2d, Conv2d, CoordPair, Dense, Embedding, Flatten, LayerKind,
-    LayerNorm, MaxPool2d, PosEmbedding, Residual, SymmetricPair,
+    ActLayer, Attention, AttentionScale, AvgPool2d, Conv2d, CoordPair, Dense, Embedding, Flatten,
+    LayerKind, LayerNorm, MaxPool2d, PosEmbedding, Residual, SymmetricPair,
 };
 use crate::{invalid, Activation, Result};
 
@@ -202,6 +202,17 @@ impl Fields<'_> {
         }
     }
 
+    fn attention_scale(&mut self) -> Result<AttentionScale> {
+        match self.get("scale").cloned() {
+            Some(Value::String(s)) => match AttentionScale::parse(&s) {
+                Some(a) => Ok(a),
+                None => self.err(format!("`scale` is \"{s}\", expected \"sqrt\" or \"mup\"")),
+            },
+            Some(v) => self.err(format!("`scale` is {v}, expected \"sqrt\" or \"mup\"")),
+            None => Ok(AttentionScale::Sqrt),
+        }
+    }
+
     /// Errors on a field no rule read.
     fn finish(self) -> Result<()> {
         for k in self.obj.keys() {
@@ -275,6 +286,7 @@ fn parse_layer(v: &Value, path: &str) -> Result<LayerKind> {
         "attention" => LayerKind::Attention(Attention {
             heads: f.usize("heads", None)?,
             causal: f.bool("causal", true)?,
+            scale: f.attention_scale()?,
         }),
         "symmetric_pair" => LayerKind::SymmetricPair(SymmetricPair {
             out: f.usize("out", None)?,
@@ -314,8 +326,15 @@ fn layer_value(l: &LayerKind) -> Value {
         LayerKind::Embedding(e) => json!({"type": "embedding", "vocab": e.vocab, "dim": e.dim}),
         LayerKind::PosEmbedding(e) => json!({"type": "pos_embedding", "len": e.len,
             "dim": e.dim}),
-        LayerKind::Attention(a) => json!({"type": "attention", "heads": a.heads,
-            "causal": a.causal}),
+        LayerKind::Attention(a) => {
+            let mut v = json!({"type": "attention", "heads": a.heads, "causal": a.causal});
+            // Written only when not the default, so files stay readable by eos-net/1
+            // readers that predate the field.
+            if a.scale != AttentionScale::Sqrt {
+                v["scale"] = json!(a.scale.name());
+            }
+            v
+        }
         LayerKind::SymmetricPair(s) => json!({"type": "symmetric_pair", "out": s.out,
             "fn": s.f.name()}),
         LayerKind::CoordPair(c) => json!({"type": "coord_pair", "fn": c.f.name()}),

@@ -130,6 +130,10 @@ pub struct ModelConfig {
     /// Attention heads of the transformer preset (default 1; must divide `width`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<usize>,
+    /// Attention logit scale of the transformer preset: "sqrt" (1/√(d/H), default) or
+    /// "mup" (1/(d/H), μP's attention; Tensor Programs V §J.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_scale: Option<String>,
     /// Start from the weights of this safetensors file (MLP interchange format or
     /// eos-net/1; shapes checked against the model; `eos train --init-from`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
