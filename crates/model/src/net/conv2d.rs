@@ -29,11 +29,11 @@
 //! restores H when s does not divide H + 2p − k; W̄ as a convolution with the batch and
 //! channel axes swapped). Both agree to rounding (tested below).
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::im2col::{col2im, im2col, Geom};
 use super::{Back, Cache, Grads, Init, Jet, Layer, ParamShape, Sinks, Tan, Workspace};
-use crate::host::{with_host, Host};
+use crate::host::{on_host, with_host, Host};
 use crate::{invalid, Result};
 
 /// A 2-d convolution layer.
@@ -49,11 +49,6 @@ pub struct Conv2d {
 
 fn scale(t: Tensor, m: f64) -> Result<Tensor> {
     Ok(if m != 1.0 { t.affine(m, 0.0)? } else { t })
-}
-
-/// Whether the im2col path handles `x` (a CPU f32/f64 tensor).
-fn on_host(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 /// (x, cols(x)) when the forward pass took the im2col path (its cache holds the columns).
