@@ -280,16 +280,19 @@ impl Conv2d {
         }
     }
 
-    /// col2im(Σ_r (m W_r)ᵀ ȳ'_r) for an input of geometry `g`.
+    /// col2im(Σ_r (m W_r)ᵀ ȳ'_r) for an input of geometry `g`, as one product
+    /// [m W_1; m W_2; …]ᵀ [ȳ'_1; ȳ'_2; …] (one `[in k², n H' W']` temporary).
     fn dx_host(&self, terms: &[(&Tensor, &Tensor)], g: &Geom) -> Result<Tensor> {
-        let mut acc = None;
-        for (w, dyr) in terms {
-            acc = Some(add_opt(acc, self.wmat(w)?.t()?.matmul(dyr)?)?);
-        }
-        match acc {
-            Some(a) => self.col2im(&a, g),
-            None => invalid("conv2d: no cotangent"),
-        }
+        let w = terms
+            .iter()
+            .map(|(w, _)| self.wmat(w))
+            .collect::<Result<Vec<_>>>()?;
+        let d: Vec<&Tensor> = terms.iter().map(|(_, d)| *d).collect();
+        let (w, d) = match (w.as_slice(), d.as_slice()) {
+            ([w], [d]) => (w.clone(), (*d).clone()),
+            _ => (Tensor::cat(&w, 0)?, Tensor::cat(&d, 0)?),
+        };
+        self.col2im(&w.t()?.matmul(&d)?, g)
     }
 
     fn forward_host(&self, p: &[Tensor], x: &Tensor) -> Result<(Tensor, Cache)> {
