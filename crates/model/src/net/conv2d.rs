@@ -36,6 +36,10 @@ use super::{Back, Cache, Grads, Init, Jet, Layer, ParamShape, Sinks, Tan, Worksp
 use crate::host::{on_host, with_host, Host};
 use crate::{invalid, Result};
 
+/// Elements of the `[in k², block H' W']` temporary of x̄ (4 MB in f32): x̄ is
+/// computed over blocks of samples of about this size.
+const DX_BLOCK_ELEMS: usize = 1 << 20;
+
 /// A 2-d convolution layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conv2d {
@@ -281,8 +285,15 @@ impl Conv2d {
     }
 
     /// col2im(Σ_r (m W_r)ᵀ ȳ'_r) for an input of geometry `g`, as one product
-    /// [m W_1; m W_2; …]ᵀ [ȳ'_1; ȳ'_2; …] (one `[in k², n H' W']` temporary).
+    /// [m W_1; m W_2; …]ᵀ [ȳ'_1; ȳ'_2; …] per block of samples.
     fn dx_host(&self, terms: &[(&Tensor, &Tensor)], g: &Geom) -> Result<Tensor> {
+        let block = (DX_BLOCK_ELEMS / (g.taps() * g.pix()).max(1)).max(1);
+        self.dx_blocks(terms, g, block)
+    }
+
+    /// [`Conv2d::dx_host`] over blocks of `block` samples: the `[in k², block H' W']`
+    /// temporary stays small and is recycled by the allocator (no fresh pages per pass).
+    fn dx_blocks(&self, terms: &[(&Tensor, &Tensor)], g: &Geom, block: usize) -> Result<Tensor> {
         let w = terms
             .iter()
             .map(|(w, _)| self.wmat(w))
@@ -292,7 +303,18 @@ impl Conv2d {
             ([w], [d]) => (w.clone(), (*d).clone()),
             _ => (Tensor::cat(&w, 0)?, Tensor::cat(&d, 0)?),
         };
-        self.col2im(&w.t()?.matmul(&d)?, g)
+        let wt = w.t()?;
+        let mut parts = Vec::with_capacity(g.n.div_ceil(block));
+        for n0 in (0..g.n).step_by(block.max(1)) {
+            let nb = block.min(g.n - n0);
+            let db = d.narrow(1, n0 * g.pix(), nb * g.pix())?;
+            let gb = Geom { n: nb, ..*g };
+            parts.push(self.col2im(&wt.matmul(&db)?, &gb)?);
+        }
+        Ok(match parts.as_slice() {
+            [one] => one.clone(),
+            _ => Tensor::cat(&parts, 0)?,
+        })
     }
 
     fn forward_host(&self, p: &[Tensor], x: &Tensor) -> Result<(Tensor, Cache)> {
@@ -592,7 +614,11 @@ mod tests {
             let (mut gh, mut gc) = (vec![None; np], vec![None; np]);
             let dxh = l.vjp(&p, &ch, &dy, true, &mut Grads::new(&mut gh), &mut ws)?;
             let dxc = l.vjp(&p, &cc, &dy, true, &mut Grads::new(&mut gc), &mut ws)?;
-            close_all(&[dxh], &[dxc], "x̄");
+            close_all(&[dxh], std::slice::from_ref(&dxc), "x̄");
+            let xc = host_cache(&ch)?.expect("host cache");
+            let dyr = Conv2d::rows(&dy)?;
+            let one = l.dx_blocks(&[(&p[0], &dyr)], &l.geom(xc.0)?, 1)?;
+            close_all(&[Some(one)], &[dxc], "x̄ by blocks of one sample");
             close_all(&gh, &gc, "p̄");
             let (th, tch) = l.jvp(&p, &v, &ch, Some(&xs[0]), &mut ws)?;
             let (tc, tcc) = l.jvp(&p, &v, &cc, Some(&xs[0]), &mut ws)?;
