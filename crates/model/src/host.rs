@@ -7,10 +7,11 @@
 //! values(b)    = b as f64             (a bias row handed to the fused kernels)
 //! ```
 //!
-//! Every helper returns `None` for tensors it does not handle (other devices, dtypes,
+//! [`on_host`] says whether a tensor is one these paths read; [`with_host_u32`] reads
+//! index tensors (max-pool argmax). Every helper returns `None` for tensors it does not handle (other devices, dtypes,
 //! layouts); callers then take candle's generic ops, equal up to rounding.
 
-use candle_core::{CpuStorage, Device, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use crate::Result;
 
@@ -30,6 +31,24 @@ pub(crate) fn with_host<R>(t: &Tensor, f: impl FnOnce(Host<'_>) -> R) -> Option<
     match &*storage {
         Storage::Cpu(CpuStorage::F32(v)) => Some(f(Host::F32(&v[o..o + n]))),
         Storage::Cpu(CpuStorage::F64(v)) => Some(f(Host::F64(&v[o..o + n]))),
+        _ => None,
+    }
+}
+
+/// Whether `t` is a CPU f32/f64 tensor (the host fast paths' operands).
+pub(crate) fn on_host(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
+/// Calls `f` with the values of `t` when it is a contiguous u32 CPU tensor (indices).
+pub(crate) fn with_host_u32<R>(t: &Tensor, f: impl FnOnce(&[u32]) -> R) -> Option<R> {
+    if !t.device().is_cpu() || !t.is_contiguous() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (o, n) = (layout.start_offset(), t.elem_count());
+    match &*storage {
+        Storage::Cpu(CpuStorage::U32(v)) => Some(f(&v[o..o + n])),
         _ => None,
     }
 }

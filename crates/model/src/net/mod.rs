@@ -30,6 +30,7 @@ pub mod embedding;
 pub mod file;
 pub mod flatten;
 pub mod groups;
+mod im2col;
 pub mod jet;
 pub mod layernorm;
 pub mod params;
