@@ -8,8 +8,11 @@ use candle_core::{DType, Device, Tensor};
 use eos_model::testing::tiny_case;
 use eos_model::{load_case, save_case, Activation, Loss};
 
+/// A path in a folder of its own per file name: tests run on parallel threads, and the
+/// leftover check of `round_trip_keeps_everything` must not see another test's
+/// in-flight `.tmp-` file.
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eos-io-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("eos-io-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
