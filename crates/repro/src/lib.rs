@@ -450,6 +450,18 @@ pub fn run_cli(args: &ReproArgs) -> Result<()> {
 /// The median of finite values (`NaN` when there are none): the one definition of eos.
 pub use eos_train::stats::median;
 
+/// Test helper of the `checks` unit tests: check `i` fails and every other gating check
+/// passes (a gate moved just past its threshold breaks that gate alone).
+#[cfg(test)]
+pub(crate) fn assert_only_fails(c: &[Check], i: usize) {
+    assert!(!c[i].pass, "{i}: {:?}", c[i]);
+    let others = c
+        .iter()
+        .enumerate()
+        .filter(|(j, c)| *j != i && !c.informative);
+    assert!(others.clone().all(|(_, c)| c.pass), "{c:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
