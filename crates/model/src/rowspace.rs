@@ -16,9 +16,9 @@
 //! B = X_pᵀ L₁⁻ᵀ   (X_p = P₁ᵀ X: the r pivot rows)   has BᵀB = I and X B = P L =: Y,
 //! ```
 //!
-//! so a reduced block D `[out₀, r]` stands for V₀ = D Bᵀ = (D L₁⁻¹) X_p (embedding: a
-//! triangular solve, then a product), a full block V₀ has coordinates
-//! D = V₀ B = (V₀ X_pᵀ) L₁⁻ᵀ (projection), the inner product is the Frobenius one on D,
+//! so a reduced block D `[out₀, r]` stands for V₀ = D Bᵀ (embedding) and a full block V₀
+//! has coordinates D = V₀ B (projection); B is formed once per batch by forward
+//! substitution (B L₁ᵀ = X_pᵀ, no inverse), the inner product is the Frobenius one on D,
 //! and in the R-operator `x V₀ᵀ = Y Dᵀ` and `R{δ₀}ᵀ X B = R{δ₀}ᵀ Y`: the first layer's
 //! products cost n·r·out₀ instead of n·d·out₀ ([`crate::Mlp::hvp_rowspace`]).
 
@@ -38,10 +38,8 @@ pub struct RowBasis {
     d: usize,
     /// The r pivot rows, in pivot order.
     piv: Vec<usize>,
-    /// L₁ `[r, r]`, row-major lower triangular.
-    l1: Vec<f64>,
-    /// X_p `[r, d]`, f64 on the CPU.
-    xp: Tensor,
+    /// B `[d, r]`, f64 on the CPU.
+    b: Tensor,
     /// Y = X B = P L `[n, r]`, in X's dtype and on its device.
     y: Tensor,
 }
@@ -69,9 +67,7 @@ fn pivoted_cholesky(g: &[f64], n: usize, rel_tol: f64) -> (Vec<usize>, Vec<f64>)
         full[p * n + k] = s;
         let yp = full[p * n..p * n + k].to_vec();
         for i in (0..n).filter(|&i| !used[i]) {
-            let row = &full[i * n..i * n + k];
-            let dot: f64 = row.iter().zip(&yp).map(|(a, b)| a * b).sum();
-            let v = (g[i * n + p] - dot) / s;
+            let v = (g[i * n + p] - dot(&full[i * n..i * n + k], &yp)) / s;
             full[i * n + k] = v;
             diag[i] -= v * v;
         }
@@ -83,6 +79,52 @@ fn pivoted_cholesky(g: &[f64], n: usize, rel_tol: f64) -> (Vec<usize>, Vec<f64>)
         y[i * r..(i + 1) * r].copy_from_slice(&full[i * n..i * n + r]);
     }
     (piv, y)
+}
+
+/// ⟨a, b⟩ with four partial sums (vectorisable; a fixed order, so deterministic).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((s, p), q) in acc.iter_mut().zip(x).zip(y) {
+            *s += p * q;
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// Solves `row · L₁ᵀ = row` in place for every row-major row of length r of `rows`
+/// (forward substitution, L₁ r×r row-major lower triangular), the rows split over
+/// [`crate::threads::count`] threads (each row alone, so the result does not depend on
+/// the thread count).
+fn forward_substitute(l1: &[f64], r: usize, rows: &mut [f64]) {
+    let solve = |part: &mut [f64]| {
+        for row in part.chunks_mut(r) {
+            for j in 0..r {
+                let v = row[j] - dot(&l1[j * r..j * r + j], &row[..j]);
+                row[j] = v / l1[j * r + j];
+            }
+        }
+    };
+    let m = rows.len() / r;
+    let threads = crate::threads::count().min(m).max(1);
+    let per = m.div_ceil(threads) * r;
+    std::thread::scope(|sc| {
+        let mut parts = rows.chunks_mut(per.max(r));
+        let first = parts.next();
+        for part in parts {
+            sc.spawn(move || solve(part));
+        }
+        if let Some(part) = first {
+            solve(part);
+        }
+    });
 }
 
 impl RowBasis {
@@ -117,18 +159,18 @@ impl RowBasis {
             r,
             &Device::Cpu,
         )?;
-        let xp = x64.index_select(&idx, 0)?.contiguous()?;
+        let mut b = x64
+            .index_select(&idx, 0)?
+            .t()?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        forward_substitute(&l1, r, &mut b);
+        let b = Tensor::from_vec(b, (d, r), &Device::Cpu)?;
         let y = Tensor::from_vec(y, (n, r), &Device::Cpu)?
             .to_dtype(x.dtype())?
             .to_device(x.device())?;
-        Ok(Self {
-            n,
-            d,
-            piv,
-            l1,
-            xp,
-            y,
-        })
+        Ok(Self { n, d, piv, b, y })
     }
 
     /// The numerical rank r of X (the reduced first-layer width).
@@ -152,37 +194,7 @@ impl RowBasis {
         &self.y
     }
 
-    /// Solves E L₁ = D for the row-major `[m, r]` block D in place (each row by back
-    /// substitution on L₁ᵀ eᵀ = dᵀ).
-    fn solve_right_l1(&self, dm: &mut [f64]) {
-        let r = self.rank();
-        for row in dm.chunks_mut(r) {
-            for j in (0..r).rev() {
-                let mut v = row[j];
-                for k in j + 1..r {
-                    v -= row[k] * self.l1[k * r + j];
-                }
-                row[j] = v / self.l1[j * r + j];
-            }
-        }
-    }
-
-    /// Solves D L₁ᵀ = M for the row-major `[m, r]` block M in place (forward
-    /// substitution on L₁ dᵀ = mᵀ).
-    fn solve_right_l1t(&self, mm: &mut [f64]) {
-        let r = self.rank();
-        for row in mm.chunks_mut(r) {
-            for j in 0..r {
-                let mut v = row[j];
-                for k in 0..j {
-                    v -= self.l1[j * r + k] * row[k];
-                }
-                row[j] = v / self.l1[j * r + j];
-            }
-        }
-    }
-
-    /// V₀ = D Bᵀ = (D L₁⁻¹) X_p for a row-major block D of `m` rows of length r:
+    /// V₀ = D Bᵀ for a row-major block D of `m` rows of length r:
     /// the row-major `[m, d]` full block (f64).
     pub fn embed(&self, dm: &[f64], m: usize) -> Result<Vec<f64>> {
         let r = self.rank();
@@ -193,13 +205,11 @@ impl RowBasis {
                 m * r
             ));
         }
-        let mut e = dm.to_vec();
-        self.solve_right_l1(&mut e);
-        let e = Tensor::from_vec(e, (m, r), &Device::Cpu)?;
-        Ok(e.matmul(&self.xp)?.flatten_all()?.to_vec1::<f64>()?)
+        let dm = Tensor::from_slice(dm, (m, r), &Device::Cpu)?;
+        Ok(dm.matmul(&self.b.t()?)?.flatten_all()?.to_vec1::<f64>()?)
     }
 
-    /// D = V₀ B = (V₀ X_pᵀ) L₁⁻ᵀ for a row-major full block V₀ of `m` rows of length d:
+    /// D = V₀ B for a row-major full block V₀ of `m` rows of length d:
     /// the row-major `[m, r]` coordinates of its projection onto rowspace(X).
     pub fn project(&self, v: &[f64], m: usize) -> Result<Vec<f64>> {
         if v.len() != m * self.d {
@@ -210,9 +220,7 @@ impl RowBasis {
             ));
         }
         let v = Tensor::from_slice(v, (m, self.d), &Device::Cpu)?;
-        let mut out = v.matmul(&self.xp.t()?)?.flatten_all()?.to_vec1::<f64>()?;
-        self.solve_right_l1t(&mut out);
-        Ok(out)
+        Ok(v.matmul(&self.b)?.flatten_all()?.to_vec1::<f64>()?)
     }
 
     /// Flat reduced vectors (`ParamVec::to_f64_vec` order of [`RowBasis::reduced_zeros`]:
