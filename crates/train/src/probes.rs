@@ -250,7 +250,7 @@ impl Probes {
             max_iter: cfg.max_iter.min(dim),
             ..*cfg
         };
-        Ok(lanczos_rowspace(&op, &cfg, warm).context("sharpness probe (row-space Lanczos)")?)
+        lanczos_rowspace(&op, &cfg, warm).context("sharpness probe (row-space Lanczos)")
     }
 
     /// The trace-like probes due at `step`: batch sharpness, the NTK trace, the Hessian
