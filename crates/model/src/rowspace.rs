@@ -137,7 +137,7 @@ impl RowBasis {
                 "RowBasis: x has shape {dims:?}, expected [n, d] with n, d ≥ 1"
             ));
         }
-        if !(rel_tol >= 0.0 && rel_tol < 1.0) {
+        if !(0.0..1.0).contains(&rel_tol) {
             return invalid(format!(
                 "RowBasis: rel_tol = {rel_tol}, expected 0 ≤ tol < 1"
             ));
@@ -302,7 +302,10 @@ mod tests {
         let out0 = mlp.params.layers[0].weight.dim(0).unwrap();
         let template = basis.reduced_zeros(&mlp.params).unwrap();
         let red = rng::normal_vec(seed, template.numel());
-        let full = basis.embed_flat(&[red.clone()], out0).unwrap().remove(0);
+        let full = basis
+            .embed_flat(std::slice::from_ref(&red), out0)
+            .unwrap()
+            .remove(0);
         let primal = mlp.hvp_primal(batch, Loss::Mse).unwrap();
         let v = ParamVec::from_f64_slice(&mlp.params, &full).unwrap();
         let hv = mlp
