@@ -20,10 +20,11 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use eos_hessian::{
-    block_lanczos, lanczos, power_iteration, LanczosConfig, LanczosResult, LinearOperator,
-    ModelOperator, Which,
+    block_lanczos, lanczos, lanczos_rowspace, power_iteration, rowspace_declines, LanczosConfig,
+    LanczosResult, LinearOperator, ModelOperator, RowspaceOperator, Which,
 };
-use eos_model::{rng, Activation, Batch, Loss, Mlp, MlpSpec, ParamVec};
+use eos_model::rowspace::ROW_TOL;
+use eos_model::{rng, Activation, Batch, Loss, Mlp, MlpSpec, ParamVec, RowBasis};
 use serde::{Deserialize, Serialize};
 
 /// A benchmark shape.
@@ -134,7 +135,81 @@ pub struct BenchResult {
     pub lanczos_tol_top5_s: f64,
     pub lanczos_tol_hvps: usize,
     pub lanczos_tol_max_rel_residual: f64,
+    /// The 20-step Lanczos top 5 on the Hessian restricted to the first layer's row
+    /// space (`eos_hessian::RowspaceOperator`; eigenvectors embedded back included, the
+    /// primal pass cached as in `lanczos_top5_s`). `null` where the reduction does not
+    /// apply (`lanczos_rowspace_note`).
+    pub lanczos_rowspace_top5_s: Option<f64>,
+    /// Its largest `‖H y − θ y‖ / |θ|` computed with the FULL operator.
+    pub lanczos_rowspace_max_rel_residual: Option<f64>,
+    /// The rank r of the batch (the reduced first-layer width).
+    pub lanczos_rowspace_rank: Option<usize>,
+    /// The row basis (Gram matrix in f64 and pivoted Cholesky), once per batch.
+    pub rowspace_basis_s: Option<f64>,
+    /// Row-space Lanczos top 5 to [`BLOCK_TOL`] (as `lanczos_tol_top5_s`), its
+    /// products and largest full-operator relative residual.
+    pub lanczos_rowspace_tol_top5_s: Option<f64>,
+    pub lanczos_rowspace_tol_hvps: Option<usize>,
+    pub lanczos_rowspace_tol_max_rel_residual: Option<f64>,
+    /// Why the row-space rows are `null` (e.g. n ≥ d), else `null`.
+    pub lanczos_rowspace_note: Option<String>,
     pub matmul_gflops: f64,
+}
+
+/// The row-space rows of [`BenchResult`].
+#[derive(Debug, Clone, Default)]
+pub struct RowspaceRows {
+    pub top5_s: Option<f64>,
+    pub max_rel_residual: Option<f64>,
+    pub rank: Option<usize>,
+    pub basis_s: Option<f64>,
+    /// Seconds, products and largest full-operator residual to [`BLOCK_TOL`].
+    pub tol: Option<(f64, usize, f64)>,
+    pub note: Option<String>,
+}
+
+/// The 20-step Lanczos top 5 (`cfg`) and top 5 to [`BLOCK_TOL`] on the row-space
+/// operator of `c` (medians of `reps` after a warm-up that also caches the primal
+/// pass), the basis construction timed apart, and the true residuals with `full`; a
+/// note instead where n ≥ d.
+pub fn time_rowspace(
+    c: &BenchCase,
+    full: &ModelOperator<'_, Mlp>,
+    cfg: &LanczosConfig,
+    device: &Device,
+    reps: usize,
+) -> anyhow::Result<RowspaceRows> {
+    if let Some(why) = rowspace_declines(&c.mlp, &c.batch) {
+        return Ok(RowspaceRows {
+            note: Some(why),
+            ..Default::default()
+        });
+    }
+    let basis_s = median_secs(device, reps, || {
+        RowBasis::new(&c.batch.x, ROW_TOL)?;
+        Ok(())
+    })?;
+    let basis = RowBasis::new(&c.batch.x, ROW_TOL)?;
+    let op = RowspaceOperator::with_basis(&c.mlp, &c.batch, c.loss, &basis)?;
+    let timed = |cfg: &LanczosConfig| -> anyhow::Result<(f64, usize, f64)> {
+        let mut last = None;
+        let t = median_secs(device, reps, || {
+            last = lanczos_rowspace(&op, cfg, &[])?;
+            Ok(())
+        })?;
+        let r =
+            last.ok_or_else(|| anyhow::anyhow!("row-space Lanczos: a negative θ in the top 5"))?;
+        Ok((t, r.iterations, max_rel_residual(full, &r)?))
+    };
+    let (t, _, res) = timed(cfg)?;
+    Ok(RowspaceRows {
+        top5_s: Some(t),
+        max_rel_residual: Some(res),
+        rank: Some(basis.rank()),
+        basis_s: Some(basis_s),
+        tol: Some(timed(&tol_config())?),
+        note: None,
+    })
 }
 
 fn sync(device: &Device) -> anyhow::Result<()> {
@@ -209,13 +284,7 @@ pub fn run_suite(
     let lz_res = max_rel_residual(&op, &lanczos(&op, &lz_cfg, &[])?)?;
     let blz = time_lanczos(&op, device, slow_reps, Some(BLOCK))?;
     let tlz = time_lanczos(&op, device, slow_reps, None)?;
-    let a = Tensor::from_vec(rng::normal_vec(5, 2048 * 2048), (2048, 2048), &Device::Cpu)?
-        .to_dtype(dtype)?
-        .to_device(device)?;
-    let mm = median_secs(device, reps, || {
-        a.matmul(&a)?;
-        Ok(())
-    })?;
+    let row = time_rowspace(&c, &op, &lz_cfg, device, slow_reps)?;
     Ok(BenchResult {
         suite: s.name.into(),
         dtype: format!("{dtype:?}").to_lowercase(),
@@ -237,8 +306,28 @@ pub fn run_suite(
         lanczos_tol_top5_s: tlz.0,
         lanczos_tol_hvps: tlz.1,
         lanczos_tol_max_rel_residual: tlz.2,
-        matmul_gflops: 2.0 * 2048f64.powi(3) / mm / 1e9,
+        lanczos_rowspace_top5_s: row.top5_s,
+        lanczos_rowspace_max_rel_residual: row.max_rel_residual,
+        lanczos_rowspace_rank: row.rank,
+        rowspace_basis_s: row.basis_s,
+        lanczos_rowspace_tol_top5_s: row.tol.map(|t| t.0),
+        lanczos_rowspace_tol_hvps: row.tol.map(|t| t.1),
+        lanczos_rowspace_tol_max_rel_residual: row.tol.map(|t| t.2),
+        lanczos_rowspace_note: row.note,
+        matmul_gflops: matmul_gflops(dtype, device, reps)?,
     })
+}
+
+/// GFLOP/s of a `[2048, 2048]` square matmul (median of `reps`).
+fn matmul_gflops(dtype: DType, device: &Device, reps: usize) -> anyhow::Result<f64> {
+    let a = Tensor::from_vec(rng::normal_vec(5, 2048 * 2048), (2048, 2048), &Device::Cpu)?
+        .to_dtype(dtype)?
+        .to_device(device)?;
+    let mm = median_secs(device, reps, || {
+        a.matmul(&a)?;
+        Ok(())
+    })?;
+    Ok(2.0 * 2048f64.powi(3) / mm / 1e9)
 }
 
 /// Vectors per block of the block-Lanczos row.

@@ -54,9 +54,36 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 r.lanczos_tol_hvps,
                 r.lanczos_tol_max_rel_residual,
             );
+            println!("        {}", rowspace_line(&r));
         }
     }
     Ok(())
+}
+
+/// The row-space Lanczos rows of a suite as one table line, or why they are absent.
+fn rowspace_line(r: &bench::BenchResult) -> String {
+    match (
+        r.lanczos_rowspace_top5_s,
+        r.lanczos_rowspace_max_rel_residual,
+        r.lanczos_rowspace_rank,
+        r.rowspace_basis_s,
+    ) {
+        (Some(t), Some(res), Some(rank), Some(b)) => format!(
+            "lanczos5 on the first layer's row space (rank {rank}): {t:>7.3} s, max rel. \
+             residual {res:.2e} (full operator); to rel. residual {:.0e}: {:>7.3} s ({} \
+             HVPs, max {:.2e}); row basis {b:.3} s once per batch",
+            bench::BLOCK_TOL,
+            r.lanczos_rowspace_tol_top5_s.unwrap_or(f64::NAN),
+            r.lanczos_rowspace_tol_hvps.unwrap_or(0),
+            r.lanczos_rowspace_tol_max_rel_residual.unwrap_or(f64::NAN),
+        ),
+        _ => format!(
+            "lanczos5 on the first layer's row space: not run ({})",
+            r.lanczos_rowspace_note
+                .as_deref()
+                .unwrap_or("no reason recorded")
+        ),
+    }
 }
 
 /// One line of a network suite: JSON or a table row.

@@ -32,6 +32,7 @@ pub mod ntk;
 pub mod operator;
 pub mod power;
 pub mod preconditioned;
+pub mod rowspace;
 pub mod slq;
 pub mod taylor;
 pub mod testing;
@@ -49,6 +50,7 @@ pub use ntk::{ntk_trace, s_eos_k, s_eos_k_from_trace, s_eos_lr};
 pub use operator::{DenseOperator, LinearOperator, Observed};
 pub use power::{power_iteration, PowerResult};
 pub use preconditioned::{effective_sharpness, Preconditioned};
+pub use rowspace::{lanczos_rowspace, rowspace_declines, RowspaceOperator};
 pub use slq::{density_on_grid, slq, slq_trace, SpectralDensity};
 pub use taylor::{taylor, Taylor};
 

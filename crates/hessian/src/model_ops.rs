@@ -132,14 +132,27 @@ impl<'a, M: Model> ModelOperator<'a, M> {
     /// H v_i for every v_i, from the cached primal pass when it fits: one
     /// `Model::hvp_with` for a single direction, `Model::hvp_block` for several.
     fn hessian_products(&self, vs: &[M::Params]) -> Result<Vec<M::Params>> {
+        self.with_primal(|p| match p {
+            None => vs
+                .iter()
+                .map(|v| Ok(self.model.hvp(self.batch, self.loss, v)?))
+                .collect(),
+            Some(p) => Ok(match vs {
+                [v] => vec![self.model.hvp_with(p, self.batch, v)?],
+                _ => self.model.hvp_block(p, self.batch, vs)?,
+            }),
+        })
+    }
+
+    /// `f` of the cached primal pass (computed at the first call), or of `None` when it
+    /// does not fit in the cache budget (the caller then recomputes it per product).
+    pub(crate) fn with_primal<R>(
+        &self,
+        f: impl FnOnce(Option<&M::Primal>) -> Result<R>,
+    ) -> Result<R> {
         let limit = match self.cache_limit {
             Some(l) => l,
             None => primal_cache_budget()?,
-        };
-        let uncached = |vs: &[M::Params]| -> Result<Vec<M::Params>> {
-            vs.iter()
-                .map(|v| Ok(self.model.hvp(self.batch, self.loss, v)?))
-                .collect()
         };
         let too_big = self
             .model
@@ -147,7 +160,7 @@ impl<'a, M: Model> ModelOperator<'a, M> {
             .is_some_and(|e| e > limit);
         if self.no_cache.get() || too_big {
             self.no_cache.set(true);
-            return uncached(vs);
+            return f(None);
         }
         let key = self.key();
         let mut slot = self.primal.borrow_mut();
@@ -156,15 +169,11 @@ impl<'a, M: Model> ModelOperator<'a, M> {
             let p = self.model.hvp_primal(self.batch, self.loss)?;
             if M::primal_bytes(&p) > limit {
                 self.no_cache.set(true);
-                return uncached(vs);
+                return f(None);
             }
             *slot = Some((key, p));
         }
-        let (_, p) = slot.as_ref().expect("set above");
-        Ok(match vs {
-            [v] => vec![self.model.hvp_with(p, self.batch, v)?],
-            _ => self.model.hvp_block(p, self.batch, vs)?,
-        })
+        f(slot.as_ref().map(|(_, p)| p))
     }
 
     /// Bytes held by the cached primal pass ([`eos_model::HvpPrimal::bytes`]), or `None` while none

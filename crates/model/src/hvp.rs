@@ -31,6 +31,7 @@ use candle_core::Tensor;
 use crate::fused::{fuse, Steps};
 use crate::loss::LossEval;
 use crate::mlp::{outer, row_sum, Cache, ParamAcc};
+use crate::rowspace::RowBasis;
 use crate::{invalid, Batch, Loss, Mlp, ParamVec, Result};
 
 /// What one R-operator pass returns.
@@ -126,11 +127,47 @@ impl Mlp {
     pub fn hvp_with(&self, primal: &HvpPrimal, batch: &Batch, v: &ParamVec) -> Result<ParamVec> {
         self.params.check_same_structure(v)?;
         self.check_primal(primal, batch)?;
+        self.tangent_sum(primal, &batch.x, v, &self.params)
+    }
+
+    /// H v in the first layer's row-space coordinates ([`crate::rowspace`]): `v`'s
+    /// first weight block is a reduced D `[out₀, r]` standing for V₀ = D Bᵀ, and the
+    /// result's is (H v)_{W₀} B. The tangent passes of [`Mlp::hvp_with`] with the
+    /// first layer's input X replaced by Y = X B (`x V₀ᵀ = Y Dᵀ`, `R{δ₀}ᵀ X B = R{δ₀}ᵀ
+    /// Y`); exact, since (H v)_{W₀} lies in rowspace(X).
+    pub fn hvp_rowspace(
+        &self,
+        primal: &HvpPrimal,
+        batch: &Batch,
+        basis: &RowBasis,
+        v: &ParamVec,
+    ) -> Result<ParamVec> {
+        self.check_primal(primal, batch)?;
+        if basis.rows() != batch.len() {
+            return invalid(format!(
+                "hvp_rowspace: the row basis has {} rows, expected the batch's {}",
+                basis.rows(),
+                batch.len()
+            ));
+        }
+        basis.reduced_zeros(&self.params)?.check_same_structure(v)?;
+        self.tangent_sum(primal, basis.y(), v, v)
+    }
+
+    /// Σ over chunks of the tangent passes, the first layer's input rows taken from
+    /// `first` (`[n, ·]`); the result has `template`'s structure.
+    fn tangent_sum(
+        &self,
+        primal: &HvpPrimal,
+        first: &Tensor,
+        v: &ParamVec,
+        template: &ParamVec,
+    ) -> Result<ParamVec> {
         let inv_n = 1.0 / primal.n as f64;
         let idx: Vec<(usize, usize)> = (0..primal.chunks.len()).map(|k| (k, 1)).collect();
         let res = self.map_parts(&idx, |k, _| {
             let pc = &primal.chunks[k];
-            let x = batch.x.narrow(0, pc.start, pc.len)?;
+            let x = first.narrow(0, pc.start, pc.len)?;
             let mut hv = ParamAcc::new(self.depth());
             self.tangent_chunk(pc, &x, primal.loss, v, inv_n, &mut hv)?;
             Ok(hv)
@@ -139,7 +176,7 @@ impl Mlp {
         for part in res {
             hv.merge(part)?;
         }
-        hv.finish(&self.params, 1.0)
+        hv.finish(template, 1.0)
     }
 
     /// Errors unless `primal` was computed on `batch` with this model's chunking.

@@ -71,6 +71,7 @@ pub mod model;
 pub mod net;
 pub mod params;
 pub mod rng;
+pub mod rowspace;
 pub mod testing;
 pub mod threads;
 mod vmath;
@@ -84,6 +85,7 @@ pub use mlp::{Batch, Mlp, MlpSpec};
 pub use model::{Model, ParamSpace};
 pub use net::{LayerKind, NetParams, Network};
 pub use params::{LayerParams, ParamVec};
+pub use rowspace::RowBasis;
 
 /// Errors of the model crate. Messages name what was wrong and what was expected.
 #[derive(Debug, thiserror::Error)]

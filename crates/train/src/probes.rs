@@ -16,11 +16,12 @@
 use crate::error::Context;
 use candle_core::{DType, D};
 use eos_hessian::{
-    batch_sharpness, block_lanczos, exact_trace, hutchinson, lanczos, soft_rank, update_cosine,
-    LanczosConfig, ModelOperator, Which,
+    batch_sharpness, block_lanczos, exact_trace, hutchinson, lanczos, lanczos_rowspace,
+    rowspace_declines, soft_rank, update_cosine, LanczosConfig, LanczosResult, LinearOperator,
+    ModelOperator, RowspaceOperator, Which,
 };
 use eos_model::rng::derive_seed;
-use eos_model::{Batch, Loss, Model, ParamVec};
+use eos_model::{Batch, Loss, Mlp, Model, ParamVec, RowBasis};
 use rand::seq::SliceRandom;
 
 use crate::build::streams;
@@ -79,6 +80,9 @@ pub struct Probes {
     pub ritz: Vec<Vec<f64>>,
     /// The effective-sharpness probe (runs after the optimizer's step).
     pub effective: EffectiveProbe,
+    /// The row basis of the sharpness probe set (`probes.sharpness.rowspace = "auto"`),
+    /// computed at the first probe: it depends on the fixed inputs only.
+    row_basis: Option<RowBasis>,
 }
 
 fn due(every: u64, step: u64) -> bool {
@@ -132,6 +136,7 @@ impl Probes {
             seed,
             bs_size,
             ritz: Vec::new(),
+            row_basis: None,
         })
     }
 
@@ -183,29 +188,69 @@ impl Probes {
     /// the last Ritz vectors when configured), which it keeps for the next call.
     fn sharpness(&mut self, step: u64, mlp: &TrainModel, line: &mut Line) -> crate::Result<()> {
         let c = &self.cfg;
-        let sub = |stream: u64| self.sub_seed(stream, step);
-        let op = ModelOperator::hessian(mlp, &self.sharp_set, self.loss);
         let p = mlp.params().numel();
         let cfg = LanczosConfig {
             k: c.sharpness.k.min(p),
             which: Which::Largest,
             max_iter: c.sharpness.max_iter.max(c.sharpness.k).min(p),
             tol: c.sharpness.tol,
-            seed: sub(streams::LANCZOS),
+            seed: self.sub_seed(streams::LANCZOS, step),
         };
-        let warm: &[Vec<f64>] = if c.sharpness.warm_start {
-            &self.ritz
+        let warm = if c.sharpness.warm_start {
+            std::mem::take(&mut self.ritz)
         } else {
-            &[]
+            Vec::new()
         };
-        let r = match c.sharpness.block {
-            0 => lanczos(&op, &cfg, warm).context("sharpness probe (Lanczos)")?,
-            b => block_lanczos(&op, &cfg, b, warm).context("sharpness probe (block Lanczos)")?,
+        let reduced = match mlp {
+            TrainModel::Mlp(m) if !c.sharpness.rowspace.is_off() => {
+                self.sharpness_rowspace(m, &cfg, &warm)?
+            }
+            _ => None,
+        };
+        let r = match (reduced, self.cfg.sharpness.block) {
+            (Some(r), _) => r,
+            (None, 0) => {
+                let op = ModelOperator::hessian(mlp, &self.sharp_set, self.loss);
+                lanczos(&op, &cfg, &warm).context("sharpness probe (Lanczos)")?
+            }
+            (None, b) => {
+                let op = ModelOperator::hessian(mlp, &self.sharp_set, self.loss);
+                block_lanczos(&op, &cfg, b, &warm).context("sharpness probe (block Lanczos)")?
+            }
         };
         line.sharpness = r.eigenvalues.first().copied();
         line.top_eigenvalues = Some(r.eigenvalues);
         self.ritz = r.eigenvectors;
         Ok(())
+    }
+
+    /// `probes.sharpness.rowspace = "auto"` on an MLP: Lanczos on the Hessian in the
+    /// first layer's row-space coordinates, or `None` where the reduction declines
+    /// (probe rows n ≥ input width d, or a negative θ among the top k).
+    fn sharpness_rowspace(
+        &mut self,
+        mlp: &Mlp,
+        cfg: &LanczosConfig,
+        warm: &[Vec<f64>],
+    ) -> crate::Result<Option<LanczosResult>> {
+        if rowspace_declines(mlp, &self.sharp_set).is_some() {
+            return Ok(None);
+        }
+        if self.row_basis.is_none() {
+            let b = RowBasis::new(&self.sharp_set.x, eos_model::rowspace::ROW_TOL)
+                .context("sharpness probe (row basis)")?;
+            self.row_basis = Some(b);
+        }
+        let basis = self.row_basis.as_ref().expect("set above");
+        let op = RowspaceOperator::with_basis(mlp, &self.sharp_set, self.loss, basis)
+            .context("sharpness probe (row-space operator)")?;
+        let dim = op.dim();
+        let cfg = LanczosConfig {
+            k: cfg.k.min(dim),
+            max_iter: cfg.max_iter.min(dim),
+            ..*cfg
+        };
+        lanczos_rowspace(&op, &cfg, warm).context("sharpness probe (row-space Lanczos)")
     }
 
     /// The trace-like probes due at `step`: batch sharpness, the NTK trace, the Hessian

@@ -195,6 +195,21 @@ fn config_errors_name_the_file_and_the_key() {
     assert!(e.contains("probes.sharpness.every"), "{e}");
     let e = err(TINY, &["probes.effective_sharpness.block=2"]);
     assert!(e.contains("probes.effective_sharpness.block"), "{e}");
+    let e = err(TINY, &["probes.effective_sharpness.rowspace=\"auto\""]);
+    assert!(e.contains("probes.effective_sharpness.rowspace"), "{e}");
+    let e = err(
+        TINY,
+        &[
+            "probes.sharpness.rowspace=\"auto\"",
+            "probes.sharpness.block=2",
+        ],
+    );
+    assert!(
+        e.contains("probes.sharpness.rowspace") && e.contains("block = 0"),
+        "{e}"
+    );
+    let e = err(TINY, &["probes.sharpness.rowspace=\"on\""]);
+    assert!(e.contains("rowspace") || e.contains("on"), "{e}");
     let e = err(TINY, &["model.widths=[3, 8, 3]", "model.depth=0"]);
     assert!(e.contains("model.widths"), "{e}");
     let e = err(
@@ -303,6 +318,44 @@ fn probes_match_a_quadratic_model() {
         check_quadratic_lines(&metrics(&out), &eig, trace);
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `probes.sharpness.rowspace = "auto"` on an MLP whose probe set has fewer rows (32)
+/// than inputs (40): the row-space Lanczos finds the top eigenvalues of the full one at
+/// every probe (f64, tol 1e-10), and training is untouched.
+#[test]
+fn rowspace_sharpness_matches_the_full_operator() {
+    let case = TinyCase::new("train-rowspace");
+    let set = [
+        "data.input_dim=40",
+        "train.dtype=\"f64\"",
+        "probes.sharpness.tol=1e-10",
+        "probes.sharpness.max_iter=300",
+    ];
+    let (off, auto) = (case.dir.join("off"), case.dir.join("auto"));
+    case.run(&off, &set);
+    let mut with = set.to_vec();
+    with.push("probes.sharpness.rowspace=\"auto\"");
+    case.run(&auto, &with);
+    let (a, b) = (metrics(&off), metrics(&auto));
+    assert_eq!(a.len(), b.len());
+    let mut probes = 0;
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["loss"], y["loss"], "training is unchanged");
+        let (Some(tx), Some(ty)) = (
+            x["top_eigenvalues"].as_array(),
+            y["top_eigenvalues"].as_array(),
+        ) else {
+            continue;
+        };
+        probes += 1;
+        for (p, q) in tx.iter().zip(ty) {
+            let (p, q) = (p.as_f64().unwrap(), q.as_f64().unwrap());
+            assert!((p - q).abs() <= 1e-8 * p.abs(), "{tx:?} vs {ty:?}");
+        }
+    }
+    assert!(probes >= 5, "{probes} sharpness probes");
+    std::fs::remove_dir_all(&case.dir).ok();
 }
 
 /// The probe values of [`LINEAR`]'s run against the closed forms (`eig` descending).

@@ -41,7 +41,7 @@ pub use data::{
     SortData, SparseCodingData, TeacherData,
 };
 pub use probes::{
-    BatchSharpnessProbe, EveryProbe, HessianTraceProbe, ProbesConfig, SharpnessProbe,
+    BatchSharpnessProbe, EveryProbe, HessianTraceProbe, ProbesConfig, RowspaceMode, SharpnessProbe,
     SoftRankProbe, SubsetProbe,
 };
 
@@ -409,6 +409,23 @@ fn validate_eigen_probes(p: &ProbesConfig) -> crate::Result<()> {
             format!(
                 "got {}; expected 0 (block Lanczos is offered for probes.sharpness only)",
                 p.effective_sharpness.block
+            ),
+        ));
+    }
+    if !p.effective_sharpness.rowspace.is_off() {
+        return Err(Error::config(
+            "probes.effective_sharpness.rowspace",
+            "got \"auto\"; expected \"off\" (the row-space reduction is offered for \
+             probes.sharpness only)",
+        ));
+    }
+    if !p.sharpness.rowspace.is_off() && p.sharpness.block != 0 {
+        return Err(Error::config(
+            "probes.sharpness.rowspace",
+            format!(
+                "got \"auto\" with block = {}; expected block = 0 (the row-space \
+                 reduction runs single-vector Lanczos)",
+                p.sharpness.block
             ),
         ));
     }

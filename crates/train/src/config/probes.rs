@@ -88,6 +88,28 @@ pub struct SharpnessProbe {
     /// R-operator pass, warm-started from the previous k Ritz vectors as a block.
     #[serde(default)]
     pub block: usize,
+    /// `"off"` (the default) or `"auto"`: Lanczos on the Hessian restricted to the first
+    /// layer's row space of the probe set (`eos_hessian::RowspaceOperator`, exact) when
+    /// the model is an MLP and the probe set has fewer rows than inputs; else as "off".
+    #[serde(default, skip_serializing_if = "RowspaceMode::is_off")]
+    pub rowspace: RowspaceMode,
+}
+
+/// `probes.sharpness.rowspace`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowspaceMode {
+    /// Lanczos on the full Hessian.
+    #[default]
+    Off,
+    /// The row-space reduction where it applies (MLP, probe rows n < input width d).
+    Auto,
+}
+
+impl RowspaceMode {
+    pub fn is_off(&self) -> bool {
+        *self == Self::Off
+    }
 }
 
 fn default_max_iter() -> usize {
@@ -107,6 +129,7 @@ impl Default for SharpnessProbe {
             tol: default_tol(),
             warm_start: true,
             block: 0,
+            rowspace: RowspaceMode::Off,
         }
     }
 }
