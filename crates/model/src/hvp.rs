@@ -29,9 +29,8 @@
 use candle_core::Tensor;
 
 use crate::fused::{fuse, Steps};
-use crate::hvp_host::Workspace;
 use crate::loss::LossEval;
-use crate::mlp::{outer, row_sum, Cache, ParamAcc};
+use crate::mlp::{outer, row_sum, Cache, ParamAcc, Workspace};
 use crate::{invalid, Batch, Loss, Mlp, ParamVec, Result};
 
 /// What one R-operator pass returns.

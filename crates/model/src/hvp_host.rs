@@ -19,42 +19,19 @@
 //! f32/f64 CPU tensor; otherwise the caller runs the candle path.
 
 use std::any::Any;
-use std::sync::Mutex;
 
 use candle_core::{DType, Device, Storage, Tensor, WithDType};
 
 use crate::fused::{fuse_slices, Real, Steps, D1};
 use crate::gemm_host::{matmul_into, Elem, View};
 use crate::hvp::PrimalChunk;
-use crate::mlp::{ParamAcc, NARROW};
+use crate::mlp::{Buffers, ParamAcc, NARROW};
 use crate::{Loss, Mlp, ParamVec, Result};
 
 /// The element types of the host path.
 pub(crate) trait HostFloat: Elem + Real + WithDType {}
 impl HostFloat for f32 {}
 impl HostFloat for f64 {}
-
-/// Reusable buffers of one part's tangent passes (kept in its `PrimalChunk`).
-#[derive(Default)]
-pub(crate) struct Workspace(Mutex<Option<Box<dyn Any + Send>>>);
-
-impl std::fmt::Debug for Workspace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Workspace({} bytes)", self.bytes())
-    }
-}
-
-impl Workspace {
-    /// Bytes held by the buffers (0 before the first product).
-    pub fn bytes(&self) -> usize {
-        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(b) = g.as_ref() else { return 0 };
-        if let Some(w) = b.downcast_ref::<Bufs<f32>>() {
-            return w.len() * 4;
-        }
-        b.downcast_ref::<Bufs<f64>>().map_or(0, |w| w.len() * 8)
-    }
-}
 
 /// The buffers, sized on first use (shapes are fixed for a primal).
 #[derive(Default)]
@@ -71,6 +48,15 @@ struct Bufs<T> {
     /// The part's (Hv)_{W_l}, `[n_{l+1}, n_l]`, and the second outer product.
     gw: Vec<Vec<T>>,
     other: Vec<T>,
+}
+
+impl<T: Send + 'static> Buffers for Bufs<T> {
+    fn bytes(&self) -> usize {
+        self.len() * std::mem::size_of::<T>()
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
 }
 
 impl<T> Bufs<T> {
@@ -313,14 +299,17 @@ impl Mlp {
         loss: Loss,
         inv_n: f64,
         widths: &[usize],
-        slot: &mut Option<Box<dyn Any + Send>>,
+        slot: &mut Option<Box<dyn Buffers>>,
     ) -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
-        if !slot.as_ref().is_some_and(|b| b.is::<Bufs<T>>()) {
+        let mine = slot
+            .as_mut()
+            .is_some_and(|b| b.as_any_mut().downcast_mut::<Bufs<T>>().is_some());
+        if !mine {
             *slot = Some(Box::new(Bufs::<T>::default()));
         }
         let ws = slot
             .as_mut()
-            .and_then(|b| b.downcast_mut::<Bufs<T>>())
+            .and_then(|b| b.as_any_mut().downcast_mut::<Bufs<T>>())
             .expect("set above");
         let c = pc.len;
         self.host_forward(ops, widths, c, ws)?;
