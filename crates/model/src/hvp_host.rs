@@ -25,7 +25,7 @@ use candle_core::{DType, Device, Storage, Tensor, WithDType};
 use crate::fused::{fuse_slices, Real, Steps, D1};
 use crate::gemm_host::{matmul_into, Elem, View};
 use crate::hvp::PrimalChunk;
-use crate::mlp::{Buffers, ParamAcc, NARROW};
+use crate::mlp::{Buffers, ParamAcc};
 use crate::{Loss, Mlp, ParamVec, Result};
 
 /// The element types of the host path.
@@ -241,11 +241,7 @@ impl Mlp {
     fn host_tangent_ok(&self) -> bool {
         self.device().is_cpu()
             && matches!(self.dtype(), DType::F32 | DType::F64)
-            && self
-                .params
-                .layers
-                .iter()
-                .all(|l| l.weight.elem_count() <= NARROW)
+            && self.is_narrow()
     }
 
     /// Adds one part's H v (already divided by n) into `hv` on the host path; `false`

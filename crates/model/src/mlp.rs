@@ -446,15 +446,18 @@ impl Mlp {
     /// thread hand-offs took more time than the arithmetic). 1 otherwise.
     fn split(&self, c: usize) -> usize {
         let threads = crate::threads::count();
-        let narrow = self
-            .params
-            .layers
-            .iter()
-            .all(|l| l.weight.elem_count() <= NARROW);
-        if threads < 2 || !self.device().is_cpu() || !narrow {
+        if threads < 2 || !self.device().is_cpu() || !self.is_narrow() {
             return 1;
         }
         threads.min(c / MIN_PART_ROWS).max(1)
+    }
+
+    /// Whether every layer is narrow (`in · out` ≤ [`NARROW`]).
+    pub(crate) fn is_narrow(&self) -> bool {
+        self.params
+            .layers
+            .iter()
+            .all(|l| l.weight.elem_count() <= NARROW)
     }
 
     /// `(start, len)` of the row blocks a pass processes independently: each chunk of
