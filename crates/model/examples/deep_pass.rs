@@ -2,7 +2,9 @@
 //! `deep` bench shape (100-64×8-1, n = 256, relu, mse, f32): a fixed workload for
 //! instruction counts (`valgrind --tool=callgrind`) and profiles (`perf record`).
 //!
-//! `cargo run --release -p eos-model --example deep_pass -- [reps]`
+//! `cargo run --release -p eos-model --example deep_pass -- [reps] [only]`; `only` (`grad`,
+//! `hvp`, `hvp_with` or `third`) runs just that operation, for per-operation CPU time
+//! (`perf stat -e task-clock`) and instruction counts.
 
 use candle_core::{DType, Device, Tensor};
 use eos_model::{rng, Activation, Batch, Loss, Mlp, MlpSpec};
@@ -12,6 +14,14 @@ fn main() -> eos_model::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
+    let only = std::env::args().nth(2);
+    let reps_of = |op: &str| {
+        if only.as_deref().is_none_or(|o| o == op) {
+            reps
+        } else {
+            0
+        }
+    };
     let mut widths = vec![100];
     widths.extend([64; 8]);
     widths.push(1);
@@ -24,24 +34,24 @@ fn main() -> eos_model::Result<()> {
     let v = mlp.params.randn_like(3)?;
     let mut acc = 0.0;
     let t = std::time::Instant::now();
-    for _ in 0..reps {
+    for _ in 0..reps_of("grad") {
         let g = mlp.grad(&batch, Loss::Mse)?;
         acc += g.dot(&v)?;
     }
     let tg = t.elapsed().as_secs_f64() / reps as f64;
     let t = std::time::Instant::now();
-    for _ in 0..reps {
+    for _ in 0..reps_of("hvp") {
         acc += mlp.hvp(&batch, Loss::Mse, &v)?.dot(&v)?;
     }
     let th = t.elapsed().as_secs_f64() / reps as f64;
     let primal = mlp.hvp_primal(&batch, Loss::Mse)?;
     let t = std::time::Instant::now();
-    for _ in 0..reps {
+    for _ in 0..reps_of("hvp_with") {
         acc += mlp.hvp_with(&primal, &batch, &v)?.dot(&v)?;
     }
     let tw = t.elapsed().as_secs_f64() / reps as f64;
     let t = std::time::Instant::now();
-    for _ in 0..reps {
+    for _ in 0..reps_of("third") {
         acc += mlp.third_derivative(&batch, Loss::Mse, &v)?;
     }
     let tt = t.elapsed().as_secs_f64() / reps as f64;

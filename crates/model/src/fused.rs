@@ -69,7 +69,9 @@ impl Steps {
 /// Rows of at least this many elements in total are split over threads.
 const PAR_MIN: usize = 1 << 17;
 
-trait Real: Copy + PartialOrd + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
+pub(crate) trait Real:
+    Copy + PartialOrd + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
+{
     const ZERO: Self;
     fn of(x: f64) -> Self;
 }
@@ -199,6 +201,29 @@ fn run<'a, T: Real + Send + Sync>(dst: &mut [T], cols: usize, s: Srcs<'a, T>, st
             rows_kernel(part, cols, s, scale, act);
         }
     });
+}
+
+/// [`fuse`] on host slices, with the same kernel and thread split: `dst` (`[rows,
+/// cols]`, row-major) after the steps of the module docs, `add` and the φ' sources
+/// (`mask`: a relu-family output h with its slope below 0; `dense`: φ' values) of
+/// `dst`'s length, `bias` one value per column. Callers check the lengths
+/// (`crate::hvp_host`); a mismatch panics in the slice indexing.
+pub(crate) fn fuse_slices<T: Real + Send + Sync>(
+    dst: &mut [T],
+    cols: usize,
+    add: Option<&[T]>,
+    bias: Option<&[T]>,
+    steps: Steps,
+    mask: Option<(&[T], f64)>,
+    dense: Option<&[T]>,
+) {
+    let s = Srcs {
+        add,
+        bias,
+        mask: mask.map(|(h, low)| (h, T::of(low))),
+        dense,
+    };
+    run(dst, cols.max(1), s, steps);
 }
 
 /// Whether `t` can take the fused path: a contiguous f32/f64 CPU tensor.

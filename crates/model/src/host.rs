@@ -68,7 +68,10 @@ pub(crate) fn values_f64(t: &Tensor) -> Result<Vec<f64>> {
     }
 }
 
-fn col_sums<T: Copy + Default + std::ops::Add<Output = T>>(v: &[T], cols: usize) -> Vec<T> {
+pub(crate) fn col_sums<T: Copy + Default + std::ops::Add<Output = T>>(
+    v: &[T],
+    cols: usize,
+) -> Vec<T> {
     let mut out = vec![T::default(); cols];
     for row in v.chunks_exact(cols) {
         for (o, x) in out.iter_mut().zip(row) {

@@ -30,7 +30,7 @@ use candle_core::Tensor;
 
 use crate::fused::{fuse, Steps};
 use crate::loss::LossEval;
-use crate::mlp::{outer, row_sum, Cache, ParamAcc};
+use crate::mlp::{outer, row_sum, Cache, ParamAcc, Workspace};
 use crate::rowspace::RowBasis;
 use crate::{invalid, Batch, Loss, Mlp, ParamVec, Result};
 
@@ -55,6 +55,8 @@ pub(crate) struct PrimalChunk {
     pub deltas: Vec<Option<Tensor>>,
     /// g_l = m_l δ_l W_l (times 1/n) for l ≥ 1 where φ'' ≠ 0 at layer l−1.
     pub gs: Vec<Option<Tensor>>,
+    /// Buffers of the host tangent passes (`crate::hvp_host`), reused across directions.
+    pub ws: Workspace,
 }
 
 /// The parts of H v that do not depend on v (forward pass, loss, δ_l) for one model,
@@ -84,6 +86,7 @@ impl HvpPrimal {
                         .iter()
                         .map(|a| a.d2.iter().chain(&a.d3).map(size).sum::<usize>())
                         .sum::<usize>()
+                    + c.ws.bytes()
             })
             .sum()
     }
@@ -169,7 +172,9 @@ impl Mlp {
             let pc = &primal.chunks[k];
             let x = first.narrow(0, pc.start, pc.len)?;
             let mut hv = ParamAcc::new(self.depth());
-            self.tangent_chunk(pc, &x, primal.loss, v, inv_n, &mut hv)?;
+            if !self.tangent_host(pc, &x, primal.loss, v, inv_n, &mut hv)? {
+                self.tangent_chunk(pc, &x, primal.loss, v, inv_n, &mut hv)?;
+            }
             Ok(hv)
         })?;
         let mut hv = ParamAcc::new(self.depth());
@@ -290,6 +295,7 @@ impl Mlp {
             ev,
             deltas,
             gs,
+            ws: Workspace::default(),
         })
     }
 
@@ -332,7 +338,7 @@ impl Mlp {
     }
 
     /// Adds one chunk's H v contributions (already divided by n) into `hv`.
-    fn tangent_chunk(
+    pub(crate) fn tangent_chunk(
         &self,
         pc: &PrimalChunk,
         x: &Tensor,

@@ -175,6 +175,32 @@ pub(crate) fn acc(slot: &mut Option<Tensor>, t: Tensor) -> Result<()> {
     Ok(())
 }
 
+/// Buffers a pass keeps between calls (`crate::hvp_host`'s, type-erased here so that
+/// the primal pass can hold them without depending on that module).
+pub(crate) trait Buffers: Send {
+    /// Bytes held.
+    fn bytes(&self) -> usize;
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
+
+/// A slot for [`Buffers`], filled on first use (one per part of a cached primal).
+#[derive(Default)]
+pub(crate) struct Workspace(pub Mutex<Option<Box<dyn Buffers>>>);
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Workspace({} bytes)", self.bytes())
+    }
+}
+
+impl Workspace {
+    /// Bytes held by the buffers (0 before the first use).
+    pub fn bytes(&self) -> usize {
+        let g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.as_ref().map_or(0, |b| b.bytes())
+    }
+}
+
 /// Per-layer accumulators for weight and bias blocks of a [`ParamVec`].
 #[derive(Debug)]
 pub(crate) struct ParamAcc {
@@ -420,15 +446,18 @@ impl Mlp {
     /// thread hand-offs took more time than the arithmetic). 1 otherwise.
     fn split(&self, c: usize) -> usize {
         let threads = crate::threads::count();
-        let narrow = self
-            .params
-            .layers
-            .iter()
-            .all(|l| l.weight.elem_count() <= NARROW);
-        if threads < 2 || !self.device().is_cpu() || !narrow {
+        if threads < 2 || !self.device().is_cpu() || !self.is_narrow() {
             return 1;
         }
         threads.min(c / MIN_PART_ROWS).max(1)
+    }
+
+    /// Whether every layer is narrow (`in · out` ≤ [`NARROW`]).
+    pub(crate) fn is_narrow(&self) -> bool {
+        self.params
+            .layers
+            .iter()
+            .all(|l| l.weight.elem_count() <= NARROW)
     }
 
     /// `(start, len)` of the row blocks a pass processes independently: each chunk of
