@@ -51,9 +51,9 @@ pub(crate) fn host_axpy(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Result<Ten
     Some(v.map_err(Into::into))
 }
 
-/// `(u, a + u)` with `u = alpha·b` rounded as candle's `b.affine(alpha, 0)`, in one pass
-/// on the host for contiguous CPU tensors of one dtype and shape (`None` otherwise):
-/// an optimizer's update and new parameters without the intermediate pass.
+/// `(u, a + u)` with `u = alpha·b` rounded as candle's `b.affine(alpha, 0)`, by two host
+/// loops for contiguous CPU tensors of one dtype and shape (`None` otherwise): an
+/// optimizer's update and new parameters without candle's op dispatch.
 fn host_step(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Result<(Tensor, Tensor)>> {
     fn pass<T: candle_core::WithDType>(
         a: &Tensor,

@@ -180,7 +180,7 @@ impl CommonOptions {
         }
         let wd = self.weight_decay.decoupled_coeff();
         if wd == 0.0 {
-            // Δθ = (−η λ_l)·d and θ + Δθ in one host pass (the same roundings).
+            // Δθ = (−η λ_l)·d and θ + Δθ in two host loops, no candle ops (the same roundings).
             let alpha = |i, bias| -(lr * self.lr_scale(i, bias));
             return Ok(params.scaled_step(direction, alpha)?);
         }
