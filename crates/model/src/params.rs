@@ -18,7 +18,7 @@
 
 use std::fmt::Debug;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Tensor};
 
 use crate::host::{with_host, Host};
 use crate::{invalid, rng, NetParams, Result};
@@ -49,6 +49,97 @@ pub(crate) fn host_axpy(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Result<Ten
         })
     })???;
     Some(v.map_err(Into::into))
+}
+
+/// `(u, a + u)` with `u = alpha·b` rounded as candle's `b.affine(alpha, 0)`, by two host
+/// loops for contiguous CPU tensors of one dtype and shape (`None` otherwise): an
+/// optimizer's update and new parameters without candle's op dispatch.
+fn host_step(a: &Tensor, alpha: f64, b: &Tensor) -> Option<Result<(Tensor, Tensor)>> {
+    fn pass<T: candle_core::WithDType>(
+        a: &Tensor,
+        x: &[T],
+        y: &[T],
+        m: T,
+    ) -> Result<(Tensor, Tensor)> {
+        let zero = T::from_f64(0.0);
+        let u: Vec<T> = y.iter().map(|&q| q * m + zero).collect();
+        let s: Vec<T> = x.iter().zip(&u).map(|(&p, &d)| p + d).collect();
+        Ok((
+            Tensor::from_vec(u, a.dims(), a.device())?,
+            Tensor::from_vec(s, a.dims(), a.device())?,
+        ))
+    }
+    if a.dims() != b.dims() || a.dtype() != b.dtype() {
+        return None;
+    }
+    with_host(a, |x| {
+        with_host(b, |y| match (x, y) {
+            (Host::F32(x), Host::F32(y)) => Some(pass(a, x, y, alpha as f32)),
+            (Host::F64(x), Host::F64(y)) => Some(pass(a, x, y, alpha)),
+            _ => None,
+        })
+    })??
+}
+
+/// `d ← θ + (d·alpha + 0)` in place in `d`'s storage: [`host_step`]'s second output
+/// (the same roundings) without the update or a new allocation. Checked by
+/// [`ParamVec::into_step_of`] before any tensor is written.
+struct StepInPlace(f64);
+
+fn step_in_place<T: candle_core::WithDType>(d: &mut [T], theta: &[T], alpha: T) {
+    let zero = T::from_f64(0.0);
+    for (q, &p) in d.iter_mut().zip(theta) {
+        *q = p + (*q * alpha + zero);
+    }
+}
+
+impl candle_core::InplaceOp2 for StepInPlace {
+    fn name(&self) -> &'static str {
+        "eos-step-in-place"
+    }
+    fn cpu_fwd(
+        &self,
+        s: &mut CpuStorage,
+        l: &candle_core::Layout,
+        s2: &CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let n = l.shape().elem_count();
+        let o2 = l2.start_offset();
+        let ok = l.start_offset() == 0 && l.is_contiguous() && l2.is_contiguous();
+        match (s, s2) {
+            (CpuStorage::F64(d), CpuStorage::F64(t)) if ok && d.len() == n => {
+                step_in_place(d, &t[o2..o2 + n], self.0);
+            }
+            (CpuStorage::F32(d), CpuStorage::F32(t)) if ok && d.len() == n => {
+                step_in_place(d, &t[o2..o2 + n], self.0 as f32);
+            }
+            _ => {
+                return Err(candle_core::Error::Msg(
+                    "step in place: expected whole contiguous f32/f64 host tensors".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether [`StepInPlace`] takes `d` (written) with `theta` (read): host tensors of one
+/// dtype and shape, both contiguous, `d` starting at 0 and covering its whole storage.
+fn steppable(d: &Tensor, theta: &Tensor) -> bool {
+    if d.dims() != theta.dims() || d.dtype() != theta.dtype() || d.id() == theta.id() {
+        return false;
+    }
+    if !(crate::host::on_host(d) && crate::host::on_host(theta) && theta.is_contiguous()) {
+        return false;
+    }
+    let (storage, layout) = d.storage_and_layout();
+    let len = match &*storage {
+        candle_core::Storage::Cpu(CpuStorage::F64(v)) => v.len(),
+        candle_core::Storage::Cpu(CpuStorage::F32(v)) => v.len(),
+        _ => return false,
+    };
+    d.is_contiguous() && layout.start_offset() == 0 && len == d.elem_count()
 }
 
 /// A vector of a model's parameter space: the algebra, written once over the type's
@@ -322,6 +413,148 @@ pub(crate) fn dot_f64(a: &Tensor, b: &Tensor) -> Result<f64> {
     })
 }
 
+/// Values whose squares the norm sums (f64 as is, f32 widened first, as [`dot_f64`]).
+trait Squared: Copy {
+    fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    fn sq(self) -> f64;
+}
+
+impl Squared for f64 {
+    fn slice(s: &CpuStorage) -> Option<&[Self]> {
+        match s {
+            CpuStorage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn sq(self) -> f64 {
+        self * self
+    }
+}
+
+impl Squared for f32 {
+    fn slice(s: &CpuStorage) -> Option<&[Self]> {
+        match s {
+            CpuStorage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn sq(self) -> f64 {
+        self as f64 * self as f64
+    }
+}
+
+/// `Σ_i x_i²` of `K` slices of one length, each summed in index order from −0 (as
+/// `Iterator::sum` in [`dot_f64`]); the K chains are independent and run interleaved,
+/// so they overlap in the pipeline instead of waiting on one add at a time.
+fn chains<T: Squared, const K: usize>(xs: &[&[T]]) -> [f64; K] {
+    let n = xs[0].len();
+    let xs: [&[T]; K] = std::array::from_fn(|k| &xs[k][..n]);
+    let mut acc = [-0.0f64; K];
+    for i in 0..n {
+        for k in 0..K {
+            acc[k] += xs[k][i].sq();
+        }
+    }
+    acc
+}
+
+/// [`chains`] over slices of one length, up to 8 at a time.
+fn sums_of_squares<T: Squared>(xs: &[&[T]]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(xs.len());
+    for c in xs.chunks(8) {
+        match c.len() {
+            1 => out.extend(chains::<T, 1>(c)),
+            2 => out.extend(chains::<T, 2>(c)),
+            3 => out.extend(chains::<T, 3>(c)),
+            4 => out.extend(chains::<T, 4>(c)),
+            5 => out.extend(chains::<T, 5>(c)),
+            6 => out.extend(chains::<T, 6>(c)),
+            7 => out.extend(chains::<T, 7>(c)),
+            _ => out.extend(chains::<T, 8>(c)),
+        }
+    }
+    out
+}
+
+/// `Σ x²` of each tensor of `ts` (contiguous CPU tensors of one dtype and size, each a
+/// different tensor), read in place; `None` when one is not such a tensor.
+fn tensor_sums<T: Squared>(ts: &[&Tensor]) -> Option<Vec<f64>> {
+    let n = ts.first()?.elem_count();
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut xs = Vec::with_capacity(ts.len());
+    for ((g, l), t) in guards.iter().zip(ts) {
+        let ok = t.elem_count() == n && t.is_contiguous();
+        match &**g {
+            candle_core::Storage::Cpu(s) if ok => {
+                let o = l.start_offset();
+                xs.push(&T::slice(s)?[o..o + n]);
+            }
+            _ => return None,
+        }
+    }
+    Some(sums_of_squares(&xs))
+}
+
+/// ‖v‖ of every vector of `vs`, each **bit-identical** to [`ParamVec::norm`] (the same
+/// per-tensor sums in the same order, added tensor by tensor in flat order), computed
+/// together: vectors of one structure and dtype on the host run their sums as
+/// interleaved chains ([`chains`]; ≈ K× the throughput of one latency-bound sum). Others
+/// are computed alone by [`ParamVec::norm`]. An ensemble's logged gradient norms.
+pub fn norms(vs: &[&ParamVec]) -> Result<Vec<f64>> {
+    let sig = |v: &ParamVec| -> Option<(DType, Vec<usize>)> {
+        let ok = v
+            .tensors()
+            .all(|t| t.device().is_cpu() && t.is_contiguous());
+        let lens = v.tensors().map(|t| t.elem_count()).collect();
+        ok.then(|| (v.dtype(), lens))
+    };
+    let sigs: Vec<_> = vs.iter().map(|v| sig(v)).collect();
+    let mut out: Vec<Option<f64>> = vec![None; vs.len()];
+    for i in 0..vs.len() {
+        if out[i].is_some() {
+            continue;
+        }
+        let group: Vec<usize> = match &sigs[i] {
+            Some(s) => (i..vs.len())
+                .filter(|&j| out[j].is_none() && sigs[j].as_ref() == Some(s))
+                .collect(),
+            None => vec![i],
+        };
+        let members: Vec<&ParamVec> = group.iter().map(|&j| vs[j]).collect();
+        let found = group_norms(&members);
+        for (k, &j) in group.iter().enumerate() {
+            out[j] = Some(match &found {
+                Some(v) => v[k],
+                None => vs[j].norm()?,
+            });
+        }
+    }
+    Ok(out.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// The norms of vectors of one structure, tensor by tensor ([`tensor_sums`]); `None`
+/// when a tensor is not read in place (or is the same tensor in two vectors).
+fn group_norms(vs: &[&ParamVec]) -> Option<Vec<f64>> {
+    let tensors: Vec<Vec<&Tensor>> = vs.iter().map(|v| v.tensors().collect()).collect();
+    let mut totals = vec![0.0f64; vs.len()];
+    for k in 0..tensors[0].len() {
+        let ts: Vec<&Tensor> = tensors.iter().map(|t| t[k]).collect();
+        let ids: std::collections::HashSet<_> = ts.iter().map(|t| t.id()).collect();
+        if ids.len() != ts.len() {
+            return None;
+        }
+        let sums = match vs[0].dtype() {
+            DType::F64 => tensor_sums::<f64>(&ts)?,
+            DType::F32 => tensor_sums::<f32>(&ts)?,
+            _ => return None,
+        };
+        for (t, s) in totals.iter_mut().zip(sums) {
+            *t += s;
+        }
+    }
+    Some(totals.into_iter().map(f64::sqrt).collect())
+}
+
 impl ParamVec {
     /// All tensors in flat order (weight, bias, weight, ...).
     pub fn tensors(&self) -> impl Iterator<Item = &Tensor> {
@@ -425,6 +658,80 @@ impl ParamVec {
             .collect()
     }
 
+    /// `(u, self + u)` with `u_l = alpha(l, bias) · d_l` per tensor: an optimizer's step
+    /// `θ' = θ + u`. Bit-identical to `d.affine(alpha, 0)` then `self + u` (candle's
+    /// rounding: `d·alpha + 0` in the dtype, then the add); host tensors take one
+    /// loop per output ([`host_step`]), others candle's ops.
+    pub fn scaled_step(
+        &self,
+        d: &ParamVec,
+        alpha: impl Fn(usize, bool) -> f64,
+    ) -> Result<(ParamVec, ParamVec)> {
+        self.check_same_structure(d)?;
+        let one = |p: &Tensor, d: &Tensor, a: f64| -> Result<(Tensor, Tensor)> {
+            match host_step(p, a, d) {
+                Some(r) => r,
+                None => {
+                    let u = d.affine(a, 0.0)?;
+                    let s = (p + &u)?;
+                    Ok((u, s))
+                }
+            }
+        };
+        let (mut u, mut s) = (Vec::new(), Vec::new());
+        for (i, (p, g)) in self.layers.iter().zip(&d.layers).enumerate() {
+            let (uw, sw) = one(&p.weight, &g.weight, alpha(i, false))?;
+            let (ub, sb) = match (&p.bias, &g.bias) {
+                (Some(pb), Some(gb)) => {
+                    let (x, y) = one(pb, gb, alpha(i, true))?;
+                    (Some(x), Some(y))
+                }
+                _ => (None, None),
+            };
+            u.push(LayerParams {
+                weight: uw,
+                bias: ub,
+            });
+            s.push(LayerParams {
+                weight: sw,
+                bias: sb,
+            });
+        }
+        Ok((ParamVec { layers: u }, ParamVec { layers: s }))
+    }
+
+    /// `θ + u` with `u_l = alpha(l, bias) · self_l`, written into this vector's own
+    /// storage: an optimizer's new parameters from a fresh gradient (whose tensors no
+    /// one else holds), bit-identical to [`ParamVec::scaled_step`]'s second output,
+    /// without the update or new tensors. `Err(self)`, unchanged, unless every tensor is
+    /// a whole contiguous host tensor of θ's shape and dtype.
+    pub fn into_step_of(
+        self,
+        theta: &ParamVec,
+        alpha: impl Fn(usize, bool) -> f64,
+    ) -> Result<std::result::Result<ParamVec, ParamVec>> {
+        theta.check_same_structure(&self)?;
+        let pairs = |v: &ParamVec| -> Vec<(Tensor, Tensor, f64)> {
+            let mut out = Vec::new();
+            for (i, (d, p)) in v.layers.iter().zip(&theta.layers).enumerate() {
+                out.push((d.weight.clone(), p.weight.clone(), alpha(i, false)));
+                if let (Some(db), Some(pb)) = (&d.bias, &p.bias) {
+                    out.push((db.clone(), pb.clone(), alpha(i, true)));
+                }
+            }
+            out
+        };
+        let all = pairs(&self);
+        if !all.iter().all(|(d, p, _)| steppable(d, p)) {
+            return Ok(Err(self));
+        }
+        for (d, p, a) in &all {
+            d.inplace_op2(p, &StepInPlace(*a))?;
+        }
+        drop(all);
+        Ok(Ok(self))
+    }
+
     /// Names in the interchange format: `{prefix}layers.{i}.weight|bias`.
     pub fn named_tensors(&self, prefix: &str) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
@@ -476,6 +783,108 @@ mod tests {
             let r = host_axpy(&t, 2.0, &tb);
             assert!(r.is_none());
         }
+    }
+
+    #[test]
+    fn norms_together_equal_each_norm_bit_for_bit() {
+        // 11 vectors: more than one chunk of 8 chains, both dtypes, another structure,
+        // a non-contiguous one (alone) and one tensor shared by two vectors (alone).
+        let mut vs: Vec<ParamVec> = (0..9).map(|s| pv(s, DType::F64)).collect();
+        vs[2] = vs[2].scale(1e150).unwrap(); // large squares: order matters in f64
+        vs.push(pv(20, DType::F32));
+        vs.push(pv(21, DType::F32));
+        let mut odd = pv(22, DType::F64);
+        odd.layers[1].bias = Some(Tensor::new(&[3.0f64], &Device::Cpu).unwrap());
+        vs.push(odd);
+        let mut strided = pv(23, DType::F64);
+        let w = Tensor::randn(0f64, 1.0, (2, 3), &Device::Cpu).unwrap();
+        strided.layers[0].weight = w.t().unwrap();
+        vs.push(strided);
+        let refs: Vec<&ParamVec> = vs.iter().collect();
+        let got = norms(&refs).unwrap();
+        for (v, n) in vs.iter().zip(&got) {
+            assert_eq!(n.to_bits(), v.norm().unwrap().to_bits());
+        }
+        // a tensor shared by two vectors: computed alone, the same values
+        let mut shared = pv(24, DType::F64);
+        shared.layers[1].weight = vs[0].layers[1].weight.clone();
+        let got = norms(&[&vs[0], &shared, &vs[1]]).unwrap();
+        for (v, n) in [&vs[0], &shared, &vs[1]].iter().zip(&got) {
+            assert_eq!(n.to_bits(), v.norm().unwrap().to_bits());
+        }
+        assert!(norms(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn scaled_step_and_step_in_place_equal_candles_affine_then_add() {
+        for dt in [DType::F32, DType::F64] {
+            let (theta, g) = (pv(7, dt), pv(8, dt));
+            // a zero gradient entry: d·α + 0 is +0 (not −0), as in candle's affine
+            let z = Tensor::zeros(3, dt, &Device::Cpu).unwrap();
+            let g = ParamVec {
+                layers: vec![
+                    LayerParams {
+                        weight: g.layers[0].weight.clone(),
+                        bias: Some(z),
+                    },
+                    g.layers[1].clone(),
+                ],
+            };
+            let alpha =
+                |i: usize, bias: bool| -0.013 * (1.0 + i as f64) * if bias { 3.0 } else { 1.0 };
+            let mut want_u = Vec::new();
+            let mut want_s = Vec::new();
+            for (i, (p, d)) in theta.layers.iter().zip(&g.layers).enumerate() {
+                let u = d.weight.affine(alpha(i, false), 0.0).unwrap();
+                want_s.push((&p.weight + &u).unwrap().flatten_all().unwrap());
+                want_u.push(u.flatten_all().unwrap());
+                if let (Some(pb), Some(db)) = (&p.bias, &d.bias) {
+                    let u = db.affine(alpha(i, true), 0.0).unwrap();
+                    want_s.push((pb + &u).unwrap());
+                    want_u.push(u);
+                }
+            }
+            let flat = |ts: Vec<Tensor>| -> Vec<u64> {
+                let t = Tensor::cat(&ts, 0).unwrap().to_dtype(DType::F64).unwrap();
+                t.to_vec1::<f64>()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect()
+            };
+            let bits = |v: &ParamVec| -> Vec<u64> {
+                v.to_f64_vec()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect()
+            };
+            let (u, s) = theta.scaled_step(&g, alpha).unwrap();
+            assert_eq!(bits(&u), flat(want_u), "{dt:?}");
+            assert_eq!(bits(&s), flat(want_s.clone()), "{dt:?}");
+            // in place, in a fresh copy of the gradient
+            let fresh = g.map(|t| Ok(t.copy()?)).unwrap();
+            let s2 = fresh.into_step_of(&theta, alpha).unwrap().unwrap();
+            assert_eq!(bits(&s2), flat(want_s), "{dt:?}");
+            assert_eq!(bits(&theta), bits(&pv(7, dt)), "θ untouched");
+        }
+    }
+
+    #[test]
+    fn step_in_place_refuses_views_and_leaves_them_unchanged() {
+        let theta = pv(1, DType::F64);
+        // a weight that is a view into a larger storage: refused, nothing written
+        let big = Tensor::randn(0f64, 1.0, (4, 2), &Device::Cpu).unwrap();
+        let mut g = pv(2, DType::F64);
+        g.layers[0].weight = big.narrow(0, 1, 3).unwrap();
+        let before = g.to_f64_vec().unwrap();
+        let back = g.into_step_of(&theta, |_, _| -0.1).unwrap().unwrap_err();
+        assert_eq!(back.to_f64_vec().unwrap(), before);
+        // another structure is an error naming the layer
+        let mut h = pv(3, DType::F64);
+        h.layers[0].bias = None;
+        let e = h.into_step_of(&theta, |_, _| 1.0).unwrap_err().to_string();
+        assert!(e.contains("layers.0.bias"), "{e}");
     }
 
     #[test]

@@ -54,6 +54,21 @@ pub trait Optimizer: Send + std::fmt::Debug {
     /// parameters and the update. `grad` must have `params`' structure.
     fn step(&mut self, params: &ParamVec, grad: &ParamVec, lr: f64) -> Result<Step>;
 
+    /// The same step's new parameters only, computed in `grad`'s own storage (the
+    /// caller hands over a fresh gradient that nothing else holds and needs no update
+    /// Δθ): `Ok(Ok(θ'))` bit-identical to `step(..).params`, with the optimizer's
+    /// state advanced as `step` would; `Ok(Err(grad))`, nothing done, where this
+    /// optimizer (or its options, or the tensors) has no such path: then call `step`.
+    fn step_into_grad(
+        &mut self,
+        params: &ParamVec,
+        grad: ParamVec,
+        lr: f64,
+    ) -> Result<std::result::Result<ParamVec, ParamVec>> {
+        let _ = (params, lr);
+        Ok(Err(grad))
+    }
+
     /// Number of steps taken (restored by [`Optimizer::load_state`]).
     fn steps_taken(&self) -> u64;
 
@@ -136,6 +151,21 @@ impl CommonOptions {
         Ok((self.weight_decay.add_l2(params, &g)?, norm))
     }
 
+    /// `λ_l` of layer `i`'s weights (or bias): 1 without `lr_scales`.
+    pub(crate) fn lr_scale(&self, i: usize, bias: bool) -> f64 {
+        match &self.lr_scales {
+            Some(s) if bias => s.biases[i],
+            Some(s) => s.weights[i],
+            None => 1.0,
+        }
+    }
+
+    /// Whether the step is `Δθ = −η λ_l g` (no clipping, no weight decay), so that
+    /// [`ParamVec::into_step_of`] can compute it in place.
+    pub(crate) fn plain(&self) -> bool {
+        self.clip_grad_norm.is_none() && self.weight_decay == crate::WeightDecay::None
+    }
+
     /// `Δθ_l = −η λ_l (d_l + w_dec θ_l)` and `θ + Δθ`.
     pub(crate) fn apply(
         &self,
@@ -149,6 +179,11 @@ impl CommonOptions {
             s.check_depth(depth)?;
         }
         let wd = self.weight_decay.decoupled_coeff();
+        if wd == 0.0 {
+            // Δθ = (−η λ_l)·d and θ + Δθ in two host loops, no candle ops (the same roundings).
+            let alpha = |i, bias| -(lr * self.lr_scale(i, bias));
+            return Ok(params.scaled_step(direction, alpha)?);
+        }
         let step = |d: &Tensor, theta: &Tensor, eta: f64| -> Result<Tensor> {
             let d = if wd != 0.0 {
                 (d + theta.affine(wd, 0.0)?)?

@@ -137,6 +137,32 @@ impl Optimizer for Sgd {
         })
     }
 
+    /// Plain SGD without clipping, weight decay or gradient scaling: `θ' = θ + (−η λ_l) g`
+    /// in `grad`'s storage, the roundings of [`Optimizer::step`] (`ParamVec::into_step_of`).
+    fn step_into_grad(
+        &mut self,
+        params: &ParamVec,
+        grad: ParamVec,
+        lr: f64,
+    ) -> Result<std::result::Result<ParamVec, ParamVec>> {
+        let plain = self.momentum == Momentum::None && self.scaling == GradientScaling::None;
+        if !(plain && self.options.plain()) {
+            return Ok(Err(grad));
+        }
+        check_lr(lr)?;
+        if let Some(s) = &self.options.lr_scales {
+            // The depth check of `CommonOptions::apply`.
+            s.check_depth(params.layers.len())?;
+        }
+        let alpha = |i, bias| -(lr * self.options.lr_scale(i, bias));
+        let r = grad.into_step_of(params, alpha)?;
+        if r.is_ok() {
+            self.steps += 1;
+            self.last_factors = None;
+        }
+        Ok(r)
+    }
+
     fn steps_taken(&self) -> u64 {
         self.steps
     }
@@ -222,6 +248,52 @@ mod tests {
         let du: Vec<f64> = gv.iter().map(|g| -(lr * g)).collect();
         assert_eq!(flat(&step.update), du);
         assert!(step.grad_norm.is_none() && step.scale_factors.is_none());
+    }
+
+    #[test]
+    fn step_into_grad_equals_step_and_advances_the_state() {
+        let shapes = [((2, 2), true), ((1, 2), false)];
+        let theta = layered(&shapes, &[0.3, -1.7, 2.9, 0.11, 5.0, -6.0, 1e-3, 7.5]);
+        let g = layered(&shapes, &[1.25, 0.0, -3.3, 1e5, 0.0, 2.0, -0.9, 1e-8]);
+        // a fresh copy: the in-place path writes into the gradient's storage
+        let fresh = |g: &ParamVec| g.map(|t| Ok(t.copy()?)).unwrap();
+        let options = CommonOptions {
+            lr_scales: Some(LayerLrScales::new(vec![2.0, 0.5], vec![3.0, 0.0]).unwrap()),
+            ..Default::default()
+        };
+        for opts in [CommonOptions::default(), options] {
+            let mut a = Sgd::new(Momentum::None, opts.clone(), GradientScaling::None).unwrap();
+            let mut b = a.clone();
+            let want = a.step(&theta, &g, 0.0123).unwrap().params;
+            let got = b
+                .step_into_grad(&theta, fresh(&g), 0.0123)
+                .unwrap()
+                .unwrap();
+            let bits = |v: &ParamVec| flat(v).iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want));
+            assert_eq!(b.steps_taken(), 1);
+            assert!(b.step_into_grad(&theta, fresh(&g), f64::NAN).is_err());
+        }
+        // momentum, clipping, decay, scaling: no in-place path, the gradient comes back
+        let others = [
+            sgd(Momentum::HeavyBall { beta: 0.9 }, WeightDecay::None),
+            sgd(Momentum::None, WeightDecay::L2(0.1)),
+            sgd(Momentum::None, WeightDecay::Decoupled(0.1)),
+            Sgd::new(
+                Momentum::None,
+                CommonOptions::default(),
+                GradientScaling::Static(vec![2.0, 1.0]),
+            )
+            .unwrap(),
+        ];
+        for mut o in others {
+            let back = o
+                .step_into_grad(&theta, fresh(&g), 0.1)
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(flat(&back), flat(&g));
+            assert_eq!(o.steps_taken(), 0);
+        }
     }
 
     #[test]

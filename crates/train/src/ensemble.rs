@@ -10,7 +10,9 @@
 //! L_e, g_e     eos_model::ensemble::loss_and_grad_many: each member's own
 //!              `loss_and_grad`, or (`stack`) the MLP members of one shape stacked
 //!              along a leading axis (batched matmuls), others alone
-//! the rest     `Trainer::step_with`: divergence check, probes, optimizer, metrics line
+//! ‖g_e‖        eos_model::params::norms: the members' gradient norms as interleaved
+//!              sums (each bit-identical to a lone `g_e.norm()`)
+//! the rest     `Trainer::step_with_norm`: divergence check, probes, optimizer, metrics line
 //! ```
 //!
 //! A member that diverges ends `diverged` at that step while the others go on; one that
@@ -111,10 +113,11 @@ fn step_all(
     let mut ended = Vec::new();
     let batches = shared_batches(&members);
     let grads = gradients(&members, &batches, stack);
-    for ((mut m, b), g) in members.into_iter().zip(batches).zip(grads) {
+    let norms = grad_norms(&grads);
+    for (((mut m, b), g), n) in members.into_iter().zip(batches).zip(grads).zip(norms) {
         let r = b
             .and_then(|b| g.map(|(l, g)| (b, l, g)))
-            .and_then(|(b, l, g)| m.trainer.step_with(b, l, g));
+            .and_then(|(b, l, g)| m.trainer.step_with_norm(b, l, g, n?));
         let r = r.and_then(|div| match div {
             Some(reason) => Ok(Some(reason)),
             None => m
@@ -132,6 +135,32 @@ fn step_all(
         }
     }
     (go_on, ended)
+}
+
+/// ‖g‖ of every member's gradient, computed together ([`eos_model::params::norms`]:
+/// interleaved sums, each bit-identical to `g.norm()`); members without a gradient get
+/// a placeholder they never read.
+fn grad_norms(grads: &[Grad]) -> Vec<crate::Result<f64>> {
+    let have: Vec<&ParamVec> = grads
+        .iter()
+        .filter_map(|g| g.as_ref().ok().map(|(_, g)| g))
+        .collect();
+    let mut found = match eos_model::params::norms(&have) {
+        Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(e) => {
+            let msg = e.to_string();
+            let err = |_| Err(crate::Error::Request(format!("gradient norm: {msg}")));
+            (0..have.len()).map(err).collect()
+        }
+    }
+    .into_iter();
+    grads
+        .iter()
+        .map(|g| match g {
+            Ok(_) => found.next().unwrap_or(Ok(f64::NAN)),
+            Err(_) => Ok(f64::NAN),
+        })
+        .collect()
 }
 
 /// Each member's minibatch of its current step, computed once per [`batch_key`].

@@ -323,6 +323,15 @@ impl Probes {
         Ok(())
     }
 
+    /// Whether [`Probes::after_update`] reads the update Δθ at `step` (the trainer
+    /// skips forming Δθ otherwise).
+    pub fn needs_update(&self, step: u64) -> bool {
+        let c = &self.cfg;
+        [c.taylor.every, c.update_cosine.every, c.norms.every]
+            .into_iter()
+            .any(|every| due(every, step))
+    }
+
     /// The probes that need the update Δθ_t (`update`) of the minibatch `batch`.
     pub fn after_update(
         &self,

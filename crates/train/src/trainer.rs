@@ -323,13 +323,26 @@ impl Trainer {
         loss_t: f64,
         grad: ParamVec,
     ) -> crate::Result<Option<String>> {
+        let grad_norm = grad.norm()?;
+        self.step_with_norm(batch, loss_t, grad, grad_norm)
+    }
+
+    /// [`Trainer::step_with`] with the gradient's norm `‖grad‖` known (the ensemble
+    /// trainer computes its members' together, bit-identical to `grad.norm()`).
+    pub(crate) fn step_with_norm(
+        &mut self,
+        batch: Batch,
+        loss_t: f64,
+        grad: ParamVec,
+        grad_norm: f64,
+    ) -> crate::Result<Option<String>> {
         let t = self.step;
         self.last_loss = loss_t;
         let mut line = Line {
             step: t,
             epoch: t / self.steps_per_epoch.max(1),
             loss: loss_t,
-            grad_norm: grad.norm()?,
+            grad_norm,
             ..Default::default()
         };
         let threshold = self.cfg.train.divergence_threshold;
@@ -358,16 +371,18 @@ impl Trainer {
                 ),
             ));
         }
-        let st = self.optimizer.step(self.mlp.params(), &grad, lr)?;
+        let (params, update) = self.update(t, grad, lr)?;
         if self.probes.effective.due(t) {
             // After step t (P_t known), before θ moves (H at θ_t).
             let m = self.optimizer.preconditioner(self.mlp.params());
             self.probes.effective.measure(t, &self.mlp, m, &mut line)?;
         }
-        self.probes
-            .after_update(t, &self.mlp, &batch, &st.update, &self.theta0, &mut line)?;
-        if let Some(c) = line.taylor {
-            let uu = st.update.dot(&st.update)?;
+        if let Some(u) = &update {
+            self.probes
+                .after_update(t, &self.mlp, &batch, u, &self.theta0, &mut line)?;
+        }
+        if let (Some(c), Some(u)) = (line.taylor, &update) {
+            let uu = u.dot(u)?;
             if uu > 0.0 {
                 // uᵀHu/‖u‖² for u ∝ Δθ: 2 c2 / ‖Δθ‖².
                 let d = Observation::at(t).with_directional_sharpness(2.0 * c[2] / uu);
@@ -383,9 +398,32 @@ impl Trainer {
         if t % self.cfg.train.log_every == 0 || line.has_probe() || t + 1 == self.total {
             self.writer.write(&line)?;
         }
-        self.mlp = self.mlp.with_params(st.params)?;
+        self.mlp = self.mlp.with_params(params)?;
         self.step += 1;
         Ok(None)
+    }
+
+    /// θ_{t+1} and Δθ_t: without Δθ, in the gradient's own storage
+    /// ([`Optimizer::step_into_grad`], the same roundings), when no probe reads Δθ at
+    /// step t and the model is an MLP (whose gradients are fresh tensors); else
+    /// [`Optimizer::step`].
+    fn update(
+        &mut self,
+        t: u64,
+        grad: ParamVec,
+        lr: f64,
+    ) -> crate::Result<(ParamVec, Option<ParamVec>)> {
+        let mlp = matches!(self.mlp, TrainModel::Mlp(_));
+        let grad = if mlp && !self.probes.needs_update(t) {
+            match self.optimizer.step_into_grad(self.mlp.params(), grad, lr)? {
+                Ok(params) => return Ok((params, None)),
+                Err(grad) => grad,
+            }
+        } else {
+            grad
+        };
+        let st = self.optimizer.step(self.mlp.params(), &grad, lr)?;
+        Ok((st.params, Some(st.update)))
     }
 
     /// K(η, B) from the Gauss–Newton spectrum of the line, when the S_eos probe ran.

@@ -108,3 +108,58 @@ fn ensemble_members_equal_lone_runs_bit_for_bit() {
         assert!(m4.iter().any(|l| l.get("taylor").is_some()));
     }
 }
+
+/// The step without Δθ (plain SGD, no probe reads the update: θ' written into the fresh
+/// gradient's storage) against `Optimizer::step` (forced every step by the norms probe,
+/// which reads Δθ): the same trajectory bit for bit — every logged step's loss, gradient
+/// norm and lr, and the last loss — for a lone run and for ensemble members.
+#[test]
+fn step_in_place_equals_the_optimizer_step() {
+    let case = TinyCase::new("inplace").with_config(CELL);
+    let sets: [&[&str]; 2] = [&["optim.lr=0.1"], &["optim.lr=0.1", "probes.norms.every=1"]];
+    let runs: Vec<_> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, set)| {
+            let dir = case.dir.join(format!("run{i}"));
+            eos_train::train(&case.args(&dir, set)).expect("run")
+        })
+        .collect();
+    let args: Vec<_> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, set)| case.args(&case.dir.join(format!("ens{i}")), set))
+        .collect();
+    let ens = train_ensemble(&args, false, &|_, _| {});
+    let fields = |l: &serde_json::Value| {
+        let bits = |k: &str| l[k].as_f64().expect(k).to_bits();
+        (
+            l["step"].as_u64(),
+            bits("loss"),
+            bits("grad_norm"),
+            bits("lr"),
+        )
+    };
+    let plain = metrics(&runs[0].dir);
+    assert!(plain.len() >= 10 && plain.iter().all(|l| l.get("update_norms").is_none()));
+    for dir in [
+        &runs[1].dir,
+        &ens[0].as_ref().unwrap().dir,
+        &ens[1].as_ref().unwrap().dir,
+    ] {
+        let other = metrics(dir);
+        for l in &plain {
+            let m = other
+                .iter()
+                .find(|m| m["step"] == l["step"])
+                .expect("same step");
+            assert_eq!(fields(l), fields(m), "{}", dir.display());
+        }
+    }
+    assert!(metrics(&runs[1].dir)
+        .iter()
+        .all(|l| l.get("update_norms").is_some()));
+    let last = |s: &eos_train::Summary| s.last_loss.to_bits();
+    assert_eq!(last(&runs[0]), last(&runs[1]));
+    assert_eq!(last(&runs[0]), last(ens[1].as_ref().unwrap()));
+}
