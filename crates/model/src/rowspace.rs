@@ -40,6 +40,8 @@ pub struct RowBasis {
     piv: Vec<usize>,
     /// B `[d, r]`, f64 on the CPU.
     b: Tensor,
+    /// B in f32 when X is f32 (the embedding then runs in the model's precision).
+    b32: Option<Tensor>,
     /// Y = X B = P L `[n, r]`, in X's dtype and on its device.
     y: Tensor,
 }
@@ -170,7 +172,18 @@ impl RowBasis {
         let y = Tensor::from_vec(y, (n, r), &Device::Cpu)?
             .to_dtype(x.dtype())?
             .to_device(x.device())?;
-        Ok(Self { n, d, piv, b, y })
+        let b32 = match x.dtype() {
+            DType::F32 => Some(b.to_dtype(DType::F32)?),
+            _ => None,
+        };
+        Ok(Self {
+            n,
+            d,
+            piv,
+            b,
+            b32,
+            y,
+        })
     }
 
     /// The numerical rank r of X (the reduced first-layer width).
@@ -195,7 +208,9 @@ impl RowBasis {
     }
 
     /// V₀ = D Bᵀ for a row-major block D of `m` rows of length r:
-    /// the row-major `[m, d]` full block (f64).
+    /// the row-major `[m, d]` full block (f64 values). The product runs in X's precision
+    /// when X is f32 (B and D rounded to f32, relative error ≈ 10⁻⁷, the rounding of
+    /// the f32 model's own products; half the time of the f64 product), else in f64.
     pub fn embed(&self, dm: &[f64], m: usize) -> Result<Vec<f64>> {
         let r = self.rank();
         if dm.len() != m * r {
@@ -206,7 +221,14 @@ impl RowBasis {
             ));
         }
         let dm = Tensor::from_slice(dm, (m, r), &Device::Cpu)?;
-        Ok(dm.matmul(&self.b.t()?)?.flatten_all()?.to_vec1::<f64>()?)
+        let v0 = match &self.b32 {
+            Some(b32) => dm
+                .to_dtype(DType::F32)?
+                .matmul(&b32.t()?)?
+                .to_dtype(DType::F64)?,
+            None => dm.matmul(&self.b.t()?)?,
+        };
+        Ok(v0.flatten_all()?.to_vec1::<f64>()?)
     }
 
     /// D = V₀ B for a row-major full block V₀ of `m` rows of length d:
@@ -389,6 +411,31 @@ mod tests {
         let d = rng::normal_vec(5, 12);
         let back = b.project(&b.embed(&d, 3).unwrap(), 3).unwrap();
         assert!(rel_err(&back, &d) < 1e-13);
+    }
+
+    #[test]
+    fn f32_inputs_embed_in_f32_to_f32_rounding() {
+        let (_, batch) = tiny_case(
+            &[40, 6, 2],
+            Activation::Tanh,
+            Loss::Mse,
+            true,
+            9,
+            1,
+            DType::F64,
+        )
+        .unwrap();
+        let x32 = batch.x.to_dtype(DType::F32).unwrap();
+        let (b64, b32) = (
+            RowBasis::new(&x32.to_dtype(DType::F64).unwrap(), ROW_TOL).unwrap(),
+            RowBasis::new(&x32, ROW_TOL).unwrap(),
+        );
+        assert!(b64.b32.is_none() && b32.b32.is_some());
+        let d = rng::normal_vec(3, 6 * 9);
+        let (e64, e32) = (b64.embed(&d, 6).unwrap(), b32.embed(&d, 6).unwrap());
+        assert_eq!(e32.len(), 6 * 40);
+        let e = rel_err(&e32, &e64);
+        assert!(e > 0.0 && e < 1e-6, "f32 embedding off by {e:e}");
     }
 
     #[test]
