@@ -498,7 +498,7 @@ fn tensor_sums<T: Squared>(ts: &[&Tensor]) -> Option<Vec<f64>> {
 /// ‖v‖ of every vector of `vs`, each **bit-identical** to [`ParamVec::norm`] (the same
 /// per-tensor sums in the same order, added tensor by tensor in flat order), computed
 /// together: vectors of one structure and dtype on the host run their sums as
-/// interleaved chains ([`chains`]; ≈ K× the throughput of one latency-bound sum). Others
+/// interleaved chains (`chains`; ≈ K× the throughput of one latency-bound sum). Others
 /// are computed alone by [`ParamVec::norm`]. An ensemble's logged gradient norms.
 pub fn norms(vs: &[&ParamVec]) -> Result<Vec<f64>> {
     let sig = |v: &ParamVec| -> Option<(DType, Vec<usize>)> {
@@ -661,7 +661,7 @@ impl ParamVec {
     /// `(u, self + u)` with `u_l = alpha(l, bias) · d_l` per tensor: an optimizer's step
     /// `θ' = θ + u`. Bit-identical to `d.affine(alpha, 0)` then `self + u` (candle's
     /// rounding: `d·alpha + 0` in the dtype, then the add); host tensors take one
-    /// loop per output ([`host_step`]), others candle's ops.
+    /// loop per output (`host_step`), others candle's ops.
     pub fn scaled_step(
         &self,
         d: &ParamVec,
