@@ -1,5 +1,6 @@
 //! Criterion benches, one group per subsystem (matmul, grad, hvp, third_deriv, 5 cached
-//! HVPs one by one and as a block, lanczos, train_step), on the `eos bench` suites.
+//! HVPs one by one and as a block, lanczos, the row-space lanczos where the batch has
+//! fewer rows than inputs, train_step), on the `eos bench` suites.
 //! Throughput is reported in FLOPs of the first-layer-equivalent matmul units each
 //! operation needs
 //! (docs/performance.md), so criterion prints FLOP/s.
@@ -9,7 +10,10 @@
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use eos_benches::suites::suite;
-use eos_hessian::{lanczos, LanczosConfig, ModelOperator, Which};
+use eos_hessian::{
+    lanczos, lanczos_rowspace, rowspace_declines, LanczosConfig, ModelOperator, RowspaceOperator,
+    Which,
+};
 use eos_model::rng;
 
 fn suites() -> Vec<String> {
@@ -85,6 +89,14 @@ fn model_ops(c: &mut Criterion) {
         g.bench_function("lanczos_top5_20", |b| {
             b.iter(|| lanczos(&op, &cfg, &[]).unwrap())
         });
+        // The same 20 steps on the row-space-reduced operator (issue 15 goal 4), when
+        // n < d; its throughput is still counted in full first-layer units.
+        if rowspace_declines(mlp, batch).is_none() {
+            let row = RowspaceOperator::hessian(mlp, batch, loss).expect("row basis");
+            g.bench_function("lanczos_rowspace_top5_20", |b| {
+                b.iter(|| lanczos_rowspace(&row, &cfg, &[]).unwrap())
+            });
+        }
         g.finish();
     }
 }
