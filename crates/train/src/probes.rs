@@ -207,15 +207,15 @@ impl Probes {
             }
             _ => None,
         };
-        let r = match (reduced, self.cfg.sharpness.block) {
-            (Some(r), _) => r,
-            (None, 0) => {
+        let r = match reduced {
+            Some(r) => r,
+            None => {
                 let op = ModelOperator::hessian(mlp, &self.sharp_set, self.loss);
-                lanczos(&op, &cfg, &warm).context("sharpness probe (Lanczos)")?
-            }
-            (None, b) => {
-                let op = ModelOperator::hessian(mlp, &self.sharp_set, self.loss);
-                block_lanczos(&op, &cfg, b, &warm).context("sharpness probe (block Lanczos)")?
+                match self.cfg.sharpness.block {
+                    0 => lanczos(&op, &cfg, &warm).context("sharpness probe (Lanczos)")?,
+                    b => block_lanczos(&op, &cfg, b, &warm)
+                        .context("sharpness probe (block Lanczos)")?,
+                }
             }
         };
         line.sharpness = r.eigenvalues.first().copied();
